@@ -1,0 +1,64 @@
+"""Names shared by every stage, defined once (STYLE.md rule 3).
+
+Emotion labels, manifest columns, artifact file names and Triton tensor names live here so that the
+synthesizer, the trainer, the evaluator, the Triton model and the client can never disagree.
+"""
+from __future__ import annotations
+
+# Audio everywhere in the platform is mono 16 kHz, the rate Whisper's front end expects.
+SAMPLE_RATE = 16_000
+
+# The six basic emotions the paper's data covers; a user utterance carries exactly one.
+USER_EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "surprised")
+
+# Emotions the assistant answers with. Kept apart from USER_EMOTIONS because empathy is not mirroring:
+# an angry user gets a calm or apologetic reply, not an angry one.
+RESPONSE_EMOTIONS: tuple[str, ...] = (
+    "neutral", "cheerful", "excited", "comforting", "apologetic", "calm", "reassuring",
+)
+
+# Which reply emotions fit each user emotion, with sampling weights. The synthesizer draws from this;
+# evaluation treats the drawn one as the reference, so a model can at best match the weights' mode.
+EMPATHY_MAP: dict[str, tuple[tuple[str, float], ...]] = {
+    "neutral": (("neutral", 0.8), ("cheerful", 0.2)),
+    "happy": (("cheerful", 0.7), ("excited", 0.3)),
+    "sad": (("comforting", 0.85), ("calm", 0.15)),
+    "angry": (("apologetic", 0.7), ("calm", 0.3)),
+    "fearful": (("reassuring", 0.8), ("calm", 0.2)),
+    "surprised": (("excited", 0.6), ("cheerful", 0.4)),
+}
+
+DOMAINS: tuple[str, ...] = (
+    "work", "family", "health", "travel", "shopping", "school", "money", "friends",
+)
+
+SPLITS: tuple[str, ...] = ("train", "test")
+
+# One row of the dataset manifest (manifest.jsonl), in column order. Paths are relative to the dataset root.
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    "id", "split", "domain", "speaker",
+    "user_emotion", "user_text", "user_wav", "user_duration_s",
+    "response_emotion", "response_text", "response_wav", "response_duration_s",
+)
+
+# Files inside a dataset directory.
+MANIFEST_FILE = "manifest.jsonl"
+DATASET_CARD_FILE = "README.md"
+DATASET_STATS_FILE = "card.json"
+
+# Files inside an exported model directory (the unit MLflow registers and Triton serves).
+MODEL_CONFIG_FILE = "config.json"
+MODEL_WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
+
+# Triton: the model's name and its tensors, identical in config.pbtxt, model.py and the client.
+TRITON_MODEL_NAME = "emotion_omni"
+INPUT_AUDIO = "AUDIO"                 # BYTES [1]: a WAV file's bytes (any rate; resampled to 16 kHz)
+OUTPUT_RESPONSE_TEXT = "RESPONSE_TEXT"        # BYTES [1]: UTF-8 reply text
+OUTPUT_RESPONSE_EMOTION = "RESPONSE_EMOTION"  # BYTES [1]: one of RESPONSE_EMOTIONS
+OUTPUT_USER_EMOTION = "USER_EMOTION"          # BYTES [1]: one of USER_EMOTIONS
+OUTPUT_EMOTION_VECTOR = "EMOTION_VECTOR"      # FP32 [E]: the predicted response-emotion embedding
+OUTPUT_RESPONSE_AUDIO = "RESPONSE_AUDIO"      # BYTES [1]: 16 kHz mono WAV bytes of the spoken reply
+
+# Requests larger than this are refused before decoding: 30 s of 16-bit 48 kHz stereo plus headers.
+MAX_AUDIO_BYTES = 6 * 1024 * 1024
