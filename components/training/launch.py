@@ -1,0 +1,102 @@
+"""train(): prepare a run directory, launch the DeepSpeed workers with torchrun, collect the results.
+
+The parent process trains the tokenizer and fixes the model config (so every rank builds the same model),
+then runs `torchrun --nproc_per_node N -m components.training.worker`, teeing its output to RUN/train.log.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from components.model.tokenizer import apply_tokenizer, train_tokenizer
+from components.synthesis import read_manifest
+from components.training.config import TrainConfig
+from components.training.plots import plot_loss_curve
+from components.training.worker import CONFIG_FILE, LOG_FILE, SUMMARY_FILE
+
+
+class TrainingError(RuntimeError):
+    """The distributed run failed; the message carries the tail of its log."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model_dir: Path            # the exported model (config.json + model.safetensors + tokenizer.json)
+    log_path: Path             # per-step losses, JSON lines
+    loss_curve: Path           # PNG
+    summary: dict              # steps, throughput, parameter count, ...
+    wall_seconds: float        # including process start-up and DeepSpeed op compilation
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker_env(nproc: int) -> dict[str, str]:
+    """Environment for the ranks: split the cores between them, DeepSpeed on CPU, ops cached across runs."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    env.setdefault("DS_ACCELERATOR", "cpu" if not _has_cuda() else "cuda")
+    # DeepSpeed JIT-compiles a shared-memory op on first CPU use (~40 s); a stable dir makes that one-off.
+    env.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "omni" / "torch_extensions"))
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _has_cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def prepare_run(dataset_dir: Path, run_dir: Path, config: TrainConfig) -> TrainConfig:
+    """Train the tokenizer on the train split, fill the model config from it, write both into run_dir."""
+    config.validate()
+    rows = [r for r in read_manifest(dataset_dir) if r["split"] == "train"]
+    if not rows:
+        raise ValueError(f"{dataset_dir} has no train split rows: synthesize again with a larger --n")
+    tokenizer = train_tokenizer((t for r in rows for t in (r["user_text"], r["response_text"])),
+                                vocab_size=config.tokenizer_vocab_size)
+    apply_tokenizer(config.model, tokenizer)
+    config.model.validate()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(run_dir / "tokenizer.json"))
+    config.save(run_dir / CONFIG_FILE)
+    return config
+
+
+def train(dataset_dir: Path, run_dir: Path, config: TrainConfig | None = None) -> TrainResult:
+    """Run DeepSpeed training of Emotion Omni on `dataset_dir`'s train split; results land in `run_dir`."""
+    config = config or TrainConfig()
+    dataset_dir, run_dir = Path(dataset_dir).resolve(), Path(run_dir).resolve()
+    start = time.time()
+    prepare_run(dataset_dir, run_dir, config)
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={config.nproc}", "--nnodes=1",
+           "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
+           "-m", "components.training.worker", "--run-dir", str(run_dir), "--dataset", str(dataset_dir)]
+    tail: deque[str] = deque(maxlen=40)
+    with open(run_dir / "train.log", "w") as log, subprocess.Popen(
+            cmd, env=worker_env(config.nproc), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            bufsize=1) as proc:
+        for line in proc.stdout:  # tee: the user sees progress, the run keeps the log
+            sys.stderr.write(line)
+            log.write(line)
+            tail.append(line.rstrip())
+        code = proc.wait()
+    if code != 0:
+        raise TrainingError(f"training failed (torchrun exit {code}); full log: {run_dir / 'train.log'}\n"
+                            + "\n".join(tail))
+    summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+    loss_curve = plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss_curve.png")
+    return TrainResult(run_dir, run_dir / "model", run_dir / LOG_FILE, loss_curve, summary,
+                       round(time.time() - start, 2))
