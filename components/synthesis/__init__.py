@@ -1,0 +1,10 @@
+"""Step 1 of the pipeline: a synthesized emotional spoken-dialogue dataset (template text + espeak-ng speech)."""
+from components.synthesis.config import SynthesisConfig
+from components.synthesis.dataset import DatasetSummary, synthesize_dataset
+from components.synthesis.manifest import ManifestError, read_manifest, write_manifest
+from components.synthesis.speech import EspeakSpeech, SpeechConfig, SpeechError
+
+__all__ = [
+    "DatasetSummary", "EspeakSpeech", "ManifestError", "SpeechConfig", "SpeechError", "SynthesisConfig",
+    "read_manifest", "synthesize_dataset", "write_manifest",
+]

@@ -1,0 +1,104 @@
+"""Dataset statistics (DATASET_STATS_FILE, JSON) and the human-readable dataset card (DATASET_CARD_FILE).
+
+Both are computed from the manifest rows alone, so the card can never disagree with the data.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from components.contracts import DOMAINS, MANIFEST_FILE, RESPONSE_EMOTIONS, SAMPLE_RATE, SPLITS, USER_EMOTIONS
+
+# Columns counted in the stats, each with its label order (contract order, so cards diff cleanly).
+_COUNTED: dict[str, tuple[str, ...]] = {
+    "split": SPLITS,
+    "user_emotion": USER_EMOTIONS,
+    "response_emotion": RESPONSE_EMOTIONS,
+    "domain": DOMAINS,
+}
+
+
+def dataset_stats(rows: list[dict], *, seed: int, generator: dict) -> dict:
+    """Counts per label (and user emotion per split), speakers, and audio hours for manifest rows.
+
+    `generator` records how the data was made (backend, config) and is copied into the stats verbatim.
+    """
+    counts = {column: _ordered(Counter(row[column] for row in rows), labels) for column, labels in _COUNTED.items()}
+    counts["speaker"] = dict(sorted(Counter(row["speaker"] for row in rows).items()))
+    by_split = {split: _ordered(Counter(r["user_emotion"] for r in rows if r["split"] == split), USER_EMOTIONS)
+                for split in SPLITS}
+    user_s = sum(row["user_duration_s"] for row in rows)
+    response_s = sum(row["response_duration_s"] for row in rows)
+    return {
+        "n_dialogues": len(rows),
+        "seed": seed,
+        "sample_rate": SAMPLE_RATE,
+        "generator": generator,
+        "counts": counts,
+        "user_emotion_by_split": by_split,
+        "audio_hours": {
+            "user": round(user_s / 3600, 4),
+            "response": round(response_s / 3600, 4),
+            "total": round((user_s + response_s) / 3600, 4),
+        },
+    }
+
+
+def render_card(stats: dict, examples: list[dict]) -> str:
+    """The dataset card as Markdown: what the data is, how it was made, and its counts."""
+    hours = stats["audio_hours"]
+    lines = [
+        "# Emotion Omni synthetic empathetic-dialogue dataset",
+        "",
+        f"{stats['n_dialogues']} single-turn spoken dialogues. In each, a user says something with one of "
+        f"{len(USER_EMOTIONS)} emotions about one of {len(DOMAINS)} everyday domains, and the assistant answers "
+        "with an empathetic text reply, a reply emotion, and that reply spoken in that emotion.",
+        "",
+        "## How it was made",
+        "",
+        "- Text: a seeded template grammar (`components/synthesis/text.py`, topics in `topics.py`). The user turn "
+        "wraps a domain topic in emotion-bearing phrasing; the reply is an opener and a closing picked by the reply "
+        "emotion around a sentence about the same topic.",
+        "- Reply emotion: drawn per dialogue from `EMPATHY_MAP` with its weights (`components/contracts.py`).",
+        "- Speech: espeak-ng with a prosody profile per emotion (pitch, pitch range, rate, amplitude, word gap) "
+        "plus sox effects (tremolo for fearful, overdrive for angry, low-pass for sad), with seeded per-utterance "
+        "jitter (`components/synthesis/taxonomy.py`, `speech.py`). Users speak in "
+        f"{len(stats['counts']['speaker'])} voices; the assistant always in one.",
+        "- Splits: stratified by user emotion, so every emotion appears in every split.",
+        f"- Seed: {stats['seed']}. The same seed and size reproduce the same manifest.",
+        f"- Generator settings: `{_inline(stats['generator'])}`",
+        "",
+        "## Files",
+        "",
+        f"- `{MANIFEST_FILE}`: one JSON object per dialogue; wav paths are relative to this directory.",
+        f"- `wavs/`: {stats['sample_rate']} Hz mono 16-bit PCM WAV, `<id>_user.wav` and `<id>_response.wav`.",
+        "",
+        "## Counts",
+        "",
+        f"Audio: {hours['total']:.3f} h in total ({hours['user']:.3f} h user, {hours['response']:.3f} h response).",
+        "",
+    ]
+    for column, counts in stats["counts"].items():
+        lines += _table(column, counts) + [""]
+    lines += ["| user_emotion | " + " | ".join(SPLITS) + " |", "|---|" + "---:|" * len(SPLITS)]
+    for emotion in USER_EMOTIONS:
+        cells = " | ".join(str(stats["user_emotion_by_split"][split][emotion]) for split in SPLITS)
+        lines.append(f"| {emotion} | {cells} |")
+    lines += ["", "## Examples", ""]
+    for row in examples:
+        lines.append(f"- ({row['domain']}, {row['user_emotion']} -> {row['response_emotion']}) "
+                     f"User: \"{row['user_text']}\" Assistant: \"{row['response_text']}\"")
+    lines += ["", "Synthetic data: the voices are a formant synthesizer, not people; emotions are acted by "
+              "rule, so a model trained here learns exaggerated prosody, not natural speech.", ""]
+    return "\n".join(lines)
+
+
+def _ordered(counter: Counter, labels: tuple[str, ...]) -> dict[str, int]:
+    return {label: counter.get(label, 0) for label in labels}
+
+
+def _table(column: str, counts: dict[str, int]) -> list[str]:
+    return [f"| {column} | count |", "|---|---:|", *(f"| {label} | {n} |" for label, n in counts.items())]
+
+
+def _inline(settings: dict) -> str:
+    return ", ".join(f"{key}={value}" for key, value in settings.items())
