@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
 from components.contracts import MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE
@@ -25,11 +25,25 @@ def save_pretrained(model: EmotionOmniModel, tokenizer: Tokenizer, out_dir: Path
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.config.save(out_dir / MODEL_CONFIG_FILE)
-    # save_model (not save_file) because the LM ties its input and output embeddings.
     header = {k: str(v) for k, v in (metadata or {}).items()}
-    save_model(model, str(out_dir / MODEL_WEIGHTS_FILE), metadata=header)
+    # Clone: under DeepSpeed every parameter is a view into one flat buffer, which safetensors refuses.
+    tensors = {name: model.state_dict()[name].detach().cpu().clone().contiguous()
+               for name in _unique_names(model)}
+    save_file(tensors, str(out_dir / MODEL_WEIGHTS_FILE), metadata=header)
     tokenizer.save(str(out_dir / TOKENIZER_FILE))
     return out_dir
+
+
+def _unique_names(model: torch.nn.Module) -> list[str]:
+    """State-dict names minus aliases of the same tensor (the LM's tied input/output embeddings)."""
+    seen, names = set(), []
+    for name, tensor in model.state_dict().items():
+        key = (tensor.data_ptr(), tuple(tensor.shape), tensor.dtype)
+        if tensor.numel() and key in seen:
+            continue
+        seen.add(key)
+        names.append(name)
+    return names
 
 
 def check_model_dir(model_dir: Path) -> Path:
@@ -51,7 +65,8 @@ def load_pretrained(model_dir: Path, device: str = "cpu") -> tuple[EmotionOmniMo
     # the model is built, so exported configs hold the architecture, not the path).
     config.speech_encoder_path = config.llm_path = None
     model = EmotionOmniModel(config)
-    missing, unexpected = load_model(model, str(model_dir / MODEL_WEIGHTS_FILE), strict=False)
+    missing, unexpected = model.load_state_dict(load_file(str(model_dir / MODEL_WEIGHTS_FILE)), strict=False)
+    missing = [name for name in missing if name in _unique_names(model)]  # tied aliases are not missing
     if missing or unexpected:
         raise ValueError(f"{model_dir / MODEL_WEIGHTS_FILE} does not match {MODEL_CONFIG_FILE}: "
                          f"missing {missing[:5]}, unexpected {unexpected[:5]}; re-export the model")

@@ -34,8 +34,9 @@ class EmotionOmniResponder:
         if speak:
             # Imported here so text-only users (evaluation) do not need espeak-ng installed.
             from components.synthesis.speech import EspeakSpeech
+            from components.synthesis.taxonomy import ASSISTANT_SPEAKER
             self.speech = EspeakSpeech()
-            self.speaker = speaker or self.speech.default_speaker
+            self.speaker = speaker or ASSISTANT_SPEAKER
 
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, speak: bool = True) -> "EmotionOmniResponder":

@@ -1,0 +1,53 @@
+"""evaluate_model(): run a trained model over a held-out split and write metrics, plots and a report."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from components.audio.io import load_wav
+from components.evaluation.metrics import EvalResult, compute_metrics
+from components.evaluation.records import PredictionRecord
+from components.evaluation.report import ReportPaths, write_report
+from components.inference import EmotionOmniResponder
+from components.synthesis import read_manifest
+
+
+@dataclass
+class Evaluation:
+    result: EvalResult
+    records: list[PredictionRecord]
+    report: ReportPaths
+
+
+def predict(responder: EmotionOmniResponder, rows: list[dict], dataset_dir: Path,
+            progress: bool = True) -> list[PredictionRecord]:
+    """One utterance at a time, as a user would send them, so latency is per-utterance serving latency."""
+    records = []
+    for row in tqdm(rows, desc="evaluate", unit="utt", disable=not progress):
+        wave = load_wav(Path(dataset_dir) / row["user_wav"])
+        start = time.perf_counter()
+        reply = responder.respond(wave)
+        latency = time.perf_counter() - start
+        records.append(PredictionRecord(
+            id=row["id"], user_emotion=row["user_emotion"], predicted_user_emotion=reply.user_emotion,
+            response_emotion=row["response_emotion"], predicted_response_emotion=reply.response_emotion,
+            reference_text=row["response_text"], predicted_text=reply.text, latency_s=latency))
+    return records
+
+
+def evaluate_model(model_dir: Path, dataset_dir: Path, out_dir: Path, split: str = "test",
+                   limit: int | None = None, progress: bool = True) -> Evaluation:
+    """Text and emotions only (speech off): the reply voice is TTS and would only add its own latency."""
+    rows = [r for r in read_manifest(dataset_dir) if r["split"] == split][:limit]
+    if not rows:
+        raise ValueError(f"{dataset_dir} has no '{split}' rows to evaluate: synthesize with a test split "
+                         "(test_fraction > 0) or pass another --split")
+    responder = EmotionOmniResponder.from_pretrained(model_dir, speak=False)
+    records = predict(responder, rows, dataset_dir, progress)
+    result = compute_metrics(records)
+    report = write_report(result, Path(out_dir), samples=records[:8],
+                          title=f"Emotion Omni evaluation ({split}, n={len(records)})")
+    return Evaluation(result, records, report)

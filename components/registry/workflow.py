@@ -1,0 +1,91 @@
+"""The registry side of the pipeline, as plain functions over the step directories.
+
+KFP hands steps strings and directories; these functions turn them into RegistryConfig/GateConfig calls so
+the `@dsl.component` wrappers stay one-liners. On a cluster an empty `tracking_uri` falls back to the
+MLFLOW_TRACKING_URI the step gets from a Kubernetes Secret.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from components.evaluation.report import REPORT_METRICS_FILE as EVAL_METRICS_FILE
+from components.registry.config import RegistryConfig
+from components.registry.gate import GateConfig, GateDecision, GateError, evaluate_gate
+from components.registry.mlflow_registry import download_model, promote, register_model
+
+TRAIN_CONFIG_FILE = "train_config.json"   # written by components.training into the run directory
+TRAIN_SUMMARY_FILE = "train_summary.json"
+
+
+
+def registry_config(tracking_uri: str, artifact_location: str = "", model_name: str = "emotion-omni") -> RegistryConfig:
+    """RegistryConfig from step parameters, the tracking URI defaulting to $MLFLOW_TRACKING_URI."""
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri:
+        raise ValueError("no MLflow tracking URI: pass tracking_uri to the pipeline, or set MLFLOW_TRACKING_URI "
+                         "(on a cluster, from the mlflow-credentials Secret)")
+    return RegistryConfig(tracking_uri=uri, artifact_location=artifact_location or None, model_name=model_name)
+
+
+def gate_config(gate_json: str) -> GateConfig:
+    """GateConfig with the thresholds in `gate_json` (a JSON object; "{}" keeps the defaults)."""
+    overrides = json.loads(gate_json or "{}")
+    known = {f.name for f in dataclasses.fields(GateConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise GateError(f"unknown gate thresholds {unknown}; known: {sorted(known)}")
+    return GateConfig(**overrides)
+
+
+def evaluation_summary(evaluation_dir: Path) -> dict[str, float]:
+    path = Path(evaluation_dir) / EVAL_METRICS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: pass the directory the evaluate step wrote")
+    return json.loads(path.read_text())["summary"]
+
+
+def gate_decision(evaluation_dir: Path, gate_json: str) -> GateDecision:
+    return evaluate_gate(evaluation_summary(evaluation_dir), gate_config(gate_json))
+
+
+def _flatten(prefix: str, value, out: dict) -> dict:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else key, item, out)
+    else:
+        out[prefix] = value
+    return out
+
+
+def register_candidate(model_dir: Path, training_dir: Path, evaluation_dir: Path, *, tracking_uri: str,
+                       artifact_location: str, model_name: str, gate_json: str) -> dict[str, str]:
+    """Register the trained model as the challenger with its params, metrics, plots and gate verdict."""
+    training_dir, evaluation_dir = Path(training_dir), Path(evaluation_dir)
+    config = registry_config(tracking_uri, artifact_location, model_name)
+    train_config = json.loads((training_dir / TRAIN_CONFIG_FILE).read_text())
+    train_summary = json.loads((training_dir / TRAIN_SUMMARY_FILE).read_text())
+    params = _flatten("", train_config, {})
+    params = {k: v for k, v in params.items() if not isinstance(v, list)}  # token-id lists are not params
+    summary = evaluation_summary(evaluation_dir)
+    metrics = {**summary, **{f"train_{k}": float(v) for k, v in train_summary.items()}}
+    decision = gate_decision(evaluation_dir, gate_json)
+    artifacts = sorted(p for p in evaluation_dir.iterdir() if p.is_file())
+    artifacts += [p for p in (training_dir / "loss_curve.png", training_dir / "train_log.jsonl") if p.is_file()]
+    version = register_model(
+        Path(model_dir), config=config, params=params, metrics=metrics, artifacts=artifacts,
+        tags={"gate": "passed" if decision.passed else "failed", "gate_reasons": "; ".join(decision.reasons)})
+    return {"name": version.name, "version": version.version, "run_id": version.run_id,
+            "source_uri": version.source_uri, "tracking_uri": version.tracking_uri,
+            "aliases": ",".join(version.aliases), "gate": "passed" if decision.passed else "failed"}
+
+
+def promote_champion(version: str, *, tracking_uri: str, model_name: str) -> str:
+    """Move the champion alias to `version`; returns the version now serving as champion."""
+    return promote(registry_config(tracking_uri, model_name=model_name), version).version
+
+
+def download_version(version: str, dst: Path, *, tracking_uri: str, model_name: str) -> Path:
+    return download_model(registry_config(tracking_uri, model_name=model_name), version, Path(dst))

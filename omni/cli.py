@@ -1,0 +1,226 @@
+"""`omni`: the platform's one command line. Each subcommand is a plain function tests call directly.
+
+    omni demo                                   the whole pipeline locally (kfp.local) on embedded defaults
+    omni data synthesize --out DIR              step 1 alone
+    omni train --dataset DIR --out DIR          step 2 alone (DeepSpeed, torchrun ranks)
+    omni evaluate --model DIR --dataset DIR     step 3 alone
+    omni serve --model DIR | --model-repository DIR
+    omni chat --audio in.wav --out reply.wav    talk to a running server (or --model DIR in-process)
+    omni pipeline compile --out pipeline.yaml   IR YAML for a Kubeflow Pipelines cluster
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path(os.environ.get("OMNI_DATA_DIR", "data"))
+
+
+class CLIError(Exception):
+    """A user-facing failure: printed without a traceback, exit code 2."""
+
+
+# --- commands -----------------------------------------------------------------------------------------
+def demo(data_dir: Path = DEFAULT_DATA_DIR, n: int = 300, epochs: int = 30, nproc: int = 2, max_steps: int = 0,
+         seed: int = 0, gate_json: str = "{}", train_config_json: str = "{}") -> dict:
+    """Run the whole pipeline with kfp.local and print where everything is, the metrics and step times."""
+    from pipelines.local_run import run_local
+    from pipelines.summary import build_summary, format_summary
+
+    data_dir = Path(data_dir).resolve()
+    run = run_local(data_dir, n=n, seed=seed, epochs=epochs, nproc=nproc, max_steps=max_steps,
+                    gate_json=gate_json, train_config_json=train_config_json)
+    summary = build_summary(run, data_dir)
+    (data_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(format_summary(summary))
+    return summary
+
+
+def synthesize(out: Path, n: int = 300, seed: int = 0, test_fraction: float = 0.2, overwrite: bool = False):
+    from components.synthesis import SynthesisConfig, synthesize_dataset
+
+    summary = synthesize_dataset(SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction), Path(out),
+                                 overwrite=overwrite)
+    print(f"wrote {summary.n} dialogues ({summary.audio_hours:.2f} h audio) to {summary.out_dir} "
+          f"in {summary.elapsed_s:.1f} s; card: {summary.out_dir / 'README.md'}")
+    return summary
+
+
+def train(dataset: Path, out: Path, epochs: int | None = None, nproc: int | None = None, max_steps: int = 0,
+          config: Path | None = None):
+    from components.training import TrainConfig, train as run_training
+
+    train_config = TrainConfig.load(config) if config else TrainConfig()
+    train_config.epochs = epochs or train_config.epochs
+    train_config.nproc = nproc or train_config.nproc
+    train_config.max_steps = max_steps or train_config.max_steps
+    result = run_training(Path(dataset), Path(out), train_config)
+    print(f"model exported to {result.model_dir}; loss curve {result.loss_curve}; "
+          f"{result.summary['samples_per_second']} samples/s over {result.summary['world_size']} ranks")
+    return result
+
+
+def evaluate(model: Path, dataset: Path, out: Path, split: str = "test", limit: int | None = None):
+    from components.evaluation.evaluate import evaluate_model
+
+    outcome = evaluate_model(Path(model), Path(dataset), Path(out), split=split, limit=limit)
+    for key, value in outcome.result.summary().items():
+        print(f"  {key:28s} {value:.4g}")
+    print(f"report: {outcome.report.html}")
+    return outcome
+
+
+def serve(model: Path | None = None, model_repository: Path | None = None, http_port: int = 8000,
+          grpc_port: int = 8001, metrics_port: int = 8002, host: str = "127.0.0.1", work_dir: Path | None = None,
+          block: bool = True):
+    """Start tritonserver on a repository (built from --model if given); blocks until Ctrl-C when `block`."""
+    from serving.launcher import TritonConfig, TritonServer
+    from serving.repository import build_model_repository
+
+    if (model is None) == (model_repository is None):
+        raise CLIError("pass exactly one of --model (an exported model dir) or --model-repository")
+    work_dir = Path(work_dir or DEFAULT_DATA_DIR / "serve").resolve()
+    if model is not None:
+        model_repository = build_model_repository(Path(model), work_dir / "model_repository")
+    server = TritonServer(TritonConfig(model_repository=str(model_repository), host=host, http_port=http_port,
+                                       grpc_port=grpc_port, metrics_port=metrics_port,
+                                       work_dir=str(work_dir / "triton"))).start()
+    print(f"Triton serving {model_repository}\n  http    {server.http_url}\n  grpc    {server.grpc_url}\n"
+          f"  metrics {server.metrics_url}/metrics\n  log     {server.log_path}\n"
+          f"try: omni chat --url {server.http_url} --audio in.wav --out reply.wav")
+    if not block:
+        return server
+    try:
+        while server.running:
+            time.sleep(1)
+        raise CLIError(f"tritonserver exited; see {server.log_path}")
+    except KeyboardInterrupt:
+        print("stopping")
+    finally:
+        server.stop()
+    return None
+
+
+def chat(audio: Path, out: Path, url: str = "127.0.0.1:8000", model: Path | None = None) -> dict:
+    """Send one WAV to the server (or run `model` in-process), write the spoken reply, print the answer."""
+    from components.audio.io import AudioError, encode_wav, load_wav
+
+    try:
+        if model is not None:
+            from components.inference import EmotionOmniResponder
+
+            reply = EmotionOmniResponder.from_pretrained(model).respond(load_wav(audio))
+            answer = {"text": reply.text, "response_emotion": reply.response_emotion,
+                      "user_emotion": reply.user_emotion}
+            wav = encode_wav(reply.audio) if reply.audio.size else b""
+        else:
+            from serving.client import EmotionOmniClient
+
+            served = EmotionOmniClient(url).chat_file(audio)
+            answer = {"text": served.text, "response_emotion": served.response_emotion,
+                      "user_emotion": served.user_emotion, "latency_s": round(served.latency_s, 3)}
+            wav = served.audio_wav
+    except AudioError as error:
+        raise CLIError(str(error)) from None
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_bytes(wav)
+    answer["reply_wav"] = str(out)
+    print(json.dumps(answer, indent=2))
+    return answer
+
+
+def compile_pipeline(out: Path = Path("pipeline.yaml")) -> Path:
+    from pipelines.emotion_omni import compile_pipeline as compile_ir
+
+    compile_ir(str(out))
+    print(f"compiled IR YAML: {out}")
+    return Path(out)
+
+
+# --- argument parsing ---------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omni", description="Emotion Omni MLOps platform",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="run the whole pipeline locally (kfp.local) and print a summary")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where runs, MLflow and models go")
+    p.add_argument("--n", type=int, default=300, help="dialogues to synthesize")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--nproc", type=int, default=2, help="DeepSpeed ranks (torchrun --nproc_per_node)")
+    p.add_argument("--max-steps", type=int, default=0, help="stop training early (0 = all epochs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gate", dest="gate_json", default="{}", help='gate thresholds as JSON, e.g. {"min_chrf": 30}')
+    p.set_defaults(func=lambda a: demo(a.data_dir, a.n, a.epochs, a.nproc, a.max_steps, a.seed, a.gate_json))
+
+    data = sub.add_parser("data", help="dataset commands").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("synthesize", help="synthesize the emotional dialogue set (espeak-ng speech)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--n", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-fraction", type=float, default=0.2)
+    p.add_argument("--overwrite", action="store_true", help="replace a previous dataset in --out")
+    p.set_defaults(func=lambda a: synthesize(a.out, a.n, a.seed, a.test_fraction, a.overwrite))
+
+    p = sub.add_parser("train", help="train with DeepSpeed ZeRO over torchrun ranks and export the model")
+    p.add_argument("--dataset", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, logs, model/)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--nproc", type=int)
+    p.add_argument("--max-steps", type=int, default=0)
+    p.add_argument("--config", type=Path, help="a TrainConfig JSON (see components/training/config.py)")
+    p.set_defaults(func=lambda a: train(a.dataset, a.out, a.epochs, a.nproc, a.max_steps, a.config))
+
+    p = sub.add_parser("evaluate", help="metrics, confusion matrices and a report on a held-out split")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--dataset", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--limit", type=int)
+    p.set_defaults(func=lambda a: evaluate(a.model, a.dataset, a.out, a.split, a.limit))
+
+    p = sub.add_parser("serve", help="start tritonserver (127.0.0.1) on a model or model repository")
+    p.add_argument("--model", type=Path, help="an exported model directory")
+    p.add_argument("--model-repository", type=Path, help="a Triton model repository (e.g. from the pipeline)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--http-port", type=int, default=8000)
+    p.add_argument("--grpc-port", type=int, default=8001)
+    p.add_argument("--metrics-port", type=int, default=8002)
+    p.set_defaults(func=lambda a: serve(a.model, a.model_repository, a.http_port, a.grpc_port, a.metrics_port,
+                                        a.host))
+
+    p = sub.add_parser("chat", help="send a WAV, get the reply text, emotions and a spoken reply WAV")
+    p.add_argument("--audio", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--url", default="127.0.0.1:8000", help="Triton HTTP host:port")
+    p.add_argument("--model", type=Path, help="run this exported model in-process instead of calling a server")
+    p.set_defaults(func=lambda a: chat(a.audio, a.out, a.url, a.model))
+
+    pipeline = sub.add_parser("pipeline", help="Kubeflow pipeline commands").add_subparsers(
+        dest="pipeline_command", required=True)
+    p = pipeline.add_parser("compile", help="compile the pipeline to KFP IR YAML for a cluster")
+    p.add_argument("--out", type=Path, default=Path("pipeline.yaml"))
+    p.set_defaults(func=lambda a: compile_pipeline(a.out))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may reach the hub; fail fast instead of hanging
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except CLIError as error:
+        print(f"omni: error: {error}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as error:  # bad paths and bad input: the message says the fix
+        print(f"omni: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Run the whole pipeline on this machine with kfp.local (SubprocessRunner, no containers, no cluster).
+
+Each step runs as a subprocess of the current interpreter, so the project must be installed in it
+(`pip install -e .`). Outputs land under DATA_DIR/kfp/<run>/<task>/...; MLflow uses DATA_DIR/mlflow.
+"""
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.registry.config import RegistryConfig
+from pipelines.emotion_omni import build_pipeline
+
+
+@dataclass
+class StepResult:
+    task: str
+    parameters: dict[str, Any]
+    artifacts: dict[str, dict[str, Any]]   # output name -> {"uri": ..., "metadata": {...}}
+
+
+@dataclass
+class LocalRun:
+    run_dir: Path
+    wall_seconds: float
+    steps: dict[str, StepResult] = field(default_factory=dict)
+
+    def artifact(self, task: str, name: str) -> dict[str, Any]:
+        return self.steps[task].artifacts[name]
+
+
+def _collect(run_dir: Path) -> dict[str, StepResult]:
+    """Read every task's executor_output.json (KFP's record of its outputs and their metadata)."""
+    results = {}
+    for output_file in sorted(run_dir.glob("*/executor_output.json")):
+        data = json.loads(output_file.read_text())
+        artifacts = {name: {"uri": spec["artifacts"][0]["uri"], "metadata": spec["artifacts"][0].get("metadata", {})}
+                     for name, spec in data.get("artifacts", {}).items()}
+        results[output_file.parent.name] = StepResult(output_file.parent.name, data.get("parameterValues", {}),
+                                                      artifacts)
+    return results
+
+
+def run_local(data_dir: Path, **arguments: Any) -> LocalRun:
+    """Run the pipeline with `arguments` (pipeline parameters) and return what each step produced.
+
+    MLflow defaults to sqlite + a local artifact root under `data_dir` unless tracking_uri is given.
+    """
+    from kfp import local
+
+    data_dir = Path(data_dir).resolve()
+    root = data_dir / "kfp"
+    root.mkdir(parents=True, exist_ok=True)
+    if not arguments.get("tracking_uri"):
+        registry = RegistryConfig.local(data_dir)
+        arguments.update(tracking_uri=registry.tracking_uri, artifact_location=registry.artifact_location or "")
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    before = set(root.iterdir())
+    start = time.time()
+    build_pipeline()(**arguments)
+    wall = time.time() - start
+    new = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
+    if not new:
+        raise RuntimeError(f"kfp.local finished but wrote no run directory under {root}")
+    return LocalRun(run_dir=new[-1], wall_seconds=round(wall, 2), steps=_collect(new[-1]))

@@ -1,0 +1,136 @@
+"""The pipeline's steps as KFP v2 lightweight components: thin wrappers that adapt artifacts and call
+`components`. Imports live inside each function because KFP ships only the function body to the pod.
+
+Every step records `wall_seconds` on its main output's metadata so runs can be compared step by step.
+"""
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+
+# The component image built by infra/Dockerfile.components: the package and its pinned stack installed.
+COMPONENT_IMAGE = "ghcr.io/empathy-omni/omni-components:0.1.0"
+# The image already carries kfp, so steps skip the per-step `pip install kfp` KFP would otherwise prepend.
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def synthesize(n: int, seed: int, test_fraction: float, dataset: Output[Dataset]):
+    """Step 1: the emotional dialogue set (manifest + 16 kHz WAVs + dataset card)."""
+    import time
+    from pathlib import Path
+
+    from components.synthesis import SynthesisConfig, synthesize_dataset
+
+    start = time.time()
+    summary = synthesize_dataset(SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction), Path(dataset.path))
+    dataset.metadata.update({"rows": summary.n, "wall_seconds": round(time.time() - start, 2)})
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def train(dataset: Input[Dataset], epochs: int, nproc: int, max_steps: int, seed: int, config_json: str,
+          model: Output[Model], training: Output[Artifact]):
+    """Step 2: DeepSpeed ZeRO-2 training over `nproc` torchrun ranks; exports safetensors + config."""
+    import json
+    import shutil
+    import time
+    from pathlib import Path
+
+    from components.training import TrainConfig, train
+
+    start = time.time()
+    config = TrainConfig.from_dict({**json.loads(config_json or "{}"), "epochs": epochs, "nproc": nproc,
+                                    "max_steps": max_steps, "seed": seed})
+    result = train(Path(dataset.path), Path(training.path), config)
+    shutil.copytree(result.model_dir, model.path)
+    model.metadata.update({**result.summary, "framework": "pytorch+deepspeed",
+                           "wall_seconds": round(time.time() - start, 2)})
+    training.metadata.update(result.summary)
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def evaluate(model: Input[Model], dataset: Input[Dataset], metrics: Output[Metrics],
+             report_html: Output[HTML], report_md: Output[Markdown], evaluation: Output[Artifact]):
+    """Step 3: held-out emotion accuracy/F1, confusion matrices, chrF, latency; report as HTML and Markdown."""
+    import shutil
+    import time
+    from pathlib import Path
+
+    from components.evaluation.evaluate import evaluate_model
+
+    start = time.time()
+    outcome = evaluate_model(Path(model.path), Path(dataset.path), Path(evaluation.path))
+    for name, value in outcome.result.summary().items():
+        metrics.log_metric(name, value)
+    shutil.copyfile(outcome.report.html, report_html.path)
+    shutil.copyfile(outcome.report.markdown, report_md.path)
+    evaluation.metadata.update({**outcome.result.summary(), "wall_seconds": round(time.time() - start, 2)})
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def register(model: Input[Model], training: Input[Artifact], evaluation: Input[Artifact],
+             tracking_uri: str, artifact_location: str, model_name: str, gate_json: str,
+             registration: Output[Artifact]) -> str:
+    """Step 4a: log the run to MLflow, register a model version, alias it `challenger`. Returns the version."""
+    import json
+    import time
+    from pathlib import Path
+
+    from components.registry.workflow import register_candidate
+
+    start = time.time()
+    version = register_candidate(Path(model.path), Path(training.path), Path(evaluation.path),
+                                 tracking_uri=tracking_uri, artifact_location=artifact_location,
+                                 model_name=model_name, gate_json=gate_json)
+    registration.metadata.update({**version, "wall_seconds": round(time.time() - start, 2)})
+    Path(registration.path).write_text(json.dumps(version, indent=2))
+    return version["version"]
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def check_gate(evaluation: Input[Artifact], gate_json: str) -> bool:
+    """Step 4b: the evaluation gate. A single bool output so `dsl.If` can branch on it."""
+    from pathlib import Path
+
+    from components.registry.workflow import gate_decision
+
+    decision = gate_decision(Path(evaluation.path), gate_json)
+    print("gate", "PASSED" if decision.passed else "FAILED", *decision.reasons, sep="\n  ")
+    return decision.passed
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def promote(version: str, tracking_uri: str, model_name: str) -> str:
+    """Step 4c (only when the gate passed): move the `champion` alias to this version."""
+    from components.registry.workflow import promote_champion
+
+    return promote_champion(version, tracking_uri=tracking_uri, model_name=model_name)
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def export_triton(version: str, tracking_uri: str, model_name: str, model_repository: Output[Artifact]):
+    """Step 5a: a Triton model repository (python backend) built from the registered model version."""
+    import time
+    from pathlib import Path
+
+    from components.registry.workflow import download_version
+    from serving.repository import build_model_repository
+
+    start = time.time()
+    model_dir = download_version(version, Path(model_repository.path + ".download"),
+                                 tracking_uri=tracking_uri, model_name=model_name)
+    build_model_repository(model_dir, Path(model_repository.path), version=int(version))
+    model_repository.metadata.update({"model_version": version, "wall_seconds": round(time.time() - start, 2)})
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def serve_smoke_test(model_repository: Input[Artifact], dataset: Input[Dataset], reply: Output[Artifact]) -> str:
+    """Step 5b: start tritonserver on the repository, send one held-out utterance, keep the spoken reply."""
+    import json
+    import time
+    from pathlib import Path
+
+    from serving.smoke import smoke_test
+
+    start = time.time()
+    result = smoke_test(Path(model_repository.path), Path(dataset.path), Path(reply.path))
+    reply.metadata.update({**result, "wall_seconds": round(time.time() - start, 2)})
+    return json.dumps(result)

@@ -1,0 +1,37 @@
+"""smoke_test(): start tritonserver on a model repository, answer one held-out utterance, stop.
+
+The pipeline's last step, and the proof that what was registered actually serves: the reply's text,
+emotions and spoken WAV are kept as the step's output.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from components.synthesis import read_manifest
+from serving.client import EmotionOmniClient
+from serving.launcher import TritonConfig, TritonServer
+
+
+def smoke_test(model_repository: Path, dataset_dir: Path, out_dir: Path, split: str = "test") -> dict:
+    """Send the first `split` utterance of `dataset_dir` through Triton; write reply.wav + reply.json."""
+    rows = [r for r in read_manifest(dataset_dir) if r["split"] == split]
+    if not rows:
+        raise ValueError(f"{dataset_dir} has no '{split}' rows to send")
+    row = rows[0]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = TritonConfig(model_repository=str(model_repository), work_dir=str(out_dir / "triton"))
+    with TritonServer(config) as server:
+        reply = EmotionOmniClient(server.http_url).chat_file(Path(dataset_dir) / row["user_wav"])
+        endpoint = server.http_url
+    (out_dir / "reply.wav").write_bytes(reply.audio_wav)
+    result = {
+        "endpoint": endpoint, "utterance_id": row["id"], "user_text": row["user_text"],
+        "user_emotion_reference": row["user_emotion"], "user_emotion": reply.user_emotion,
+        "response_text": reply.text, "response_emotion": reply.response_emotion,
+        "reference_response": row["response_text"], "latency_s": round(reply.latency_s, 3),
+        "reply_wav": str(out_dir / "reply.wav"),
+    }
+    (out_dir / "reply.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
