@@ -22,8 +22,9 @@ def smoke_test(model_repository: Path, dataset_dir: Path, out_dir: Path, split: 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = TritonConfig(model_repository=str(model_repository), work_dir=str(out_dir / "triton"))
-    with TritonServer(config) as server:
-        reply = EmotionOmniClient(server.http_url).chat_file(Path(dataset_dir) / row["user_wav"])
+    # Close the client before the server: an idle keep-alive connection makes Triton wait out its exit timeout.
+    with TritonServer(config) as server, EmotionOmniClient(server.http_url) as client:
+        reply = client.chat_file(Path(dataset_dir) / row["user_wav"])
         endpoint = server.http_url
     (out_dir / "reply.wav").write_bytes(reply.audio_wav)
     result = {

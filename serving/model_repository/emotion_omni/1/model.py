@@ -1,0 +1,102 @@
+"""Triton python-backend model for Emotion Omni: WAV bytes in, reply text + emotions + reply speech out.
+
+One of a trio with ../config.pbtxt and serving/client.py; tensor names come from components.contracts.
+This file only adapts tensors: decoding, inference and encoding live in `components`. Project imports
+sit inside the methods so the file imports anywhere (the stub imports it before initialize runs).
+"""
+import json
+import traceback
+from pathlib import Path
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        """Load the responder from <version dir>/<weights_dir>; raising here fails the model load."""
+        try:
+            from components import contracts
+            from components.inference import EmotionOmniResponder
+        except ImportError as err:
+            raise pb_utils.TritonModelException(
+                f"the python-backend stub cannot import the project ({err}). Start tritonserver with "
+                "serving.launcher.TritonServer, which puts the venv's python3 first on PATH, or install "
+                "empathy-omni into the Python the stub embeds"
+            ) from err
+
+        self.c = contracts
+        model_config = json.loads(args["model_config"])
+        self.output_names = (
+            contracts.OUTPUT_RESPONSE_TEXT, contracts.OUTPUT_RESPONSE_EMOTION, contracts.OUTPUT_USER_EMOTION,
+            contracts.OUTPUT_EMOTION_VECTOR, contracts.OUTPUT_RESPONSE_AUDIO,
+        )
+        # dtypes come from config.pbtxt, so a config edit cannot silently disagree with this file.
+        self.dtypes = {
+            name: pb_utils.triton_string_to_numpy(pb_utils.get_output_config_by_name(model_config, name)["data_type"])
+            for name in self.output_names
+        }
+
+        weights_param = model_config.get("parameters", {}).get("weights_dir", {}).get("string_value")
+        if not weights_param:
+            raise pb_utils.TritonModelException(
+                "config.pbtxt has no parameters { key: \"weights_dir\" }; it names the exported model "
+                "directory relative to the version directory, e.g. \"weights\""
+            )
+        weights_dir = Path(args["model_repository"]) / args["model_version"] / weights_param
+        try:
+            self.responder = EmotionOmniResponder.from_pretrained(weights_dir)
+        except Exception as err:
+            raise pb_utils.TritonModelException(
+                f"could not load Emotion Omni from {weights_dir}: {type(err).__name__}: {err}. "
+                "Rebuild the repository with serving.repository.build_model_repository(<exported model dir>, ...)"
+            ) from err
+
+    def execute(self, requests):
+        """One response per request: decode each, run the decodable ones as one batch, encode back.
+
+        A request whose audio is bad gets its own INVALID_ARG error; the rest of the batch still runs.
+        """
+        from components.audio.io import AudioError, decode_wav
+
+        responses = [None] * len(requests)
+        waves = {}  # request index -> its decoded utterances, each (T,) float32 16 kHz
+        for i, request in enumerate(requests):
+            audio = pb_utils.get_input_tensor_by_name(request, self.c.INPUT_AUDIO).as_numpy()  # (B, 1) bytes
+            try:
+                waves[i] = [decode_wav(bytes(item)) for item in audio.reshape(-1)]
+            except AudioError as err:
+                responses[i] = _error(f"{self.c.INPUT_AUDIO}: {err}", pb_utils.TritonError.INVALID_ARG)
+
+        if waves:
+            try:
+                # One generate() call for everything Triton batched together: that is what batching buys.
+                replies = iter(self.responder.respond_batch([w for ws in waves.values() for w in ws]))
+                for i, ws in waves.items():
+                    responses[i] = pb_utils.InferenceResponse(
+                        output_tensors=self._to_tensors([next(replies) for _ in ws]))
+            except Exception as err:  # a model bug: report it on every request still unanswered
+                pb_utils.Logger.log_error(f"emotion_omni inference failed:\n{traceback.format_exc()}")
+                for i in waves:
+                    if responses[i] is None:
+                        responses[i] = _error(f"emotion_omni inference failed: {type(err).__name__}: {err}")
+        return responses
+
+    def _to_tensors(self, replies):
+        from components.audio.io import encode_wav
+
+        c, dt = self.c, self.dtypes
+        columns = {
+            c.OUTPUT_RESPONSE_TEXT: [[r.text.encode("utf-8")] for r in replies],  # (B, 1)
+            c.OUTPUT_RESPONSE_EMOTION: [[r.response_emotion.encode("utf-8")] for r in replies],
+            c.OUTPUT_USER_EMOTION: [[r.user_emotion.encode("utf-8")] for r in replies],
+            c.OUTPUT_EMOTION_VECTOR: [np.asarray(r.emotion_vector).reshape(-1) for r in replies],  # (B, E)
+            # An empty reply has no speech; b"" says so rather than a WAV with zero samples.
+            c.OUTPUT_RESPONSE_AUDIO: [[encode_wav(r.audio) if r.audio.size else b""] for r in replies],
+        }
+        return [pb_utils.Tensor(name, np.array(columns[name], dtype=dt[name])) for name in self.output_names]
+
+
+def _error(message, code=None):
+    error = pb_utils.TritonError(message) if code is None else pb_utils.TritonError(message, code)
+    return pb_utils.InferenceResponse(error=error)

@@ -1,0 +1,59 @@
+"""Turn an exported model directory into a Triton model repository for emotion_omni.
+
+Layout produced (what `TritonConfig.model_repository` points at):
+
+    <repo_dir>/emotion_omni/config.pbtxt
+    <repo_dir>/emotion_omni/<version>/model.py
+    <repo_dir>/emotion_omni/<version>/weights/{config.json, model.safetensors, tokenizer.json, ...}
+
+config.pbtxt and model.py are the checked-in trio under serving/model_repository (shipped as package
+data); the weights directory name is read from config.pbtxt's "weights_dir" parameter so the two
+cannot disagree.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from components.contracts import MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE, TRITON_MODEL_NAME
+
+TEMPLATE_DIR = Path(__file__).parent / "model_repository" / TRITON_MODEL_NAME
+_REQUIRED_FILES = (MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE)
+
+
+def weights_dir_name(config_text: str) -> str:
+    """The "weights_dir" parameter of a config.pbtxt: the weights' directory inside the version dir."""
+    match = re.search(r'key:\s*"weights_dir"\s*value:\s*\{\s*string_value:\s*"([^"]+)"', config_text)
+    if match is None:
+        raise ValueError('config.pbtxt has no parameters { key: "weights_dir" value: { string_value: "..." } }')
+    return match.group(1)
+
+
+def build_model_repository(model_dir: Path, repo_dir: Path, *, version: int = 1) -> Path:
+    """Copy the emotion_omni trio and the exported model in `model_dir` into `repo_dir`; return `repo_dir`.
+
+    An existing `<repo_dir>/emotion_omni/<version>` is replaced; other versions are left alone (Triton
+    serves the highest one).
+    """
+    model_dir, repo_dir = Path(model_dir), Path(repo_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"model_dir={str(model_dir)!r} is not a directory; pass the exported model "
+                                "directory (the export stage's output)")
+    missing = [name for name in _REQUIRED_FILES if not (model_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"model_dir={str(model_dir)!r} is missing {', '.join(missing)}; an exported "
+                                f"model directory holds {', '.join(_REQUIRED_FILES)}. Re-run the export stage.")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"version={version!r}: Triton model versions are integers >= 1")
+
+    config_text = (TEMPLATE_DIR / "config.pbtxt").read_text()
+    model_root = repo_dir / TRITON_MODEL_NAME
+    version_dir = model_root / str(version)
+    if version_dir.exists():
+        shutil.rmtree(version_dir)
+    version_dir.mkdir(parents=True)
+    (model_root / "config.pbtxt").write_text(config_text)
+    shutil.copy2(TEMPLATE_DIR / "1" / "model.py", version_dir / "model.py")
+    shutil.copytree(model_dir, version_dir / weights_dir_name(config_text))
+    return repo_dir

@@ -1,0 +1,111 @@
+"""The real emotion_omni model (tiny, untrained) on a live tritonserver, through the SDK client.
+
+Project audio helpers are imported inside fixtures so that, while they are missing, these tests fail one
+by one instead of aborting the whole collection.
+"""
+from __future__ import annotations
+
+import io
+import wave
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from components.contracts import (
+    MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, RESPONSE_EMOTIONS, SAMPLE_RATE, TOKENIZER_FILE, USER_EMOTIONS,
+)
+from serving.client import EmotionOmniClient, ServingError
+from serving.launcher import TritonConfig, TritonServer, TritonStartupError
+from serving.repository import build_model_repository
+
+pytestmark = pytest.mark.triton
+
+
+@pytest.fixture(scope="module")
+def omni_server(tiny_model_dir, tmp_path_factory):
+    repo = build_model_repository(tiny_model_dir, tmp_path_factory.mktemp("omni_repo"))
+    config = TritonConfig(model_repository=str(repo), startup_timeout_s=300,
+                          work_dir=str(tmp_path_factory.mktemp("omni_triton")))
+    with TritonServer(config) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def chirp_wav() -> bytes:
+    from components.audio.io import encode_wav
+
+    t = np.arange(int(1.5 * SAMPLE_RATE)) / SAMPLE_RATE  # (T,) 1.5 s
+    return encode_wav((0.3 * np.sin(2 * np.pi * (200 + 200 * t) * t)).astype(np.float32))  # 200 -> 800 Hz
+
+
+def _audio_error(data: bytes) -> str:
+    """What decode_wav says about `data`: the server must pass exactly this on."""
+    from components.audio.io import AudioError, decode_wav
+
+    with pytest.raises(AudioError) as excinfo:
+        decode_wav(data)
+    return str(excinfo.value)
+
+
+def _send(url: str, data: bytes):
+    with EmotionOmniClient(url, timeout_s=120) as client:  # closed: idle connections delay shutdown
+        try:
+            return client.chat(data)
+        except ServingError as err:
+            return err
+
+
+def _assert_well_formed(reply) -> None:
+    assert isinstance(reply.text, str)
+    assert reply.response_emotion in RESPONSE_EMOTIONS
+    assert reply.user_emotion in USER_EMOTIONS
+    assert reply.emotion_vector.dtype == np.float32 and reply.emotion_vector.ndim == 1
+    assert reply.emotion_vector.size > 0 and np.isfinite(reply.emotion_vector).all()
+    if reply.text.strip():  # an untrained model may say nothing, and then has nothing to speak
+        with wave.open(io.BytesIO(reply.audio_wav)) as wav:
+            assert (wav.getnchannels(), wav.getframerate(), wav.getsampwidth()) == (1, SAMPLE_RATE, 2)
+            assert wav.getnframes() > 0
+    else:
+        assert reply.audio_wav == b""
+
+
+def test_a_valid_wav_gets_all_five_outputs(omni_server, chirp_wav):
+    with EmotionOmniClient(omni_server.http_url, timeout_s=120) as client:
+        assert client.is_ready()
+        reply = client.chat(chirp_wav)
+    _assert_well_formed(reply)
+    assert reply.latency_s > 0
+
+
+@pytest.mark.parametrize("payload", [b"", b"RIFF\x24\x00\x00\x00WAVEfmt garbage"], ids=["empty", "corrupt"])
+def test_bad_audio_is_refused_with_the_reason_and_the_server_goes_on(omni_server, chirp_wav, payload):
+    error = _send(omni_server.http_url, payload)
+    assert isinstance(error, ServingError), error
+    assert error.status == "400"  # INVALID_ARG: the caller's fault, not the server's
+    assert f"AUDIO: {_audio_error(payload)}" in error.message
+    _assert_well_formed(_send(omni_server.http_url, chirp_wav))
+
+
+def test_a_batch_mixing_good_and_bad_requests(omni_server, chirp_wav):
+    payloads = [chirp_wav, b"", chirp_wav, b"not a wav at all", chirp_wav]
+    with ThreadPoolExecutor(len(payloads)) as pool:  # concurrent, so Triton batches them together
+        results = list(pool.map(lambda p: _send(omni_server.http_url, p), payloads))
+    for payload, result in zip(payloads, results):
+        if payload is chirp_wav:
+            _assert_well_formed(result)
+        else:
+            assert isinstance(result, ServingError), result
+            assert _audio_error(payload) in result.message
+    _assert_well_formed(_send(omni_server.http_url, chirp_wav))
+
+
+def test_a_broken_export_fails_the_load_with_the_reason(tmp_path):
+    export = tmp_path / "export"
+    export.mkdir()
+    for name in (MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE):
+        (export / name).write_text("not what the exporter writes")
+    repo = build_model_repository(export, tmp_path / "repo")
+    server = TritonServer(TritonConfig(model_repository=str(repo), work_dir=str(tmp_path / "work")))
+    with pytest.raises(TritonStartupError, match="could not load Emotion Omni from .*weights"):
+        server.start()
