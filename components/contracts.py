@@ -62,3 +62,19 @@ OUTPUT_RESPONSE_AUDIO = "RESPONSE_AUDIO"      # BYTES [1]: 16 kHz mono WAV bytes
 
 # Requests larger than this are refused before decoding: 30 s of 16-bit 48 kHz stereo plus headers.
 MAX_AUDIO_BYTES = 6 * 1024 * 1024
+
+# Scalar evaluation metrics: the keys of EvalResult.summary(), the KFP Metrics artifact, the MLflow run and
+# the promotion gate. Accuracies and F1 are fractions in [0, 1]; chrF is 0-100; latencies are milliseconds.
+METRIC_NUM_SAMPLES = "num_samples"
+METRIC_USER_EMOTION_ACCURACY = "user_emotion_accuracy"
+METRIC_USER_EMOTION_MACRO_F1 = "user_emotion_macro_f1"
+METRIC_RESPONSE_EMOTION_ACCURACY = "response_emotion_accuracy"
+METRIC_CHRF = "chrf"
+METRIC_LATENCY_P50_MS = "latency_p50_ms"
+METRIC_LATENCY_P95_MS = "latency_p95_ms"
+METRIC_LATENCY_MEAN_MS = "latency_mean_ms"
+
+# Files inside an evaluation report directory.
+REPORT_METRICS_FILE = "metrics.json"
+REPORT_MARKDOWN_FILE = "report.md"
+REPORT_HTML_FILE = "report.html"

@@ -26,7 +26,7 @@ def predict(responder: EmotionOmniResponder, rows: list[dict], dataset_dir: Path
             progress: bool = True) -> list[PredictionRecord]:
     """One utterance at a time, as a user would send them, so latency is per-utterance serving latency."""
     records = []
-    for row in tqdm(rows, desc="evaluate", unit="utt", disable=not progress):
+    for row in tqdm(rows, desc="evaluate", unit="utt", disable=not progress, mininterval=2.0):
         wave = load_wav(Path(dataset_dir) / row["user_wav"])
         start = time.perf_counter()
         reply = responder.respond(wave)

@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from components.evaluation.report import REPORT_METRICS_FILE as EVAL_METRICS_FILE
+from components.contracts import REPORT_METRICS_FILE as EVAL_METRICS_FILE
 from components.registry.config import RegistryConfig
 from components.registry.gate import GateConfig, GateDecision, GateError, evaluate_gate
 from components.registry.mlflow_registry import download_model, promote, register_model
@@ -27,7 +27,7 @@ def registry_config(tracking_uri: str, artifact_location: str = "", model_name: 
     if not uri:
         raise ValueError("no MLflow tracking URI: pass tracking_uri to the pipeline, or set MLFLOW_TRACKING_URI "
                          "(on a cluster, from the mlflow-credentials Secret)")
-    return RegistryConfig(tracking_uri=uri, artifact_location=artifact_location or None, model_name=model_name)
+    return RegistryConfig(tracking_uri=uri, artifact_location=artifact_location, model_name=model_name)
 
 
 def gate_config(gate_json: str) -> GateConfig:

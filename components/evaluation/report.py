@@ -1,0 +1,170 @@
+"""write_report: an EvalResult as metrics.json, report.md, a self-contained report.html and the PNGs.
+
+    paths = write_report(result, Path("out/eval"), samples=records[:8])
+    paths.files()   # everything written, e.g. to log as MLflow artifacts
+
+metrics.json is for machines ({"summary": EvalResult.summary(), "detail": EvalResult.to_dict()}); the
+Markdown links its PNGs by relative path and suits a repository or a KFP Markdown visualisation; the HTML
+embeds them as base64 data URIs so it stays readable when copied away from its directory.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from components.contracts import (
+    METRIC_CHRF,
+    METRIC_LATENCY_MEAN_MS,
+    METRIC_LATENCY_P50_MS,
+    METRIC_LATENCY_P95_MS,
+    METRIC_NUM_SAMPLES,
+    METRIC_RESPONSE_EMOTION_ACCURACY,
+    METRIC_USER_EMOTION_ACCURACY,
+    METRIC_USER_EMOTION_MACRO_F1,
+    REPORT_HTML_FILE,
+    REPORT_MARKDOWN_FILE,
+    REPORT_METRICS_FILE,
+)
+from components.evaluation.metrics import EvalResult
+from components.evaluation.plots import plot_confusion_matrix, plot_latency_histogram
+from components.evaluation.records import PredictionRecord
+
+USER_CONFUSION_PNG = "user_emotion_confusion.png"
+RESPONSE_CONFUSION_PNG = "response_emotion_confusion.png"
+LATENCY_PNG = "latency_histogram.png"
+
+# One line per summary metric, so a reader of the report need not know the code.
+_METRIC_NOTES = {
+    METRIC_NUM_SAMPLES: "test utterances scored",
+    METRIC_USER_EMOTION_ACCURACY: "fraction of utterances whose user emotion was recognised",
+    METRIC_USER_EMOTION_MACRO_F1: "mean F1 over the user emotions present in the test split",
+    METRIC_RESPONSE_EMOTION_ACCURACY: "fraction of replies whose emotion matched the reference",
+    METRIC_CHRF: "character n-gram F-score of reply text vs reference, 0-100",
+    METRIC_LATENCY_P50_MS: "median audio-in to reply-out time",
+    METRIC_LATENCY_P95_MS: "95th-percentile audio-in to reply-out time",
+    METRIC_LATENCY_MEAN_MS: "mean audio-in to reply-out time",
+}
+
+
+@dataclass
+class ReportPaths:
+    directory: Path
+    metrics_json: Path
+    markdown: Path
+    html: Path
+    user_confusion_png: Path
+    response_confusion_png: Path
+    latency_png: Path
+
+    def files(self) -> list[Path]:
+        """Every file the report wrote."""
+        return [self.metrics_json, self.markdown, self.html,
+                self.user_confusion_png, self.response_confusion_png, self.latency_png]
+
+
+def write_report(
+    result: EvalResult,
+    out_dir: Path,
+    *,
+    samples: list[PredictionRecord] | None = None,
+    title: str = "Emotion Omni evaluation",
+    max_samples: int = 8,  # sample rows shown; enough to eyeball reply quality without burying the metrics
+) -> ReportPaths:
+    """Write the report files into `out_dir` (created if missing) and return their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = ReportPaths(
+        directory=out_dir,
+        metrics_json=out_dir / REPORT_METRICS_FILE,
+        markdown=out_dir / REPORT_MARKDOWN_FILE,
+        html=out_dir / REPORT_HTML_FILE,
+        user_confusion_png=out_dir / USER_CONFUSION_PNG,
+        response_confusion_png=out_dir / RESPONSE_CONFUSION_PNG,
+        latency_png=out_dir / LATENCY_PNG,
+    )
+    plot_confusion_matrix(result.user_emotion_confusion, result.user_emotion_labels, paths.user_confusion_png,
+                          title="User emotion recognition")
+    plot_confusion_matrix(result.response_emotion_confusion, result.response_emotion_labels,
+                          paths.response_confusion_png, title="Response emotion choice")
+    plot_latency_histogram(result.latencies_ms, paths.latency_png)
+
+    document = {"title": title, "summary": result.summary(), "detail": result.to_dict()}
+    paths.metrics_json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+    sections = _sections(result, (samples or [])[:max_samples])
+    figures = [("User emotion confusion", paths.user_confusion_png),
+               ("Response emotion confusion", paths.response_confusion_png),
+               ("Latency", paths.latency_png)]
+    paths.markdown.write_text(_markdown(title, sections, figures), encoding="utf-8")
+    paths.html.write_text(_html(title, sections, figures), encoding="utf-8")
+    return paths
+
+
+# A section is (heading, header row, body rows): built once, rendered to both Markdown and HTML.
+_Section = tuple[str, list[str], list[list[str]]]
+
+
+def _sections(result: EvalResult, samples: list[PredictionRecord]) -> list[_Section]:
+    metrics = [[key, f"{value:.4g}", _METRIC_NOTES[key]] for key, value in result.summary().items()]
+    classes = [[c.label, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", str(c.support)]
+               for c in result.user_emotion_per_class]
+    sections = [
+        ("Metrics", ["metric", "value", "meaning"], metrics),
+        ("User emotion per class", ["emotion", "precision", "recall", "f1", "support"], classes),
+    ]
+    if samples:
+        rows = [[s.id, _pair(s.user_emotion, s.predicted_user_emotion),
+                 _pair(s.response_emotion, s.predicted_response_emotion),
+                 s.reference_text, s.predicted_text, f"{s.latency_s * 1000:.0f}"] for s in samples]
+        sections.append(("Sample predictions",
+                         ["id", "user emotion", "response emotion", "reference reply", "predicted reply", "ms"],
+                         rows))
+    return sections
+
+
+def _pair(reference: str, predicted: str) -> str:
+    """'sad ✓' when right, 'sad → happy ✗' when wrong."""
+    return f"{reference} ✓" if reference == predicted else f"{reference} → {predicted} ✗"
+
+
+def _markdown(title: str, sections: list[_Section], figures: list[tuple[str, Path]]) -> str:
+    lines = [f"# {title}", ""]
+    for heading, header, rows in sections:
+        lines += [f"## {heading}", "", _md_row(header), _md_row(["---"] * len(header))]
+        lines += [_md_row(row) for row in rows] + [""]
+    lines += ["## Figures", ""]
+    lines += [f"![{caption}]({path.name})" for caption, path in figures] + [""]
+    return "\n".join(lines)
+
+
+def _md_row(cells: list[str]) -> str:
+    # A pipe or newline inside model output would otherwise break the table.
+    escaped = [cell.replace("|", "\\|").replace("\n", " ") for cell in cells]
+    return "| " + " | ".join(escaped) + " |"
+
+
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}"
+        "table{border-collapse:collapse;margin-bottom:1.5rem}"
+        "th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}"
+        "th{background:#f2f4f7}img{max-width:100%;display:block;margin-bottom:1.5rem}")
+
+
+def _html(title: str, sections: list[_Section], figures: list[tuple[str, Path]]) -> str:
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    for heading, header, rows in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2><table><tr>"
+                     + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
+        for row in rows:
+            parts.append("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>")
+        parts.append("</table>")
+    parts.append("<h2>Figures</h2>")
+    for caption, path in figures:
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        parts.append(f"<h3>{html.escape(caption)}</h3><img alt='{html.escape(caption)}' "
+                     f"src='data:image/png;base64,{data}'>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)

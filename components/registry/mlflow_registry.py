@@ -1,0 +1,260 @@
+"""Register an exported model directory in MLflow, move aliases, resolve and download versions.
+
+    version = register_model(model_dir, config=config, params=params, metrics=result.summary(),
+                             artifacts=report.files())            # -> version N, alias 'challenger'
+    promote(config, version.version)                              # alias 'champion' -> version N
+    local_dir = download_model(config, "champion", Path("/models/download"))
+
+The model is a plain directory (config + safetensors + tokenizer), not an MLflow flavor, so it is stored
+the MLflow 3 way without an MLmodel file: a LoggedModel created from the run holds the files and the
+metrics, and the registered version's source is that LoggedModel's artifact location. In the MLflow UI the
+run lists the model as its output and the model lists its registered versions.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Experiment, LoggedModelOutput, LoggedModelStatus, Metric, Param, RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+from components.contracts import MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE
+from components.registry.config import RegistryConfig
+from components.registry.connection import (
+    RegistryError,
+    artifact_progress_bars_off,
+    check_artifact_store,
+    is_database_uri,
+    open_client,
+)
+
+# What Triton's model and the responder load; a directory without them is not worth registering.
+REQUIRED_MODEL_FILES = (MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE)
+
+
+@dataclass
+class RegisteredVersion:
+    name: str
+    version: str                # "1", "2", ...: a string, like the version arguments MLflow's API takes
+    run_id: str                 # the run that registered it, holding params, metrics and reports
+    source_uri: str             # where the model files live (file://... or s3://...)
+    tracking_uri: str           # password masked: for display and metadata; connect with a RegistryConfig
+    aliases: tuple[str, ...] = ()
+
+
+def register_model(
+    model_dir: Path,
+    *,
+    config: RegistryConfig,
+    params: dict[str, object],
+    metrics: dict[str, float],
+    artifacts: Sequence[Path] = (),
+    tags: dict[str, str] | None = None,
+) -> RegisteredVersion:
+    """Log a run with `params`, `metrics` and `artifacts`, store `model_dir` as its model, register it.
+
+    The new version gets the challenger alias. `artifacts` (plots, reports, loss curves) land at the run's
+    artifact root under their file names; `tags` go on the run, the logged model and the version. Inputs,
+    the database and the artifact store are checked before the run starts; a failure after that marks the
+    run and the logged model FAILED.
+    """
+    model_dir = Path(model_dir)
+    check_model_dir(model_dir)
+    artifacts = [Path(p) for p in artifacts]
+    _check_artifacts(artifacts)
+    tags = {key: str(value) for key, value in (tags or {}).items()}
+    str_params = {key: str(value) for key, value in params.items()}
+    try:
+        float_metrics = {key: float(value) for key, value in metrics.items()}
+    except (TypeError, ValueError) as error:
+        raise RegistryError(
+            f"metrics must all be numbers ({error}). Fix: pass EvalResult.summary() or another dict of floats."
+        ) from None
+
+    client = open_client(config)
+    experiment = _experiment(client, config)
+    # Checked before the run starts: MLflow itself would fail only at the first upload, leaving a dead run.
+    check_artifact_store(experiment.artifact_location)
+    run_id = client.create_run(experiment.experiment_id, tags=tags).info.run_id
+    model_id = None
+    try:
+        model = client.create_logged_model(
+            experiment.experiment_id, name=config.model_name, source_run_id=run_id, params=str_params, tags=tags)
+        model_id = model.model_id
+        client.log_model_artifacts(model_id, str(model_dir))
+        for path in artifacts:
+            client.log_artifact(run_id, str(path))
+        now_ms = int(time.time() * 1000)
+        client.log_batch(
+            run_id,
+            # model_id attaches each metric to the LoggedModel too, so the UI's model view shows it.
+            metrics=[Metric(key, value, now_ms, 0, model_id=model_id) for key, value in float_metrics.items()],
+            params=[Param(key, value) for key, value in str_params.items()],
+        )
+        client.log_outputs(run_id, [LoggedModelOutput(model_id, step=0)])
+        client.finalize_logged_model(model_id, LoggedModelStatus.READY)
+        version = _create_version(client, config, model.artifact_location, run_id, model_id, tags)
+    except BaseException:
+        if model_id is not None:
+            client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
+        client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.FAILED))
+        raise
+    client.set_terminated(run_id)
+    return _resolve(client, config, version)
+
+
+def promote(config: RegistryConfig, version: str | int, alias: str | None = None) -> RegisteredVersion:
+    """Point `alias` (default: the champion alias) at `version`, a version number or an existing alias.
+
+    `promote(config, "challenger")` promotes whatever the challenger alias points at.
+    """
+    client = open_client(config)
+    target = _resolve(client, config, version)
+    client.set_registered_model_alias(config.model_name, alias or config.champion_alias, target.version)
+    return _resolve(client, config, target.version)
+
+
+def resolve(config: RegistryConfig, ref: str | int) -> RegisteredVersion:
+    """The registered version that `ref` (an alias such as 'champion', or a version number) names."""
+    return _resolve(open_client(config), config, ref)
+
+
+def download_model(config: RegistryConfig, ref: str | int, dst: Path) -> Path:
+    """Download the model files of version or alias `ref` under `dst` and return the directory holding them.
+
+    `dst` must be missing or empty, so files of two versions can never mix.
+    """
+    dst = Path(dst)
+    if dst.exists() and any(dst.iterdir()):
+        raise RegistryError(
+            f"download destination {dst} is not empty; files left from another version would mix with these. "
+            "Fix: pass a new or empty directory.")
+    version = resolve(config, ref)
+    check_artifact_store(version.source_uri)
+    with artifact_progress_bars_off():
+        local = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=version.source_uri, dst_path=str(dst), tracking_uri=config.tracking_uri))
+    check_model_dir(local)
+    return local
+
+
+def check_model_dir(model_dir: Path) -> None:
+    """Raise RegistryError unless `model_dir` is a directory holding REQUIRED_MODEL_FILES."""
+    if not model_dir.is_dir():
+        raise RegistryError(f"model directory {model_dir} does not exist. Fix: pass the export step's output dir.")
+    missing = [name for name in REQUIRED_MODEL_FILES if not (model_dir / name).is_file()]
+    if missing:
+        raise RegistryError(
+            f"model directory {model_dir} lacks {missing}; it has {sorted(p.name for p in model_dir.iterdir())}. "
+            "Fix: register the directory written by the export step (save_pretrained), which holds all of "
+            f"{list(REQUIRED_MODEL_FILES)}.")
+
+
+def _check_artifacts(artifacts: list[Path]) -> None:
+    missing = [str(p) for p in artifacts if not p.exists()]
+    if missing:
+        raise RegistryError(f"artifacts {missing} do not exist. Fix: write them before registering, or drop them.")
+    names = [p.name for p in artifacts]
+    clashes = sorted({name for name in names if names.count(name) > 1})
+    if clashes:
+        raise RegistryError(
+            f"artifacts share the names {clashes}; they all land at the run's artifact root, so one would "
+            "overwrite another. Fix: rename them or log their parent directory instead.")
+
+
+def _experiment(client: MlflowClient, config: RegistryConfig) -> Experiment:
+    """The configured experiment, created with config.artifact_location if it does not exist yet."""
+    experiment = client.get_experiment_by_name(config.experiment)
+    if experiment is None:
+        if config.artifact_location is None and is_database_uri(config.tracking_uri):
+            raise RegistryError(
+                f"experiment {config.experiment!r} does not exist yet and no artifact_location is set, so MLflow "
+                "would store artifacts in ./mlruns under the current directory. Fix: set "
+                "RegistryConfig.artifact_location (an absolute dir or s3:// URI).")
+        experiment_id = client.create_experiment(config.experiment, artifact_location=config.artifact_location)
+        return client.get_experiment(experiment_id)
+    if experiment.lifecycle_stage != "active":
+        raise RegistryError(
+            f"experiment {config.experiment!r} is deleted in {config.display_tracking_uri}. Fix: restore it "
+            f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or configure another name.")
+    if config.artifact_location and _as_uri(experiment.artifact_location) != _as_uri(config.artifact_location):
+        raise RegistryError(
+            f"experiment {config.experiment!r} already stores artifacts at {experiment.artifact_location}, not at "
+            f"the configured {config.artifact_location}; MLflow fixes an experiment's location at creation. "
+            "Fix: set artifact_location to the existing one, or use a new experiment name.")
+    return experiment
+
+
+def _as_uri(location: str) -> str:
+    """A plain absolute path as a file:// URI, so '/a/b' and 'file:///a/b' compare equal."""
+    uri = location if urlsplit(location).scheme else Path(location).as_uri()
+    return uri.rstrip("/")
+
+
+def _create_version(client: MlflowClient, config: RegistryConfig, source: str, run_id: str, model_id: str,
+                    tags: dict[str, str]) -> str:
+    """Create the next version of the registered model from `source` and give it the challenger alias."""
+    try:
+        client.get_registered_model(config.model_name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        client.create_registered_model(config.model_name)
+    # source is the LoggedModel's own location, not 'models:/<model_id>': MLflow resolves the latter
+    # through the process-wide tracking URI, which may point at a different store than this client.
+    created = client.create_model_version(
+        config.model_name, source=source, run_id=run_id, tags=tags, model_id=model_id)
+    # The link mlflow.register_model records on the LoggedModel; the UI reads it to list its versions.
+    client.set_logged_model_tags(
+        model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([{"name": config.model_name, "version": created.version}])})
+    client.set_registered_model_alias(config.model_name, config.challenger_alias, str(created.version))
+    return str(created.version)
+
+
+def _resolve(client: MlflowClient, config: RegistryConfig, ref: str | int) -> RegisteredVersion:
+    name, ref = config.model_name, str(ref)
+    try:
+        registered = client.get_registered_model(name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise RegistryError(
+            f"no registered model {name!r} in {config.display_tracking_uri}. Fix: run register_model first, or "
+            "check model_name and tracking_uri.") from None
+    if ref.isdigit():
+        number = ref
+    elif ref in registered.aliases:
+        number = registered.aliases[ref]
+    else:
+        raise RegistryError(
+            f"model {name!r} has no alias {ref!r}; its aliases are {_aliases(registered.aliases)}. Fix: pass a "
+            f"version number, or promote(config, <version>, alias={ref!r}) first.")
+    try:
+        version = client.get_model_version(name, number)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        versions = sorted((v.version for v in client.search_model_versions(f"name = '{name}'")), key=int)
+        raise RegistryError(
+            f"model {name!r} has no version {number}; it has versions {versions} and aliases "
+            f"{_aliases(registered.aliases)}. Fix: pass one of those.") from None
+    return RegisteredVersion(
+        name=name,
+        version=str(version.version),  # MLflow 3 returns an int here and a str elsewhere
+        run_id=version.run_id,
+        source_uri=client.get_model_version_download_uri(name, version.version),
+        tracking_uri=config.display_tracking_uri,
+        aliases=tuple(version.aliases),
+    )
+
+
+def _aliases(aliases: dict[str, int | str]) -> str:
+    """{'champion': 2} as "champion -> 2", for error messages."""
+    return ", ".join(f"{alias} -> {version}" for alias, version in sorted(aliases.items())) or "none"
