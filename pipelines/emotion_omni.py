@@ -43,7 +43,7 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
                                                   "register in MLflow, gate, export to Triton, smoke-serve.")
     def emotion_omni(
         n: int = 300, seed: int = 0, test_fraction: float = 0.2,
-        epochs: int = 12, nproc: int = 2, max_steps: int = 0, train_config_json: str = "{}",
+        epochs: int = 30, nproc: int = 2, max_steps: int = 0, train_config_json: str = "{}",
         tracking_uri: str = "", artifact_location: str = "", model_name: str = "emotion-omni",
         gate_json: str = "{}",
     ):

@@ -48,3 +48,12 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     torch.manual_seed(0)
     model = EmotionOmniModel(tiny_config(tiny_tokenizer))
     return save_pretrained(model, tiny_tokenizer, tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_dialogues(tmp_path_factory) -> Path:
+    """A 14-dialogue synthesized dataset (every emotion in both splits), built once per session."""
+    from components.synthesis import SynthesisConfig, synthesize_dataset
+
+    return synthesize_dataset(SynthesisConfig(n=14, seed=3), tmp_path_factory.mktemp("dialogues") / "data",
+                              progress=False).out_dir

@@ -87,7 +87,7 @@ def _speak_all(tts: EspeakSpeech, plans: list[DialoguePlan], root: Path, config:
     with ThreadPoolExecutor(max_workers=config.workers) as pool:
         futures = [pool.submit(_speak, tts, plan, root, config.seed) for plan in plans]
         try:
-            bar = tqdm(futures, desc="synthesizing speech", unit="dialogue", disable=not progress)
+            bar = tqdm(futures, desc="synthesizing speech", unit="dialogue", disable=not progress, mininterval=2.0)
             return [future.result() for future in bar]
         except BaseException:
             for future in futures:

@@ -12,7 +12,7 @@ from components.model.configuration import EmotionOmniConfig
 
 @dataclass
 class TrainConfig:
-    epochs: int = 12                 # paper: 1 epoch per stage on 200k dialogues; tiny data needs repeats
+    epochs: int = 30                 # paper: 1 epoch per stage on 200k dialogues; 240 tiny dialogues need ~30
     micro_batch_size: int = 8        # per process
     grad_accum_steps: int = 1
     lr_llm: float = 1e-3             # paper: 5e-5 for a pretrained LLM; a random tiny one needs far more
@@ -25,7 +25,7 @@ class TrainConfig:
     seed: int = 0
     tokenizer_vocab_size: int = 1024
     max_steps: int = 0               # > 0 stops early (smoke tests); 0 = run all epochs
-    checkpoint_every_epochs: int = 4  # DeepSpeed (ZeRO) checkpoints for resuming; the last epoch always saves
+    checkpoint_every_epochs: int = 10  # DeepSpeed (ZeRO) checkpoints for resuming; the last epoch always saves
     log_every_steps: int = 5
     model: EmotionOmniConfig = field(default_factory=EmotionOmniConfig)
 

@@ -84,7 +84,8 @@ def train_worker(run_dir: Path, dataset_dir: Path) -> None:
         model=model, optimizer=optimizer, lr_scheduler=scheduler, config=deepspeed_config(config))
 
     log = open(run_dir / LOG_FILE, "w") if rank == 0 else None
-    bar = tqdm(total=total_steps, desc="train", unit="step", disable=rank != 0, dynamic_ncols=True)
+    # mininterval: through torchrun and kfp every refresh becomes a log line; one per 2 s is plenty.
+    bar = tqdm(total=total_steps, desc="train", unit="step", disable=rank != 0, mininterval=2.0)
     start, step, samples = time.time(), 0, 0
     for epoch in range(config.epochs):
         sampler.set_epoch(epoch)

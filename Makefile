@@ -1,0 +1,23 @@
+# The two commands a newcomer needs: `make demo` (main job) and `make test` (test suite).
+VENV ?= .venv
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup demo test test-fast compile clean
+
+setup:            ## system packages + venv + pinned stack (idempotent)
+	VENV=$(VENV) bash infra/setup.sh
+
+demo: setup       ## the whole pipeline locally with kfp.local, then a summary
+	$(VENV)/bin/omni demo
+
+test: setup       ## the whole suite, including the end-to-end pipeline test
+	$(VENV)/bin/python -m pytest -q
+
+test-fast: setup  ## everything but the end-to-end pipeline run
+	$(VENV)/bin/python -m pytest -q -m "not e2e"
+
+compile: setup    ## KFP IR YAML for a cluster
+	$(VENV)/bin/omni pipeline compile --out pipeline.yaml
+
+clean:
+	rm -rf data .pytest_cache

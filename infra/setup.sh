@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Set up a fresh Linux machine for the platform: system packages, a Python 3.11 venv, the pinned stack.
+# Idempotent: re-running only installs what is missing. Used by `make setup` (and so by demo, test, CI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3.11}
+
+# espeak-ng + sox: the local emotional TTS (synthesis and the spoken reply). g++ builds DeepSpeed's CPU op.
+missing=()
+for bin in espeak-ng sox g++; do command -v "$bin" >/dev/null || missing+=("$bin"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  pkgs="${missing[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing system packages: $pkgs"
+  $sudo apt-get update -q && $sudo apt-get install -y -q $pkgs
+fi
+
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+"$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (the bundled Triton python-backend stub is the 3.11 build)"'
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+stamp="$VENV/.installed-$(sha1sum pyproject.toml | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  "$VENV/bin/pip" install -q --upgrade pip
+  # torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build.
+  "$VENV/bin/pip" install -q torch==2.13.0
+  "$VENV/bin/pip" install -q -e '.[test]'
+  rm -f "$VENV"/.installed-*; touch "$stamp"
+fi
+echo "environment ready: $VENV"
