@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -90,10 +91,16 @@ def serve(model: Path | None = None, model_repository: Path | None = None, http_
                                        grpc_port=grpc_port, metrics_port=metrics_port,
                                        work_dir=str(work_dir / "triton"))).start()
     print(f"Triton serving {model_repository}\n  http    {server.http_url}\n  grpc    {server.grpc_url}\n"
-          f"  metrics {server.metrics_url}/metrics\n  log     {server.log_path}\n"
+          f"  metrics {server.metrics_url}\n  log     {server.log_path}\n"
           f"try: omni chat --url {server.http_url} --audio in.wav --out reply.wav")
     if not block:
         return server
+
+    def stop_on_signal(signum, _frame):  # SIGTERM (kubectl, systemd) and SIGINT even when inherited ignored
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGINT, stop_on_signal)
     try:
         while server.running:
             time.sleep(1)
@@ -108,23 +115,24 @@ def serve(model: Path | None = None, model_repository: Path | None = None, http_
 def chat(audio: Path, out: Path, url: str = "127.0.0.1:8000", model: Path | None = None) -> dict:
     """Send one WAV to the server (or run `model` in-process), write the spoken reply, print the answer."""
     from components.audio.io import AudioError, encode_wav, load_wav
+    from serving.client import EmotionOmniClient, ServingError
 
     try:
+        wave = load_wav(audio)  # refuse a bad file here, naming it, before anything is sent or loaded
         if model is not None:
             from components.inference import EmotionOmniResponder
 
-            reply = EmotionOmniResponder.from_pretrained(model).respond(load_wav(audio))
+            reply = EmotionOmniResponder.from_pretrained(model).respond(wave)
             answer = {"text": reply.text, "response_emotion": reply.response_emotion,
                       "user_emotion": reply.user_emotion}
             wav = encode_wav(reply.audio) if reply.audio.size else b""
         else:
-            from serving.client import EmotionOmniClient
-
-            served = EmotionOmniClient(url).chat_file(audio)
+            with EmotionOmniClient(url) as client:
+                served = client.chat_file(audio)
             answer = {"text": served.text, "response_emotion": served.response_emotion,
                       "user_emotion": served.user_emotion, "latency_s": round(served.latency_s, 3)}
             wav = served.audio_wav
-    except AudioError as error:
+    except (AudioError, ServingError) as error:
         raise CLIError(str(error)) from None
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_bytes(wav)

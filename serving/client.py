@@ -93,6 +93,9 @@ class EmotionOmniClient:
         except TimeoutError as err:
             raise ServingError(f"no reply within timeout_s={self.timeout_s} s; the server may be overloaded, "
                                "or raise timeout_s for long clips on a CPU", url=self.url) from err
+        except Exception as err:  # e.g. geventhttpclient's HTTPParseError when the port is not Triton's HTTP
+            raise ServingError(f"{type(err).__name__}: {err}; is {self.url} Triton's HTTP port (default 8000, "
+                               "not gRPC 8001 or metrics 8002)?", url=self.url) from err
         latency_s = time.perf_counter() - start
 
         def first(name: str):

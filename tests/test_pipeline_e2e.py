@@ -68,7 +68,8 @@ def test_registration_and_gate(demo_run):
     mlflow = summary["mlflow"]
     client = MlflowClient(tracking_uri=mlflow["tracking_uri"])
     model = client.get_registered_model(mlflow["model_name"])
-    assert model.aliases == {"challenger": mlflow["version"], "champion": mlflow["version"]}
+    version = int(mlflow["version"])
+    assert {k: int(v) for k, v in model.aliases.items()} == {"challenger": version, "champion": version}
     run = client.get_run(mlflow["run_id"])
     assert run.data.metrics["user_emotion_accuracy"] == pytest.approx(summary["metrics"]["user_emotion_accuracy"])
     assert run.data.tags["gate"] == "passed" and summary["gate_passed"] is True

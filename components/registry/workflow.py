@@ -15,9 +15,10 @@ from components.contracts import REPORT_METRICS_FILE as EVAL_METRICS_FILE
 from components.registry.config import RegistryConfig
 from components.registry.gate import GateConfig, GateDecision, GateError, evaluate_gate
 from components.registry.mlflow_registry import download_model, promote, register_model
+from components.training.config import CONFIG_FILE as TRAIN_CONFIG_FILE
+from components.training.config import LOG_FILE as TRAIN_LOG_FILE
+from components.training.config import SUMMARY_FILE as TRAIN_SUMMARY_FILE
 
-TRAIN_CONFIG_FILE = "train_config.json"   # written by components.training into the run directory
-TRAIN_SUMMARY_FILE = "train_summary.json"
 
 
 
@@ -73,7 +74,7 @@ def register_candidate(model_dir: Path, training_dir: Path, evaluation_dir: Path
     metrics = {**summary, **{f"train_{k}": float(v) for k, v in train_summary.items()}}
     decision = gate_decision(evaluation_dir, gate_json)
     artifacts = sorted(p for p in evaluation_dir.iterdir() if p.is_file())
-    artifacts += [p for p in (training_dir / "loss_curve.png", training_dir / "train_log.jsonl") if p.is_file()]
+    artifacts += [p for p in (training_dir / "loss_curve.png", training_dir / TRAIN_LOG_FILE) if p.is_file()]
     version = register_model(
         Path(model_dir), config=config, params=params, metrics=metrics, artifacts=artifacts,
         tags={"gate": "passed" if decision.passed else "failed", "gate_reasons": "; ".join(decision.reasons)})

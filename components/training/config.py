@@ -10,6 +10,13 @@ from typing import Any
 from components.model.configuration import EmotionOmniConfig
 
 
+# Files in a run directory, shared by the launcher (parent) and the workers (ranks).
+CONFIG_FILE = "train_config.json"
+LOG_FILE = "train_log.jsonl"        # per-step losses, JSON lines, written by rank 0
+SUMMARY_FILE = "train_summary.json"
+TOKENIZER_FILE = "tokenizer.json"
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 30                 # paper: 1 epoch per stage on 200k dialogues; 240 tiny dialogues need ~30

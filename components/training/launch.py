@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,9 +18,8 @@ from pathlib import Path
 
 from components.model.tokenizer import apply_tokenizer, train_tokenizer
 from components.synthesis import read_manifest
-from components.training.config import TrainConfig
+from components.training.config import CONFIG_FILE, LOG_FILE, SUMMARY_FILE, TOKENIZER_FILE, TrainConfig
 from components.training.plots import plot_loss_curve
-from components.training.worker import CONFIG_FILE, LOG_FILE, SUMMARY_FILE
 
 
 class TrainingError(RuntimeError):
@@ -34,6 +34,18 @@ class TrainResult:
     loss_curve: Path           # PNG
     summary: dict              # steps, throughput, parameter count, ...
     wall_seconds: float        # including process start-up and DeepSpeed op compilation
+
+
+# A rank's own exception line, e.g. "[rank1]: components.audio.io.AudioError: ...".
+_RANK_ERROR = re.compile(r"^\[rank\d+\]: [\w.]*(Error|Exception)\b.*")
+
+
+def _root_cause(log_path: Path) -> str:
+    """The first exception a rank raised: the other ranks then fail only on closed connections."""
+    for line in log_path.read_text(errors="replace").splitlines():
+        if _RANK_ERROR.match(line) and "Connection closed by peer" not in line:
+            return line
+    return "no rank reported an exception (killed for memory? see the log)"
 
 
 def _free_port() -> int:
@@ -70,7 +82,7 @@ def prepare_run(dataset_dir: Path, run_dir: Path, config: TrainConfig) -> TrainC
     apply_tokenizer(config.model, tokenizer)
     config.model.validate()
     run_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(str(run_dir / "tokenizer.json"))
+    tokenizer.save(str(run_dir / TOKENIZER_FILE))
     config.save(run_dir / CONFIG_FILE)
     return config
 
@@ -94,8 +106,8 @@ def train(dataset_dir: Path, run_dir: Path, config: TrainConfig | None = None) -
             tail.append(line.rstrip())
         code = proc.wait()
     if code != 0:
-        raise TrainingError(f"training failed (torchrun exit {code}); full log: {run_dir / 'train.log'}\n"
-                            + "\n".join(tail))
+        raise TrainingError(f"training failed (torchrun exit {code}): {_root_cause(run_dir / 'train.log')}\n"
+                            f"full log: {run_dir / 'train.log'}; its end:\n" + "\n".join(tail))
     summary = json.loads((run_dir / SUMMARY_FILE).read_text())
     loss_curve = plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss_curve.png")
     return TrainResult(run_dir, run_dir / "model", run_dir / LOG_FILE, loss_curve, summary,

@@ -24,13 +24,10 @@ from components.export.pretrained import parameter_count, save_pretrained
 from components.model.modeling import EmotionOmniModel
 from components.model.tokenizer import load_tokenizer
 from components.synthesis import read_manifest
-from components.training.config import TrainConfig, deepspeed_config
+from components.training.config import (
+    CONFIG_FILE, LOG_FILE, SUMMARY_FILE, TOKENIZER_FILE, TrainConfig, deepspeed_config,
+)
 from components.training.data import DialogueDataset, collate
-
-LOG_FILE = "train_log.jsonl"
-SUMMARY_FILE = "train_summary.json"
-CONFIG_FILE = "train_config.json"
-
 
 def _param_groups(model: EmotionOmniModel, config: TrainConfig) -> list[dict]:
     """Two learning rates as in the paper: the LLM's, and the rest (encoders, adapters, heads)."""
@@ -67,7 +64,7 @@ def train_worker(run_dir: Path, dataset_dir: Path) -> None:
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(config.seed)  # same init everywhere; DeepSpeed also broadcasts rank 0's weights
 
-    tokenizer = load_tokenizer(run_dir / "tokenizer.json")
+    tokenizer = load_tokenizer(run_dir / TOKENIZER_FILE)
     model = EmotionOmniModel(config.model)
     rows = [r for r in read_manifest(dataset_dir) if r["split"] == "train"]
     dataset = DialogueDataset(rows, dataset_dir, config.model, tokenizer)

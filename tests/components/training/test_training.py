@@ -66,13 +66,15 @@ def test_prepare_run_fills_tokenizer_ids(tiny_dialogues, tiny_tokenizer, tmp_pat
 
 def test_deepspeed_two_ranks_train_and_export(tiny_dialogues, tiny_tokenizer, tmp_path):
     """Real torchrun + DeepSpeed ZeRO-2 over 2 gloo ranks, a few steps on tiny data."""
-    result = train(tiny_dialogues, tmp_path / "run", tiny_train_config(tiny_tokenizer, max_steps=3))
+    config = tiny_train_config(tiny_tokenizer, max_steps=3)
+    config.epochs = 2  # 8 train rows / 2 ranks / 2 per batch = 2 steps an epoch
+    result = train(tiny_dialogues, tmp_path / "run", config)
     assert result.summary["world_size"] == 2 and result.summary["zero_stage"] == 2
     assert result.summary["steps"] == 3
     rows = [json.loads(line) for line in result.log_path.read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3] and all(r["loss"] > 0 for r in rows)
     assert result.loss_curve.stat().st_size > 10_000  # a real PNG, not an empty file
-    assert (result.run_dir / "checkpoints" / "epoch1").is_dir()  # DeepSpeed's ZeRO checkpoint
+    assert (result.run_dir / "checkpoints" / "epoch2").is_dir()  # DeepSpeed's ZeRO checkpoint
     with safe_open(result.model_dir / "model.safetensors", "pt") as f:
         assert f.metadata()["zero_stage"] == "2"
     model, _ = load_pretrained(result.model_dir)
@@ -87,4 +89,6 @@ def test_failed_run_reports_the_log_tail(tiny_dialogues, tiny_tokenizer, tmp_pat
     (data / row["user_wav"]).write_bytes(b"RIFF....WAVEfmt garbage")
     with pytest.raises(TrainingError) as error:
         train(data, tmp_path / "run", tiny_train_config(tiny_tokenizer, max_steps=1))
-    assert "AudioError" in str(error.value) and "train.log" in str(error.value)
+    first_line = str(error.value).splitlines()[0]
+    assert "AudioError" in first_line and row["user_wav"] in first_line  # the root cause, not torchrun's noise
+    assert "train.log" in str(error.value)
