@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     except CLIError as error:
         print(f"omni: error: {error}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError) as error:  # bad paths and bad input: the message says the fix
+    except (FileNotFoundError, FileExistsError, ValueError) as error:  # bad paths or input: the message says the fix
         print(f"omni: error: {error}", file=sys.stderr)
         return 2
     return 0

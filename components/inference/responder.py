@@ -57,7 +57,10 @@ class EmotionOmniResponder:
         for i, ids in enumerate(out.token_ids):
             text = self.tokenizer.decode(ids).strip()
             emotion = config.response_emotions[int(out.response_emotion[i])]
-            audio = (self.speech.synthesize(text, emotion, self.speaker) if self.speech and text
+            # Nothing speakable (empty, or only punctuation from an undertrained model): no audio rather
+            # than an error that would fail every request batched with this one.
+            speakable = self.speech is not None and any(c.isalnum() for c in text)
+            audio = (self.speech.synthesize(text, emotion, self.speaker) if speakable
                      else np.zeros(0, dtype=np.float32))
             replies.append(Reply(
                 text=text, response_emotion=emotion,

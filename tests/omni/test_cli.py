@@ -1,0 +1,70 @@
+"""The omni CLI: every subcommand is listed, errors exit 2 with a message and no traceback."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from components.audio.io import encode_wav
+from components.synthesis import read_manifest
+from omni.cli import build_parser, main
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("demo", "data", "train", "evaluate", "serve", "chat", "pipeline"):
+        assert command in out
+    sub = build_parser().parse_args(["chat", "--audio", "a.wav", "--out", "b.wav"])
+    assert sub.url == "127.0.0.1:8000"
+
+
+def test_data_synthesize(tmp_path, capsys):
+    assert main(["data", "synthesize", "--out", str(tmp_path / "ds"), "--n", "12", "--seed", "1"]) == 0
+    assert len(read_manifest(tmp_path / "ds")) == 12
+    assert "wrote 12 dialogues" in capsys.readouterr().out
+    # A second run into the same place is refused with the fix, then allowed with --overwrite.
+    assert main(["data", "synthesize", "--out", str(tmp_path / "ds"), "--n", "12"]) == 2
+    assert "overwrite" in capsys.readouterr().err
+    assert main(["data", "synthesize", "--out", str(tmp_path / "ds"), "--n", "12", "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize("payload, message", [
+    (b"", "empty"), (b"RIFF\x10\x00\x00\x00WAVEjunk", "not a decodable WAV"),
+    (encode_wav(np.zeros(16000, np.float32)), "silence"),
+])
+def test_chat_refuses_bad_audio(tmp_path, capsys, tiny_model_dir, payload, message):
+    bad = tmp_path / "in.wav"
+    bad.write_bytes(payload)
+    assert main(["chat", "--audio", str(bad), "--out", str(tmp_path / "r.wav"), "--model", str(tiny_model_dir)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(bad) in err and "Traceback" not in err
+    assert not (tmp_path / "r.wav").exists()
+
+
+def test_chat_in_process(tmp_path, capsys, tiny_model_dir):
+    t = np.arange(24000) / 16000
+    (tmp_path / "in.wav").write_bytes(encode_wav((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)))
+    assert main(["chat", "--audio", str(tmp_path / "in.wav"), "--out", str(tmp_path / "r.wav"),
+                 "--model", str(tiny_model_dir)]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert {"text", "response_emotion", "user_emotion", "reply_wav"} <= set(answer)
+
+
+def test_chat_without_a_server_names_omni_serve(tmp_path, capsys):
+    (tmp_path / "in.wav").write_bytes(encode_wav(np.full(8000, 0.1, np.float32)))
+    assert main(["chat", "--audio", str(tmp_path / "in.wav"), "--out", str(tmp_path / "r.wav"),
+                 "--url", "127.0.0.1:9"]) == 2
+    assert "omni serve" in capsys.readouterr().err
+
+
+def test_serve_needs_exactly_one_source(capsys):
+    assert main(["serve"]) == 2
+    assert "exactly one of --model" in capsys.readouterr().err
+
+
+def test_pipeline_compile(tmp_path):
+    assert main(["pipeline", "compile", "--out", str(tmp_path / "p.yaml")]) == 0
+    assert "emotion-omni" in (tmp_path / "p.yaml").read_text()
