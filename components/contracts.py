@@ -58,7 +58,7 @@ OUTPUT_RESPONSE_TEXT = "RESPONSE_TEXT"        # BYTES [1]: UTF-8 reply text
 OUTPUT_RESPONSE_EMOTION = "RESPONSE_EMOTION"  # BYTES [1]: one of RESPONSE_EMOTIONS
 OUTPUT_USER_EMOTION = "USER_EMOTION"          # BYTES [1]: one of USER_EMOTIONS
 OUTPUT_EMOTION_VECTOR = "EMOTION_VECTOR"      # FP32 [E]: the predicted response-emotion embedding
-OUTPUT_RESPONSE_AUDIO = "RESPONSE_AUDIO"      # BYTES [1]: 16 kHz mono WAV bytes of the spoken reply
+OUTPUT_RESPONSE_AUDIO = "RESPONSE_AUDIO"      # BYTES [1]: 16 kHz mono WAV bytes of the spoken reply; b"" when the reply has nothing to say
 
 # Requests larger than this are refused before decoding: 30 s of 16-bit 48 kHz stereo plus headers.
 MAX_AUDIO_BYTES = 6 * 1024 * 1024

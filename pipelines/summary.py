@@ -2,6 +2,10 @@
 import json
 from pathlib import Path
 
+from components.contracts import (
+    METRIC_CHRF, METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS, METRIC_RESPONSE_EMOTION_ACCURACY,
+    METRIC_USER_EMOTION_ACCURACY, METRIC_USER_EMOTION_MACRO_F1,
+)
 from pipelines.local_run import LocalRun
 
 # KFP task name -> (label in the summary, output whose metadata carries wall_seconds)
@@ -13,8 +17,8 @@ STEP_OUTPUTS = {
     "export-triton": ("5a export (Triton repo)", "model_repository"),
     "serve-smoke-test": ("5b serve (tritonserver)", "reply"),
 }
-METRIC_KEYS = ("user_emotion_accuracy", "user_emotion_macro_f1", "response_emotion_accuracy", "chrf",
-               "latency_p50_ms", "latency_p95_ms")
+METRIC_KEYS = (METRIC_USER_EMOTION_ACCURACY, METRIC_USER_EMOTION_MACRO_F1, METRIC_RESPONSE_EMOTION_ACCURACY,
+               METRIC_CHRF, METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS)
 
 
 def build_summary(run: LocalRun, data_dir: Path) -> dict:
