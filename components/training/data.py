@@ -49,3 +49,9 @@ def collate(items: list[dict]) -> dict:
         "user_emotion": torch.tensor([x["user_emotion"] for x in items]),
         "response_emotion": torch.tensor([x["response_emotion"] for x in items]),
     }
+
+
+def to_device(batch: dict, device: torch.device | str) -> dict:
+    """Move a collated batch (tensors and the list of reply tensors) to the engine's device."""
+    return {key: [t.to(device) for t in value] if isinstance(value, list) else value.to(device)
+            for key, value in batch.items()}

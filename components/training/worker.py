@@ -27,7 +27,7 @@ from components.synthesis import read_manifest
 from components.training.config import (
     CONFIG_FILE, LOG_FILE, SUMMARY_FILE, TOKENIZER_FILE, TrainConfig, deepspeed_config,
 )
-from components.training.data import DialogueDataset, collate
+from components.training.data import DialogueDataset, collate, to_device
 
 def _param_groups(model: EmotionOmniModel, config: TrainConfig) -> list[dict]:
     """Two learning rates as in the paper: the LLM's, and the rest (encoders, adapters, heads)."""
@@ -60,7 +60,8 @@ def train_worker(run_dir: Path, dataset_dir: Path) -> None:
     import deepspeed  # heavy; imported only in the training processes
 
     config = TrainConfig.load(run_dir / CONFIG_FILE)
-    deepspeed.init_distributed(dist_backend="gloo")
+    # NCCL between GPUs (a TrainJob on a GPU node pool); gloo on CPU (local runs, CI).
+    deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(config.seed)  # same init everywhere; DeepSpeed also broadcasts rank 0's weights
 
@@ -88,7 +89,7 @@ def train_worker(run_dir: Path, dataset_dir: Path) -> None:
         sampler.set_epoch(epoch)
         engine.train()
         for batch in loader:
-            out = engine(**batch)
+            out = engine(**to_device(batch, engine.device))  # DeepSpeed moves the model, not the inputs
             engine.backward(out.loss)
             engine.step()
             samples += len(batch["response_ids"]) * world

@@ -11,7 +11,7 @@ from safetensors import safe_open
 from components.export.pretrained import load_pretrained
 from components.training import TrainConfig, TrainingError, train
 from components.training.config import deepspeed_config
-from components.training.data import DialogueDataset, collate
+from components.training.data import DialogueDataset, collate, to_device
 from components.training.launch import prepare_run
 from components.synthesis import read_manifest
 from tests.conftest import tiny_config
@@ -52,6 +52,8 @@ def test_dataset_items_and_collate(tiny_dialogues, tiny_tokenizer):
     assert config.user_emotions[item["user_emotion"]] == rows[0]["user_emotion"]
     batch = collate([dataset[0], dataset[1]])
     assert batch["input_features"].shape[0] == 2 and len(batch["response_ids"]) == 2
+    moved = to_device(batch, "meta")  # every tensor, including each reply in the list, follows the engine
+    assert moved["input_features"].is_meta and all(t.is_meta for t in moved["response_ids"])
     with pytest.raises(ValueError, match="no rows"):
         DialogueDataset([], tiny_dialogues, config, tiny_tokenizer)
 
