@@ -216,15 +216,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def user_facing_errors() -> tuple[type[Exception], ...]:
+    """Errors whose message already names the problem and the fix: printed without a traceback."""
+    from components.registry import RegistryError
+    from components.synthesis import SpeechError
+    from components.training import TrainingError
+    from serving.client import ServingError
+    from serving.launcher import TritonStartupError
+
+    return (CLIError, FileNotFoundError, FileExistsError, ValueError, SpeechError, TrainingError,
+            RegistryError, ServingError, TritonStartupError)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may reach the hub; fail fast instead of hanging
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except CLIError as error:
-        print(f"omni: error: {error}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, FileExistsError, ValueError) as error:  # bad paths or input: the message says the fix
+    except Exception as error:
+        if not isinstance(error, user_facing_errors()):
+            raise
         print(f"omni: error: {error}", file=sys.stderr)
         return 2
     return 0

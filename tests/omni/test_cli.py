@@ -68,3 +68,10 @@ def test_serve_needs_exactly_one_source(capsys):
 def test_pipeline_compile(tmp_path):
     assert main(["pipeline", "compile", "--out", str(tmp_path / "p.yaml")]) == 0
     assert "emotion-omni" in (tmp_path / "p.yaml").read_text()
+
+
+def test_missing_espeak_names_the_install_step(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no espeak-ng, no sox on PATH
+    assert main(["data", "synthesize", "--out", str(tmp_path / "ds"), "--n", "12"]) == 2
+    err = capsys.readouterr().err
+    assert "apt-get install espeak-ng sox" in err and "Traceback" not in err
