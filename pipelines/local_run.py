@@ -5,6 +5,7 @@ Each step runs as a subprocess of the current interpreter, so the project must b
 """
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,12 @@ def run_local(data_dir: Path, **arguments: Any) -> LocalRun:
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
     before = set(root.iterdir())
     start = time.time()
-    build_pipeline()(**arguments)
+    with warnings.catch_warnings():
+        # Locally the steps run in this interpreter, where the package is installed, not in the component
+        # image; and cluster-only settings (resources, GPUs, secrets) are ignored by design.
+        warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom")
+        warnings.filterwarnings("ignore", message="Task .* have no effect in the current local runner")
+        build_pipeline()(**arguments)
     wall = time.time() - start
     new = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
     if not new:
