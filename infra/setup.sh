@@ -7,8 +7,10 @@ VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 
 # espeak-ng + sox: the local emotional TTS (synthesis and the spoken reply). g++ builds DeepSpeed's CPU op.
+# prometheus brings promtool, which checks and unit-tests the alert rules.
 missing=()
 for bin in espeak-ng sox g++; do command -v "$bin" >/dev/null || missing+=("$bin"); done
+command -v promtool >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   pkgs="${missing[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -24,7 +26,7 @@ if [ ! -f "$stamp" ]; then
   "$VENV/bin/pip" install -q --upgrade pip
   # torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build.
   "$VENV/bin/pip" install -q torch==2.13.0
-  "$VENV/bin/pip" install -q -e '.[test]'
+  "$VENV/bin/pip" install -q -e '.[test,cluster]'
   rm -f "$VENV"/.installed-*; touch "$stamp"
 fi
 echo "environment ready: $VENV"
