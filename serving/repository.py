@@ -57,3 +57,16 @@ def build_model_repository(model_dir: Path, repo_dir: Path, *, version: int = 1)
     shutil.copy2(TEMPLATE_DIR / "1" / "model.py", version_dir / "model.py")
     shutil.copytree(model_dir, version_dir / weights_dir_name(config_text))
     return repo_dir
+
+
+def publish_model_repository(repo_dir: Path, base_uri: str, *, version: int) -> str:
+    """Upload `repo_dir` to `<base_uri>/<version>/` and return that URI in the form tritonserver reads.
+
+    One repository per registered version, so the Helm chart's `model.version` picks it and a rollback is a
+    `helm rollback` to the previous value (charts/emotion-omni-triton reads `<base>/<version>`).
+    """
+    from components.storage import parse_s3_uri, upload_directory
+
+    target = parse_s3_uri(base_uri).child(str(version))
+    upload_directory(Path(repo_dir), target.uri)
+    return target.uri

