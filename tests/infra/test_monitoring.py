@@ -1,0 +1,49 @@
+"""The platform alerts (06-monitoring) are valid PromQL and fire when they should (promtool), and the MinIO
+ServiceMonitor selects the MinIO Service it is meant to."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.infra.manifests import local_objects
+
+PROMTOOL_TESTS = Path(__file__).parent / "promtool"
+_PROMTOOL = shutil.which("promtool")
+
+
+def _objects(kind):
+    return [(namespace, obj) for _, namespace, obj in local_objects() if obj["kind"] == kind]
+
+
+@pytest.mark.skipif(_PROMTOOL is None, reason="promtool is not on PATH (infra/setup.sh installs it)")
+def test_platform_alerts_with_promtool(tmp_path):
+    (( _, rule),) = _objects("PrometheusRule")
+    (tmp_path / "platform-alerts.rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    shutil.copy(PROMTOOL_TESTS / "platform-alerts.test.yaml", tmp_path)
+    for command in (["check", "rules", "platform-alerts.rules.yaml"], ["test", "rules", "platform-alerts.test.yaml"]):
+        result = subprocess.run([_PROMTOOL, *command], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alerts_have_severity_and_summary():
+    (( _, rule),) = _objects("PrometheusRule")
+    for group in rule["spec"]["groups"]:
+        for alert in group["rules"]:
+            assert alert["labels"]["severity"] in {"critical", "warning"}, alert["alert"]
+            assert alert["annotations"]["summary"], alert["alert"]
+
+
+def test_minio_servicemonitor_selects_only_the_client_service():
+    ((_, monitor),) = _objects("ServiceMonitor")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    services = [(ns, obj) for ns, obj in _objects("Service")
+                if ns in monitor["spec"]["namespaceSelector"]["matchNames"]
+                and selector.items() <= obj["metadata"]["labels"].items()]
+    names = [obj["metadata"]["name"] for _, obj in services]
+    assert names == ["minio"], f"{names}: exactly one Service, or MinIO is scraped twice"
+    (_, service), = services
+    assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
