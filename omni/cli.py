@@ -7,6 +7,9 @@
     omni serve --model DIR | --model-repository DIR
     omni chat --audio in.wav --out reply.wav    talk to a running server (or --model DIR in-process)
     omni pipeline compile --out pipeline.yaml   IR YAML for a Kubeflow Pipelines cluster
+    omni pipeline submit --host URL             one run on a KFP endpoint (--param KEY=VALUE, repeatable)
+    omni pipeline schedule --host URL --cron "0 3 * * *"   a recurring run
+KFP credentials come from the environment (KF_PIPELINES_SA_TOKEN_PATH: a file holding a token), never flags.
 """
 from __future__ import annotations
 
@@ -27,14 +30,14 @@ class CLIError(Exception):
 
 # --- commands -----------------------------------------------------------------------------------------
 def demo(data_dir: Path = DEFAULT_DATA_DIR, n: int = 300, epochs: int = 30, nproc: int = 2, max_steps: int = 0,
-         seed: int = 0, gate_json: str = "{}", train_config_json: str = "{}") -> dict:
+         seed: int = 0, gate_json: str = "{}", train_config_json: str = "{}", publish_uri: str = "") -> dict:
     """Run the whole pipeline with kfp.local and print where everything is, the metrics and step times."""
     from pipelines.local_run import run_local
     from pipelines.summary import build_summary, format_summary
 
     data_dir = Path(data_dir).resolve()
     run = run_local(data_dir, n=n, seed=seed, epochs=epochs, nproc=nproc, max_steps=max_steps,
-                    gate_json=gate_json, train_config_json=train_config_json)
+                    gate_json=gate_json, train_config_json=train_config_json, triton_publish_uri=publish_uri)
     summary = build_summary(run, data_dir)
     (data_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(format_summary(summary))
@@ -141,12 +144,75 @@ def chat(audio: Path, out: Path, url: str = "127.0.0.1:8000", model: Path | None
     return answer
 
 
-def compile_pipeline(out: Path = Path("pipeline.yaml")) -> Path:
-    from pipelines.emotion_omni import compile_pipeline as compile_ir
+def compile_pipeline(out: Path = Path("pipeline.yaml"), settings=None) -> Path:
+    """Write the IR YAML; `settings` (a ClusterSettings) defaults to the pipeline's defaults."""
+    from pipelines.emotion_omni import ClusterSettings, compile_pipeline as compile_ir
 
-    compile_ir(str(out))
+    compile_ir(str(out), settings or ClusterSettings())
     print(f"compiled IR YAML: {out}")
     return Path(out)
+
+
+def _print_submission(submission) -> None:
+    what = "recurring run" if submission.kind == "recurring_run" else "run"
+    print(f"submitted {what} '{submission.name}' ({submission.id}) in experiment {submission.experiment_id}"
+          + (f", cron '{submission.cron}'" if submission.cron else ""))
+    if submission.parameters:
+        print("  parameters " + " ".join(f"{k}={v}" for k, v in sorted(submission.parameters.items())))
+    print(f"  {submission.url}")
+
+
+def submit_pipeline(host: str, package: Path | None = None, params: list[str] = (), run_name: str | None = None,
+                    experiment: str | None = None, enable_caching: bool | None = None, namespace: str | None = None,
+                    service_account: str | None = None, settings=None):
+    """Start one run on the KFP at `host` (see pipelines/submit.py)."""
+    from pipelines.emotion_omni import ClusterSettings
+    from pipelines.submit import DEFAULT_EXPERIMENT, submit_run
+
+    submission = submit_run(host, package, params=params, run_name=run_name,
+                            experiment=experiment or DEFAULT_EXPERIMENT, enable_caching=enable_caching,
+                            namespace=namespace, service_account=service_account,
+                            settings=settings or ClusterSettings())
+    _print_submission(submission)
+    return submission
+
+
+def schedule_pipeline(host: str, cron: str, package: Path | None = None, job_name: str | None = None,
+                      max_concurrency: int = 1, params: list[str] = (), experiment: str | None = None,
+                      enable_caching: bool | None = None, namespace: str | None = None,
+                      service_account: str | None = None, settings=None):
+    """Create a recurring run on the KFP at `host` (see pipelines/submit.py)."""
+    from pipelines.emotion_omni import ClusterSettings
+    from pipelines.submit import DEFAULT_EXPERIMENT, schedule_run
+
+    submission = schedule_run(host, cron, package, job_name=job_name, max_concurrency=max_concurrency,
+                              params=params, experiment=experiment or DEFAULT_EXPERIMENT,
+                              enable_caching=enable_caching, namespace=namespace,
+                              service_account=service_account, settings=settings or ClusterSettings())
+    _print_submission(submission)
+    return submission
+
+
+def cluster_settings(train_gpus: int | None = None, shared_pvc: str | None = None,
+                     shared_mount_path: str | None = None, trainjob_runtime: str | None = None,
+                     gpu_node_selector: list[str] = ()):
+    """ClusterSettings from compile flags: only the flags given override the defaults."""
+    from pipelines.emotion_omni import ClusterSettings
+
+    overrides = {k: v for k, v in {"train_gpus": train_gpus, "shared_pvc": shared_pvc,
+                                   "shared_mount_path": shared_mount_path,
+                                   "trainjob_runtime": trainjob_runtime}.items() if v is not None}
+    selector = {}
+    for pair in gpu_node_selector:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CLIError(f"--gpu-node-selector {pair!r}: expected LABEL=VALUE, e.g. pool=a100")
+        selector[key] = value
+    if selector:
+        overrides["gpu_node_selector"] = selector
+    if overrides.get("train_gpus", 0) < 0:
+        raise CLIError(f"--train-gpus {train_gpus}: must be >= 0")
+    return ClusterSettings(**overrides)
 
 
 # --- argument parsing ---------------------------------------------------------------------------------
@@ -163,7 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=0, help="stop training early (0 = all epochs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gate", dest="gate_json", default="{}", help='gate thresholds as JSON, e.g. {"min_chrf": 30}')
-    p.set_defaults(func=lambda a: demo(a.data_dir, a.n, a.epochs, a.nproc, a.max_steps, a.seed, a.gate_json))
+    p.add_argument("--publish-uri", default="", help="also upload the Triton repository to <uri>/<version>/ "
+                   "(s3://host:port/bucket/prefix; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")
+    p.set_defaults(func=lambda a: demo(a.data_dir, a.n, a.epochs, a.nproc, a.max_steps, a.seed, a.gate_json,
+                                       publish_uri=a.publish_uri))
 
     data = sub.add_parser("data", help="dataset commands").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("synthesize", help="synthesize the emotional dialogue set (espeak-ng speech)")
@@ -210,9 +279,62 @@ def build_parser() -> argparse.ArgumentParser:
 
     pipeline = sub.add_parser("pipeline", help="Kubeflow pipeline commands").add_subparsers(
         dest="pipeline_command", required=True)
-    p = pipeline.add_parser("compile", help="compile the pipeline to KFP IR YAML for a cluster")
+    # Compile-time cluster settings (pipelines/emotion_omni.py ClusterSettings), shared by compile/submit/schedule.
+    cluster = argparse.ArgumentParser(add_help=False)
+    group = cluster.add_argument_group("cluster settings (compiled into the IR)")
+    group.add_argument("--train-gpus", type=int, help="GPUs of the train step's pod (default 1; 0 where only "
+                                                      "TrainJobs train)")
+    group.add_argument("--shared-pvc", help="ReadWriteMany PVC for train_backend=trainjob, mounted into the "
+                                            "train step and the TrainJob nodes")
+    group.add_argument("--shared-mount-path", help="where that PVC is mounted (default /mnt/omni-shared)")
+    group.add_argument("--trainjob-runtime", help="ClusterTrainingRuntime for TrainJobs "
+                                                  "(default torch-distributed-deepspeed)")
+    group.add_argument("--gpu-node-selector", action="append", default=[], metavar="LABEL=VALUE",
+                       help="node label for GPU pods (train step, TrainJob nodes); repeatable")
+
+    def settings(a):
+        given = [a.train_gpus, a.shared_pvc, a.shared_mount_path, a.trainjob_runtime] + a.gpu_node_selector
+        if getattr(a, "package", None) and any(v is not None for v in given):
+            raise CLIError("--package is sent as it was compiled: give the cluster settings flags to "
+                           "`omni pipeline compile` instead, or drop --package")
+        return cluster_settings(a.train_gpus, a.shared_pvc, a.shared_mount_path, a.trainjob_runtime,
+                                a.gpu_node_selector)
+
+    p = pipeline.add_parser("compile", parents=[cluster], help="compile the pipeline to KFP IR YAML for a cluster")
     p.add_argument("--out", type=Path, default=Path("pipeline.yaml"))
-    p.set_defaults(func=lambda a: compile_pipeline(a.out))
+    p.set_defaults(func=lambda a: compile_pipeline(a.out, settings(a)))
+
+    # What submit and schedule share: where, what, with which parameters.
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument("--host", required=True, help="KFP API URL, e.g. http://127.0.0.1:8080 (credentials from "
+                                                      "KF_PIPELINES_SA_TOKEN_PATH, never a flag)")
+    remote.add_argument("--package", type=Path, help="a compiled IR YAML to send (default: compile now, with "
+                                                     "the cluster settings given)")
+    remote.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a pipeline parameter, typed by the pipeline (repeatable), e.g. epochs=5")
+    remote.add_argument("--experiment", help="experiment name (default emotion-omni; created if missing)")
+    remote.add_argument("--namespace", help="profile namespace on a multi-user Kubeflow")
+    remote.add_argument("--service-account", help="ServiceAccount the run's pods use (train_backend=trainjob "
+                                                  "needs pipelines/rbac/trainjob-launcher.yaml bound to it)")
+    caching = remote.add_mutually_exclusive_group()
+    caching.add_argument("--enable-caching", dest="enable_caching", action="store_true", default=None,
+                         help="reuse cached step results (default: as compiled, i.e. on)")
+    caching.add_argument("--disable-caching", dest="enable_caching", action="store_false",
+                         help="run every step again")
+
+    p = pipeline.add_parser("submit", parents=[remote, cluster], help="start a run on a Kubeflow Pipelines endpoint")
+    p.add_argument("--run-name", help="default: emotion-omni <UTC time>")
+    p.set_defaults(func=lambda a: submit_pipeline(a.host, a.package, a.param, a.run_name, a.experiment,
+                                                  a.enable_caching, a.namespace, a.service_account, settings(a)))
+
+    p = pipeline.add_parser("schedule", parents=[remote, cluster], help="create a recurring run (cron schedule)")
+    p.add_argument("--cron", required=True, help='5 fields, e.g. "0 3 * * *" (03:00 daily; sent to KFP with a '
+                                                 'leading seconds field), or KFP\'s 6')
+    p.add_argument("--job-name", help="recurring run name (default: emotion-omni (<cron>))")
+    p.add_argument("--max-concurrency", type=int, default=1, help="runs of this schedule at once (default 1)")
+    p.set_defaults(func=lambda a: schedule_pipeline(a.host, a.cron, a.package, a.job_name, a.max_concurrency,
+                                                    a.param, a.experiment, a.enable_caching, a.namespace,
+                                                    a.service_account, settings(a)))
     return parser
 
 
@@ -221,11 +343,12 @@ def user_facing_errors() -> tuple[type[Exception], ...]:
     from components.registry import RegistryError
     from components.synthesis import SpeechError
     from components.training import TrainingError
+    from pipelines.submit import SubmitError
     from serving.client import ServingError
     from serving.launcher import TritonStartupError
 
     return (CLIError, FileNotFoundError, FileExistsError, ValueError, SpeechError, TrainingError,
-            RegistryError, ServingError, TritonStartupError)
+            RegistryError, ServingError, TritonStartupError, SubmitError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,21 @@
 """The Emotion Omni pipeline graph: synthesize -> train -> evaluate -> register -> gate -> export -> serve.
 
 Compile it for a cluster with `omni pipeline compile`; run it locally with `omni demo` (kfp.local). Platform
-settings (GPUs, resources, secrets, retries) are attached here, never inside components; kfp.local ignores
-them, so the local run and the cluster run execute the same graph.
-"""
+settings (GPUs, resources, secrets, retries, the shared PVC) are attached here, never inside components;
+kfp.local ignores them, so the local run and the cluster run execute the same graph.
 
+Training runs where the `train_backend` parameter says: "local" (default) trains inside the train step's pod
+with torchrun; "trainjob" makes the step a launcher that runs a Kubeflow Trainer TrainJob of
+`trainjob_num_nodes` x `trainjob_gpus_per_node` ranks and waits for it. That needs, on the cluster:
+- a ReadWriteMany PVC (`ClusterSettings.shared_pvc`), mounted into the train step and every TrainJob node at
+  `shared_mount_path`: the step stages the dataset there and copies the run back into its artifacts;
+- the ClusterTrainingRuntime `trainjob_runtime` (torch ML policy, our component image);
+- a run ServiceAccount allowed to create/get/delete TrainJobs and list pods/read pod logs in the run's namespace
+  (pipelines/rbac/trainjob-launcher.yaml). kfp-kubernetes sets no per-task ServiceAccount, so it is the run's:
+  `omni pipeline submit --service-account NAME`.
+Clusters that train only with TrainJobs should compile with `train_gpus=0`: the launcher pod needs no GPU.
+"""
+import json
 from dataclasses import dataclass, field
 
 from kfp import dsl, kubernetes
@@ -29,11 +40,41 @@ class ClusterSettings:
         "MLFLOW_S3_ENDPOINT_URL": "MLFLOW_S3_ENDPOINT_URL",
     })
     retries: int = 2                             # for steps that talk to services (MLflow, Triton start)
+    # Where GPU pods may run: the train step (when it asks for GPUs) and the TrainJob nodes. Many GPU pools are
+    # tainted nvidia.com/gpu:NoSchedule; the toleration is harmless where they are not.
+    gpu_node_selector: dict[str, str] = field(default_factory=dict)
+    gpu_tolerations: tuple[dict, ...] = ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},)
+    # train_backend="trainjob": a ReadWriteMany PVC shared by the train step and the TrainJob pods. "" mounts
+    # nothing, and a trainjob run then fails at once, naming this setting (`omni pipeline compile --shared-pvc`).
+    shared_pvc: str = ""
+    shared_mount_path: str = "/mnt/omni-shared"
+    trainjob_runtime: str = "torch-distributed-deepspeed"  # a ClusterTrainingRuntime (torch ML policy)
+    trainjob_cpu: str = "8"                      # per TrainJob node
+    trainjob_memory: str = "32Gi"                # per TrainJob node
 
 
 def _registry_env(task: dsl.PipelineTask, settings: ClusterSettings) -> dsl.PipelineTask:
     return kubernetes.use_secret_as_env(task, secret_name=settings.mlflow_secret,
                                         secret_key_to_env=settings.mlflow_secret_keys)
+
+
+def _trainjob_json(settings: ClusterSettings) -> str:
+    """The compile-time part of the train step's TrainJobConfig (num_nodes, gpus_per_node come at run time)."""
+    return json.dumps({
+        "runtime": settings.trainjob_runtime, "image": steps.COMPONENT_IMAGE, "pvc": settings.shared_pvc,
+        "mount_path": settings.shared_mount_path, "cpu": settings.trainjob_cpu, "memory": settings.trainjob_memory,
+        "gpu_resource": settings.accelerator_type, "node_selector": dict(settings.gpu_node_selector),
+        "tolerations": [dict(t) for t in settings.gpu_tolerations],
+    }, sort_keys=True)
+
+
+def _on_gpu_nodes(task: dsl.PipelineTask, settings: ClusterSettings) -> dsl.PipelineTask:
+    for key, value in sorted(settings.gpu_node_selector.items()):
+        kubernetes.add_node_selector(task, label_key=key, label_value=value)
+    for t in settings.gpu_tolerations:
+        kubernetes.add_toleration(task, key=t.get("key"), operator=t.get("operator", "Equal"), value=t.get("value"),
+                                  effect=t.get("effect"), toleration_seconds=t.get("tolerationSeconds"))
+    return task
 
 
 def build_pipeline(settings: ClusterSettings = ClusterSettings()):
@@ -44,17 +85,23 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
     def emotion_omni(
         n: int = 300, seed: int = 0, test_fraction: float = 0.2,
         epochs: int = 30, nproc: int = 2, max_steps: int = 0, train_config_json: str = "{}",
+        train_backend: str = "local", trainjob_num_nodes: int = 1, trainjob_gpus_per_node: int = 1,
         tracking_uri: str = "", artifact_location: str = "", model_name: str = "emotion-omni",
-        gate_json: str = "{}",
+        gate_json: str = "{}", triton_publish_uri: str = "",
     ):
         data = steps.synthesize(n=n, seed=seed, test_fraction=test_fraction)
         data.set_cpu_request("2").set_memory_request("2Gi")
 
         trained = steps.train(dataset=data.outputs["dataset"], epochs=epochs, nproc=nproc, max_steps=max_steps,
-                              seed=seed, config_json=train_config_json)
+                              seed=seed, config_json=train_config_json, backend=train_backend,
+                              num_nodes=trainjob_num_nodes, gpus_per_node=trainjob_gpus_per_node,
+                              trainjob_json=_trainjob_json(settings))
         trained.set_cpu_request("4").set_memory_request("16Gi")
         if settings.train_gpus:
             trained.set_accelerator_type(settings.accelerator_type).set_accelerator_limit(settings.train_gpus)
+            _on_gpu_nodes(trained, settings)
+        if settings.shared_pvc:
+            kubernetes.mount_pvc(trained, pvc_name=settings.shared_pvc, mount_path=settings.shared_mount_path)
 
         evaluated = steps.evaluate(model=trained.outputs["model"], dataset=data.outputs["dataset"])
         evaluated.set_cpu_request("2").set_memory_request("4Gi")
@@ -64,16 +111,22 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
             evaluation=evaluated.outputs["evaluation"], tracking_uri=tracking_uri,
             artifact_location=artifact_location, model_name=model_name, gate_json=gate_json)
         _registry_env(registered, settings).set_retry(settings.retries)
+        registered.set_cpu_request("1").set_memory_request("2Gi")
 
         gate = steps.check_gate(evaluation=evaluated.outputs["evaluation"], gate_json=gate_json)
+        gate.set_cpu_request("500m").set_memory_request("512Mi")
         with dsl.If(gate.output == True, name="gate-passed"):  # noqa: E712  (KFP needs ==, not `is`)
             promoted = steps.promote(version=registered.outputs["Output"], tracking_uri=tracking_uri,
                                      model_name=model_name)
             _registry_env(promoted, settings).set_retry(settings.retries)
+            promoted.set_cpu_request("500m").set_memory_request("512Mi")
 
+        # triton_publish_uri, e.g. s3://minio.minio.svc.cluster.local:9000/models/emotion-omni/triton: the base the
+        # Helm chart's modelRepository points at ("" keeps the repository as a pipeline artifact only).
         exported = steps.export_triton(version=registered.outputs["Output"], tracking_uri=tracking_uri,
-                                       model_name=model_name)
+                                       model_name=model_name, publish_uri=triton_publish_uri)
         _registry_env(exported, settings).set_retry(settings.retries)
+        exported.set_cpu_request("1").set_memory_request("4Gi")  # downloads and repackages the model
 
         served = steps.serve_smoke_test(model_repository=exported.outputs["model_repository"],
                                         dataset=data.outputs["dataset"])

@@ -27,8 +27,13 @@ def synthesize(n: int, seed: int, test_fraction: float, dataset: Output[Dataset]
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def train(dataset: Input[Dataset], epochs: int, nproc: int, max_steps: int, seed: int, config_json: str,
+          backend: str, num_nodes: int, gpus_per_node: int, trainjob_json: str,
           model: Output[Model], training: Output[Artifact]):
-    """Step 2: DeepSpeed ZeRO-2 training over `nproc` torchrun ranks; exports safetensors + config."""
+    """Step 2: DeepSpeed ZeRO-2 training; exports safetensors + config.
+
+    backend "local": `nproc` torchrun ranks inside this pod. backend "trainjob": a Kubeflow Trainer TrainJob of
+    `num_nodes` x `gpus_per_node` ranks on the shared PVC (`trainjob_json`: the rest of its TrainJobConfig).
+    """
     import json
     import shutil
     import time
@@ -39,9 +44,20 @@ def train(dataset: Input[Dataset], epochs: int, nproc: int, max_steps: int, seed
     start = time.time()
     config = TrainConfig.from_dict({**json.loads(config_json or "{}"), "epochs": epochs, "nproc": nproc,
                                     "max_steps": max_steps, "seed": seed})
-    result = train(Path(dataset.path), Path(training.path), config)
+    if backend == "local":
+        result = train(Path(dataset.path), Path(training.path), config)
+    elif backend == "trainjob":
+        from components.training.trainjob import TrainJobConfig
+        from components.training.trainjob_run import train_on_cluster
+
+        job = TrainJobConfig.from_dict({**json.loads(trainjob_json or "{}"), "num_nodes": num_nodes,
+                                        "gpus_per_node": gpus_per_node})
+        result = train_on_cluster(Path(dataset.path), Path(training.path), config, job)
+    else:
+        raise ValueError(f"train_backend={backend!r}: use 'local' (torchrun in this step) or 'trainjob' "
+                         "(a Kubeflow Trainer TrainJob on the cluster)")
     shutil.copytree(result.model_dir, model.path)
-    model.metadata.update({**result.summary, "framework": "pytorch+deepspeed",
+    model.metadata.update({**result.summary, "framework": "pytorch+deepspeed", "train_backend": backend,
                            "wall_seconds": round(time.time() - start, 2)})
     training.metadata.update(result.summary)
 
@@ -106,18 +122,23 @@ def promote(version: str, tracking_uri: str, model_name: str) -> str:
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def export_triton(version: str, tracking_uri: str, model_name: str, model_repository: Output[Artifact]):
-    """Step 5a: a Triton model repository (python backend) built from the registered model version."""
+def export_triton(version: str, tracking_uri: str, model_name: str, publish_uri: str,
+                  model_repository: Output[Artifact]):
+    """Step 5a: a Triton model repository (python backend) built from the registered model version, and,
+    when `publish_uri` is set, uploaded to `<publish_uri>/<version>/` where the Helm chart serves it."""
     import time
     from pathlib import Path
 
     from components.registry.workflow import download_version
-    from serving.repository import build_model_repository
+    from serving.repository import build_model_repository, publish_model_repository
 
     start = time.time()
     model_dir = download_version(version, Path(model_repository.path + ".download"),
                                  tracking_uri=tracking_uri, model_name=model_name)
     build_model_repository(model_dir, Path(model_repository.path), version=int(version))
+    if publish_uri:
+        model_repository.metadata["published_uri"] = publish_model_repository(
+            Path(model_repository.path), publish_uri, version=int(version))
     model_repository.metadata.update({"model_version": version, "wall_seconds": round(time.time() - start, 2)})
 
 

@@ -24,20 +24,24 @@ OPEN_GATE = json.dumps({"min_user_emotion_accuracy": 0, "min_user_emotion_macro_
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
+def demo_run(tmp_path_factory, s3_server):
     from omni.cli import demo
 
+    endpoint, key, secret = s3_server
     data_dir = tmp_path_factory.mktemp("e2e")
     tiny_model = json.dumps({"model": {"window_seconds": 6.0, "llm": {
         "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4,
         "num_key_value_heads": 2, "max_position_embeddings": 512, "tie_word_embeddings": True}}})
-    summary = demo(data_dir=data_dir, n=24, epochs=2, max_steps=4, gate_json=OPEN_GATE,
-                   train_config_json=tiny_model)
-    return data_dir, summary
+    with pytest.MonkeyPatch.context() as env:  # the steps' subprocesses inherit these, as pods get the Secret
+        env.setenv("AWS_ACCESS_KEY_ID", key)
+        env.setenv("AWS_SECRET_ACCESS_KEY", secret)
+        summary = demo(data_dir=data_dir, n=24, epochs=2, max_steps=4, gate_json=OPEN_GATE,
+                       train_config_json=tiny_model, publish_uri=f"s3://{endpoint}/models/emotion-omni/triton")
+    return data_dir, summary, s3_server
 
 
 def test_dataset_step(demo_run):
-    _, summary = demo_run
+    _, summary, _ = demo_run
     rows = read_manifest(Path(summary["dataset"]))
     assert len(rows) == 24
     assert {r["user_emotion"] for r in rows if r["split"] == "test"} == set(USER_EMOTIONS)
@@ -45,7 +49,7 @@ def test_dataset_step(demo_run):
 
 
 def test_training_step(demo_run):
-    _, summary = demo_run
+    _, summary, _ = demo_run
     model_dir = Path(summary["model"])
     with safe_open(model_dir / "model.safetensors", "pt") as f:
         assert f.metadata()["zero_stage"] == "2"
@@ -55,7 +59,7 @@ def test_training_step(demo_run):
 
 
 def test_evaluation_step(demo_run):
-    _, summary = demo_run
+    _, summary, _ = demo_run
     metrics = summary["metrics"]
     assert 0 <= metrics["user_emotion_accuracy"] <= 1 and 0 <= metrics["chrf"] <= 100
     assert metrics["latency_p50_ms"] > 0
@@ -64,7 +68,7 @@ def test_evaluation_step(demo_run):
 
 
 def test_registration_and_gate(demo_run):
-    _, summary = demo_run
+    _, summary, _ = demo_run
     mlflow = summary["mlflow"]
     client = MlflowClient(tracking_uri=mlflow["tracking_uri"])
     model = client.get_registered_model(mlflow["model_name"])
@@ -76,7 +80,7 @@ def test_registration_and_gate(demo_run):
 
 
 def test_triton_answered(demo_run):
-    _, summary = demo_run
+    _, summary, _ = demo_run
     reply = summary["triton"]["reply"]
     assert reply["user_emotion"] in USER_EMOTIONS and reply["response_emotion"] in RESPONSE_EMOTIONS
     assert reply["endpoint"].startswith("127.0.0.1:")
@@ -92,9 +96,22 @@ def mlflow_version(summary) -> str:
 
 
 def test_summary_lists_every_step_time(demo_run):
-    data_dir, summary = demo_run
+    data_dir, summary, _ = demo_run
     assert set(summary["step_seconds"]) == {"1 synthesize", "2 train (DeepSpeed)", "3 evaluate",
                                             "4 register (MLflow)", "5a export (Triton repo)",
                                             "5b serve (tritonserver)"}
     assert all(v > 0 for v in summary["step_seconds"].values())
     assert json.loads((data_dir / "demo_summary.json").read_text())["mlflow"] == summary["mlflow"]
+
+
+def test_published_where_the_helm_chart_reads(demo_run):
+    """The chart serves <base>/<model.version>: the export step must have uploaded exactly that layout."""
+    from minio import Minio
+
+    _, summary, (endpoint, key, secret) = demo_run
+    version = mlflow_version(summary)
+    assert summary["triton"]["published_uri"] == f"s3://http://{endpoint}/models/emotion-omni/triton/{version}"
+    client = Minio(endpoint, access_key=key, secret_key=secret, secure=False)
+    names = {o.object_name for o in client.list_objects("models", prefix="emotion-omni/triton/", recursive=True)}
+    base = f"emotion-omni/triton/{version}/emotion_omni"
+    assert {f"{base}/config.pbtxt", f"{base}/{version}/model.py", f"{base}/{version}/weights/model.safetensors"} <= names

@@ -1,6 +1,9 @@
 """The compiled pipeline: every step, the gate, and the cluster settings (GPU, resources, secrets, retries)."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -56,3 +59,55 @@ def test_defaults_match_the_local_demo(compiled):
     params = compiled[0]["root"]["inputDefinitions"]["parameters"]
     assert params["epochs"]["defaultValue"] == 30 and params["nproc"]["defaultValue"] == 2
     assert params["n"]["defaultValue"] == 300
+
+
+def test_every_step_requests_cpu_and_memory(compiled):
+    for name, executor in compiled[0]["deploymentSpec"]["executors"].items():
+        resources = executor["container"].get("resources", {})
+        assert {"resourceCpuRequest", "resourceMemoryRequest"} <= set(resources), name
+
+
+def test_train_backend_parameters_default_to_local(compiled):
+    spec, platform = compiled
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["train_backend"]["defaultValue"] == "local"
+    assert params["trainjob_num_nodes"]["defaultValue"] == 1 and params["trainjob_gpus_per_node"]["defaultValue"] == 1
+    inputs = spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]
+    assert inputs["backend"] == {"componentInputParameter": "train_backend"}
+    assert inputs["num_nodes"] == {"componentInputParameter": "trainjob_num_nodes"}
+    # No shared PVC unless one is configured; the GPU step tolerates the usual GPU taint.
+    assert "pvcMount" not in platform["exec-train"]
+    assert platform["exec-train"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                                      "effect": "NoSchedule"}]
+
+
+def test_trainjob_cluster_settings_reach_the_train_step(tmp_path):
+    """A TrainJob-only cluster: the launcher pod gets the PVC and no GPU; its TrainJobConfig is valid."""
+    from components.training.trainjob import TrainJobConfig
+
+    path = tmp_path / "pipeline.yaml"
+    compile_pipeline(str(path), ClusterSettings(train_gpus=0, shared_pvc="omni-shared",
+                                                gpu_node_selector={"pool": "a100"}, trainjob_memory="64Gi"))
+    spec, platform = yaml.safe_load_all(path.read_text())
+    train = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]
+    assert train["pvcMount"] == [{"constant": "omni-shared", "mountPath": "/mnt/omni-shared",
+                                  "pvcNameParameter": {"runtimeValue": {"constant": "omni-shared"}}}]
+    assert "accelerator" not in spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
+    assert "nodeSelector" not in train  # the launcher is not a GPU pod; the TrainJob nodes are
+    constant = spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]["trainjob_json"]["runtimeValue"]
+    job = TrainJobConfig.from_dict({**json.loads(constant["constant"]), "num_nodes": 2, "gpus_per_node": 8})
+    job.validate()
+    assert job.pvc == "omni-shared" and job.mount_path == "/mnt/omni-shared" and job.image == COMPONENT_IMAGE
+    assert job.runtime == "torch-distributed-deepspeed" and job.memory == "64Gi"
+    assert job.node_selector == {"pool": "a100"} and job.tolerations[0]["key"] == "nvidia.com/gpu"
+
+
+def test_launcher_rbac_covers_what_the_launcher_calls():
+    role = yaml.safe_load((Path(__file__).resolve().parents[2] / "pipelines" / "rbac" /
+                           "trainjob-launcher.yaml").read_text())
+    assert role["kind"] == "Role" and role["apiVersion"] == "rbac.authorization.k8s.io/v1"
+    granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+               for resource in rule["resources"] for verb in rule["verbs"]}
+    assert granted == {("trainer.kubeflow.org", "trainjobs", "create"), ("trainer.kubeflow.org", "trainjobs", "get"),
+                       ("trainer.kubeflow.org", "trainjobs", "delete"), ("", "pods", "list"),
+                       ("", "pods/log", "get")}

@@ -99,13 +99,24 @@ def test_unknown_refs_name_what_exists(registry):
         resolve(RegistryConfig(registry.config.tracking_uri, model_name="other"), "champion")
 
 
-def test_bad_inputs_fail_before_a_run_starts(registry, tmp_path):
+@pytest.fixture()
+def no_aws_credentials(monkeypatch, tmp_path):
+    """An environment where boto3's whole credential chain finds nothing (and never asks the network)."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "absent-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "absent-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def test_bad_inputs_fail_before_a_run_starts(registry, tmp_path, no_aws_credentials):
     incomplete = _model_dir(tmp_path / "incomplete", seed=3)
     (incomplete / TOKENIZER_FILE).unlink()
     with pytest.raises(RegistryError, match=r"lacks \['tokenizer.json'\]"):
         register_model(incomplete, config=registry.config, params={}, metrics={})
     s3 = RegistryConfig(registry.config.tracking_uri, artifact_location="s3://mlflow/artifacts", experiment="s3")
-    with pytest.raises(RegistryError, match="boto3"):
+    with pytest.raises(RegistryError, match="AWS_ACCESS_KEY_ID"):
         register_model(registry.models[0], config=s3, params={}, metrics={})
     with pytest.raises(RegistryError, match="must all be numbers"):
         register_model(registry.models[0], config=registry.config, params={}, metrics={"chrf": "high"})
@@ -114,11 +125,14 @@ def test_bad_inputs_fail_before_a_run_starts(registry, tmp_path):
     assert len(MlflowClient(tracking_uri=registry.config.tracking_uri).search_runs([experiment.experiment_id])) == 2
 
 
-def test_s3_without_credentials_names_the_variables(monkeypatch):
-    # boto3 is not installed here; stand in for one that finds no credentials anywhere.
-    session = types.SimpleNamespace(get_credentials=lambda: None)
-    monkeypatch.setitem(sys.modules, "boto3", types.SimpleNamespace(Session=lambda: session))
+def test_s3_without_credentials_names_the_variables(no_aws_credentials):
     with pytest.raises(RegistryError, match="AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.*MLFLOW_S3_ENDPOINT_URL"):
+        check_artifact_store("s3://mlflow/artifacts")
+
+
+def test_s3_without_boto3_names_the_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "boto3", None)  # what an image without the cluster extra looks like
+    with pytest.raises(RegistryError, match="pip install boto3"):
         check_artifact_store("s3://mlflow/artifacts")
 
 
