@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fake_http import send_json
+
 
 class FakeKFP:
     def __init__(self):
@@ -73,12 +75,7 @@ class FakeKFP:
                 fake.requests.append((method, url.path, query, body))
                 fake.authorization.append(self.headers.get("Authorization"))
                 code, payload = fake._answer(method, url.path, query, body)
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, code, payload)
 
             def do_GET(self):
                 self._handle("GET")
