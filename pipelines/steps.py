@@ -39,23 +39,14 @@ def train(dataset: Input[Dataset], epochs: int, nproc: int, max_steps: int, seed
     import time
     from pathlib import Path
 
-    from components.training import TrainConfig, train
+    from components.training import TrainConfig
+    from components.training.backend import train_with_backend
 
     start = time.time()
     config = TrainConfig.from_dict({**json.loads(config_json or "{}"), "epochs": epochs, "nproc": nproc,
                                     "max_steps": max_steps, "seed": seed})
-    if backend == "local":
-        result = train(Path(dataset.path), Path(training.path), config)
-    elif backend == "trainjob":
-        from components.training.trainjob import TrainJobConfig
-        from components.training.trainjob_run import train_on_cluster
-
-        job = TrainJobConfig.from_dict({**json.loads(trainjob_json or "{}"), "num_nodes": num_nodes,
-                                        "gpus_per_node": gpus_per_node})
-        result = train_on_cluster(Path(dataset.path), Path(training.path), config, job)
-    else:
-        raise ValueError(f"train_backend={backend!r}: use 'local' (torchrun in this step) or 'trainjob' "
-                         "(a Kubeflow Trainer TrainJob on the cluster)")
+    job = {**json.loads(trainjob_json or "{}"), "num_nodes": num_nodes, "gpus_per_node": gpus_per_node}
+    result = train_with_backend(Path(dataset.path), Path(training.path), config, backend, job)
     shutil.copytree(result.model_dir, model.path)
     model.metadata.update({**result.summary, "framework": "pytorch+deepspeed", "train_backend": backend,
                            "wall_seconds": round(time.time() - start, 2)})

@@ -94,3 +94,10 @@ def test_failed_run_reports_the_log_tail(tiny_dialogues, tiny_tokenizer, tmp_pat
     first_line = str(error.value).splitlines()[0]
     assert "AudioError" in first_line and row["user_wav"] in first_line  # the root cause, not torchrun's noise
     assert "train.log" in str(error.value)
+
+
+def test_unknown_backend_names_the_choices(tmp_path):
+    from components.training.backend import train_with_backend
+
+    with pytest.raises(ValueError, match="'local'.*'trainjob'"):
+        train_with_backend(tmp_path, tmp_path / "run", TrainConfig(), backend="slurm")

@@ -1,0 +1,25 @@
+"""Where training runs: torchrun ranks in this process's machine, or a Kubeflow Trainer TrainJob on the cluster."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from components.training.config import TrainConfig
+from components.training.launch import TrainResult, train
+
+BACKENDS = ("local", "trainjob")
+
+
+def train_with_backend(dataset_dir: Path, run_dir: Path, config: TrainConfig, backend: str = "local",
+                       trainjob: dict[str, Any] | None = None) -> TrainResult:
+    """Train on `backend`: "local" runs `config.nproc` torchrun ranks here; "trainjob" runs a TrainJob described
+    by `trainjob` (TrainJobConfig fields) on a shared PVC and copies the run back into `run_dir`."""
+    if backend == "local":
+        return train(Path(dataset_dir), Path(run_dir), config)
+    if backend == "trainjob":
+        from components.training.trainjob import TrainJobConfig
+        from components.training.trainjob_run import train_on_cluster
+
+        return train_on_cluster(Path(dataset_dir), Path(run_dir), config, TrainJobConfig.from_dict(trainjob or {}))
+    raise ValueError(f"train_backend={backend!r}: use 'local' (torchrun in this step) or 'trainjob' "
+                     "(a Kubeflow Trainer TrainJob on the cluster)")
