@@ -7,9 +7,9 @@ VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 
 # espeak-ng + sox: the local emotional TTS (synthesis and the spoken reply). g++ builds DeepSpeed's CPU op.
-# prometheus brings promtool, which checks and unit-tests the alert rules.
+# prometheus brings promtool, which checks and unit-tests the alert rules; shellcheck lints the bootstrap script.
 missing=()
-for bin in espeak-ng sox g++; do command -v "$bin" >/dev/null || missing+=("$bin"); done
+for bin in espeak-ng sox g++ shellcheck; do command -v "$bin" >/dev/null || missing+=("$bin"); done
 command -v promtool >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   pkgs="${missing[*]}"

