@@ -30,14 +30,16 @@ class CLIError(Exception):
 
 # --- commands -----------------------------------------------------------------------------------------
 def demo(data_dir: Path = DEFAULT_DATA_DIR, n: int = 300, epochs: int = 30, nproc: int = 2, max_steps: int = 0,
-         seed: int = 0, gate_json: str = "{}", train_config_json: str = "{}", publish_uri: str = "") -> dict:
+         seed: int = 0, gate_json: str = "{}", train_config_json: str = "{}", publish_uri: str = "",
+         instance_kind: str = "cpu") -> dict:
     """Run the whole pipeline with kfp.local and print where everything is, the metrics and step times."""
     from pipelines.local_run import run_local
     from pipelines.summary import build_summary, format_summary
 
     data_dir = Path(data_dir).resolve()
     run = run_local(data_dir, n=n, seed=seed, epochs=epochs, nproc=nproc, max_steps=max_steps,
-                    gate_json=gate_json, train_config_json=train_config_json, triton_publish_uri=publish_uri)
+                    gate_json=gate_json, train_config_json=train_config_json, triton_publish_uri=publish_uri,
+                    triton_instance_kind=instance_kind)
     summary = build_summary(run, data_dir)
     (data_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(format_summary(summary))
@@ -231,8 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gate", dest="gate_json", default="{}", help='gate thresholds as JSON, e.g. {"min_chrf": 30}')
     p.add_argument("--publish-uri", default="", help="also upload the Triton repository to <uri>/<version>/ "
                    "(s3://host:port/bucket/prefix; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")
+    p.add_argument("--instance-kind", choices=("cpu", "gpu"), default="cpu",
+                   help="instance kind of the published repository (gpu: KIND_GPU, for the chart's gpu profile; "
+                        "the local smoke test always serves on CPU)")
     p.set_defaults(func=lambda a: demo(a.data_dir, a.n, a.epochs, a.nproc, a.max_steps, a.seed, a.gate_json,
-                                       publish_uri=a.publish_uri))
+                                       publish_uri=a.publish_uri, instance_kind=a.instance_kind))
 
     data = sub.add_parser("data", help="dataset commands").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("synthesize", help="synthesize the emotional dialogue set (espeak-ng speech)")

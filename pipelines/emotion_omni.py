@@ -87,7 +87,7 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
         epochs: int = 30, nproc: int = 2, max_steps: int = 0, train_config_json: str = "{}",
         train_backend: str = "local", trainjob_num_nodes: int = 1, trainjob_gpus_per_node: int = 1,
         tracking_uri: str = "", artifact_location: str = "", model_name: str = "emotion-omni",
-        gate_json: str = "{}", triton_publish_uri: str = "",
+        gate_json: str = "{}", triton_publish_uri: str = "", triton_instance_kind: str = "cpu",
     ):
         data = steps.synthesize(n=n, seed=seed, test_fraction=test_fraction)
         data.set_cpu_request("2").set_memory_request("2Gi")
@@ -123,8 +123,10 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
 
         # triton_publish_uri, e.g. s3://minio.minio.svc.cluster.local:9000/models/emotion-omni/triton: the base the
         # Helm chart's modelRepository points at ("" keeps the repository as a pipeline artifact only).
+        # triton_instance_kind "gpu" publishes KIND_GPU, for the chart's gpu profile.
         exported = steps.export_triton(version=registered.outputs["Output"], tracking_uri=tracking_uri,
-                                       model_name=model_name, publish_uri=triton_publish_uri)
+                                       model_name=model_name, publish_uri=triton_publish_uri,
+                                       publish_instance_kind=triton_instance_kind)
         _registry_env(exported, settings).set_retry(settings.retries)
         exported.set_cpu_request("1").set_memory_request("4Gi")  # downloads and repackages the model
 

@@ -114,9 +114,13 @@ def promote(version: str, tracking_uri: str, model_name: str) -> str:
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def export_triton(version: str, tracking_uri: str, model_name: str, publish_uri: str,
-                  model_repository: Output[Artifact]):
+                  model_repository: Output[Artifact], publish_instance_kind: str = "cpu"):
     """Step 5a: a Triton model repository (python backend) built from the registered model version, and,
-    when `publish_uri` is set, uploaded to `<publish_uri>/<version>/` where the Helm chart serves it."""
+    when `publish_uri` is set, uploaded to `<publish_uri>/<version>/` where the Helm chart serves it.
+
+    The artifact is a CPU repository (the smoke test runs in a CPU pod); the published copy gets
+    `publish_instance_kind` ("gpu" for the chart's gpu profile)."""
+    import tempfile
     import time
     from pathlib import Path
 
@@ -128,8 +132,12 @@ def export_triton(version: str, tracking_uri: str, model_name: str, publish_uri:
                                  tracking_uri=tracking_uri, model_name=model_name)
     build_model_repository(model_dir, Path(model_repository.path), version=int(version))
     if publish_uri:
-        model_repository.metadata["published_uri"] = publish_model_repository(
-            Path(model_repository.path), publish_uri, version=int(version))
+        with tempfile.TemporaryDirectory() as tmp:
+            published = build_model_repository(model_dir, Path(tmp) / "repository", version=int(version),
+                                               instance_kind=publish_instance_kind)
+            model_repository.metadata["published_uri"] = publish_model_repository(
+                published, publish_uri, version=int(version))
+        model_repository.metadata["published_instance_kind"] = publish_instance_kind
     model_repository.metadata.update({"model_version": version, "wall_seconds": round(time.time() - start, 2)})
 
 

@@ -77,6 +77,14 @@ _PARSERS = {
 }
 
 
+def _choices() -> dict[str, tuple[str, ...]]:
+    """String parameters that take one of a few values: refused here, not hours later in the step."""
+    from components.training.backend import BACKENDS
+    from serving.repository import INSTANCE_KINDS
+
+    return {"train_backend": BACKENDS, "triton_instance_kind": tuple(INSTANCE_KINDS)}
+
+
 def pipeline_parameters(package: Path) -> dict[str, dict[str, Any]]:
     """The pipeline's parameters as the compiled IR declares them: name -> {parameterType, defaultValue, ...}."""
     spec = next(yaml.safe_load_all(Path(package).read_text()))
@@ -98,6 +106,9 @@ def parse_params(pairs: Iterable[str], parameters: dict[str, dict[str, Any]]) ->
             values[key] = parse(raw)
         except ValueError:
             raise SubmitError(f"--param {key}={raw!r}: {key} must be {described}") from None
+        allowed = _choices().get(key)
+        if allowed and values[key] not in allowed:
+            raise SubmitError(f"--param {key}={raw!r}: {key} must be one of {', '.join(allowed)}")
     return values
 
 

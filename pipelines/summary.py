@@ -43,6 +43,8 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
         "triton": {"model_repository": steps["export-triton"].artifacts["model_repository"]["uri"],
                    "published_uri": steps["export-triton"].artifacts["model_repository"]["metadata"].get(
                        "published_uri", ""),
+                   "published_instance_kind": steps["export-triton"].artifacts["model_repository"]["metadata"].get(
+                       "published_instance_kind", ""),
                    "endpoint_used": reply["endpoint"], "reply": reply},
         "metrics": {k: evaluation["metadata"][k] for k in METRIC_KEYS},
         "train": {k: steps["train"].artifacts["model"]["metadata"][k]
@@ -65,7 +67,8 @@ def format_summary(summary: dict) -> str:
         f"aliases {m['aliases']}  run {m['run_id']}",
         f"gate      {'PASSED: champion moved' if summary['gate_passed'] else 'FAILED: champion unchanged'}",
         f"triton    repository {summary['triton']['model_repository']}"
-        + (f"\n          published to {summary['triton']['published_uri']}" if summary['triton']['published_uri'] else ""),
+        + (f"\n          published to {summary['triton']['published_uri']}"
+           f" ({summary['triton']['published_instance_kind']} instances)" if summary['triton']['published_uri'] else ""),
         f"          answered at {summary['triton']['endpoint_used']} in {r['latency_s']} s "
         "(stopped after the smoke test; `omni serve --model-repository <repository>` serves it again)",
         f"          user said   \"{r['user_text']}\" ({r['user_emotion_reference']}; heard: {r['user_emotion']})",

@@ -30,11 +30,15 @@ def weights_dir_name(config_text: str) -> str:
     return match.group(1)
 
 
-def build_model_repository(model_dir: Path, repo_dir: Path, *, version: int = 1) -> Path:
+INSTANCE_KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU"}
+
+
+def build_model_repository(model_dir: Path, repo_dir: Path, *, version: int = 1, instance_kind: str = "cpu") -> Path:
     """Copy the emotion_omni trio and the exported model in `model_dir` into `repo_dir`; return `repo_dir`.
 
     An existing `<repo_dir>/emotion_omni/<version>` is replaced; other versions are left alone (Triton
-    serves the highest one).
+    serves the highest one). `instance_kind` "gpu" writes KIND_GPU into config.pbtxt, so model.py runs on
+    the GPU Triton assigns: the repository for the Helm chart's gpu profile.
     """
     model_dir, repo_dir = Path(model_dir), Path(repo_dir)
     if not model_dir.is_dir():
@@ -47,7 +51,13 @@ def build_model_repository(model_dir: Path, repo_dir: Path, *, version: int = 1)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"version={version!r}: Triton model versions are integers >= 1")
 
+    if instance_kind not in INSTANCE_KINDS:
+        raise ValueError(f"instance_kind={instance_kind!r}: use one of {sorted(INSTANCE_KINDS)}")
+
     config_text = (TEMPLATE_DIR / "config.pbtxt").read_text()
+    if "kind: KIND_CPU" not in config_text:
+        raise ValueError(f"{TEMPLATE_DIR / 'config.pbtxt'} has no instance_group with kind: KIND_CPU to set")
+    config_text = config_text.replace("kind: KIND_CPU", f"kind: {INSTANCE_KINDS[instance_kind]}")
     model_root = repo_dir / TRITON_MODEL_NAME
     version_dir = model_root / str(version)
     if version_dir.exists():

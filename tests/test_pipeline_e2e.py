@@ -36,7 +36,8 @@ def demo_run(tmp_path_factory, s3_server):
         env.setenv("AWS_ACCESS_KEY_ID", key)
         env.setenv("AWS_SECRET_ACCESS_KEY", secret)
         summary = demo(data_dir=data_dir, n=24, epochs=2, max_steps=4, gate_json=OPEN_GATE,
-                       train_config_json=tiny_model, publish_uri=f"s3://{endpoint}/models/emotion-omni/triton")
+                       train_config_json=tiny_model, publish_uri=f"s3://{endpoint}/models/emotion-omni/triton",
+                       instance_kind="gpu")  # the smoke test still serves a CPU copy; only the upload is KIND_GPU
     return data_dir, summary, s3_server
 
 
@@ -115,3 +116,5 @@ def test_published_where_the_helm_chart_reads(demo_run):
     names = {o.object_name for o in client.list_objects("models", prefix="emotion-omni/triton/", recursive=True)}
     base = f"emotion-omni/triton/{version}/emotion_omni"
     assert {f"{base}/config.pbtxt", f"{base}/{version}/model.py", f"{base}/{version}/weights/model.safetensors"} <= names
+    published_config = client.get_object("models", f"{base}/config.pbtxt").read().decode()
+    assert "kind: KIND_GPU" in published_config  # what the chart's gpu profile serves

@@ -39,8 +39,9 @@ class EmotionOmniResponder:
             self.speaker = speaker or ASSISTANT_SPEAKER
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path, speak: bool = True) -> "EmotionOmniResponder":
-        model, tokenizer = load_pretrained(Path(model_dir))
+    def from_pretrained(cls, model_dir: str | Path, speak: bool = True,
+                        device: str = "cpu") -> "EmotionOmniResponder":
+        model, tokenizer = load_pretrained(Path(model_dir), device=device)
         return cls(model, tokenizer, speak=speak)
 
     def respond(self, wave: np.ndarray) -> Reply:
@@ -49,7 +50,9 @@ class EmotionOmniResponder:
 
     def respond_batch(self, waves: list[np.ndarray]) -> list[Reply]:
         """A batch of utterances -> one Reply each, generated together."""
-        features, frames = self.frontend(waves)
+        features, frames = self.frontend(waves)  # built on CPU; moved to wherever the model lives
+        device = next(self.model.parameters()).device
+        features, frames = features.to(device), frames.to(device)
         with torch.inference_mode():
             out = self.model.generate(features, frames)
         config = self.model.config
@@ -65,5 +68,5 @@ class EmotionOmniResponder:
             replies.append(Reply(
                 text=text, response_emotion=emotion,
                 user_emotion=config.user_emotions[int(out.user_emotion[i])],
-                emotion_vector=out.emotion_vector[i].float().numpy().astype(np.float32), audio=audio))
+                emotion_vector=out.emotion_vector[i].float().cpu().numpy().astype(np.float32), audio=audio))
         return replies

@@ -85,6 +85,8 @@ def test_token_comes_from_the_environment(kfp_api, tmp_path, monkeypatch):
     ("epochs=three", "--param epochs='three': epochs must be an integer"),
     ("test_fraction=a lot", "test_fraction must be a number"),
     ("epochs", "expected KEY=VALUE"),
+    ("train_backend=slurm", "train_backend must be one of local, trainjob"),
+    ("triton_instance_kind=tpu", "triton_instance_kind must be one of cpu, gpu"),
 ])
 def test_bad_params_fail_before_anything_is_sent(kfp_api, param, message):
     with pytest.raises(SubmitError, match=message.replace("(", r"\(").replace("?", r"\?")):

@@ -60,6 +60,15 @@ def test_build_model_repository_lays_out_the_trio_and_weights(tmp_path):
     assert not (model_root / "3" / "weights" / "extra.txt").exists()
 
 
+def test_gpu_instance_kind_writes_kind_gpu(tmp_path):
+    repo = build_model_repository(_exported(tmp_path), tmp_path / "repo", instance_kind="gpu")
+    config = (repo / contracts.TRITON_MODEL_NAME / "config.pbtxt").read_text()
+    assert re.search(r"instance_group\s*\[\s*\{\s*kind:\s*KIND_GPU", config), config
+    assert "kind: KIND_CPU" not in config
+    with pytest.raises(ValueError, match="instance_kind='tpu'"):
+        build_model_repository(_exported(tmp_path / "t"), tmp_path / "repo2", instance_kind="tpu")
+
+
 def test_build_model_repository_names_the_missing_file(tmp_path):
     model_dir = _exported(tmp_path)
     (model_dir / contracts.MODEL_WEIGHTS_FILE).unlink()

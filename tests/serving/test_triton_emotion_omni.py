@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import torch
 
 from components.contracts import (
     MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, RESPONSE_EMOTIONS, SAMPLE_RATE, TOKENIZER_FILE, USER_EMOTIONS,
@@ -108,4 +109,13 @@ def test_a_broken_export_fails_the_load_with_the_reason(tmp_path):
     repo = build_model_repository(export, tmp_path / "repo")
     server = TritonServer(TritonConfig(model_repository=str(repo), work_dir=str(tmp_path / "work")))
     with pytest.raises(TritonStartupError, match="could not load Emotion Omni from .*weights"):
+        server.start()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a host without a GPU")
+def test_a_gpu_repository_on_a_host_without_gpus_fails_the_load(tiny_model_dir, tmp_path):
+    repo = build_model_repository(tiny_model_dir, tmp_path / "repo", instance_kind="gpu")
+    server = TritonServer(TritonConfig(model_repository=str(repo), work_dir=str(tmp_path / "work")))
+    # Triton itself refuses before model.py runs; the chart's gpu profile is where this repository belongs.
+    with pytest.raises(TritonStartupError, match="emotion_omni.*KIND_GPU"):
         server.start()

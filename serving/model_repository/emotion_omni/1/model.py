@@ -17,7 +17,7 @@ class TritonPythonModel:
         """Load the responder from <version dir>/<weights_dir>; raising here fails the model load."""
         try:
             from components import contracts
-            from components.inference import EmotionOmniResponder
+            from components.inference import EmotionOmniResponder, instance_device
         except ImportError as err:
             raise pb_utils.TritonModelException(
                 f"the python-backend stub cannot import the project ({err}). Start tritonserver with "
@@ -45,7 +45,12 @@ class TritonPythonModel:
             )
         weights_dir = Path(args["model_repository"]) / args["model_version"] / weights_param
         try:
-            self.responder = EmotionOmniResponder.from_pretrained(weights_dir)
+            # KIND_GPU in config.pbtxt (build_model_repository(..., instance_kind="gpu")) -> cuda:<device id>.
+            device = instance_device(args["model_instance_kind"], args["model_instance_device_id"])
+        except (ValueError, RuntimeError) as err:
+            raise pb_utils.TritonModelException(str(err)) from err
+        try:
+            self.responder = EmotionOmniResponder.from_pretrained(weights_dir, device=device)
         except Exception as err:
             raise pb_utils.TritonModelException(
                 f"could not load Emotion Omni from {weights_dir}: {type(err).__name__}: {err}. "
