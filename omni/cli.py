@@ -219,6 +219,8 @@ def cluster_settings(train_gpus: int | None = None, shared_pvc: str | None = Non
 
 # --- argument parsing ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    from serving.repository import INSTANCE_KINDS  # light: no torch, no Triton
+
     parser = argparse.ArgumentParser(prog="omni", description="Emotion Omni MLOps platform",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -233,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gate", dest="gate_json", default="{}", help='gate thresholds as JSON, e.g. {"min_chrf": 30}')
     p.add_argument("--publish-uri", default="", help="also upload the Triton repository to <uri>/<version>/ "
                    "(s3://host:port/bucket/prefix; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")
-    p.add_argument("--instance-kind", choices=("cpu", "gpu"), default="cpu",
+    p.add_argument("--instance-kind", choices=tuple(INSTANCE_KINDS), default="cpu",
                    help="instance kind of the published repository (gpu: KIND_GPU, for the chart's gpu profile; "
                         "the local smoke test always serves on CPU)")
     p.set_defaults(func=lambda a: demo(a.data_dir, a.n, a.epochs, a.nproc, a.max_steps, a.seed, a.gate_json,

@@ -120,7 +120,6 @@ def export_triton(version: str, tracking_uri: str, model_name: str, publish_uri:
 
     The artifact is a CPU repository (the smoke test runs in a CPU pod); the published copy gets
     `publish_instance_kind` ("gpu" for the chart's gpu profile)."""
-    import tempfile
     import time
     from pathlib import Path
 
@@ -132,11 +131,8 @@ def export_triton(version: str, tracking_uri: str, model_name: str, publish_uri:
                                  tracking_uri=tracking_uri, model_name=model_name)
     build_model_repository(model_dir, Path(model_repository.path), version=int(version))
     if publish_uri:
-        with tempfile.TemporaryDirectory() as tmp:
-            published = build_model_repository(model_dir, Path(tmp) / "repository", version=int(version),
-                                               instance_kind=publish_instance_kind)
-            model_repository.metadata["published_uri"] = publish_model_repository(
-                published, publish_uri, version=int(version))
+        model_repository.metadata["published_uri"] = publish_model_repository(
+            Path(model_repository.path), publish_uri, version=int(version), instance_kind=publish_instance_kind)
         model_repository.metadata["published_instance_kind"] = publish_instance_kind
     model_repository.metadata.update({"model_version": version, "wall_seconds": round(time.time() - start, 2)})
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 from components.contracts import MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE, TRITON_MODEL_NAME
@@ -31,6 +32,17 @@ def weights_dir_name(config_text: str) -> str:
 
 
 INSTANCE_KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU"}
+_KIND_LINE = re.compile(r"^(\s*kind:\s*)KIND_\w+", re.MULTILINE)
+
+
+def with_instance_kind(config_text: str, instance_kind: str) -> str:
+    """config.pbtxt text with its instance_group kind set to `instance_kind` ("cpu" or "gpu")."""
+    if instance_kind not in INSTANCE_KINDS:
+        raise ValueError(f"instance_kind={instance_kind!r}: use one of {sorted(INSTANCE_KINDS)}")
+    text, count = _KIND_LINE.subn(rf"\g<1>{INSTANCE_KINDS[instance_kind]}", config_text)
+    if count != 1:
+        raise ValueError(f"config.pbtxt has {count} instance_group kinds; expected exactly one to set")
+    return text
 
 
 def build_model_repository(model_dir: Path, repo_dir: Path, *, version: int = 1, instance_kind: str = "cpu") -> Path:
@@ -51,13 +63,7 @@ def build_model_repository(model_dir: Path, repo_dir: Path, *, version: int = 1,
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"version={version!r}: Triton model versions are integers >= 1")
 
-    if instance_kind not in INSTANCE_KINDS:
-        raise ValueError(f"instance_kind={instance_kind!r}: use one of {sorted(INSTANCE_KINDS)}")
-
-    config_text = (TEMPLATE_DIR / "config.pbtxt").read_text()
-    if "kind: KIND_CPU" not in config_text:
-        raise ValueError(f"{TEMPLATE_DIR / 'config.pbtxt'} has no instance_group with kind: KIND_CPU to set")
-    config_text = config_text.replace("kind: KIND_CPU", f"kind: {INSTANCE_KINDS[instance_kind]}")
+    config_text = with_instance_kind((TEMPLATE_DIR / "config.pbtxt").read_text(), instance_kind)
     model_root = repo_dir / TRITON_MODEL_NAME
     version_dir = model_root / str(version)
     if version_dir.exists():
@@ -69,14 +75,24 @@ def build_model_repository(model_dir: Path, repo_dir: Path, *, version: int = 1,
     return repo_dir
 
 
-def publish_model_repository(repo_dir: Path, base_uri: str, *, version: int) -> str:
+def publish_model_repository(repo_dir: Path, base_uri: str, *, version: int, instance_kind: str = "cpu") -> str:
     """Upload `repo_dir` to `<base_uri>/<version>/` and return that URI in the form tritonserver reads.
 
     One repository per registered version, so the Helm chart's `model.version` picks it and a rollback is a
-    `helm rollback` to the previous value (charts/emotion-omni-triton reads `<base>/<version>`).
+    `helm rollback` to the previous value (charts/emotion-omni-triton reads `<base>/<version>`). The upload's
+    config.pbtxt gets `instance_kind` ("gpu" for the chart's gpu profile); `repo_dir` itself is not changed.
     """
     from components.storage import parse_s3_uri, upload_directory
 
+    repo_dir = Path(repo_dir)
+    config_path = repo_dir / TRITON_MODEL_NAME / "config.pbtxt"
+    config_text = config_path.read_text()
+    published_text = with_instance_kind(config_text, instance_kind)
     target = parse_s3_uri(base_uri).child(str(version))
-    upload_directory(Path(repo_dir), target.uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = repo_dir
+        if published_text != config_text:  # stage a copy rather than edit the caller's (served) repository
+            staged = Path(shutil.copytree(repo_dir, Path(tmp) / "repository"))
+            (staged / TRITON_MODEL_NAME / "config.pbtxt").write_text(published_text)
+        upload_directory(staged, target.uri)
     return target.uri

@@ -118,3 +118,5 @@ def test_published_where_the_helm_chart_reads(demo_run):
     assert {f"{base}/config.pbtxt", f"{base}/{version}/model.py", f"{base}/{version}/weights/model.safetensors"} <= names
     published_config = client.get_object("models", f"{base}/config.pbtxt").read().decode()
     assert "kind: KIND_GPU" in published_config  # what the chart's gpu profile serves
+    local_config = Path(summary["triton"]["model_repository"]) / "emotion_omni" / "config.pbtxt"
+    assert "kind: KIND_CPU" in local_config.read_text()  # the smoke-tested copy is left as it was

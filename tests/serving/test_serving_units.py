@@ -11,7 +11,7 @@ from components import contracts
 from serving import launcher
 from serving.client import EmotionOmniClient, ServingError
 from serving.launcher import TritonConfig, TritonServer, find_tritonserver
-from serving.repository import TEMPLATE_DIR, build_model_repository, weights_dir_name
+from serving.repository import TEMPLATE_DIR, build_model_repository, weights_dir_name, with_instance_kind
 
 
 def _config_tensors(text: str) -> dict[str, str]:
@@ -67,6 +67,12 @@ def test_gpu_instance_kind_writes_kind_gpu(tmp_path):
     assert "kind: KIND_CPU" not in config
     with pytest.raises(ValueError, match="instance_kind='tpu'"):
         build_model_repository(_exported(tmp_path / "t"), tmp_path / "repo2", instance_kind="tpu")
+
+
+def test_with_instance_kind_needs_exactly_one_kind():
+    assert "kind: KIND_GPU" in with_instance_kind("instance_group [ {\n  kind: KIND_CPU\n} ]", "gpu")
+    with pytest.raises(ValueError, match="2 instance_group kinds"):
+        with_instance_kind("kind: KIND_CPU\nkind: KIND_CPU", "cpu")
 
 
 def test_build_model_repository_names_the_missing_file(tmp_path):
