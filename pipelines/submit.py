@@ -94,6 +94,7 @@ def pipeline_parameters(package: Path) -> dict[str, dict[str, Any]]:
 def parse_params(pairs: Iterable[str], parameters: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """`KEY=VALUE` strings -> typed values, checked against the pipeline's parameters."""
     values: dict[str, Any] = {}
+    choices = _choices()
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
@@ -106,7 +107,7 @@ def parse_params(pairs: Iterable[str], parameters: dict[str, dict[str, Any]]) ->
             values[key] = parse(raw)
         except ValueError:
             raise SubmitError(f"--param {key}={raw!r}: {key} must be {described}") from None
-        allowed = _choices().get(key)
+        allowed = choices.get(key)
         if allowed and values[key] not in allowed:
             raise SubmitError(f"--param {key}={raw!r}: {key} must be one of {', '.join(allowed)}")
     return values

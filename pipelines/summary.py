@@ -25,6 +25,7 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
     steps = run.steps
     evaluation = steps["evaluate"].artifacts["evaluation"]
     registration = steps["register"].artifacts["registration"]["metadata"]
+    repository = steps["export-triton"].artifacts["model_repository"]
     reply = json.loads(steps["serve-smoke-test"].parameters["Output"])
     gate_passed = bool(steps["check-gate"].parameters["Output"])
     return {
@@ -40,11 +41,9 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
             "aliases": ["challenger"] + (["champion"] if gate_passed else []),
         },
         "gate_passed": gate_passed,
-        "triton": {"model_repository": steps["export-triton"].artifacts["model_repository"]["uri"],
-                   "published_uri": steps["export-triton"].artifacts["model_repository"]["metadata"].get(
-                       "published_uri", ""),
-                   "published_instance_kind": steps["export-triton"].artifacts["model_repository"]["metadata"].get(
-                       "published_instance_kind", ""),
+        "triton": {"model_repository": repository["uri"],
+                   "published_uri": repository["metadata"].get("published_uri", ""),
+                   "published_instance_kind": repository["metadata"].get("published_instance_kind", ""),
                    "endpoint_used": reply["endpoint"], "reply": reply},
         "metrics": {k: evaluation["metadata"][k] for k in METRIC_KEYS},
         "train": {k: steps["train"].artifacts["model"]["metadata"][k]

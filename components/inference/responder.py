@@ -26,6 +26,7 @@ class EmotionOmniResponder:
 
     def __init__(self, model: EmotionOmniModel, tokenizer, speak: bool = True, speaker: str | None = None):
         self.model = model.eval()
+        self.device = next(model.parameters()).device  # inputs are built on CPU and moved here
         self.tokenizer = tokenizer
         config = model.config
         self.frontend = LogMelFrontend(config.n_mels, config.window_seconds, config.stack_factor)
@@ -50,9 +51,8 @@ class EmotionOmniResponder:
 
     def respond_batch(self, waves: list[np.ndarray]) -> list[Reply]:
         """A batch of utterances -> one Reply each, generated together."""
-        features, frames = self.frontend(waves)  # built on CPU; moved to wherever the model lives
-        device = next(self.model.parameters()).device
-        features, frames = features.to(device), frames.to(device)
+        features, frames = self.frontend(waves)
+        features, frames = features.to(self.device), frames.to(self.device)
         with torch.inference_mode():
             out = self.model.generate(features, frames)
         config = self.model.config
