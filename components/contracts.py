@@ -51,6 +51,12 @@ MODEL_CONFIG_FILE = "config.json"
 MODEL_WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 
+# Files inside a speech-units directory (the pipeline's speech-units step; stage 2 trains on it).
+SPEECH_UNITS_FILE = "units.jsonl"                     # {"id": manifest row id, "units": [...]} per reply
+UNIT_EXTRACTOR_FILE = "unit_extractor.safetensors"    # the k-means centroids and normalisation
+TOKEN2WAV_CONFIG_FILE = "token2wav_config.json"       # the EmotionOmniToken2WavConfig the units belong to
+SPEECH_UNITS_CARD_FILE = "units_card.json"            # what was fitted, how long it took, how well it resynthesises
+
 # Triton: the model's name and its tensors, identical in config.pbtxt, model.py and the client.
 TRITON_MODEL_NAME = "emotion_omni"
 INPUT_AUDIO = "AUDIO"                 # BYTES [1]: a WAV file's bytes (any rate; resampled to 16 kHz)
@@ -58,7 +64,8 @@ OUTPUT_RESPONSE_TEXT = "RESPONSE_TEXT"        # BYTES [1]: UTF-8 reply text
 OUTPUT_RESPONSE_EMOTION = "RESPONSE_EMOTION"  # BYTES [1]: one of RESPONSE_EMOTIONS
 OUTPUT_USER_EMOTION = "USER_EMOTION"          # BYTES [1]: one of USER_EMOTIONS
 OUTPUT_EMOTION_VECTOR = "EMOTION_VECTOR"      # FP32 [E]: the predicted response-emotion embedding
-OUTPUT_RESPONSE_AUDIO = "RESPONSE_AUDIO"      # BYTES [1]: 16 kHz mono WAV bytes of the spoken reply; b"" when the reply has nothing to say
+OUTPUT_RESPONSE_AUDIO = "RESPONSE_AUDIO"      # BYTES [1]: 16 kHz mono WAV bytes of the model's own spoken reply (talker + token2wav); b"" when there is none
+OUTPUT_SPEECH_NOTE = "SPEECH_NOTE"            # BYTES [1]: why RESPONSE_AUDIO is empty (UTF-8); b"" when it is not
 
 # Requests larger than this are refused before decoding: 30 s of 16-bit 48 kHz stereo plus headers.
 MAX_AUDIO_BYTES = 6 * 1024 * 1024
@@ -74,7 +81,23 @@ METRIC_LATENCY_P50_MS = "latency_p50_ms"
 METRIC_LATENCY_P95_MS = "latency_p95_ms"
 METRIC_LATENCY_MEAN_MS = "latency_mean_ms"
 
+# Speech metrics (the model's own reply speech, held-out split): fractions in [0, 1], dB, MOS 1-5, ratios.
+METRIC_SPEECH_EMOTION_AGREEMENT = "speech_emotion_agreement"        # judge hears the emotion the model chose
+METRIC_SPEECH_EMOTION_REFERENCE = "speech_emotion_reference_agreement"  # ... the reference reply's emotion
+METRIC_SPEECH_JUDGE_ACCURACY = "speech_judge_accuracy"              # the judge itself, on reference replies
+METRIC_RESYNTHESIS_STOI = "resynthesis_stoi"                        # reference units -> token2wav vs reference
+METRIC_RESYNTHESIS_MCD_DB = "resynthesis_mcd_db"
+METRIC_MCD_DB = "mcd_db"                                            # talker speaking the reference text, DTW
+METRIC_PITCH_ORDER_SPEARMAN = "pitch_order_spearman"                # per-emotion median pitch, generated vs ref
+METRIC_DNSMOS_OVRL = "dnsmos_ovrl"                                  # stand-in for UTMOS (speechmos)
+METRIC_DNSMOS_SIG = "dnsmos_sig"
+METRIC_DNSMOS_BAK = "dnsmos_bak"
+METRIC_SPEECH_RTF = "speech_real_time_factor"                       # talker + vocoder seconds per audio second
+METRIC_SPEECH_SILENT_FRACTION = "speech_silent_fraction"            # replies that got no audio
+
 # Files inside an evaluation report directory.
 REPORT_METRICS_FILE = "metrics.json"
 REPORT_MARKDOWN_FILE = "report.md"
 REPORT_HTML_FILE = "report.html"
+SPEECH_METRICS_FILE = "speech_metrics.json"     # the speech section's detail (per emotion, not-computed reasons)
+SPEECH_JUDGE_FILE = "speech_emotion_judge.json"

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 
-# espeak-ng + sox: the local emotional TTS (synthesis and the spoken reply). g++ builds DeepSpeed's CPU op.
+# espeak-ng + sox: the local emotional TTS (data synthesis and the evaluation's speech-emotion judge; the reply
+# voice is the model's own). g++ builds DeepSpeed's CPU op.
 # prometheus brings promtool, which checks and unit-tests the alert rules; shellcheck lints the bootstrap script.
 missing=()
 for bin in espeak-ng sox g++ shellcheck; do command -v "$bin" >/dev/null || missing+=("$bin"); done

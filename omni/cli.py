@@ -2,7 +2,9 @@
 
     omni demo                                   the whole pipeline locally (kfp.local) on embedded defaults
     omni data synthesize --out DIR              step 1 alone
-    omni train --dataset DIR --out DIR          step 2 alone (DeepSpeed, torchrun ranks)
+    omni train --dataset DIR --out DIR          training stage 1 alone (the thinker; DeepSpeed, torchrun ranks)
+    omni speech units --dataset DIR --out DIR   the speech units stage 2 trains on (k-means over reply audio)
+    omni train --stage 2 --dataset DIR --init-model DIR/model --units DIR --out DIR   stage 2 (the talker)
     omni evaluate --model DIR --dataset DIR     step 3 alone
     omni serve --model DIR | --model-repository DIR
     omni chat --audio in.wav --out reply.wav    talk to a running server (or --model DIR in-process)
@@ -31,15 +33,21 @@ class CLIError(Exception):
 # --- commands -----------------------------------------------------------------------------------------
 def demo(data_dir: Path = DEFAULT_DATA_DIR, n: int = 300, epochs: int = 30, nproc: int = 2, max_steps: int = 0,
          seed: int = 0, gate_json: str = "{}", train_config_json: str = "{}", publish_uri: str = "",
-         instance_kind: str = "cpu") -> dict:
+         instance_kind: str = "cpu", speech_epochs: int | None = None, speech_max_steps: int = 0,
+         speech_train_config_json: str = "{}", token2wav_json: str = "{}", restyled_per_reply: int = 0) -> dict:
     """Run the whole pipeline with kfp.local and print where everything is, the metrics and step times."""
     from pipelines.local_run import run_local
     from pipelines.summary import build_summary, format_summary
 
+    from components.training.config import SpeechTrainConfig
+
     data_dir = Path(data_dir).resolve()
+    speech_epochs = speech_epochs or SpeechTrainConfig.epochs
     run = run_local(data_dir, n=n, seed=seed, epochs=epochs, nproc=nproc, max_steps=max_steps,
                     gate_json=gate_json, train_config_json=train_config_json, triton_publish_uri=publish_uri,
-                    triton_instance_kind=instance_kind)
+                    triton_instance_kind=instance_kind, speech_epochs=speech_epochs,
+                    speech_max_steps=speech_max_steps, speech_train_config_json=speech_train_config_json,
+                    token2wav_json=token2wav_json, restyled_per_reply=restyled_per_reply)
     summary = build_summary(run, data_dir)
     (data_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(format_summary(summary))
@@ -57,25 +65,59 @@ def synthesize(out: Path, n: int = 300, seed: int = 0, test_fraction: float = 0.
 
 
 def train(dataset: Path, out: Path, epochs: int | None = None, nproc: int | None = None, max_steps: int = 0,
-          config: Path | None = None):
+          config: Path | None = None, stage: int = 1, init_model: Path | None = None, units: Path | None = None):
+    """Training stage 1 (the thinker) or, with --stage 2, the talker on a stage-1 model and speech units."""
     from components.training import TrainConfig, train as run_training
+    from components.training.config import SpeechTrainConfig
 
-    train_config = TrainConfig.load(config) if config else TrainConfig()
+    if stage == 2 and (init_model is None or units is None):
+        raise CLIError("--stage 2 needs --init-model (the stage-1 model directory, RUN/model) and --units "
+                       "(the output of `omni speech units`)")
+    defaults = SpeechTrainConfig if stage == 2 else TrainConfig
+    train_config = defaults.load(config) if config else defaults()
     train_config.epochs = epochs or train_config.epochs
     train_config.nproc = nproc or train_config.nproc
     train_config.max_steps = max_steps or train_config.max_steps
-    result = run_training(Path(dataset), Path(out), train_config)
-    print(f"model exported to {result.model_dir}; loss curve {result.loss_curve}; "
+    result = run_training(Path(dataset), Path(out), train_config, init_model=init_model, speech_units=units)
+    print(f"stage {train_config.stage} model exported to {result.model_dir}; loss curve {result.loss_curve}; "
           f"{result.summary['samples_per_second']} samples/s over {result.summary['world_size']} ranks")
     return result
+
+
+def speech_units(dataset: Path, out: Path, num_units: int | None = None, cosyvoice2: Path | None = None,
+                 prompt_wav: Path | None = None, restyled_per_reply: int = 0):
+    """Write every reply's speech units: k-means fitted on the reply audio (local token2wav), or the speech
+    tokens of a local CosyVoice2 checkpoint (`cosyvoice2`)."""
+    from components.speech.backends import cosyvoice2_config
+    from components.speech.config import EmotionOmniToken2WavConfig
+    from components.speech.dataset_units import build_speech_units
+
+    if cosyvoice2 is not None:
+        config = cosyvoice2_config(Path(cosyvoice2), str(prompt_wav or ""))
+    else:
+        config = EmotionOmniToken2WavConfig(**({"num_units": num_units} if num_units else {}))
+    summary = build_speech_units(Path(dataset), Path(out), config, restyled_per_reply=restyled_per_reply)
+    card = summary.card
+    how = (f"fitted on {card['train_units']} frames in {card['fit_seconds']} s; centroid-only resynthesis STOI "
+           f"{card['centroid_resynthesis_stoi']['mean']}" if card["backend"] == "local" else
+           f"CosyVoice2 speech tokens, {card['units_used']} distinct in the train split")
+    print(f"{card['num_units']} units at {card['unit_rate_hz']:g}/s, {how}; {card['restyled_replies']} restyled "
+          f"replies -> {summary.out_dir}")
+    return summary
 
 
 def evaluate(model: Path, dataset: Path, out: Path, split: str = "test", limit: int | None = None):
     from components.evaluation.evaluate import evaluate_model
 
     outcome = evaluate_model(Path(model), Path(dataset), Path(out), split=split, limit=limit)
-    for key, value in outcome.result.summary().items():
-        print(f"  {key:28s} {value:.4g}")
+    for key, value in outcome.summary().items():
+        print(f"  {key:36s} {value:.4g}")
+    if outcome.speech:
+        for key, reason in outcome.speech.not_computed.items():
+            print(f"  {key:36s} not computed: {reason}")
+        for t in outcome.speech.targets:
+            status = "not computed" if t.met is None else ("met" if t.met else "missed")
+            print(f"  target {t.metric} {t.op} {t.target:g}: {status}")
     print(f"report: {outcome.report.html}")
     return outcome
 
@@ -129,13 +171,14 @@ def chat(audio: Path, out: Path, url: str = "127.0.0.1:8000", model: Path | None
 
             reply = EmotionOmniResponder.from_pretrained(model).respond(wave)
             answer = {"text": reply.text, "response_emotion": reply.response_emotion,
-                      "user_emotion": reply.user_emotion}
+                      "user_emotion": reply.user_emotion, "speech_note": reply.speech_note}
             wav = encode_wav(reply.audio) if reply.audio.size else b""
         else:
             with EmotionOmniClient(url) as client:
                 served = client.chat_file(audio)
             answer = {"text": served.text, "response_emotion": served.response_emotion,
-                      "user_emotion": served.user_emotion, "latency_s": round(served.latency_s, 3)}
+                      "user_emotion": served.user_emotion, "speech_note": served.speech_note,
+                      "latency_s": round(served.latency_s, 3)}
             wav = served.audio_wav
     except (AudioError, ServingError) as error:
         raise CLIError(str(error)) from None
@@ -231,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--nproc", type=int, default=2, help="DeepSpeed ranks (torchrun --nproc_per_node)")
     p.add_argument("--max-steps", type=int, default=0, help="stop training early (0 = all epochs)")
+    p.add_argument("--speech-epochs", type=int, help="training stage 2 (the talker) epochs (default: "
+                                                       "SpeechTrainConfig's)")
+    p.add_argument("--restyled-per-reply", type=int, default=0, help="speak each train reply in this many other "
+                   "emotions for stage 2 (slower; see components/speech/restyle.py)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gate", dest="gate_json", default="{}", help='gate thresholds as JSON, e.g. {"min_chrf": 30}')
     p.add_argument("--publish-uri", default="", help="also upload the Triton repository to <uri>/<version>/ "
@@ -239,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instance kind of the published repository (gpu: KIND_GPU, for the chart's gpu profile; "
                         "the local smoke test always serves on CPU)")
     p.set_defaults(func=lambda a: demo(a.data_dir, a.n, a.epochs, a.nproc, a.max_steps, a.seed, a.gate_json,
+                                       speech_epochs=a.speech_epochs, restyled_per_reply=a.restyled_per_reply,
                                        publish_uri=a.publish_uri, instance_kind=a.instance_kind))
 
     data = sub.add_parser("data", help="dataset commands").add_subparsers(dest="data_command", required=True)
@@ -253,11 +301,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train with DeepSpeed ZeRO over torchrun ranks and export the model")
     p.add_argument("--dataset", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, logs, model/)")
+    p.add_argument("--stage", type=int, choices=(1, 2), default=1,
+                   help="1: the thinker (text + emotion); 2: the talker + unit -> mel model on a frozen thinker")
+    p.add_argument("--init-model", type=Path, help="stage 2: the stage-1 model directory (RUN/model)")
+    p.add_argument("--units", type=Path, help="stage 2: the speech units (`omni speech units`)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--nproc", type=int)
     p.add_argument("--max-steps", type=int, default=0)
     p.add_argument("--config", type=Path, help="a TrainConfig JSON (see components/training/config.py)")
-    p.set_defaults(func=lambda a: train(a.dataset, a.out, a.epochs, a.nproc, a.max_steps, a.config))
+    p.set_defaults(func=lambda a: train(a.dataset, a.out, a.epochs, a.nproc, a.max_steps, a.config, a.stage,
+                                        a.init_model, a.units))
+
+    speech = sub.add_parser("speech", help="speech-unit commands").add_subparsers(dest="speech_command",
+                                                                                   required=True)
+    p = speech.add_parser("units", help="the reply audio's speech units, stage 2's targets: k-means (local "
+                                        "token2wav) or a CosyVoice2 checkpoint's speech tokens")
+    p.add_argument("--dataset", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--num-units", type=int, help="k-means K (default 512)")
+    p.add_argument("--cosyvoice2", type=Path, help="a local CosyVoice2 checkpoint directory (cosyvoice.yaml, flow.pt, "
+                                                   "hift.pt, speech_tokenizer_v2.onnx, campplus.onnx): its tokens "
+                                                   "are the units and its flow + HiFT the vocoder")
+    p.add_argument("--prompt-wav", type=Path, help="with --cosyvoice2: the voice to imitate (zero-shot prompt)")
+    p.add_argument("--restyled-per-reply", type=int, default=0, help="also speak each train reply in this many "
+                   "other emotions, so the talker learns emotion from its vector, not the words (see "
+                   "components/speech/restyle.py for the measured cost)")
+    p.set_defaults(func=lambda a: speech_units(a.dataset, a.out, a.num_units, a.cosyvoice2, a.prompt_wav,
+                                               a.restyled_per_reply))
 
     p = sub.add_parser("evaluate", help="metrics, confusion matrices and a report on a held-out split")
     p.add_argument("--model", type=Path, required=True)

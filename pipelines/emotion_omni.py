@@ -1,10 +1,13 @@
-"""The Emotion Omni pipeline graph: synthesize -> train -> evaluate -> register -> gate -> export -> serve.
+"""The Emotion Omni pipeline graph: synthesize -> train stage 1 -> speech units -> train stage 2 -> evaluate ->
+register -> gate -> export -> serve.
 
 Compile it for a cluster with `omni pipeline compile`; run it locally with `omni demo` (kfp.local). Platform
 settings (GPUs, resources, secrets, retries, the shared PVC) are attached here, never inside components;
 kfp.local ignores them, so the local run and the cluster run execute the same graph.
 
-Training runs where the `train_backend` parameter says: "local" (default) trains inside the train step's pod
+Stage 1 trains the thinker (reply text + emotion); the speech-units step fits k-means units on the reply audio;
+stage 2 freezes the thinker and trains the talker and the unit -> mel model, so the registered and served model
+speaks with its own voice. Both stages run where the `train_backend` parameter says: "local" (default) trains inside the train step's pod
 with torchrun; "trainjob" makes the step a launcher that runs a Kubeflow Trainer TrainJob of
 `trainjob_num_nodes` x `trainjob_gpus_per_node` ranks and waits for it. That needs, on the cluster:
 - a ReadWriteMany PVC (`ClusterSettings.shared_pvc`), mounted into the train step and every TrainJob node at
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 
 from kfp import dsl, kubernetes
 
+from components.training.config import SpeechTrainConfig
 from pipelines import steps
 
 PIPELINE_NAME = "emotion-omni"
@@ -80,11 +84,14 @@ def _on_gpu_nodes(task: dsl.PipelineTask, settings: ClusterSettings) -> dsl.Pipe
 def build_pipeline(settings: ClusterSettings = ClusterSettings()):
     """Return the pipeline function, with `settings` applied to its tasks."""
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="Emotion Omni: synthesize, train with DeepSpeed, evaluate, "
+    @dsl.pipeline(name=PIPELINE_NAME, description="Emotion Omni: synthesize, train both stages (thinker, then "
+                                                  "talker on speech units) with DeepSpeed, evaluate text and speech, "
                                                   "register in MLflow, gate, export to Triton, smoke-serve.")
     def emotion_omni(
         n: int = 300, seed: int = 0, test_fraction: float = 0.2,
         epochs: int = 30, nproc: int = 2, max_steps: int = 0, train_config_json: str = "{}",
+        speech_epochs: int = SpeechTrainConfig.epochs, speech_max_steps: int = 0, speech_train_config_json: str = "{}",
+        token2wav_json: str = "{}", restyled_per_reply: int = 0,
         train_backend: str = "local", trainjob_num_nodes: int = 1, trainjob_gpus_per_node: int = 1,
         tracking_uri: str = "", artifact_location: str = "", model_name: str = "emotion-omni",
         gate_json: str = "{}", triton_publish_uri: str = "", triton_instance_kind: str = "cpu",
@@ -96,19 +103,30 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
                               seed=seed, config_json=train_config_json, backend=train_backend,
                               num_nodes=trainjob_num_nodes, gpus_per_node=trainjob_gpus_per_node,
                               trainjob_json=_trainjob_json(settings))
-        trained.set_cpu_request("4").set_memory_request("16Gi")
-        if settings.train_gpus:
-            trained.set_accelerator_type(settings.accelerator_type).set_accelerator_limit(settings.train_gpus)
-            _on_gpu_nodes(trained, settings)
-        if settings.shared_pvc:
-            kubernetes.mount_pvc(trained, pvc_name=settings.shared_pvc, mount_path=settings.shared_mount_path)
+        units = steps.speech_units(dataset=data.outputs["dataset"], token2wav_json=token2wav_json,
+                                   restyled_per_reply=restyled_per_reply, seed=seed)
+        units.set_cpu_request("2").set_memory_request("4Gi")
 
-        evaluated = steps.evaluate(model=trained.outputs["model"], dataset=data.outputs["dataset"])
+        spoken = steps.train_speech(dataset=data.outputs["dataset"], stage1_model=trained.outputs["model"],
+                                    units=units.outputs["units"], epochs=speech_epochs, nproc=nproc,
+                                    max_steps=speech_max_steps, seed=seed, config_json=speech_train_config_json,
+                                    backend=train_backend, num_nodes=trainjob_num_nodes,
+                                    gpus_per_node=trainjob_gpus_per_node, trainjob_json=_trainjob_json(settings))
+        for task in (trained, spoken):
+            task.set_cpu_request("4").set_memory_request("16Gi")
+            if settings.train_gpus:
+                task.set_accelerator_type(settings.accelerator_type).set_accelerator_limit(settings.train_gpus)
+                _on_gpu_nodes(task, settings)
+            if settings.shared_pvc:
+                kubernetes.mount_pvc(task, pvc_name=settings.shared_pvc, mount_path=settings.shared_mount_path)
+
+        evaluated = steps.evaluate(model=spoken.outputs["model"], dataset=data.outputs["dataset"])
         evaluated.set_cpu_request("2").set_memory_request("4Gi")
 
         registered = steps.register(
-            model=trained.outputs["model"], training=trained.outputs["training"],
-            evaluation=evaluated.outputs["evaluation"], tracking_uri=tracking_uri,
+            model=spoken.outputs["model"], training=trained.outputs["training"],
+            speech_training=spoken.outputs["training"], evaluation=evaluated.outputs["evaluation"],
+            tracking_uri=tracking_uri,
             artifact_location=artifact_location, model_name=model_name, gate_json=gate_json)
         _registry_env(registered, settings).set_retry(settings.retries)
         registered.set_cpu_request("1").set_memory_request("2Gi")

@@ -29,7 +29,7 @@ def synthesize(n: int, seed: int, test_fraction: float, dataset: Output[Dataset]
 def train(dataset: Input[Dataset], epochs: int, nproc: int, max_steps: int, seed: int, config_json: str,
           backend: str, num_nodes: int, gpus_per_node: int, trainjob_json: str,
           model: Output[Model], training: Output[Artifact]):
-    """Step 2: DeepSpeed ZeRO-2 training; exports safetensors + config.
+    """Step 2a: training stage 1 (the thinker: reply text + emotion) with DeepSpeed ZeRO-2; exports the model.
 
     backend "local": `nproc` torchrun ranks inside this pod. backend "trainjob": a Kubeflow Trainer TrainJob of
     `num_nodes` x `gpus_per_node` ranks on the shared PVC (`trainjob_json`: the rest of its TrainJobConfig).
@@ -54,9 +54,61 @@ def train(dataset: Input[Dataset], epochs: int, nproc: int, max_steps: int, seed
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def speech_units(dataset: Input[Dataset], token2wav_json: str, restyled_per_reply: int, seed: int,
+                 units: Output[Artifact]):
+    """Step 2b: fit the speech-unit extractor (k-means over log-mel frames) on the reply audio and write every
+    reply's units, the targets stage 2 trains the talker on. `token2wav_json`: EmotionOmniToken2WavConfig fields;
+    `restyled_per_reply` > 0 also speaks each train reply in that many other emotions (components.speech.restyle)."""
+    import json
+    import time
+    from pathlib import Path
+
+    from components.speech.config import EmotionOmniToken2WavConfig
+    from components.speech.dataset_units import build_speech_units
+
+    start = time.time()
+    config = EmotionOmniToken2WavConfig.from_dict(json.loads(token2wav_json or "{}"))
+    summary = build_speech_units(Path(dataset.path), Path(units.path), config,
+                                 restyled_per_reply=restyled_per_reply, seed=seed)
+    card = summary.card
+    units.metadata.update({"num_units": card["num_units"], "units_used": card["units_used"],
+                           "restyled_replies": card["restyled_replies"], "wall_seconds": round(time.time() - start, 2)})
+    if "centroid_resynthesis_stoi" in card:  # the local backend's k-means floor
+        units.metadata["centroid_resynthesis_stoi"] = card["centroid_resynthesis_stoi"]["mean"]
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def train_speech(dataset: Input[Dataset], stage1_model: Input[Model], units: Input[Artifact], epochs: int,
+                 nproc: int, max_steps: int, seed: int, config_json: str, backend: str, num_nodes: int,
+                 gpus_per_node: int, trainjob_json: str, model: Output[Model], training: Output[Artifact]):
+    """Step 2c: training stage 2 with DeepSpeed: the stage-1 thinker frozen, the talker (gated fusion, AdaLN,
+    speech-unit decoder) and the unit -> mel model trained. Exports the speaking model: thinker, talker and
+    token2wav together."""
+    import json
+    import shutil
+    import time
+    from pathlib import Path
+
+    from components.training.backend import train_with_backend
+    from components.training.config import SpeechTrainConfig
+
+    start = time.time()
+    config = SpeechTrainConfig.from_dict({**json.loads(config_json or "{}"), "stage": 2, "epochs": epochs,
+                                          "nproc": nproc, "max_steps": max_steps, "seed": seed})
+    job = {**json.loads(trainjob_json or "{}"), "num_nodes": num_nodes, "gpus_per_node": gpus_per_node}
+    result = train_with_backend(Path(dataset.path), Path(training.path), config, backend, job,
+                                init_model=Path(stage1_model.path), speech_units=Path(units.path))
+    shutil.copytree(result.model_dir, model.path)
+    model.metadata.update({**result.summary, "framework": "pytorch+deepspeed", "train_backend": backend,
+                           "wall_seconds": round(time.time() - start, 2)})
+    training.metadata.update(result.summary)
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def evaluate(model: Input[Model], dataset: Input[Dataset], metrics: Output[Metrics],
              report_html: Output[HTML], report_md: Output[Markdown], evaluation: Output[Artifact]):
-    """Step 3: held-out emotion accuracy/F1, confusion matrices, chrF, latency; report as HTML and Markdown."""
+    """Step 3: held-out emotion accuracy/F1, confusion matrices, chrF, latency, and the model's speech (judged
+    emotion agreement, resynthesis STOI, MCD, prosody per emotion, DNSMOS); report as HTML and Markdown."""
     import shutil
     import time
     from pathlib import Path
@@ -65,18 +117,23 @@ def evaluate(model: Input[Model], dataset: Input[Dataset], metrics: Output[Metri
 
     start = time.time()
     outcome = evaluate_model(Path(model.path), Path(dataset.path), Path(evaluation.path))
-    for name, value in outcome.result.summary().items():
+    for name, value in outcome.summary().items():
         metrics.log_metric(name, value)
     shutil.copyfile(outcome.report.html, report_html.path)
     shutil.copyfile(outcome.report.markdown, report_md.path)
-    evaluation.metadata.update({**outcome.result.summary(), "wall_seconds": round(time.time() - start, 2)})
+    if outcome.speech:
+        for target in outcome.speech.targets:
+            status = "not computed" if target.met is None else ("met" if target.met else "MISSED")
+            print(f"target {target.metric} {target.op} {target.target:g}: {target.value} ({status})")
+    evaluation.metadata.update({**outcome.summary(), "wall_seconds": round(time.time() - start, 2)})
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def register(model: Input[Model], training: Input[Artifact], evaluation: Input[Artifact],
-             tracking_uri: str, artifact_location: str, model_name: str, gate_json: str,
+def register(model: Input[Model], training: Input[Artifact], speech_training: Input[Artifact],
+             evaluation: Input[Artifact], tracking_uri: str, artifact_location: str, model_name: str, gate_json: str,
              registration: Output[Artifact]) -> str:
-    """Step 4a: log the run to MLflow, register a model version, alias it `challenger`. Returns the version."""
+    """Step 4a: log the run to MLflow (each training stage as a child run), register the speaking model (thinker,
+    talker and token2wav together) as a version, alias it `challenger`. Returns the version."""
     import json
     import time
     from pathlib import Path
@@ -84,7 +141,8 @@ def register(model: Input[Model], training: Input[Artifact], evaluation: Input[A
     from components.registry.workflow import register_candidate
 
     start = time.time()
-    version = register_candidate(Path(model.path), Path(training.path), Path(evaluation.path),
+    version = register_candidate(Path(model.path), [Path(training.path), Path(speech_training.path)],
+                                 Path(evaluation.path),
                                  tracking_uri=tracking_uri, artifact_location=artifact_location,
                                  model_name=model_name, gate_json=gate_json)
     registration.metadata.update({**version, "wall_seconds": round(time.time() - start, 2)})

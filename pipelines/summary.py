@@ -3,22 +3,30 @@ import json
 from pathlib import Path
 
 from components.contracts import (
-    METRIC_CHRF, METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS, METRIC_RESPONSE_EMOTION_ACCURACY,
-    METRIC_USER_EMOTION_ACCURACY, METRIC_USER_EMOTION_MACRO_F1,
+    METRIC_CHRF, METRIC_DNSMOS_OVRL, METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS, METRIC_MCD_DB,
+    METRIC_PITCH_ORDER_SPEARMAN, METRIC_RESPONSE_EMOTION_ACCURACY, METRIC_RESYNTHESIS_STOI,
+    METRIC_SPEECH_EMOTION_AGREEMENT, METRIC_SPEECH_JUDGE_ACCURACY, METRIC_SPEECH_RTF, METRIC_USER_EMOTION_ACCURACY,
+    METRIC_USER_EMOTION_MACRO_F1,
 )
+from components.evaluation.speech_eval import SPEECH_TARGETS
 from pipelines.local_run import LocalRun
 
 # KFP task name -> (label in the summary, output whose metadata carries wall_seconds)
 STEP_OUTPUTS = {
     "synthesize": ("1 synthesize", "dataset"),
-    "train": ("2 train (DeepSpeed)", "model"),
+    "train": ("2a train stage 1 (thinker)", "model"),
+    "speech-units": ("2b speech units (k-means)", "units"),
+    "train-speech": ("2c train stage 2 (talker)", "model"),
     "evaluate": ("3 evaluate", "evaluation"),
     "register": ("4 register (MLflow)", "registration"),
     "export-triton": ("5a export (Triton repo)", "model_repository"),
     "serve-smoke-test": ("5b serve (tritonserver)", "reply"),
 }
 METRIC_KEYS = (METRIC_USER_EMOTION_ACCURACY, METRIC_USER_EMOTION_MACRO_F1, METRIC_RESPONSE_EMOTION_ACCURACY,
-               METRIC_CHRF, METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS)
+               METRIC_CHRF, METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS, METRIC_SPEECH_EMOTION_AGREEMENT,
+               METRIC_SPEECH_JUDGE_ACCURACY, METRIC_RESYNTHESIS_STOI, METRIC_PITCH_ORDER_SPEARMAN, METRIC_MCD_DB,
+               METRIC_DNSMOS_OVRL, METRIC_SPEECH_RTF)
+TRAIN_KEYS = ("stage", "steps", "samples_per_second", "parameters", "trainable_parameters", "world_size", "zero_stage")
 
 
 def build_summary(run: LocalRun, data_dir: Path) -> dict:
@@ -32,8 +40,10 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
         "data_dir": str(data_dir),
         "run_dir": str(run.run_dir),
         "dataset": steps["synthesize"].artifacts["dataset"]["uri"],
-        "model": steps["train"].artifacts["model"]["uri"],
-        "training_run": steps["train"].artifacts["training"]["uri"],
+        "model": steps["train-speech"].artifacts["model"]["uri"],
+        "stage1_model": steps["train"].artifacts["model"]["uri"],
+        "training_runs": [steps[t].artifacts["training"]["uri"] for t in ("train", "train-speech")],
+        "speech_units": steps["speech-units"].artifacts["units"]["uri"],
         "report": str(Path(evaluation["uri"]) / "report.html"),
         "mlflow": {
             "tracking_uri": registration["tracking_uri"], "model_name": registration["name"],
@@ -45,9 +55,11 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
                    "published_uri": repository["metadata"].get("published_uri", ""),
                    "published_instance_kind": repository["metadata"].get("published_instance_kind", ""),
                    "endpoint_used": reply["endpoint"], "reply": reply},
-        "metrics": {k: evaluation["metadata"][k] for k in METRIC_KEYS},
-        "train": {k: steps["train"].artifacts["model"]["metadata"][k]
-                  for k in ("steps", "samples_per_second", "parameters", "world_size", "zero_stage")},
+        # A metric the evaluation could not compute is absent from its metadata: None here, "not computed" below.
+        "metrics": {k: evaluation["metadata"].get(k) for k in METRIC_KEYS},
+        "targets": {k: {"op": op, "target": goal, "value": evaluation["metadata"].get(k)}
+                    for k, (op, goal) in SPEECH_TARGETS.items()},
+        "train": [{k: steps[t].artifacts["model"]["metadata"][k] for k in TRAIN_KEYS} for t in ("train", "train-speech")],
         "step_seconds": {label: steps[task].artifacts[output]["metadata"].get("wall_seconds")
                          for task, (label, output) in STEP_OUTPUTS.items() if task in steps},
         "pipeline_seconds": run.wall_seconds,
@@ -55,12 +67,14 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
 
 
 def format_summary(summary: dict) -> str:
-    m, r, t = summary["mlflow"], summary["triton"]["reply"], summary["train"]
-    lines = [
-        "", "Emotion Omni: pipeline finished", "=" * 64,
-        f"data      {summary['dataset']}",
-        f"model     {summary['model']}  ({t['parameters']:,} params, {t['steps']} steps, "
-        f"ZeRO-{t['zero_stage']} x {t['world_size']} ranks, {t['samples_per_second']} samples/s)",
+    m, r = summary["mlflow"], summary["triton"]["reply"]
+    lines = ["", "Emotion Omni: pipeline finished", "=" * 64, f"data      {summary['dataset']}",
+             f"model     {summary['model']}  (thinker + talker + token2wav)"]
+    for t in summary["train"]:
+        lines.append(f"  stage {t['stage']}  {t['trainable_parameters']:,} of {t['parameters']:,} params trained, "
+                     f"{t['steps']} steps, ZeRO-{t['zero_stage']} x {t['world_size']} ranks, "
+                     f"{t['samples_per_second']} samples/s")
+    lines += [
         f"report    {summary['report']}",
         f"mlflow    {m['tracking_uri']}  model '{m['model_name']}' v{m['version']} "
         f"aliases {m['aliases']}  run {m['run_id']}",
@@ -71,11 +85,18 @@ def format_summary(summary: dict) -> str:
         f"          answered at {summary['triton']['endpoint_used']} in {r['latency_s']} s "
         "(stopped after the smoke test; `omni serve --model-repository <repository>` serves it again)",
         f"          user said   \"{r['user_text']}\" ({r['user_emotion_reference']}; heard: {r['user_emotion']})",
-        f"          model said  \"{r['response_text']}\" ({r['response_emotion']}) -> {r['reply_wav']}",
+        f"          model said  \"{r['response_text']}\" ({r['response_emotion']})",
+        f"          its voice   {r['reply_wav']} ({r['reply_audio_s']} s, the talker's units through the token2wav)"
+        if not r["speech_note"] else f"          its voice   none: {r['speech_note']}",
         "", "metrics (held-out test split)",
     ]
-    lines += [f"  {k:28s} {v:.4g}" for k, v in summary["metrics"].items()]
+    lines += [f"  {k:36s} {'not computed' if v is None else format(v, '.4g')}" for k, v in summary["metrics"].items()]
+    lines += ["", "speech targets"]
+    for k, t in summary["targets"].items():
+        status = "not computed" if t["value"] is None else ("met" if (
+            t["value"] >= t["target"] if t["op"] == ">=" else t["value"] <= t["target"]) else "MISSED")
+        lines.append(f"  {k:36s} {t['op']} {t['target']:g}: {status}")
     lines += ["", "wall time per step"]
-    lines += [f"  {k:28s} {v:7.1f} s" for k, v in summary["step_seconds"].items() if v is not None]
-    lines += [f"  {'whole pipeline (kfp.local)':28s} {summary['pipeline_seconds']:7.1f} s", ""]
+    lines += [f"  {k:36s} {v:7.1f} s" for k, v in summary["step_seconds"].items() if v is not None]
+    lines += [f"  {'whole pipeline (kfp.local)':36s} {summary['pipeline_seconds']:7.1f} s", ""]
     return "\n".join(lines)

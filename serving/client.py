@@ -25,12 +25,13 @@ from components.contracts import (
     OUTPUT_RESPONSE_AUDIO,
     OUTPUT_RESPONSE_EMOTION,
     OUTPUT_RESPONSE_TEXT,
+    OUTPUT_SPEECH_NOTE,
     OUTPUT_USER_EMOTION,
     TRITON_MODEL_NAME,
 )
 
 _OUTPUTS = (OUTPUT_RESPONSE_TEXT, OUTPUT_RESPONSE_EMOTION, OUTPUT_USER_EMOTION, OUTPUT_EMOTION_VECTOR,
-            OUTPUT_RESPONSE_AUDIO)
+            OUTPUT_RESPONSE_AUDIO, OUTPUT_SPEECH_NOTE)
 
 
 @dataclass
@@ -41,8 +42,9 @@ class ChatReply:
     response_emotion: str  # one of contracts.RESPONSE_EMOTIONS
     user_emotion: str  # one of contracts.USER_EMOTIONS: what the model heard in the user's voice
     emotion_vector: np.ndarray  # (E,) float32 response-emotion embedding
-    audio_wav: bytes  # the spoken reply, 16 kHz mono 16-bit WAV; b"" when the reply text is empty
+    audio_wav: bytes  # the model's own spoken reply, 16 kHz mono 16-bit WAV; b"" when there is none
     latency_s: float  # round trip as seen by the client
+    speech_note: str = ""  # why audio_wav is empty (e.g. nothing speakable); "" when it is not
 
 
 class ServingError(RuntimeError):
@@ -107,6 +109,7 @@ class EmotionOmniClient:
             user_emotion=first(OUTPUT_USER_EMOTION)[0].decode("utf-8"),
             emotion_vector=first(OUTPUT_EMOTION_VECTOR).astype(np.float32),
             audio_wav=bytes(first(OUTPUT_RESPONSE_AUDIO)[0]),
+            speech_note=first(OUTPUT_SPEECH_NOTE)[0].decode("utf-8"),
             latency_s=latency_s,
         )
 

@@ -1,12 +1,15 @@
 """smoke_test(): start tritonserver on a model repository, answer one held-out utterance, stop.
 
 The pipeline's last step, and the proof that what was registered actually serves: the reply's text,
-emotions and spoken WAV are kept as the step's output.
+emotions and WAV (the model's own voice) are kept as the step's output.
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+
+import soundfile as sf
 
 from components.synthesis import read_manifest
 from serving.client import EmotionOmniClient
@@ -32,7 +35,8 @@ def smoke_test(model_repository: Path, dataset_dir: Path, out_dir: Path, split: 
         "user_emotion_reference": row["user_emotion"], "user_emotion": reply.user_emotion,
         "response_text": reply.text, "response_emotion": reply.response_emotion,
         "reference_response": row["response_text"], "latency_s": round(reply.latency_s, 3),
-        "reply_wav": str(out_dir / "reply.wav"),
+        "reply_wav": str(out_dir / "reply.wav"), "speech_note": reply.speech_note,
+        "reply_audio_s": round(sf.info(io.BytesIO(reply.audio_wav)).duration, 2) if reply.audio_wav else 0.0,
     }
     (out_dir / "reply.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

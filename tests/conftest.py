@@ -17,19 +17,40 @@ TINY_TEXTS = [
 ]
 
 
-def tiny_config(tokenizer):
-    """A model config small enough for CPU unit tests (hidden 32, 1-2 layers, 2 s window)."""
-    from components.model.configuration import EmotionOmniConfig
+def tiny_thinker_config(tokenizer):
+    """A thinker config small enough for CPU unit tests (hidden 32, 1-2 layers, 2 s window)."""
+    from components.model.configuration import EmotionOmniThinkerConfig
     from components.model.tokenizer import apply_tokenizer
 
-    config = EmotionOmniConfig(
-        window_seconds=2.0,
-        speech_encoder={"d_model": 32, "encoder_layers": 1, "encoder_attention_heads": 2, "encoder_ffn_dim": 64},
-        emotion_encoder_dim=32, adapter_hidden=64,
-        llm={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-             "num_key_value_heads": 2, "max_position_embeddings": 256, "tie_word_embeddings": True},
-        max_response_tokens=12)
+    config = EmotionOmniThinkerConfig.from_dict({
+        "window_seconds": 2.0,
+        "audio_config": {"d_model": 32, "encoder_layers": 1, "encoder_attention_heads": 2, "encoder_ffn_dim": 64},
+        "emotion_encoder_dim": 32, "adapter_hidden": 64,
+        "text_config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256},
+        "max_response_tokens": 12})
     return apply_tokenizer(config, tokenizer)
+
+
+def tiny_speech_configs(num_units: int = 16):
+    """Talker and token2wav configs that fit tiny_thinker_config (hidden 32, emotion_dim 16)."""
+    from components.model.configuration import EmotionOmniTalkerConfig
+    from components.speech.config import EmotionOmniToken2WavConfig
+
+    talker = EmotionOmniTalkerConfig(thinker_hidden_size=32, emotion_dim=16, hidden_size=32, intermediate_size=64,
+                                     num_attention_heads=4, prenet_layers=1, decoder_layers=2, num_units=num_units,
+                                     max_position_embeddings=512, max_units_per_token=4)
+    token2wav = EmotionOmniToken2WavConfig(num_units=num_units, hidden_size=32, emotion_dim=16, griffin_lim_iters=4)
+    return talker, token2wav
+
+
+def tiny_config(tokenizer, speech: bool = False):
+    """An EmotionOmniConfig of tiny parts: text-only (stage 1), or with a talker and token2wav (`speech`)."""
+    from components.model.configuration import EmotionOmniConfig
+
+    talker, token2wav = tiny_speech_configs() if speech else (None, None)
+    return EmotionOmniConfig(thinker_config=tiny_thinker_config(tokenizer), talker_config=talker,
+                             token2wav_config=token2wav)
 
 
 @pytest.fixture(scope="session")
@@ -40,15 +61,30 @@ def tiny_tokenizer():
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
-    """An exported, untrained tiny Emotion Omni model directory (config.json, model.safetensors, tokenizer.json)."""
+    """An exported, untrained tiny speaking Emotion Omni model (thinker + talker + token2wav) directory."""
     import torch
 
     from components.export.pretrained import save_pretrained
-    from components.model.modeling import EmotionOmniModel
+    from components.model.modeling import EmotionOmniForConditionalGeneration
 
     torch.manual_seed(0)
-    model = EmotionOmniModel(tiny_config(tiny_tokenizer))
+    model = EmotionOmniForConditionalGeneration(tiny_config(tiny_tokenizer, speech=True))
+    with torch.no_grad():  # units with distinct sounds, as a fitted extractor has (an untrained one is all zeros)
+        model.token2wav.extractor.centroids.normal_()
     return save_pretrained(model, tiny_tokenizer, tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_text_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A tiny stage-1 (text-only: no talker) model directory."""
+    import torch
+
+    from components.export.pretrained import save_pretrained
+    from components.model.modeling import EmotionOmniForConditionalGeneration
+
+    torch.manual_seed(0)
+    model = EmotionOmniForConditionalGeneration(tiny_config(tiny_tokenizer))
+    return save_pretrained(model, tiny_tokenizer, tmp_path_factory.mktemp("tiny_text") / "model")
 
 
 @pytest.fixture(scope="session")

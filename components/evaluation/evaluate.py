@@ -11,6 +11,7 @@ from components.audio.io import load_wav
 from components.evaluation.metrics import EvalResult, compute_metrics
 from components.evaluation.records import PredictionRecord
 from components.evaluation.report import ReportPaths, write_report
+from components.evaluation.speech_eval import SpeechEvalConfig, SpeechEvalResult, evaluate_speech
 from components.inference import EmotionOmniResponder
 from components.synthesis import read_manifest
 
@@ -20,6 +21,11 @@ class Evaluation:
     result: EvalResult
     records: list[PredictionRecord]
     report: ReportPaths
+    speech: SpeechEvalResult | None = None
+
+    def summary(self) -> dict[str, float]:
+        """Text and speech metrics together, under their contract names (KFP Metrics, MLflow, the gate)."""
+        return {**self.result.summary(), **(self.speech.summary if self.speech else {})}
 
 
 def predict(responder: EmotionOmniResponder, rows: list[dict], dataset_dir: Path,
@@ -39,15 +45,23 @@ def predict(responder: EmotionOmniResponder, rows: list[dict], dataset_dir: Path
 
 
 def evaluate_model(model_dir: Path, dataset_dir: Path, out_dir: Path, split: str = "test",
-                   limit: int | None = None, progress: bool = True) -> Evaluation:
-    """Text and emotions only (speech off): the reply voice is TTS and would only add its own latency."""
-    rows = [r for r in read_manifest(dataset_dir) if r["split"] == split][:limit]
+                   limit: int | None = None, progress: bool = True, speech: bool = True,
+                   speech_config: SpeechEvalConfig = SpeechEvalConfig()) -> Evaluation:
+    """Text and emotions one utterance at a time (latency as a user sees it), then, with `speech`, the model's
+    reply speech in batches (components.evaluation.speech_eval)."""
+    manifest = read_manifest(dataset_dir)
+    rows = [r for r in manifest if r["split"] == split][:limit]
     if not rows:
         raise ValueError(f"{dataset_dir} has no '{split}' rows to evaluate: synthesize with a test split "
                          "(test_fraction > 0) or pass another --split")
     responder = EmotionOmniResponder.from_pretrained(model_dir, speak=False)
     records = predict(responder, rows, dataset_dir, progress)
     result = compute_metrics(records)
-    report = write_report(result, Path(out_dir), samples=records[:8],
+    speech_result = None
+    if speech:
+        responder.speak = True
+        train_texts = [r["response_text"] for r in manifest if r["split"] == "train"]
+        speech_result = evaluate_speech(responder, rows, Path(dataset_dir), Path(out_dir), train_texts, speech_config)
+    report = write_report(result, Path(out_dir), samples=records[:8], speech=speech_result,
                           title=f"Emotion Omni evaluation ({split}, n={len(records)})")
-    return Evaluation(result, records, report)
+    return Evaluation(result, records, report, speech_result)

@@ -12,11 +12,23 @@ from __future__ import annotations
 import base64
 import html
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.contracts import (
     METRIC_CHRF,
+    METRIC_DNSMOS_BAK,
+    METRIC_DNSMOS_OVRL,
+    METRIC_DNSMOS_SIG,
+    METRIC_MCD_DB,
+    METRIC_PITCH_ORDER_SPEARMAN,
+    METRIC_RESYNTHESIS_MCD_DB,
+    METRIC_RESYNTHESIS_STOI,
+    METRIC_SPEECH_EMOTION_AGREEMENT,
+    METRIC_SPEECH_EMOTION_REFERENCE,
+    METRIC_SPEECH_JUDGE_ACCURACY,
+    METRIC_SPEECH_RTF,
+    METRIC_SPEECH_SILENT_FRACTION,
     METRIC_LATENCY_MEAN_MS,
     METRIC_LATENCY_P50_MS,
     METRIC_LATENCY_P95_MS,
@@ -27,10 +39,13 @@ from components.contracts import (
     REPORT_HTML_FILE,
     REPORT_MARKDOWN_FILE,
     REPORT_METRICS_FILE,
+    SPEECH_JUDGE_FILE,
+    SPEECH_METRICS_FILE,
 )
 from components.evaluation.metrics import EvalResult
 from components.evaluation.plots import plot_confusion_matrix, plot_latency_histogram
 from components.evaluation.records import PredictionRecord
+from components.evaluation.speech_eval import CONTRAST_PNG, PROSODY_PNG, SpeechEvalResult
 
 USER_CONFUSION_PNG = "user_emotion_confusion.png"
 RESPONSE_CONFUSION_PNG = "response_emotion_confusion.png"
@@ -46,6 +61,18 @@ _METRIC_NOTES = {
     METRIC_LATENCY_P50_MS: "median audio-in to reply-out time",
     METRIC_LATENCY_P95_MS: "95th-percentile audio-in to reply-out time",
     METRIC_LATENCY_MEAN_MS: "mean audio-in to reply-out time",
+    METRIC_SPEECH_EMOTION_AGREEMENT: "replies whose voice a speech-emotion judge hears as the emotion the model chose",
+    METRIC_SPEECH_EMOTION_REFERENCE: "replies whose voice the judge hears as the reference reply's emotion",
+    METRIC_SPEECH_JUDGE_ACCURACY: "the judge itself on the reference reply audio (its ceiling; chance 1/7)",
+    METRIC_RESYNTHESIS_STOI: "reference units -> token2wav vs the reference audio: intelligibility kept, 0-1",
+    METRIC_RESYNTHESIS_MCD_DB: "mel-cepstral distortion of that resynthesis, dB (lower is closer)",
+    METRIC_MCD_DB: "the talker speaking the reference text vs the reference audio, DTW-aligned, dB",
+    METRIC_PITCH_ORDER_SPEARMAN: "rank correlation of per-emotion median pitch, generated vs reference",
+    METRIC_DNSMOS_OVRL: "DNSMOS overall quality, 1-5 (a stand-in for UTMOS; a sample of replies)",
+    METRIC_DNSMOS_SIG: "DNSMOS speech signal quality, 1-5",
+    METRIC_DNSMOS_BAK: "DNSMOS background quality, 1-5",
+    METRIC_SPEECH_RTF: "talker + vocoder seconds per second of reply audio (below 1: faster than real time)",
+    METRIC_SPEECH_SILENT_FRACTION: "replies that got no audio (nothing speakable, or no units)",
 }
 
 
@@ -58,11 +85,12 @@ class ReportPaths:
     user_confusion_png: Path
     response_confusion_png: Path
     latency_png: Path
+    speech_files: list[Path] = field(default_factory=list)  # the speech section's plots, WAVs and detail
 
     def files(self) -> list[Path]:
         """Every file the report wrote."""
         return [self.metrics_json, self.markdown, self.html,
-                self.user_confusion_png, self.response_confusion_png, self.latency_png]
+                self.user_confusion_png, self.response_confusion_png, self.latency_png, *self.speech_files]
 
 
 def write_report(
@@ -72,6 +100,7 @@ def write_report(
     samples: list[PredictionRecord] | None = None,
     title: str = "Emotion Omni evaluation",
     max_samples: int = 8,  # sample rows shown; enough to eyeball reply quality without burying the metrics
+    speech: SpeechEvalResult | None = None,
 ) -> ReportPaths:
     """Write the report files into `out_dir` (created if missing) and return their paths."""
     out_dir = Path(out_dir)
@@ -91,13 +120,20 @@ def write_report(
                           paths.response_confusion_png, title="Response emotion choice")
     plot_latency_histogram(result.latencies_ms, paths.latency_png)
 
-    document = {"title": title, "summary": result.summary(), "detail": result.to_dict()}
+    summary = {**result.summary(), **(speech.summary if speech else {})}
+    document = {"title": title, "summary": summary, "detail": result.to_dict(),
+                "speech": speech.to_dict() if speech else None}
     paths.metrics_json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
-    sections = _sections(result, (samples or [])[:max_samples])
+    sections = _sections(result, (samples or [])[:max_samples]) + (_speech_sections(speech) if speech else [])
     figures = [("User emotion confusion", paths.user_confusion_png),
                ("Response emotion confusion", paths.response_confusion_png),
                ("Latency", paths.latency_png)]
+    if speech:
+        paths.speech_files = list(speech.files) + [out_dir / SPEECH_METRICS_FILE, out_dir / SPEECH_JUDGE_FILE]
+        figures += [(caption, out_dir / name) for caption, name in (
+            ("Reply prosody by emotion", PROSODY_PNG), ("One text, two emotions", CONTRAST_PNG))
+            if (out_dir / name).is_file()]
     paths.markdown.write_text(_markdown(title, sections, figures), encoding="utf-8")
     paths.html.write_text(_html(title, sections, figures), encoding="utf-8")
     return paths
@@ -122,6 +158,31 @@ def _sections(result: EvalResult, samples: list[PredictionRecord]) -> list[_Sect
         sections.append(("Sample predictions",
                          ["id", "user emotion", "response emotion", "reference reply", "predicted reply", "ms"],
                          rows))
+    return sections
+
+
+def _speech_sections(speech: SpeechEvalResult) -> list[_Section]:
+    metrics = [[key, f"{value:.4g}", _METRIC_NOTES.get(key, "")] for key, value in speech.summary.items()]
+    metrics += [[key, "not computed", reason] for key, reason in speech.not_computed.items()]
+    targets = [[t.metric, f"{t.op} {t.target:g}", "not computed" if t.value is None else f"{t.value:.3g}",
+                "-" if t.met is None else ("met" if t.met else "missed")] for t in speech.targets]
+    sections = [("Speech metrics (the model's own voice)", ["metric", "value", "meaning"], metrics),
+                ("Speech targets", ["metric", "target", "value", "status"], targets)]
+    if speech.judge:
+        labels = list(speech.judge.labels)
+        rows = [[label, *map(str, counts)] for label, counts in zip(labels, speech.judge.confusion)]
+        sections.append((f"Speech-emotion judge on reference replies (accuracy {speech.judge.accuracy:.3f}; "
+                         "rows: reference, columns: heard)", ["", *labels], rows))
+    if speech.per_emotion:
+        def cell(value, fmt):
+            return "-" if value is None else format(value, fmt)
+        rows = [[emotion, f"{v['generated_n']} / {v['reference_n']}",
+                 f"{cell(v['generated_pitch_hz'], '.0f')} / {cell(v['reference_pitch_hz'], '.0f')}",
+                 f"{cell(v['generated_energy_db'], '.1f')} / {cell(v['reference_energy_db'], '.1f')}",
+                 f"{cell(v['generated_rate_wps'], '.2f')} / {cell(v['reference_rate_wps'], '.2f')}"]
+                for emotion, v in speech.per_emotion.items()]
+        sections.append(("Prosody per emotion, generated / reference (medians)",
+                         ["emotion", "clips", "pitch Hz", "energy dB", "words/s"], rows))
     return sections
 
 

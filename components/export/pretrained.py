@@ -1,49 +1,30 @@
 """The one on-disk model format: config.json + model.safetensors + tokenizer.json in a directory.
 
-Training writes it, MLflow registers it, Triton serves it, evaluation and tests load it: one loading path.
+The model saves and loads its own config and weights (`EmotionOmniForConditionalGeneration.save_pretrained` /
+`from_pretrained`); this module adds the tokenizer beside them, as a transformers processor would, and checks a
+directory before anything loads it. Training writes it, MLflow registers it, Triton serves it, evaluation and
+tests load it: one loading path.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
 from components.contracts import MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE
-from components.model.configuration import EmotionOmniConfig
-from components.model.modeling import EmotionOmniModel
+from components.model.modeling import EmotionOmniForConditionalGeneration
 from components.model.tokenizer import load_tokenizer
 
 REQUIRED_FILES = (MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE)
 
 
-def save_pretrained(model: EmotionOmniModel, tokenizer: Tokenizer, out_dir: Path,
+def save_pretrained(model: EmotionOmniForConditionalGeneration, tokenizer: Tokenizer, out_dir: Path,
                     metadata: dict | None = None) -> Path:
     """Write the model directory; `metadata` (e.g. training facts) goes into safetensors' header."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.config.save(out_dir / MODEL_CONFIG_FILE)
-    header = {k: str(v) for k, v in (metadata or {}).items()}
-    # Clone: under DeepSpeed every parameter is a view into one flat buffer, which safetensors refuses.
-    tensors = {name: model.state_dict()[name].detach().cpu().clone().contiguous()
-               for name in _unique_names(model)}
-    save_file(tensors, str(out_dir / MODEL_WEIGHTS_FILE), metadata=header)
+    out_dir = model.save_pretrained(Path(out_dir), metadata=metadata)
     tokenizer.save(str(out_dir / TOKENIZER_FILE))
     return out_dir
-
-
-def _unique_names(model: torch.nn.Module) -> list[str]:
-    """State-dict names minus aliases of the same tensor (the LM's tied input/output embeddings)."""
-    seen, names = set(), []
-    for name, tensor in model.state_dict().items():
-        key = (tensor.data_ptr(), tuple(tensor.shape), tensor.dtype)
-        if tensor.numel() and key in seen:
-            continue
-        seen.add(key)
-        names.append(name)
-    return names
 
 
 def check_model_dir(model_dir: Path) -> Path:
@@ -57,24 +38,11 @@ def check_model_dir(model_dir: Path) -> Path:
     return model_dir
 
 
-def load_pretrained(model_dir: Path, device: str = "cpu") -> tuple[EmotionOmniModel, Tokenizer]:
-    """Rebuild the model from its directory; eval mode, on `device`."""
+def load_pretrained(model_dir: Path, device: str = "cpu") -> tuple[EmotionOmniForConditionalGeneration, Tokenizer]:
+    """Rebuild the model and its tokenizer from their directory; eval mode, on `device`."""
     model_dir = check_model_dir(model_dir)
-    config = EmotionOmniConfig.load(model_dir / MODEL_CONFIG_FILE)
-    # Weights come from our safetensors file: a pretrained path must not be re-read (and is cleared once
-    # the model is built, so exported configs hold the architecture, not the path).
-    config.speech_encoder_path = config.llm_path = None
-    model = EmotionOmniModel(config)
-    missing, unexpected = model.load_state_dict(load_file(str(model_dir / MODEL_WEIGHTS_FILE)), strict=False)
-    missing = [name for name in missing if name in _unique_names(model)]  # tied aliases are not missing
-    if missing or unexpected:
-        raise ValueError(f"{model_dir / MODEL_WEIGHTS_FILE} does not match {MODEL_CONFIG_FILE}: "
-                         f"missing {missing[:5]}, unexpected {unexpected[:5]}; re-export the model")
-    return model.to(device).eval(), load_tokenizer(model_dir / TOKENIZER_FILE)
-
-
-def read_config(model_dir: Path) -> dict:
-    return json.loads((check_model_dir(model_dir) / MODEL_CONFIG_FILE).read_text())
+    model = EmotionOmniForConditionalGeneration.from_pretrained(model_dir, device=device)
+    return model, load_tokenizer(model_dir / TOKENIZER_FILE)
 
 
 def parameter_count(model: torch.nn.Module) -> int:

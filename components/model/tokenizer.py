@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from components.model.configuration import EmotionOmniConfig
+from components.model.configuration import EmotionOmniThinkerConfig
 
 PAD_TOKEN = "<|endoftext|>"   # Qwen2 pads with <|endoftext|>
 IM_START = "<|im_start|>"
@@ -46,7 +46,7 @@ def load_tokenizer(path: Path) -> Tokenizer:
     return tokenizer
 
 
-def apply_tokenizer(config: EmotionOmniConfig, tokenizer: Tokenizer) -> EmotionOmniConfig:
+def apply_tokenizer(config: EmotionOmniThinkerConfig, tokenizer: Tokenizer) -> EmotionOmniThinkerConfig:
     """Fill the config's vocabulary size and chat-template ids from `tokenizer` (in place; returned)."""
     config.vocab_size = tokenizer.get_vocab_size()
     config.prompt_prefix_ids = tokenizer.encode(PROMPT_PREFIX).ids

@@ -23,7 +23,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Experiment, LoggedModelOutput, LoggedModelStatus, Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
-from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from components.contracts import MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE
 from components.registry.config import RegistryConfig
@@ -37,6 +37,22 @@ from components.registry.connection import (
 
 # What Triton's model and the responder load; a directory without them is not worth registering.
 REQUIRED_MODEL_FILES = (MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE)
+
+
+@dataclass
+class StageRun:
+    """One training stage, logged as a child run of the registering run: its own params, loss curves (per-step
+    metric history), summary metrics and files (loss curve PNG, step log)."""
+
+    name: str                                   # run name, e.g. "stage 1: thinker"
+    params: dict[str, object]
+    metrics: dict[str, float]                   # final figures (steps, throughput, ...)
+    history: list[dict[str, float]]             # rows with a "step" key and one value per logged metric
+    artifacts: Sequence[Path] = ()
+
+
+# MLflow's log_batch limits: at most 100 params and 1000 metrics per request.
+_MAX_BATCH_PARAMS, _MAX_BATCH_METRICS = 100, 1000
 
 
 @dataclass
@@ -57,18 +73,21 @@ def register_model(
     metrics: dict[str, float],
     artifacts: Sequence[Path] = (),
     tags: dict[str, str] | None = None,
+    stages: Sequence[StageRun] = (),
 ) -> RegisteredVersion:
     """Log a run with `params`, `metrics` and `artifacts`, store `model_dir` as its model, register it.
 
     The new version gets the challenger alias. `artifacts` (plots, reports, loss curves) land at the run's
-    artifact root under their file names; `tags` go on the run, the logged model and the version. Inputs,
-    the database and the artifact store are checked before the run starts; a failure after that marks the
-    run and the logged model FAILED.
+    artifact root under their file names; `tags` go on the run, the logged model and the version; each of
+    `stages` becomes a child run. Inputs, the database and the artifact store are checked before the run
+    starts; a failure after that marks the run and the logged model FAILED.
     """
     model_dir = Path(model_dir)
     check_model_dir(model_dir)
     artifacts = [Path(p) for p in artifacts]
     _check_artifacts(artifacts)
+    for stage in stages:
+        _check_artifacts([Path(p) for p in stage.artifacts])
     tags = {key: str(value) for key, value in (tags or {}).items()}
     str_params = {key: str(value) for key, value in params.items()}
     try:
@@ -92,12 +111,12 @@ def register_model(
         for path in artifacts:
             client.log_artifact(run_id, str(path))
         now_ms = int(time.time() * 1000)
-        client.log_batch(
-            run_id,
-            # model_id attaches each metric to the LoggedModel too, so the UI's model view shows it.
-            metrics=[Metric(key, value, now_ms, 0, model_id=model_id) for key, value in float_metrics.items()],
-            params=[Param(key, value) for key, value in str_params.items()],
-        )
+        _log_batch(client, run_id,
+                   # model_id attaches each metric to the LoggedModel too, so the UI's model view shows it.
+                   [Metric(key, value, now_ms, 0, model_id=model_id) for key, value in float_metrics.items()],
+                   [Param(key, value) for key, value in str_params.items()])
+        for stage in stages:
+            _log_stage(client, experiment.experiment_id, run_id, stage, tags)
         client.log_outputs(run_id, [LoggedModelOutput(model_id, step=0)])
         client.finalize_logged_model(model_id, LoggedModelStatus.READY)
         version = _create_version(client, config, model.artifact_location, run_id, model_id, tags)
@@ -155,6 +174,30 @@ def check_model_dir(model_dir: Path) -> None:
             f"model directory {model_dir} lacks {missing}; it has {sorted(p.name for p in model_dir.iterdir())}. "
             "Fix: register the directory written by the export step (save_pretrained), which holds all of "
             f"{list(REQUIRED_MODEL_FILES)}.")
+
+
+def _log_batch(client: MlflowClient, run_id: str, metrics: list[Metric], params: list[Param]) -> None:
+    """log_batch in chunks MLflow accepts (a model config flattens to more than 100 params)."""
+    for i in range(0, len(params), _MAX_BATCH_PARAMS):
+        client.log_batch(run_id, params=params[i:i + _MAX_BATCH_PARAMS])
+    for i in range(0, len(metrics), _MAX_BATCH_METRICS):
+        client.log_batch(run_id, metrics=metrics[i:i + _MAX_BATCH_METRICS])
+
+
+def _log_stage(client: MlflowClient, experiment_id: str, parent_run_id: str, stage: StageRun,
+               tags: dict[str, str]) -> None:
+    """One training stage as a finished child run of `parent_run_id`."""
+    run_id = client.create_run(experiment_id, tags={**tags, MLFLOW_PARENT_RUN_ID: parent_run_id,
+                                                    MLFLOW_RUN_NAME: stage.name}).info.run_id
+    now_ms = int(time.time() * 1000)
+    metrics = [Metric(key, float(value), now_ms, 0) for key, value in stage.metrics.items()]
+    for row in stage.history:  # the loss curves, as MLflow metric history: the UI draws them per stage
+        step = int(row["step"])
+        metrics += [Metric(key, float(value), now_ms, step) for key, value in row.items() if key != "step"]
+    _log_batch(client, run_id, metrics, [Param(key, str(value)) for key, value in stage.params.items()])
+    for path in stage.artifacts:
+        client.log_artifact(run_id, str(path))
+    client.set_terminated(run_id)
 
 
 def _check_artifacts(artifacts: list[Path]) -> None:

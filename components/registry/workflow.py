@@ -14,12 +14,14 @@ from pathlib import Path
 from components.contracts import REPORT_METRICS_FILE as EVAL_METRICS_FILE
 from components.registry.config import RegistryConfig
 from components.registry.gate import GateConfig, GateDecision, GateError, evaluate_gate
-from components.registry.mlflow_registry import download_model, promote, register_model
+from components.registry.mlflow_registry import StageRun, download_model, promote, register_model
 from components.training.config import CONFIG_FILE as TRAIN_CONFIG_FILE
 from components.training.config import LOG_FILE as TRAIN_LOG_FILE
+from components.training.config import LOSS_CURVE_FILE
 from components.training.config import SUMMARY_FILE as TRAIN_SUMMARY_FILE
-
-
+# What each stage trains: the part of the model config its child run records as params.
+STAGE_NAMES = {1: "stage 1: thinker (text + emotion)", 2: "stage 2: talker + token2wav (speech)"}
+STAGE_MODEL_PARTS = {1: ("thinker_config",), 2: ("talker_config", "token2wav_config")}
 
 
 def registry_config(tracking_uri: str, artifact_location: str = "", model_name: str = "emotion-omni") -> RegistryConfig:
@@ -61,22 +63,40 @@ def _flatten(prefix: str, value, out: dict) -> dict:
     return out
 
 
-def register_candidate(model_dir: Path, training_dir: Path, evaluation_dir: Path, *, tracking_uri: str,
-                       artifact_location: str, model_name: str, gate_json: str) -> dict[str, str]:
-    """Register the trained model as the challenger with its params, metrics, plots and gate verdict."""
-    training_dir, evaluation_dir = Path(training_dir), Path(evaluation_dir)
-    config = registry_config(tracking_uri, artifact_location, model_name)
+def training_stage(training_dir: Path) -> StageRun:
+    """A training run directory as an MLflow child run: its stage's params, loss history, summary, plots."""
+    training_dir = Path(training_dir)
     train_config = json.loads((training_dir / TRAIN_CONFIG_FILE).read_text())
-    train_summary = json.loads((training_dir / TRAIN_SUMMARY_FILE).read_text())
+    summary = json.loads((training_dir / TRAIN_SUMMARY_FILE).read_text())
+    stage = int(summary.get("stage", train_config.get("stage", 1)))
+    model = train_config.pop("model")
     params = _flatten("", train_config, {})
+    for part in STAGE_MODEL_PARTS[stage]:
+        params.update(_flatten(part, model.get(part) or {}, {}))
     params = {k: v for k, v in params.items() if not isinstance(v, list)}  # token-id lists are not params
+    history = [json.loads(line) for line in (training_dir / TRAIN_LOG_FILE).read_text().splitlines() if line.strip()]
+    history = [{k: v for k, v in row.items() if k not in ("epoch", "elapsed_s")} for row in history]
+    files = [p for p in (training_dir / LOSS_CURVE_FILE, training_dir / TRAIN_LOG_FILE) if p.is_file()]
+    return StageRun(STAGE_NAMES[stage], params, {k: float(v) for k, v in summary.items()}, history, files)
+
+
+def register_candidate(model_dir: Path, training_dirs: list[Path], evaluation_dir: Path, *, tracking_uri: str,
+                       artifact_location: str, model_name: str, gate_json: str) -> dict[str, str]:
+    """Register the trained model as the challenger with its evaluation, gate verdict and one child run per
+    training stage (`training_dirs`, in stage order)."""
+    evaluation_dir = Path(evaluation_dir)
+    config = registry_config(tracking_uri, artifact_location, model_name)
+    stages = [training_stage(d) for d in training_dirs]
+    final_config = json.loads((Path(training_dirs[-1]) / TRAIN_CONFIG_FILE).read_text())
+    params = {k: v for k, v in _flatten("", final_config, {}).items() if not isinstance(v, list)}
     summary = evaluation_summary(evaluation_dir)
-    metrics = {**summary, **{f"train_{k}": float(v) for k, v in train_summary.items()}}
+    metrics = dict(summary)
+    for n, stage in enumerate(stages, start=1):
+        metrics.update({f"train_stage{n}_{k}": v for k, v in stage.metrics.items()})
     decision = gate_decision(evaluation_dir, gate_json)
     artifacts = sorted(p for p in evaluation_dir.iterdir() if p.is_file())
-    artifacts += [p for p in (training_dir / "loss_curve.png", training_dir / TRAIN_LOG_FILE) if p.is_file()]
     version = register_model(
-        Path(model_dir), config=config, params=params, metrics=metrics, artifacts=artifacts,
+        Path(model_dir), config=config, params=params, metrics=metrics, artifacts=artifacts, stages=stages,
         tags={"gate": "passed" if decision.passed else "failed", "gate_reasons": "; ".join(decision.reasons)})
     return {"name": version.name, "version": version.version, "run_id": version.run_id,
             "source_uri": version.source_uri, "tracking_uri": version.tracking_uri,

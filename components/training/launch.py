@@ -16,10 +16,9 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.model.tokenizer import apply_tokenizer, train_tokenizer
-from components.synthesis import read_manifest
-from components.training.config import CONFIG_FILE, LOG_FILE, SUMMARY_FILE, TOKENIZER_FILE, TrainConfig
+from components.training.config import LOG_FILE, LOSS_CURVE_FILE, SUMMARY_FILE, TrainConfig
 from components.training.plots import plot_loss_curve
+from components.training.prepare import prepare_run
 
 
 class TrainingError(RuntimeError):
@@ -71,28 +70,15 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def prepare_run(dataset_dir: Path, run_dir: Path, config: TrainConfig) -> TrainConfig:
-    """Train the tokenizer on the train split, fill the model config from it, write both into run_dir."""
-    config.validate()
-    rows = [r for r in read_manifest(dataset_dir) if r["split"] == "train"]
-    if not rows:
-        raise ValueError(f"{dataset_dir} has no train split rows: synthesize again with a larger --n")
-    tokenizer = train_tokenizer((t for r in rows for t in (r["user_text"], r["response_text"])),
-                                vocab_size=config.tokenizer_vocab_size)
-    apply_tokenizer(config.model, tokenizer)
-    config.model.validate()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(str(run_dir / TOKENIZER_FILE))
-    config.save(run_dir / CONFIG_FILE)
-    return config
+def train(dataset_dir: Path, run_dir: Path, config: TrainConfig | None = None, *, init_model: Path | None = None,
+          speech_units: Path | None = None) -> TrainResult:
+    """Run DeepSpeed training of Emotion Omni on `dataset_dir`'s train split; results land in `run_dir`.
 
-
-def train(dataset_dir: Path, run_dir: Path, config: TrainConfig | None = None) -> TrainResult:
-    """Run DeepSpeed training of Emotion Omni on `dataset_dir`'s train split; results land in `run_dir`."""
+    Stage 2 (`config.stage == 2`) also needs `init_model` (the stage-1 model) and `speech_units`."""
     config = config or TrainConfig()
     dataset_dir, run_dir = Path(dataset_dir).resolve(), Path(run_dir).resolve()
     start = time.time()
-    prepare_run(dataset_dir, run_dir, config)
+    prepare_run(dataset_dir, run_dir, config, init_model, speech_units)
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={config.nproc}", "--nnodes=1",
            "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
            "-m", "components.training.worker", "--run-dir", str(run_dir), "--dataset", str(dataset_dir)]
@@ -109,6 +95,6 @@ def train(dataset_dir: Path, run_dir: Path, config: TrainConfig | None = None) -
         raise TrainingError(f"training failed (torchrun exit {code}): {_root_cause(run_dir / 'train.log')}\n"
                             f"full log: {run_dir / 'train.log'}; its end:\n" + "\n".join(tail))
     summary = json.loads((run_dir / SUMMARY_FILE).read_text())
-    loss_curve = plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss_curve.png")
+    loss_curve = plot_loss_curve(run_dir / LOG_FILE, run_dir / LOSS_CURVE_FILE)
     return TrainResult(run_dir, run_dir / "model", run_dir / LOG_FILE, loss_curve, summary,
                        round(time.time() - start, 2))

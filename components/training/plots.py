@@ -1,30 +1,38 @@
-"""Loss curve PNG from the worker's JSON-lines log."""
+"""Loss curve PNG from the worker's JSON-lines log, for either training stage.
+
+Built with matplotlib's object API (`Figure`), never pyplot, like the evaluation plots: headless-safe and no
+global backend or figure left behind.
+"""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
+# What each logged loss is, for the legend; any other loss key is drawn under its own name.
+LABELS = {
+    "loss": "total", "text_loss": "reply text CE", "emotion_loss": "emotion (0.6 MSE + 0.4 cos)",
+    "user_emotion_loss": "user emotion CE", "unit_loss": "speech units CE", "mel_loss": "unit -> mel L1",
+}
+_NOT_LOSSES = {"step", "epoch", "lr", "elapsed_s"}
+
 
 def plot_loss_curve(log_path: Path, out_png: Path) -> Path:
-    """Total loss and its three parts against the optimizer step."""
-    import matplotlib
-    matplotlib.use("Agg")  # headless; chosen here, not at import
-    import matplotlib.pyplot as plt
-
+    """Every loss in the log (the total thicker) against the optimizer step."""
     rows = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
     if not rows:
         raise ValueError(f"{log_path} has no logged steps: train for at least log_every_steps steps")
     steps = [r["step"] for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    for key, label in (("loss", "total"), ("text_loss", "reply text CE"),
-                       ("emotion_loss", "emotion (0.6 MSE + 0.4 cos)"), ("user_emotion_loss", "user emotion CE")):
-        ax.plot(steps, [r[key] for r in rows], label=label, linewidth=2 if key == "loss" else 1.2)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss (mean over ranks)")
-    ax.set_title("Emotion Omni training")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_png)
-    plt.close(fig)
+    figure = Figure(figsize=(7, 4), dpi=110, layout="constrained")
+    axes = figure.add_subplot()
+    for key in [k for k in rows[0] if k not in _NOT_LOSSES]:
+        axes.plot(steps, [r[key] for r in rows], label=LABELS.get(key, key), linewidth=2 if key == "loss" else 1.2)
+    axes.set_xlabel("optimizer step")
+    axes.set_ylabel("loss (mean over ranks)")
+    stage = "stage 2 (talker)" if "unit_loss" in rows[0] else "stage 1 (thinker)"
+    axes.set_title(f"Emotion Omni training, {stage}")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.savefig(out_png)
     return Path(out_png)

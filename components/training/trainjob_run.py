@@ -27,8 +27,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from components.training.config import LOG_FILE, SUMMARY_FILE, TrainConfig
-from components.training.launch import _RANK_ERROR, TrainingError, TrainResult, prepare_run
+from components.training.config import LOG_FILE, LOSS_CURVE_FILE, SUMMARY_FILE, TrainConfig
+from components.training.launch import _RANK_ERROR, TrainingError, TrainResult
+from components.training.prepare import prepare_run
 from components.training.plots import plot_loss_curve
 from components.training.trainjob import (
     GROUP, PLURAL, TRAINER_JOB, VERSION, TrainJobConfig, build_trainjob, job_name,
@@ -262,7 +263,8 @@ def _is_connection_error(error: Exception) -> bool:
 
 
 def run_trainjob(config: TrainJobConfig, run_dir: Path, dataset_dir: Path, train_config: TrainConfig | None = None,
-                 *, name: str | None = None, api_client=None, out: TextIO | None = None) -> TrainResult:
+                 *, name: str | None = None, api_client=None, out: TextIO | None = None,
+                 init_model: Path | None = None, speech_units: Path | None = None) -> TrainResult:
     """Train on the cluster: `run_dir` and `dataset_dir` are on the shared PVC, mounted here at the same path.
 
     Prepares run_dir (tokenizer + train_config.json), creates the TrainJob, streams its pods' logs to `out`
@@ -274,7 +276,8 @@ def run_trainjob(config: TrainJobConfig, run_dir: Path, dataset_dir: Path, train
     namespace = config.namespace or current_namespace()
     body = build_trainjob(config, run_dir, dataset_dir, name=name, namespace=namespace)  # validates first
     name = body["metadata"]["name"]
-    prepare_run(dataset_dir, run_dir, train_config or TrainConfig())
+    # Stage 2 copies the stage-1 model and the units into the run dir, on the PVC, where every node reads them.
+    prepare_run(dataset_dir, run_dir, train_config or TrainConfig(), init_model, speech_units)
     watch = _TrainJobWatch(api_client or load_api_client(), namespace, name, config, out)
     watch.create(body)
 
@@ -309,14 +312,14 @@ def run_trainjob(config: TrainJobConfig, run_dir: Path, dataset_dir: Path, train
         raise TrainingError(f"{watch.where} completed but {summary_path} is missing: do the launcher and the "
                             f"trainer pods mount the same PVC ({config.pvc}) at {config.mount_path}?")
     summary = json.loads(summary_path.read_text())
-    loss_curve = plot_loss_curve(run_dir / LOG_FILE, run_dir / "loss_curve.png")
+    loss_curve = plot_loss_curve(run_dir / LOG_FILE, run_dir / LOSS_CURVE_FILE)
     return TrainResult(run_dir, run_dir / "model", run_dir / LOG_FILE, loss_curve, summary,
                        round(time.time() - start, 2))
 
 
 def train_on_cluster(dataset_dir: Path, out_dir: Path, train_config: TrainConfig | None = None,
-                     config: TrainJobConfig | None = None, *, api_client=None,
-                     out: TextIO | None = None) -> TrainResult:
+                     config: TrainJobConfig | None = None, *, api_client=None, out: TextIO | None = None,
+                     init_model: Path | None = None, speech_units: Path | None = None) -> TrainResult:
     """Stage `dataset_dir` on the shared PVC, train there with a TrainJob, copy the run dir back to `out_dir`.
 
     The PVC must be mounted here at `config.mount_path` (the pipeline's train step mounts it). The staging
@@ -336,7 +339,7 @@ def train_on_cluster(dataset_dir: Path, out_dir: Path, train_config: TrainConfig
     stage = mount / "runs" / name
     shutil.copytree(dataset_dir, stage / "dataset")
     result = run_trainjob(config, stage / "run", stage / "dataset", train_config, name=name,
-                          api_client=api_client, out=out)
+                          api_client=api_client, out=out, init_model=init_model, speech_units=speech_units)
     out_dir = Path(out_dir)
     shutil.copytree(stage / "run", out_dir, dirs_exist_ok=True)
     shutil.rmtree(stage, ignore_errors=True)

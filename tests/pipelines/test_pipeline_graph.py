@@ -10,7 +10,8 @@ import yaml
 from pipelines.emotion_omni import ClusterSettings, compile_pipeline
 from pipelines.steps import COMPONENT_IMAGE
 
-STEPS = {"synthesize", "train", "evaluate", "register", "check-gate", "promote", "export-triton", "serve-smoke-test"}
+STEPS = {"synthesize", "train", "speech-units", "train-speech", "evaluate", "register", "check-gate", "promote",
+         "export-triton", "serve-smoke-test"}
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +31,22 @@ def test_every_step_runs_the_component_image(compiled):
     assert not any("pip install" in " ".join(e["container"]["command"]) for e in executors.values())
 
 
-def test_training_requests_gpus_and_memory(compiled):
-    resources = compiled[0]["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
-    assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
-    assert resources["accelerator"]["resourceCount"] == "2"
-    assert resources["resourceMemoryRequest"] == "16Gi"
+def test_both_training_stages_request_gpus_and_memory(compiled):
+    for step in ("exec-train", "exec-train-speech"):
+        resources = compiled[0]["deploymentSpec"]["executors"][step]["container"]["resources"]
+        assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
+        assert resources["accelerator"]["resourceCount"] == "2"
+        assert resources["resourceMemoryRequest"] == "16Gi"
+
+
+def test_stage_two_trains_on_stage_one_and_the_units_and_is_what_gets_registered(compiled):
+    tasks = compiled[0]["root"]["dag"]["tasks"]
+    inputs = tasks["train-speech"]["inputs"]["artifacts"]
+    assert inputs["stage1_model"]["taskOutputArtifact"] == {"producerTask": "train", "outputArtifactKey": "model"}
+    assert inputs["units"]["taskOutputArtifact"]["producerTask"] == "speech-units"
+    for consumer in ("evaluate", "register"):
+        model = tasks[consumer]["inputs"]["artifacts"]["model"]["taskOutputArtifact"]
+        assert model["producerTask"] == "train-speech"
 
 
 def test_gate_branches_on_check_gate(compiled):

@@ -15,9 +15,9 @@ from kfp.dsl import Dataset
 from pipelines import steps
 from tests.components.training.fake_kube import FakeKubeAPI, ProcessController
 
-TINY_MODEL = {"model": {"window_seconds": 6.0, "llm": {
+TINY_MODEL = {"model": {"thinker_config": {"window_seconds": 6.0, "text_config": {
     "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4,
-    "num_key_value_heads": 2, "max_position_embeddings": 512, "tie_word_embeddings": True}}}
+    "num_key_value_heads": 2, "max_position_embeddings": 512}}}}
 
 
 def kubeconfig(path, server: str, namespace: str):

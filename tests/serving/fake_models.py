@@ -39,6 +39,7 @@ class TritonPythonModel:
                 c.OUTPUT_USER_EMOTION: np.array([[c.USER_EMOTIONS[0].encode()]], dtype=np.object_),
                 c.OUTPUT_EMOTION_VECTOR: np.arange(4, dtype=np.float32)[None],  # (1, 4)
                 c.OUTPUT_RESPONSE_AUDIO: np.array([[data]], dtype=np.object_),
+                c.OUTPUT_SPEECH_NOTE: np.array([[b""]], dtype=np.object_),
             }
             responses.append(pb_utils.InferenceResponse([pb_utils.Tensor(k, v) for k, v in outputs.items()]))
         return responses

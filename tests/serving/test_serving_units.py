@@ -28,13 +28,15 @@ def test_config_pbtxt_tensors_are_the_contract_names():
         contracts.OUTPUT_USER_EMOTION: "TYPE_STRING",
         contracts.OUTPUT_EMOTION_VECTOR: "TYPE_FP32",
         contracts.OUTPUT_RESPONSE_AUDIO: "TYPE_STRING",
+        contracts.OUTPUT_SPEECH_NOTE: "TYPE_STRING",
     }
     assert weights_dir_name(text) == "weights"
 
 
 def test_model_py_takes_tensor_names_from_contracts():
     source = (TEMPLATE_DIR / "1" / "model.py").read_text()
-    for name in ("AUDIO", "RESPONSE_TEXT", "RESPONSE_EMOTION", "USER_EMOTION", "EMOTION_VECTOR", "RESPONSE_AUDIO"):
+    for name in ("AUDIO", "RESPONSE_TEXT", "RESPONSE_EMOTION", "USER_EMOTION", "EMOTION_VECTOR", "RESPONSE_AUDIO",
+                 "SPEECH_NOTE"):
         assert f'"{name}"' not in source, f"{name} is spelled out in model.py; use components.contracts"
 
 

@@ -1,4 +1,4 @@
-"""EmotionOmniModel on tiny configs: shapes, losses, generation, save/load, pretrained loading path."""
+"""The thinker and the whole model on tiny configs: shapes, losses, generation, save/load, pretrained parts."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,18 +8,19 @@ import torch
 from components.audio.features import LogMelFrontend
 from components.export.pretrained import load_pretrained, save_pretrained
 from components.model.adapters import FrameStackAdapter, interleave
-from components.model.configuration import EmotionOmniConfig
+from components.model.configuration import EmotionOmniConfig, EmotionOmniThinkerConfig
 from components.model.heads import emotion_codebook, emotion_loss, nearest_emotion
-from components.model.modeling import EmotionOmniModel
+from components.model.modeling import EmotionOmniForConditionalGeneration
+from components.model.thinker import EmotionOmniThinkerForConditionalGeneration
 from components.model.tokenizer import encode_response
-from tests.conftest import TINY_TEXTS, tiny_config
+from tests.conftest import TINY_TEXTS, tiny_thinker_config
 
 
 @pytest.fixture()
 def model_and_batch(tiny_tokenizer):
     torch.manual_seed(0)
-    config = tiny_config(tiny_tokenizer)
-    model = EmotionOmniModel(config)
+    config = tiny_thinker_config(tiny_tokenizer)
+    model = EmotionOmniThinkerForConditionalGeneration(config)
     frontend = LogMelFrontend(config.n_mels, config.window_seconds, config.stack_factor)
     rng = np.random.default_rng(0)
     waves = [rng.standard_normal(8000).astype(np.float32) * 0.1, rng.standard_normal(30000).astype(np.float32) * 0.1]
@@ -29,7 +30,7 @@ def model_and_batch(tiny_tokenizer):
 
 
 def test_frontend_window_and_valid_frames(tiny_tokenizer):
-    config = tiny_config(tiny_tokenizer)
+    config = tiny_thinker_config(tiny_tokenizer)
     frontend = LogMelFrontend(config.n_mels, config.window_seconds, config.stack_factor)
     features, frames = frontend([np.zeros(8000, np.float32) + 0.01, np.ones(64000, np.float32) * 0.01])
     assert features.shape == (2, 80, 200)  # 2 s window at 100 frames/s
@@ -68,6 +69,20 @@ def test_forward_losses_and_gradients(model_and_batch):
         assert model.get_parameter(name).grad.abs().sum() > 0, name
 
 
+def test_reply_states_line_up_with_reply_tokens(model_and_batch):
+    """The talker reads the LM state and input embedding at each reply token, <|im_end|> excluded."""
+    model, features, frames, replies = model_and_batch
+    model.eval()
+    out = model(features, frames, replies)
+    lengths = [len(r) - 1 for r in replies]  # every reply ends with <|im_end|>
+    assert out.reply_lengths.tolist() == lengths
+    assert out.reply_hidden_states.shape == out.reply_inputs_embeds.shape == (2, max(lengths), 32)
+    embed = model.llm.get_input_embeddings()
+    for i, reply in enumerate(replies):
+        assert torch.allclose(out.reply_inputs_embeds[i, : lengths[i]], embed(reply[:-1]))
+        assert out.reply_inputs_embeds[i, lengths[i]:].abs().sum() == 0  # padding is zero
+
+
 def test_no_labels_means_no_loss(model_and_batch):
     model, features, frames, replies = model_and_batch
     assert model(features, frames, replies).loss is None
@@ -96,17 +111,30 @@ def test_generate_batch_matches_single(model_and_batch):
     assert torch.allclose(batch.emotion_vector[1], single.emotion_vector[0], atol=1e-4)
     assert all(len(ids) <= 6 for ids in batch.token_ids)
     assert 0 <= int(batch.response_emotion[0]) < len(model.config.response_emotions)
+    # The talker's inputs come back with the reply: one state and one embedding per generated token.
+    assert batch.reply_lengths.tolist() == [len(ids) for ids in batch.token_ids]
+    n = len(single.token_ids[0])
+    assert torch.allclose(batch.reply_hidden_states[1, :n], single.reply_hidden_states[0, :n], atol=1e-4)
 
 
 def test_save_load_round_trip(model_and_batch, tiny_tokenizer, tmp_path):
-    model, features, frames, _ = model_and_batch
-    model.eval()
+    thinker, features, frames, _ = model_and_batch
+    model = EmotionOmniForConditionalGeneration(EmotionOmniConfig(thinker_config=thinker.config)).eval()
     save_pretrained(model, tiny_tokenizer, tmp_path / "m")
     loaded, tokenizer = load_pretrained(tmp_path / "m")
+    assert loaded.talker is None and loaded.config.to_dict() == model.config.to_dict()
     for key, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key]), key
     assert tokenizer.get_vocab() == tiny_tokenizer.get_vocab()
-    assert loaded.generate(features, frames, 5).token_ids == model.generate(features, frames, 5).token_ids
+    assert loaded.generate(features, frames).thinker.token_ids == model.generate(features, frames).thinker.token_ids
+    assert loaded.generate(features, frames).audio is None  # a text-only (stage-1) model says nothing
+
+
+def test_building_a_model_leaves_its_config_alone(tiny_tokenizer):
+    config = EmotionOmniConfig(thinker_config=tiny_thinker_config(tiny_tokenizer))
+    before = config.to_dict()
+    EmotionOmniForConditionalGeneration(config)
+    assert config.to_dict() == before
 
 
 def test_load_names_missing_files(tmp_path):
@@ -125,25 +153,51 @@ def test_pretrained_checkpoints_load_from_local_paths(tiny_tokenizer, tmp_path):
                                          pad_token_id=0, bos_token_id=1, eos_token_id=2,
                                          decoder_start_token_id=3))
     whisper.save_pretrained(tmp_path / "whisper")
-    config = tiny_config(tiny_tokenizer)
-    qwen = Qwen2ForCausalLM(Qwen2Config(vocab_size=config.vocab_size + 12, **config.llm))
+    thinker_config = tiny_thinker_config(tiny_tokenizer)
+    text = {k: getattr(thinker_config.text_config, k) for k in (
+        "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads")}
+    qwen = Qwen2ForCausalLM(Qwen2Config(vocab_size=thinker_config.vocab_size + 12, **text))
     qwen.save_pretrained(tmp_path / "qwen")
-    config.speech_encoder_path, config.llm_path = str(tmp_path / "whisper"), str(tmp_path / "qwen")
-    model = EmotionOmniModel(config)
-    assert torch.equal(model.speech_encoder.conv1.weight, whisper.encoder.conv1.weight)
-    assert torch.equal(model.llm.lm_head.weight, qwen.lm_head.weight)
+    thinker_config = thinker_config.with_pretrained_architectures(str(tmp_path / "whisper"), str(tmp_path / "qwen"))
+    assert thinker_config.window_seconds == 2.0 and thinker_config.text_config.vocab_size == qwen.config.vocab_size
+    model = EmotionOmniForConditionalGeneration(EmotionOmniConfig(thinker_config=thinker_config))
+    model.thinker.load_pretrained_parts(str(tmp_path / "whisper"), str(tmp_path / "qwen"))
+    assert torch.equal(model.thinker.speech_encoder.conv1.weight, whisper.encoder.conv1.weight)
+    assert torch.equal(model.thinker.llm.lm_head.weight, qwen.lm_head.weight)
     # The exported config describes the architecture, so the export reloads without the checkpoints.
     save_pretrained(model, tiny_tokenizer, tmp_path / "export")
     reloaded, _ = load_pretrained(tmp_path / "export")
-    assert reloaded.llm.config.vocab_size == config.vocab_size + 12
+    assert reloaded.thinker.llm.config.vocab_size == thinker_config.vocab_size + 12
+    assert torch.equal(reloaded.thinker.llm.lm_head.weight, qwen.lm_head.weight)
+
+
+def test_a_checkpoint_of_another_shape_is_refused(tiny_tokenizer, tmp_path):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    Qwen2ForCausalLM(Qwen2Config(vocab_size=400, hidden_size=48, intermediate_size=64, num_hidden_layers=1,
+                                 num_attention_heads=4, num_key_value_heads=2)).save_pretrained(tmp_path / "qwen")
+    thinker = EmotionOmniThinkerForConditionalGeneration(tiny_thinker_config(tiny_tokenizer))
+    with pytest.raises(ValueError, match="with_pretrained_architectures"):
+        thinker.load_pretrained_parts(llm_path=str(tmp_path / "qwen"))
 
 
 def test_config_errors_name_the_fix(tiny_tokenizer):
     with pytest.raises(ValueError, match="apply_tokenizer"):
-        EmotionOmniConfig().validate()
-    config = tiny_config(tiny_tokenizer)
+        EmotionOmniThinkerConfig().validate()
+    config = tiny_thinker_config(tiny_tokenizer)
     config.window_seconds = 2.05
     with pytest.raises(ValueError, match="window_seconds"):
         config.validate()
+    with pytest.raises(ValueError, match="unknown EmotionOmniThinkerConfig keys"):
+        EmotionOmniThinkerConfig.from_dict({"hiden": 3})
     with pytest.raises(ValueError, match="unknown EmotionOmniConfig keys"):
-        EmotionOmniConfig.from_dict({"hiden": 3})
+        EmotionOmniConfig.from_dict({"thinker": {}})
+
+
+def test_config_json_round_trip_and_overrides_stay_tiny(tiny_tokenizer, tmp_path):
+    config = EmotionOmniConfig(thinker_config=tiny_thinker_config(tiny_tokenizer))
+    config.save(tmp_path / "config.json")
+    assert EmotionOmniConfig.load(tmp_path / "config.json").to_dict() == config.to_dict()
+    # Overriding one LM key keeps the other tiny defaults, never transformers' 7B-sized ones.
+    partial = EmotionOmniThinkerConfig.from_dict({"text_config": {"hidden_size": 64}})
+    assert partial.text_config.hidden_size == 64 and partial.text_config.num_hidden_layers == 2

@@ -16,11 +16,13 @@ _GOOD = {
     "latency_p50_ms": 300.0,
     "latency_p95_ms": 900.0,
     "latency_mean_ms": 350.0,
+    "speech_emotion_agreement": 0.6,
+    "resynthesis_stoi": 0.75,
 }
 
 
 def test_every_threshold_has_a_rule():
-    assert {name for _, name, _ in _RULES} == {f.name for f in fields(GateConfig)}
+    assert {name for _, name, _, _ in _RULES} == {f.name for f in fields(GateConfig)}
 
 
 def test_good_model_passes():
@@ -52,3 +54,17 @@ def test_missing_metric_is_an_error_not_a_failure():
     partial = {k: v for k, v in _GOOD.items() if k != METRIC_LATENCY_P95_MS}
     with pytest.raises(GateError, match=r"lacks \['latency_p95_ms'\].*EvalResult.summary\(\)"):
         evaluate_gate(partial, GateConfig())
+
+
+def test_a_speech_metric_that_was_not_computed_fails_with_the_reason():
+    silent = {k: v for k, v in _GOOD.items() if k != "speech_emotion_agreement"}  # no reply got audio
+    decision = evaluate_gate(silent, GateConfig())
+    assert decision.reasons == ["speech_emotion_agreement was not computed (the evaluation report says why), "
+                                "so min_speech_emotion_agreement cannot be met"]
+
+
+def test_none_switches_a_check_off():
+    silent = {k: v for k, v in _GOOD.items() if k != "speech_emotion_agreement"}
+    assert evaluate_gate(silent, GateConfig(min_speech_emotion_agreement=None)).passed
+    lenient = GateConfig(min_chrf=None)
+    assert evaluate_gate({**_GOOD, METRIC_CHRF: 1.0}, lenient).passed

@@ -28,7 +28,7 @@ def test_gate_thresholds_from_json():
 def test_gate_decision_reads_the_evaluation_report(tmp_path):
     summary = {"num_samples": 10, "user_emotion_accuracy": 0.9, "user_emotion_macro_f1": 0.9,
                "response_emotion_accuracy": 0.6, "chrf": 10.0, "latency_p50_ms": 30, "latency_p95_ms": 50,
-               "latency_mean_ms": 35}
+               "latency_mean_ms": 35, "speech_emotion_agreement": 0.5, "resynthesis_stoi": 0.8}
     (tmp_path / "metrics.json").write_text(json.dumps({"summary": summary}))
     decision = gate_decision(tmp_path, "{}")
     assert not decision.passed and len(decision.reasons) == 1 and "chrf" in decision.reasons[0]

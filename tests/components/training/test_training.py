@@ -12,9 +12,9 @@ from components.export.pretrained import load_pretrained
 from components.training import TrainConfig, TrainingError, train
 from components.training.config import deepspeed_config
 from components.training.data import DialogueDataset, collate, to_device
-from components.training.launch import prepare_run
+from components.training.prepare import prepare_run
 from components.synthesis import read_manifest
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, tiny_thinker_config
 
 
 def tiny_train_config(tiny_tokenizer, **overrides) -> TrainConfig:
@@ -26,7 +26,7 @@ def tiny_train_config(tiny_tokenizer, **overrides) -> TrainConfig:
 def test_config_round_trip_and_errors(tmp_path):
     config = TrainConfig(epochs=3)
     config.save(tmp_path / "c.json")
-    assert TrainConfig.load(tmp_path / "c.json") == config
+    assert TrainConfig.load(tmp_path / "c.json").to_dict() == config.to_dict()
     with pytest.raises(ValueError, match="zero_stage=5"):
         TrainConfig(zero_stage=5).validate()
     with pytest.raises(ValueError, match="micro_batch_size=0"):
@@ -43,7 +43,7 @@ def test_deepspeed_config_has_no_optimizer_block():
 
 
 def test_dataset_items_and_collate(tiny_dialogues, tiny_tokenizer):
-    config = tiny_config(tiny_tokenizer)
+    config = tiny_thinker_config(tiny_tokenizer)
     rows = [r for r in read_manifest(tiny_dialogues) if r["split"] == "train"]
     dataset = DialogueDataset(rows, tiny_dialogues, config, tiny_tokenizer)
     item = dataset[0]
@@ -60,9 +60,10 @@ def test_dataset_items_and_collate(tiny_dialogues, tiny_tokenizer):
 
 def test_prepare_run_fills_tokenizer_ids(tiny_dialogues, tiny_tokenizer, tmp_path):
     config = prepare_run(tiny_dialogues, tmp_path, tiny_train_config(tiny_tokenizer))
-    assert config.model.vocab_size > 256 and config.model.eos_token_id >= 0
+    thinker = config.model.thinker_config
+    assert thinker.vocab_size > 256 and thinker.eos_token_id >= 0
     saved = json.loads((tmp_path / "train_config.json").read_text())
-    assert saved["model"]["prompt_suffix_ids"] == config.model.prompt_suffix_ids
+    assert saved["model"]["thinker_config"]["prompt_suffix_ids"] == thinker.prompt_suffix_ids
     assert (tmp_path / "tokenizer.json").is_file()
 
 
@@ -80,7 +81,7 @@ def test_deepspeed_two_ranks_train_and_export(tiny_dialogues, tiny_tokenizer, tm
     with safe_open(result.model_dir / "model.safetensors", "pt") as f:
         assert f.metadata()["zero_stage"] == "2"
     model, _ = load_pretrained(result.model_dir)
-    assert torch.isfinite(model.speech_adapter.proj[0].weight).all()
+    assert torch.isfinite(model.thinker.speech_adapter.proj[0].weight).all() and model.talker is None
 
 
 def test_failed_run_reports_the_log_tail(tiny_dialogues, tiny_tokenizer, tmp_path):
@@ -101,3 +102,45 @@ def test_unknown_backend_names_the_choices(tmp_path):
 
     with pytest.raises(ValueError, match="'local'.*'trainjob'"):
         train_with_backend(tmp_path, tmp_path / "run", TrainConfig(), backend="slurm")
+
+
+def test_stage_two_trains_the_talker_on_a_frozen_thinker(tiny_dialogues, tiny_tokenizer, tmp_path):
+    """Stage 1 (3 steps), the speech units, then stage 2 under DeepSpeed: the export speaks, its thinker is the
+    stage-1 thinker bit for bit, and the log carries the unit and mel losses."""
+    from safetensors.torch import load_file
+
+    from components.speech.config import EmotionOmniToken2WavConfig
+    from components.speech.dataset_units import build_speech_units
+    from components.speech.units import KMeansConfig
+    from components.training.config import SpeechTrainConfig
+
+    stage1 = train(tiny_dialogues, tmp_path / "stage1", tiny_train_config(tiny_tokenizer, max_steps=3))
+    units = build_speech_units(tiny_dialogues, tmp_path / "units",
+                               EmotionOmniToken2WavConfig(num_units=16, hidden_size=32, griffin_lim_iters=4),
+                               KMeansConfig(iterations=20), restyled_per_reply=1, progress=False)
+    assert units.card["units_used"] > 8 and 0 < units.card["centroid_resynthesis_stoi"]["mean"] <= 1
+    # The run's config sizes the talker; its thinker and unit vocabulary come from stage 1 and the units.
+    config = SpeechTrainConfig(epochs=1, micro_batch_size=2, log_every_steps=1, max_steps=2,
+                               model=tiny_config(tiny_tokenizer, speech=True))
+    result = train(tiny_dialogues, tmp_path / "stage2", config, init_model=stage1.model_dir, speech_units=units.out_dir)
+    rows = [json.loads(line) for line in result.log_path.read_text().splitlines()]
+    assert {"unit_loss", "mel_loss"} <= set(rows[0]) and all(r["unit_loss"] > 0 for r in rows)
+    assert result.summary["stage"] == 2 and result.summary["trainable_parameters"] < result.summary["parameters"]
+    train_rows = sum(r["split"] == "train" for r in read_manifest(tiny_dialogues))
+    assert result.summary["train_samples"] == 2 * train_rows  # each reply, and its restyled twin
+
+    model, _ = load_pretrained(result.model_dir)
+    assert model.talker is not None and model.config.talker_config.num_units == 16
+    before, after = load_file(stage1.model_dir / "model.safetensors"), load_file(result.model_dir / "model.safetensors")
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the frozen thinker came through unchanged
+    assert torch.equal(model.token2wav.extractor.centroids, after["token2wav.extractor.centroids"])
+    assert after["token2wav.extractor.centroids"].abs().sum() > 0  # the fitted units, not an empty codebook
+
+
+def test_stage_two_needs_a_stage_one_model_and_units(tiny_dialogues, tmp_path):
+    from components.training.config import SpeechTrainConfig
+
+    with pytest.raises(ValueError, match="init_model"):
+        prepare_run(tiny_dialogues, tmp_path, SpeechTrainConfig())
+    with pytest.raises(FileNotFoundError, match="not an exported Emotion Omni model"):
+        prepare_run(tiny_dialogues, tmp_path, SpeechTrainConfig(), init_model=tmp_path, speech_units=tmp_path)

@@ -1,4 +1,4 @@
-"""Triton python-backend model for Emotion Omni: WAV bytes in, reply text + emotions + reply speech out.
+"""Triton python-backend model for Emotion Omni: WAV bytes in, reply text + emotions + the model's own speech out.
 
 One of a trio with ../config.pbtxt and serving/client.py; tensor names come from components.contracts.
 This file only adapts tensors: decoding, inference and encoding live in `components`. Project imports
@@ -29,7 +29,7 @@ class TritonPythonModel:
         model_config = json.loads(args["model_config"])
         self.output_names = (
             contracts.OUTPUT_RESPONSE_TEXT, contracts.OUTPUT_RESPONSE_EMOTION, contracts.OUTPUT_USER_EMOTION,
-            contracts.OUTPUT_EMOTION_VECTOR, contracts.OUTPUT_RESPONSE_AUDIO,
+            contracts.OUTPUT_EMOTION_VECTOR, contracts.OUTPUT_RESPONSE_AUDIO, contracts.OUTPUT_SPEECH_NOTE,
         )
         # dtypes come from config.pbtxt, so a config edit cannot silently disagree with this file.
         self.dtypes = {
@@ -96,8 +96,10 @@ class TritonPythonModel:
             c.OUTPUT_RESPONSE_EMOTION: [[r.response_emotion.encode("utf-8")] for r in replies],
             c.OUTPUT_USER_EMOTION: [[r.user_emotion.encode("utf-8")] for r in replies],
             c.OUTPUT_EMOTION_VECTOR: [np.asarray(r.emotion_vector).reshape(-1) for r in replies],  # (B, E)
-            # An empty reply has no speech; b"" says so rather than a WAV with zero samples.
+            # A reply with nothing to say has no speech; b"" says so rather than a WAV with zero samples, and
+            # SPEECH_NOTE says why.
             c.OUTPUT_RESPONSE_AUDIO: [[encode_wav(r.audio) if r.audio.size else b""] for r in replies],
+            c.OUTPUT_SPEECH_NOTE: [[r.speech_note.encode("utf-8")] for r in replies],
         }
         return [pb_utils.Tensor(name, np.array(columns[name], dtype=dt[name])) for name in self.output_names]
 
