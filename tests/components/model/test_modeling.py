@@ -201,3 +201,23 @@ def test_config_json_round_trip_and_overrides_stay_tiny(tiny_tokenizer, tmp_path
     # Overriding one LM key keeps the other tiny defaults, never transformers' 7B-sized ones.
     partial = EmotionOmniThinkerConfig.from_dict({"text_config": {"hidden_size": 64}})
     assert partial.text_config.hidden_size == 64 and partial.text_config.num_hidden_layers == 2
+
+
+def test_a_speaking_model_round_trips_with_its_voice(tiny_tokenizer, tmp_path):
+    """Thinker, talker and token2wav saved together come back identical, and say the same units and audio."""
+    from tests.conftest import tiny_config
+
+    torch.manual_seed(0)
+    model = EmotionOmniForConditionalGeneration(tiny_config(tiny_tokenizer, speech=True)).eval()
+    with torch.no_grad():
+        model.token2wav.extractor.centroids.normal_()  # as if fitted: the buffers must travel too
+    save_pretrained(model, tiny_tokenizer, tmp_path / "m")
+    loaded, _ = load_pretrained(tmp_path / "m")
+    assert {k.split(".")[0] for k in loaded.state_dict()} == {"thinker", "talker", "token2wav"}
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    features, frames = LogMelFrontend(80, 2.0, 5)([np.random.default_rng(1).standard_normal(12000).astype(np.float32)])
+    replies = [torch.tensor(encode_response(tiny_tokenizer, TINY_TEXTS[0], model.config.thinker_config.eos_token_id))]
+    units, audio, _ = model.speak_text(features, frames, replies)
+    units_again, audio_again, _ = loaded.speak_text(features, frames, replies)
+    assert units == units_again and len(units[0]) > 0 and np.array_equal(audio[0], audio_again[0])
