@@ -7,8 +7,9 @@
     model.save_pretrained(dir); EmotionOmniForConditionalGeneration.from_pretrained(dir)
 
 Stage 1 trains the thinker (a batch without speech units). Stage 2 freezes the thinker and trains the talker
-and the token2wav's unit -> mel model (a batch with `speech_units`): the thinker, run without gradients and in
-eval mode, supplies the reply's hidden states, embeddings and emotion vector.
+and, with the local token2wav, its unit -> mel model (a batch with `speech_units`; a CosyVoice2 token2wav stays
+frozen): the thinker, run without gradients and in eval mode, supplies the reply's hidden states, embeddings and
+emotion vector.
 """
 from __future__ import annotations
 
