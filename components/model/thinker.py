@@ -152,7 +152,13 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
                 response_ids: list[torch.Tensor], user_emotion: torch.Tensor | None = None,
                 response_emotion: torch.Tensor | None = None) -> EmotionOmniThinkerOutput:
         """Teacher-forced pass. `response_ids` are reply ids ending in <|im_end|>; labels optional."""
-        audio, emotion_frames = self.encode_audio(input_features)
+        return self._teacher_forced(*self.encode_audio(input_features), audio_frames, response_ids, user_emotion,
+                                    response_emotion)
+
+    def _teacher_forced(self, audio: torch.Tensor, emotion_frames: torch.Tensor, audio_frames: torch.Tensor,
+                        response_ids: list[torch.Tensor], user_emotion: torch.Tensor | None = None,
+                        response_emotion: torch.Tensor | None = None) -> EmotionOmniThinkerOutput:
+        """`forward` on already-encoded audio (generate encodes it once for both of its passes)."""
         embeds, mask, labels, reply_start = self._sequences(audio, audio_frames, response_ids, left_pad=False)
         out = self.llm(inputs_embeds=embeds, attention_mask=mask, output_hidden_states=True)
         hidden = out.hidden_states[-1]
@@ -183,7 +189,7 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
         """Greedy reply; then one teacher-forced pass over prompt + reply gives the emotion vector (pooled as in
         training) and the reply's hidden states and embeddings for the talker."""
         max_new_tokens = max_new_tokens or self.config.max_response_tokens
-        audio, _ = self.encode_audio(input_features)
+        audio, emotion_frames = self.encode_audio(input_features)
         empty = [torch.zeros(0, dtype=torch.long, device=audio.device)] * audio.shape[0]
         embeds, mask, _, _ = self._sequences(audio, audio_frames, empty, left_pad=True)
         generated = self.llm.generate(
@@ -194,7 +200,7 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
             ids = row[: row.index(self.config.eos_token_id)] if self.config.eos_token_id in row else row
             replies.append([t for t in ids if t != self.config.pad_token_id])
         reply_tensors = [torch.tensor(r, dtype=torch.long, device=audio.device) for r in replies]
-        out = self.forward(input_features, audio_frames, reply_tensors)
+        out = self._teacher_forced(audio, emotion_frames, audio_frames, reply_tensors)
         return EmotionOmniThinkerGenerateOutput(
             replies, out.reply_hidden_states, out.reply_inputs_embeds, out.reply_lengths, out.emotion_vector,
             nearest_emotion(out.emotion_vector, self.emotion_codebook), out.user_emotion_logits.argmax(-1))
