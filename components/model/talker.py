@@ -118,21 +118,10 @@ class EmotionOmniTalkerForConditionalGeneration(nn.Module):
                 else torch.zeros(batch, dtype=torch.bool, device=text.device)
         block = text_lengths + 1                                                   # BOS + text
         speech_lengths = unit_lengths + 1                                          # SOS + units
-        total = int((block + speech_lengths).max())
-        x = text.new_zeros(batch, total, text.shape[-1])
-        positions = torch.zeros(batch, total, dtype=torch.long, device=text.device)
         sos = torch.full((batch, 1), c.sos_id, device=text.device)
         speech_in = self.embed_units(torch.cat([sos, units.clamp(max=c.pad_id)], dim=1))   # (B, N+1, H)
-        bos = self.embed_units.weight[c.bos_id]
-        for i in range(batch):  # pack [BOS, text, SOS, units] per item
-            lt, ls = int(block[i]), int(speech_lengths[i])
-            x[i, 0] = bos
-            x[i, 1:lt] = text[i, : lt - 1]
-            x[i, lt:lt + ls] = speech_in[i, :ls]
-            positions[i, :lt] = torch.arange(lt)
-            positions[i, lt:lt + ls] = self.max_text_positions + torch.arange(ls)
-            positions[i, lt + ls:] = self.max_text_positions + ls  # padding: any position
-        mask = talker_attention_mask(block, speech_lengths, total, chunked, c.chunk_units, c.chunk_text)
+        x, positions, mask = self._pack(text, block, speech_in, speech_lengths, chunked)
+        total = x.shape[1]
         hidden = self._layers(self.decoder, x, mask, positions)                    # (B, L, H)
 
         # Outputs at SOS and each unit position predict the next unit (EOS after the last one).
@@ -162,6 +151,26 @@ class EmotionOmniTalkerForConditionalGeneration(nn.Module):
                 loss = loss + c.mtp_loss_decay ** (k + 1) * mtp_loss
         return EmotionOmniTalkerOutput(loss, unit_loss, logits, mtp_losses)
 
+    def _pack(self, text: torch.Tensor, block: torch.Tensor, speech: torch.Tensor, speech_lengths: torch.Tensor,
+              chunked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """[BOS, text, speech] per item, right-padded: the decoder's input (B, L, H), rotary positions (B, L) and
+        attention mask (B, 1, L, L). Text is numbered from 0, speech from max_text_positions."""
+        batch = text.shape[0]
+        total = int((block + speech_lengths).max())
+        x = text.new_zeros(batch, total, text.shape[-1])
+        positions = torch.zeros(batch, total, dtype=torch.long, device=text.device)
+        for i in range(batch):
+            lt, ls = int(block[i]), int(speech_lengths[i])
+            x[i, 0] = self.embed_units.weight[self.config.bos_id]
+            x[i, 1:lt] = text[i, : lt - 1]
+            x[i, lt:lt + ls] = speech[i, :ls]
+            positions[i, :lt] = torch.arange(lt)
+            positions[i, lt:lt + ls] = self.max_text_positions + torch.arange(ls)
+            positions[i, lt + ls:] = self.max_text_positions + ls  # padding: any position
+        mask = talker_attention_mask(block, speech_lengths, total, chunked, self.config.chunk_units,
+                                     self.config.chunk_text)
+        return x, positions, mask
+
     def _layers(self, layers, x: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
                 cache: DynamicCache | None = None) -> torch.Tensor:
         rotary = self.rotary_emb(x, positions)
@@ -185,23 +194,13 @@ class EmotionOmniTalkerForConditionalGeneration(nn.Module):
         c = self.config
         text, text_lengths = self.text_states(reply_hidden, reply_embeds, reply_lengths, eos_embed, emotion)
         batch, device = text.shape[0], text.device
-        block = text_lengths + 1
-        width = int(block.max()) + 1                                           # + SOS
-        x = text.new_zeros(batch, width, text.shape[-1])
-        positions = torch.zeros(batch, width, dtype=torch.long, device=device)
-        valid = torch.zeros(batch, width, dtype=torch.bool, device=device)
-        for i in range(batch):
-            lt = int(block[i])
-            x[i, 0] = self.embed_units.weight[c.bos_id]
-            x[i, 1:lt] = text[i, : lt - 1]
-            x[i, lt] = self.embed_units.weight[c.sos_id]
-            positions[i, : lt + 1] = torch.cat([torch.arange(lt), torch.tensor([self.max_text_positions])])
-            positions[i, lt + 1:] = self.max_text_positions
-            valid[i, : lt + 1] = True
-        causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()[None]
-        mask = (causal & valid[:, None, :]) | torch.eye(width, dtype=torch.bool, device=device)[None]
+        block = text_lengths + 1                                               # BOS + text
+        sos = self.embed_units.weight[c.sos_id].expand(batch, 1, -1)
+        ones = torch.ones(batch, dtype=torch.long, device=device)
+        x, positions, mask = self._pack(text, block, sos, ones, torch.zeros(batch, dtype=torch.bool, device=device))
+        valid = torch.arange(x.shape[1], device=device)[None] <= block[:, None]   # keys later steps may see
         cache = DynamicCache()
-        hidden = self._layers(self.decoder, x, mask[:, None], positions, cache)
+        hidden = self._layers(self.decoder, x, mask, positions, cache)
         last = hidden[torch.arange(batch), block]                              # the SOS outputs, (B, H)
 
         limit = torch.clamp(reply_lengths * c.max_units_per_token, min=1)
