@@ -116,8 +116,7 @@ def evaluate(model: Path, dataset: Path, out: Path, split: str = "test", limit: 
         for key, reason in outcome.speech.not_computed.items():
             print(f"  {key:36s} not computed: {reason}")
         for t in outcome.speech.targets:
-            status = "not computed" if t.met is None else ("met" if t.met else "missed")
-            print(f"  target {t.metric} {t.op} {t.target:g}: {status}")
+            print(f"  target {t.line()}")
     print(f"report: {outcome.report.html}")
     return outcome
 

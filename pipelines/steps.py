@@ -123,8 +123,7 @@ def evaluate(model: Input[Model], dataset: Input[Dataset], metrics: Output[Metri
     shutil.copyfile(outcome.report.markdown, report_md.path)
     if outcome.speech:
         for target in outcome.speech.targets:
-            status = "not computed" if target.met is None else ("met" if target.met else "MISSED")
-            print(f"target {target.metric} {target.op} {target.target:g}: {target.value} ({status})")
+            print("target", target.line())
     evaluation.metadata.update({**outcome.summary(), "wall_seconds": round(time.time() - start, 2)})
 
 

@@ -1,4 +1,5 @@
 """The main job's closing summary: where everything is, the metrics, and each step's wall time."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -8,7 +9,7 @@ from components.contracts import (
     METRIC_SPEECH_EMOTION_AGREEMENT, METRIC_SPEECH_JUDGE_ACCURACY, METRIC_SPEECH_RTF, METRIC_USER_EMOTION_ACCURACY,
     METRIC_USER_EMOTION_MACRO_F1,
 )
-from components.evaluation.speech_eval import SPEECH_TARGETS
+from components.evaluation.speech_eval import TargetCheck, check_targets
 from pipelines.local_run import LocalRun
 
 # KFP task name -> (label in the summary, output whose metadata carries wall_seconds)
@@ -57,8 +58,7 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
                    "endpoint_used": reply["endpoint"], "reply": reply},
         # A metric the evaluation could not compute is absent from its metadata: None here, "not computed" below.
         "metrics": {k: evaluation["metadata"].get(k) for k in METRIC_KEYS},
-        "targets": {k: {"op": op, "target": goal, "value": evaluation["metadata"].get(k)}
-                    for k, (op, goal) in SPEECH_TARGETS.items()},
+        "targets": [dataclasses.asdict(t) for t in check_targets(evaluation["metadata"])],
         "train": [{k: steps[t].artifacts["model"]["metadata"][k] for k in TRAIN_KEYS} for t in ("train", "train-speech")],
         "step_seconds": {label: steps[task].artifacts[output]["metadata"].get("wall_seconds")
                          for task, (label, output) in STEP_OUTPUTS.items() if task in steps},
@@ -92,10 +92,7 @@ def format_summary(summary: dict) -> str:
     ]
     lines += [f"  {k:36s} {'not computed' if v is None else format(v, '.4g')}" for k, v in summary["metrics"].items()]
     lines += ["", "speech targets"]
-    for k, t in summary["targets"].items():
-        status = "not computed" if t["value"] is None else ("met" if (
-            t["value"] >= t["target"] if t["op"] == ">=" else t["value"] <= t["target"]) else "MISSED")
-        lines.append(f"  {k:36s} {t['op']} {t['target']:g}: {status}")
+    lines += [f"  {TargetCheck(**t).line()}" for t in summary["targets"]]
     lines += ["", "wall time per step"]
     lines += [f"  {k:36s} {v:7.1f} s" for k, v in summary["step_seconds"].items() if v is not None]
     lines += [f"  {'whole pipeline (kfp.local)':36s} {summary['pipeline_seconds']:7.1f} s", ""]

@@ -165,7 +165,7 @@ def _speech_sections(speech: SpeechEvalResult) -> list[_Section]:
     metrics = [[key, f"{value:.4g}", _METRIC_NOTES.get(key, "")] for key, value in speech.summary.items()]
     metrics += [[key, "not computed", reason] for key, reason in speech.not_computed.items()]
     targets = [[t.metric, f"{t.op} {t.target:g}", "not computed" if t.value is None else f"{t.value:.3g}",
-                "-" if t.met is None else ("met" if t.met else "missed")] for t in speech.targets]
+                t.status] for t in speech.targets]
     sections = [("Speech metrics (the model's own voice)", ["metric", "value", "meaning"], metrics),
                 ("Speech targets", ["metric", "target", "value", "status"], targets)]
     if speech.judge:

@@ -70,6 +70,25 @@ class TargetCheck:
     value: float | None
     met: bool | None               # None when the metric was not computed
 
+    @property
+    def status(self) -> str:
+        return "not computed" if self.met is None else ("met" if self.met else "missed")
+
+    def line(self) -> str:
+        """One line for logs and summaries, e.g. "resynthesis_stoi >= 0.7: 0.766 (met)"."""
+        value = "-" if self.value is None else f"{self.value:.3g}"
+        return f"{self.metric} {self.op} {self.target:g}: {value} ({self.status})"
+
+
+def check_targets(summary: dict[str, float]) -> list[TargetCheck]:
+    """SPEECH_TARGETS against an evaluation summary (a metric absent from it was not computed)."""
+    checks = []
+    for name, (op, goal) in SPEECH_TARGETS.items():
+        value = summary.get(name)
+        met = None if value is None else (value >= goal if op == ">=" else value <= goal)
+        checks.append(TargetCheck(name, op, goal, value, met))
+    return checks
+
 
 @dataclass
 class SpeechEvalResult:
@@ -160,10 +179,8 @@ def evaluate_speech(responder: EmotionOmniResponder, rows: list[dict], dataset_d
     for i in spoken[:2]:
         files.append(save_wav(out_dir / f"reply_{rows[i]['id']}.wav", replies[i].audio))
 
-    targets = [TargetCheck(name, op, goal, summary.get(name), None if name not in summary else
-                           (summary[name] >= goal if op == ">=" else summary[name] <= goal))
-               for name, (op, goal) in SPEECH_TARGETS.items()]
-    return _finish(SpeechEvalResult(summary, not_computed, targets, score, per_emotion, files), out_dir)
+    return _finish(SpeechEvalResult(summary, not_computed, check_targets(summary), score, per_emotion, files),
+                   out_dir)
 
 
 def _finish(result: SpeechEvalResult, out_dir: Path) -> SpeechEvalResult:
