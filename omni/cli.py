@@ -65,8 +65,10 @@ def synthesize(out: Path, n: int = 300, seed: int = 0, test_fraction: float = 0.
 
 
 def train(dataset: Path, out: Path, epochs: int | None = None, nproc: int | None = None, max_steps: int = 0,
-          config: Path | None = None, stage: int = 1, init_model: Path | None = None, units: Path | None = None):
-    """Training stage 1 (the thinker) or, with --stage 2, the talker on a stage-1 model and speech units."""
+          config: Path | None = None, stage: int = 1, init_model: Path | None = None, units: Path | None = None,
+          resume: bool = False):
+    """Training stage 1 (the thinker) or, with --stage 2, the talker on a stage-1 model and speech units;
+    `resume` continues a killed run from its newest complete checkpoint."""
     from components.training import TrainConfig, train as run_training
     from components.training.config import SpeechTrainConfig
 
@@ -78,9 +80,12 @@ def train(dataset: Path, out: Path, epochs: int | None = None, nproc: int | None
     train_config.epochs = epochs or train_config.epochs
     train_config.nproc = nproc or train_config.nproc
     train_config.max_steps = max_steps or train_config.max_steps
-    result = run_training(Path(dataset), Path(out), train_config, init_model=init_model, speech_units=units)
+    result = run_training(Path(dataset), Path(out), train_config, init_model=init_model, speech_units=units,
+                          resume=resume)
+    resumed = result.summary["resumed_from_step"]
     print(f"stage {train_config.stage} model exported to {result.model_dir}; loss curve {result.loss_curve}; "
-          f"{result.summary['samples_per_second']} samples/s over {result.summary['world_size']} ranks")
+          f"{result.summary['samples_per_second']} samples/s over {result.summary['world_size']} ranks"
+          + (f"; resumed at step {resumed}" if resumed else ""))
     return result
 
 
@@ -307,9 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int)
     p.add_argument("--nproc", type=int)
     p.add_argument("--max-steps", type=int, default=0)
-    p.add_argument("--config", type=Path, help="a TrainConfig JSON (see components/training/config.py)")
+    p.add_argument("--config", type=Path, help="a TrainConfig JSON (see components/training/config.py): ZeRO "
+                                               "stage, LoRA (lora_r, llm_path), precision, checkpoint_uri, ...")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest complete checkpoint in OUT/checkpoints (or the config's "
+                        "checkpoint_uri) with the same config; without it a run starts over")
     p.set_defaults(func=lambda a: train(a.dataset, a.out, a.epochs, a.nproc, a.max_steps, a.config, a.stage,
-                                        a.init_model, a.units))
+                                        a.init_model, a.units, a.resume))
 
     speech = sub.add_parser("speech", help="speech-unit commands").add_subparsers(dest="speech_command",
                                                                                    required=True)

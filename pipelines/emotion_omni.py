@@ -44,6 +44,9 @@ class ClusterSettings:
         "MLFLOW_S3_ENDPOINT_URL": "MLFLOW_S3_ENDPOINT_URL",
     })
     retries: int = 2                             # for steps that talk to services (MLflow, Triton start)
+    # Train steps: a retry (preempted node, OOM kill) resumes from the newest complete checkpoint, mirrored under
+    # the run's checkpoint_root, so it repeats at most one checkpoint interval of work.
+    train_retries: int = 2
     # Where GPU pods may run: the train step (when it asks for GPUs) and the TrainJob nodes. Many GPU pools are
     # tainted nvidia.com/gpu:NoSchedule; the toleration is harmless where they are not.
     gpu_node_selector: dict[str, str] = field(default_factory=dict)
@@ -95,6 +98,7 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
         train_backend: str = "local", trainjob_num_nodes: int = 1, trainjob_gpus_per_node: int = 1,
         tracking_uri: str = "", artifact_location: str = "", model_name: str = "emotion-omni",
         gate_json: str = "{}", triton_publish_uri: str = "", triton_instance_kind: str = "cpu",
+        checkpoint_root: str = "",
     ):
         data = steps.synthesize(n=n, seed=seed, test_fraction=test_fraction)
         data.set_cpu_request("2").set_memory_request("2Gi")
@@ -102,7 +106,8 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
         trained = steps.train(dataset=data.outputs["dataset"], epochs=epochs, nproc=nproc, max_steps=max_steps,
                               seed=seed, config_json=train_config_json, backend=train_backend,
                               num_nodes=trainjob_num_nodes, gpus_per_node=trainjob_gpus_per_node,
-                              trainjob_json=_trainjob_json(settings))
+                              trainjob_json=_trainjob_json(settings), checkpoint_root=checkpoint_root,
+                              run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
         units = steps.speech_units(dataset=data.outputs["dataset"], token2wav_json=token2wav_json,
                                    restyled_per_reply=restyled_per_reply, seed=seed)
         units.set_cpu_request("2").set_memory_request("4Gi")
@@ -111,8 +116,11 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
                                     units=units.outputs["units"], epochs=speech_epochs, nproc=nproc,
                                     max_steps=speech_max_steps, seed=seed, config_json=speech_train_config_json,
                                     backend=train_backend, num_nodes=trainjob_num_nodes,
-                                    gpus_per_node=trainjob_gpus_per_node, trainjob_json=_trainjob_json(settings))
+                                    gpus_per_node=trainjob_gpus_per_node, trainjob_json=_trainjob_json(settings),
+                                    checkpoint_root=checkpoint_root, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
         for task in (trained, spoken):
+            # The registry Secret's S3 keys and endpoint reach the steps for an s3:// checkpoint_root.
+            _registry_env(task, settings).set_retry(settings.train_retries)
             task.set_cpu_request("4").set_memory_request("16Gi")
             if settings.train_gpus:
                 task.set_accelerator_type(settings.accelerator_type).set_accelerator_limit(settings.train_gpus)

@@ -27,12 +27,14 @@ def synthesize(n: int, seed: int, test_fraction: float, dataset: Output[Dataset]
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def train(dataset: Input[Dataset], epochs: int, nproc: int, max_steps: int, seed: int, config_json: str,
-          backend: str, num_nodes: int, gpus_per_node: int, trainjob_json: str,
+          backend: str, num_nodes: int, gpus_per_node: int, trainjob_json: str, checkpoint_root: str, run_id: str,
           model: Output[Model], training: Output[Artifact]):
     """Step 2a: training stage 1 (the thinker: reply text + emotion) with DeepSpeed ZeRO-2; exports the model.
 
     backend "local": `nproc` torchrun ranks inside this pod. backend "trainjob": a Kubeflow Trainer TrainJob of
     `num_nodes` x `gpus_per_node` ranks on the shared PVC (`trainjob_json`: the rest of its TrainJobConfig).
+    With `checkpoint_root` (a PVC directory or s3://...), checkpoints are mirrored under <root>/<run_id>/stage1
+    and a retry of this step resumes from the newest complete one instead of starting over.
     """
     import json
     import shutil
@@ -45,8 +47,10 @@ def train(dataset: Input[Dataset], epochs: int, nproc: int, max_steps: int, seed
     start = time.time()
     config = TrainConfig.from_dict({**json.loads(config_json or "{}"), "epochs": epochs, "nproc": nproc,
                                     "max_steps": max_steps, "seed": seed})
+    if checkpoint_root:
+        config.checkpoint_uri = f"{checkpoint_root.rstrip('/')}/{run_id}/stage1"
     job = {**json.loads(trainjob_json or "{}"), "num_nodes": num_nodes, "gpus_per_node": gpus_per_node}
-    result = train_with_backend(Path(dataset.path), Path(training.path), config, backend, job)
+    result = train_with_backend(Path(dataset.path), Path(training.path), config, backend, job, resume=True)
     shutil.copytree(result.model_dir, model.path)
     model.metadata.update({**result.summary, "framework": "pytorch+deepspeed", "train_backend": backend,
                            "wall_seconds": round(time.time() - start, 2)})
@@ -80,10 +84,11 @@ def speech_units(dataset: Input[Dataset], token2wav_json: str, restyled_per_repl
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def train_speech(dataset: Input[Dataset], stage1_model: Input[Model], units: Input[Artifact], epochs: int,
                  nproc: int, max_steps: int, seed: int, config_json: str, backend: str, num_nodes: int,
-                 gpus_per_node: int, trainjob_json: str, model: Output[Model], training: Output[Artifact]):
+                 gpus_per_node: int, trainjob_json: str, checkpoint_root: str, run_id: str, model: Output[Model],
+                 training: Output[Artifact]):
     """Step 2c: training stage 2 with DeepSpeed: the stage-1 thinker frozen, the talker (gated fusion, AdaLN,
     speech-unit decoder) and the unit -> mel model trained. Exports the speaking model: thinker, talker and
-    token2wav together."""
+    token2wav together. Checkpoints and retries as in step 2a (under <root>/<run_id>/stage2)."""
     import json
     import shutil
     import time
@@ -95,9 +100,11 @@ def train_speech(dataset: Input[Dataset], stage1_model: Input[Model], units: Inp
     start = time.time()
     config = SpeechTrainConfig.from_dict({**json.loads(config_json or "{}"), "stage": 2, "epochs": epochs,
                                           "nproc": nproc, "max_steps": max_steps, "seed": seed})
+    if checkpoint_root:
+        config.checkpoint_uri = f"{checkpoint_root.rstrip('/')}/{run_id}/stage2"
     job = {**json.loads(trainjob_json or "{}"), "num_nodes": num_nodes, "gpus_per_node": gpus_per_node}
     result = train_with_backend(Path(dataset.path), Path(training.path), config, backend, job,
-                                init_model=Path(stage1_model.path), speech_units=Path(units.path))
+                                init_model=Path(stage1_model.path), speech_units=Path(units.path), resume=True)
     shutil.copytree(result.model_dir, model.path)
     model.metadata.update({**result.summary, "framework": "pytorch+deepspeed", "train_backend": backend,
                            "wall_seconds": round(time.time() - start, 2)})

@@ -159,9 +159,10 @@ class EmotionOmniTalkerForConditionalGeneration(nn.Module):
         total = int((block + speech_lengths).max())
         x = text.new_zeros(batch, total, text.shape[-1])
         positions = torch.zeros(batch, total, dtype=torch.long, device=text.device)
+        bos = self._special_embedding(self.config.bos_id, text.device)
         for i in range(batch):
             lt, ls = int(block[i]), int(speech_lengths[i])
-            x[i, 0] = self.embed_units.weight[self.config.bos_id]
+            x[i, 0] = bos
             x[i, 1:lt] = text[i, : lt - 1]
             x[i, lt:lt + ls] = speech[i, :ls]
             positions[i, :lt] = torch.arange(lt)
@@ -170,6 +171,10 @@ class EmotionOmniTalkerForConditionalGeneration(nn.Module):
         mask = talker_attention_mask(block, speech_lengths, total, chunked, self.config.chunk_units,
                                      self.config.chunk_text)
         return x, positions, mask
+
+    def _special_embedding(self, unit_id: int, device: torch.device) -> torch.Tensor:
+        """BOS/SOS's embedding (H,), through the module: under ZeRO-3 its weight is gathered only while it runs."""
+        return self.embed_units(torch.tensor([unit_id], device=device))[0]
 
     def _layers(self, layers, x: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
                 cache: DynamicCache | None = None) -> torch.Tensor:
@@ -195,7 +200,7 @@ class EmotionOmniTalkerForConditionalGeneration(nn.Module):
         text, text_lengths = self.text_states(reply_hidden, reply_embeds, reply_lengths, eos_embed, emotion)
         batch, device = text.shape[0], text.device
         block = text_lengths + 1                                               # BOS + text
-        sos = self.embed_units.weight[c.sos_id].expand(batch, 1, -1)
+        sos = self._special_embedding(c.sos_id, device).expand(batch, 1, -1)
         ones = torch.ones(batch, dtype=torch.long, device=device)
         x, positions, mask = self._pack(text, block, sos, ones, torch.zeros(batch, dtype=torch.bool, device=device))
         valid = torch.arange(x.shape[1], device=device)[None] <= block[:, None]   # keys later steps may see

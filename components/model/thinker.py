@@ -180,8 +180,12 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
                                         reply_hidden, reply_embeds, reply_lengths)
 
     def eos_embedding(self) -> torch.Tensor:
-        """The LM input embedding of <|im_end|>: the talker appends it after the reply (the text-EOS)."""
-        return self.llm.get_input_embeddings().weight[self.config.eos_token_id]  # (H,)
+        """The LM input embedding of <|im_end|>: the talker appends it after the reply (the text-EOS).
+
+        Looked up through the embedding module, not its weight: under ZeRO-3 a weight is gathered only while its
+        module runs."""
+        eos = torch.tensor([self.config.eos_token_id], device=self.prompt_prefix.device)
+        return self.llm.get_input_embeddings()(eos)[0]  # (H,)
 
     @torch.no_grad()
     def generate(self, input_features: torch.Tensor, audio_frames: torch.Tensor,

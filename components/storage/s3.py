@@ -89,10 +89,11 @@ def _call(location: S3Location, what: str, fn, *args, **kwargs):
                            "endpoint and that the server is up") from None
 
 
-def upload_directory(local_dir: Path, uri: str) -> list[str]:
-    """Upload every file under `local_dir` to `uri` (a prefix), keeping relative paths; returns object names."""
+def upload_directory(local_dir: Path, uri: str, last: tuple[str, ...] = ()) -> list[str]:
+    """Upload every file under `local_dir` to `uri` (a prefix), keeping relative paths; returns object names.
+    Files named in `last` go after all others (a completeness marker: its presence vouches for the rest)."""
     local_dir, location = Path(local_dir), parse_s3_uri(uri)
-    files = sorted(p for p in local_dir.rglob("*") if p.is_file())
+    files = sorted((p for p in local_dir.rglob("*") if p.is_file()), key=lambda p: (p.name in last, str(p)))
     if not files:
         raise ValueError(f"{local_dir} has no files to upload")
     client = _client(location)
@@ -116,3 +117,23 @@ def download_directory(uri: str, dst: Path) -> Path:
         target = dst / obj.object_name[len(prefix):]
         _call(location, "download from", client.fget_object, location.bucket, obj.object_name, str(target))
     return dst
+
+
+def list_objects(uri: str) -> list[str]:
+    """Names of the objects under `uri`, relative to its prefix."""
+    location = parse_s3_uri(uri)
+    prefix = f"{location.prefix}/" if location.prefix else ""
+    client = _client(location)
+    objects = _call(location, "list", client.list_objects, location.bucket, prefix=prefix, recursive=True)
+    return [obj.object_name[len(prefix):] for obj in objects]
+
+
+def delete_prefix(uri: str, first: tuple[str, ...] = ()) -> int:
+    """Delete every object under `uri`, those named in `first` before the rest; returns how many."""
+    location = parse_s3_uri(uri)
+    client = _client(location)
+    relative = sorted(list_objects(uri), key=lambda name: (name.rsplit("/", 1)[-1] not in first, name))
+    names = [location.child(name).prefix for name in relative]
+    for name in names:
+        _call(location, "delete from", client.remove_object, location.bucket, name)
+    return len(names)

@@ -21,6 +21,12 @@ LOSS_CURVE_FILE = "loss_curve.png"  # drawn from LOG_FILE when the run ends
 SUMMARY_FILE = "train_summary.json"
 TOKENIZER_FILE = "tokenizer.json"
 INIT_DIR = "init"                    # stage 2: the stage-1 model and the speech units, copied into the run
+INIT_MODEL = "model"                 # RUN/init/model: the stage-1 model the thinker comes from
+INIT_UNITS = "units"                 # RUN/init/units: the speech-units step's output
+
+# Qwen2's linear layers: the paper's LoRA targets (lm_head is left alone, as peft's "all-linear" does).
+LORA_ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -40,13 +46,33 @@ class TrainConfig:
     tokenizer_vocab_size: int = 1024
     max_steps: int = 0               # > 0 stops early (smoke tests); 0 = run all epochs
     checkpoint_every_epochs: int = 10  # DeepSpeed (ZeRO) checkpoints for resuming; the last epoch always saves
+    checkpoint_every_steps: int = 0  # > 0 also checkpoints every N optimizer steps (long epochs on big data)
+    keep_checkpoints: int = 2        # complete checkpoints kept (locally and in checkpoint_uri)
+    # Where checkpoints are mirrored so a restarted pod finds them: a directory (the shared PVC) or
+    # s3://[host:port/]bucket/prefix. "" keeps them only in RUN/checkpoints.
+    checkpoint_uri: str = ""
     log_every_steps: int = 5
+    deepspeed_overrides: dict = field(default_factory=dict)  # merged into the DeepSpeed config (bucket sizes, ...)
     # Pretrained parts, loaded from local checkpoint directories (never the hub); their architectures replace
     # the model config's audio/text configs. The paper freezes both (and trains LoRA on the LM).
     speech_encoder_path: str = ""
     llm_path: str = ""
+    # An exported Emotion Omni model whose emotion encoder to start from (our stand-in for emotion2vec, which
+    # cannot be fetched here); the paper freezes its emotion encoder.
+    emotion_encoder_path: str = ""
     freeze_speech_encoder: bool = False   # a random encoder must learn; freeze a pretrained one
+    freeze_emotion_encoder: bool = False
     freeze_llm: bool = False              # True trains only adapters + heads on a pretrained LM
+    # LoRA on the (frozen, pretrained) LM with peft; 0 trains the LM fully. Paper: r=8, alpha 16, dropout 0.05, on
+    # every linear layer. Merged into the LM on export: serving loads a plain model.
+    lora_r: int = 0
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] = field(default_factory=lambda: list(LORA_ALL_LINEAR))
+    # GPU readiness: bf16 (DeepSpeed's bf16 mode; fp32 master weights) and recomputing the LM's activations.
+    precision: str = "fp32"               # "fp32" | "bf16"
+    gradient_checkpointing: bool = False
+    metrics_port: int = 0                 # > 0: rank 0 serves Prometheus metrics there while training (metrics.py)
     model: EmotionOmniConfig = field(default_factory=EmotionOmniConfig)
 
     def validate(self) -> None:
@@ -59,6 +85,21 @@ class TrainConfig:
             raise ValueError("learning rates must be > 0")
         if self.stage not in (1, 2):
             raise ValueError(f"TrainConfig.stage={self.stage}: stage 1 trains the thinker, stage 2 the talker")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"TrainConfig.precision={self.precision!r}: use one of {PRECISIONS}")
+        if self.lora_r < 0 or (self.lora_r and (not self.lora_target_modules or not 0 <= self.lora_dropout < 1)):
+            raise ValueError("TrainConfig.lora_r must be >= 0; with LoRA, lora_target_modules must name layers and "
+                             "lora_dropout be in [0, 1)")
+        if self.lora_r and self.stage == 2:
+            raise ValueError("TrainConfig.lora_r is for stage 1 (the LM); stage 2 freezes the thinker: set lora_r=0")
+        if self.keep_checkpoints < 1 or self.checkpoint_every_steps < 0 or self.checkpoint_every_epochs < 1:
+            raise ValueError("TrainConfig.keep_checkpoints and checkpoint_every_epochs must be >= 1, "
+                             "checkpoint_every_steps >= 0")
+
+    def lora_settings(self) -> dict[str, Any]:
+        """peft.LoraConfig's arguments."""
+        return {"r": self.lora_r, "lora_alpha": self.lora_alpha, "lora_dropout": self.lora_dropout,
+                "target_modules": list(self.lora_target_modules)}
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -100,8 +141,22 @@ class SpeechTrainConfig(TrainConfig):
 
 
 def deepspeed_config(config: TrainConfig) -> dict[str, Any]:
-    """The DeepSpeed config dict. No "optimizer" block: on CPU that JIT-compiles extra ops; we pass AdamW."""
+    """The DeepSpeed config dict. No "optimizer" block: on CPU that JIT-compiles extra ops; we pass AdamW.
+    `config.deepspeed_overrides` is merged in last, key by key (nested dicts too)."""
+    return _merge(_deepspeed_base(config), config.deepspeed_overrides)
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+    merged = dict(base)
+    for key, value in overrides.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
+
+
+def _deepspeed_base(config: TrainConfig) -> dict[str, Any]:
     return {
+        "bf16": {"enabled": config.precision == "bf16"},
         "train_micro_batch_size_per_gpu": config.micro_batch_size,
         "gradient_accumulation_steps": config.grad_accum_steps,
         "gradient_clipping": config.grad_clip,
@@ -111,3 +166,9 @@ def deepspeed_config(config: TrainConfig) -> dict[str, Any]:
         "steps_per_print": 10**9,               # we log ourselves
         "wall_clock_breakdown": False,
     }
+
+
+def init_paths(run_dir: Path) -> tuple[Path, Path]:
+    """Where a stage-2 run keeps its stage-1 model and its speech units (RUN/init also roots a CosyVoice2
+    checkpoint's relative path)."""
+    return Path(run_dir) / INIT_DIR / INIT_MODEL, Path(run_dir) / INIT_DIR / INIT_UNITS

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,7 +17,9 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.training.checkpoints import CHECKPOINT_DIR, CheckpointInfo, check_resumable, latest_complete
 from components.training.config import LOG_FILE, LOSS_CURVE_FILE, SUMMARY_FILE, TrainConfig
+from components.training.mirror import CheckpointMirror
 from components.training.plots import plot_loss_curve
 from components.training.prepare import prepare_run
 
@@ -47,6 +50,30 @@ def _root_cause(log_path: Path) -> str:
     return "no rank reported an exception (killed for memory? see the log)"
 
 
+def resume_point(run_dir: Path, config: TrainConfig, world_size: int, resume: bool) -> CheckpointInfo | None:
+    """Before any rank starts: with `resume`, the checkpoint the ranks will load (pulled from the mirror when it
+    is newer), checked against this run's config and size; without, an empty RUN/checkpoints (starting over)."""
+    checkpoints = Path(run_dir) / CHECKPOINT_DIR
+    mirror = CheckpointMirror(config.checkpoint_uri) if config.checkpoint_uri else None
+    if not resume:
+        if mirror and mirror.tags():
+            raise ValueError(f"checkpoint_uri {config.checkpoint_uri} already holds checkpoints: resume from them "
+                             "(--resume) or give this run its own checkpoint_uri")
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        return None
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    info = mirror.pull_latest(checkpoints) if mirror else None
+    info = latest_complete(checkpoints) if info is None else info
+    if info is None:
+        print(f"resume: no complete checkpoint in {checkpoints}"
+              + (f" or {config.checkpoint_uri}" if mirror else "") + "; starting at step 0", file=sys.stderr)
+        return None
+    check_resumable(info, config, world_size)
+    print(f"resume: continuing from {info.tag} (epoch {info.position.epoch}, step {info.position.step})",
+          file=sys.stderr)
+    return info
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -62,6 +89,8 @@ def worker_env(nproc: int) -> dict[str, str]:
     env.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "omni" / "torch_extensions"))
     env.setdefault("HF_HUB_OFFLINE", "1")
     env["PYTHONUNBUFFERED"] = "1"
+    # DeepSpeed calls torch.distributed's renamed collectives on every ZeRO step: one deprecation line per call.
+    env.setdefault("PYTHONWARNINGS", "ignore::FutureWarning:torch.distributed.c10d_logger")
     return env
 
 
@@ -71,17 +100,20 @@ def _has_cuda() -> bool:
 
 
 def train(dataset_dir: Path, run_dir: Path, config: TrainConfig | None = None, *, init_model: Path | None = None,
-          speech_units: Path | None = None) -> TrainResult:
+          speech_units: Path | None = None, resume: bool = False) -> TrainResult:
     """Run DeepSpeed training of Emotion Omni on `dataset_dir`'s train split; results land in `run_dir`.
 
-    Stage 2 (`config.stage == 2`) also needs `init_model` (the stage-1 model) and `speech_units`."""
+    Stage 2 (`config.stage == 2`) also needs `init_model` (the stage-1 model) and `speech_units`. `resume`
+    continues from the newest complete checkpoint in RUN/checkpoints (or `config.checkpoint_uri`), if any."""
     config = config or TrainConfig()
     dataset_dir, run_dir = Path(dataset_dir).resolve(), Path(run_dir).resolve()
     start = time.time()
-    prepare_run(dataset_dir, run_dir, config, init_model, speech_units)
+    prepare_run(dataset_dir, run_dir, config, init_model, speech_units, resume=resume)
+    resume_point(run_dir, config, config.nproc, resume)
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={config.nproc}", "--nnodes=1",
            "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
            "-m", "components.training.worker", "--run-dir", str(run_dir), "--dataset", str(dataset_dir)]
+    cmd += ["--resume"] if resume else []
     tail: deque[str] = deque(maxlen=40)
     with open(run_dir / "train.log", "w") as log, subprocess.Popen(
             cmd, env=worker_env(config.nproc), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -14,39 +14,54 @@ from pathlib import Path
 from components.contracts import MODEL_CONFIG_FILE
 from components.export.pretrained import check_model_dir
 from components.model.configuration import EmotionOmniConfig, EmotionOmniTalkerConfig
-from components.model.tokenizer import apply_tokenizer, train_tokenizer
+from components.model.tokenizer import apply_tokenizer, load_tokenizer, train_tokenizer
 from components.speech.backends import carry_checkpoint
 from components.speech.dataset_units import load_speech_units
 from components.synthesis import read_manifest
-from components.training.config import CONFIG_FILE, INIT_DIR, TOKENIZER_FILE, TrainConfig
-
-INIT_MODEL = "model"      # RUN/init/model: the stage-1 model the thinker comes from
-INIT_UNITS = "units"      # RUN/init/units: the speech-units step's output
+from components.training.model_setup import (
+    check_lora_targets, check_pretrained_paths, emotion_encoder_architecture,
+)
+from components.training.config import CONFIG_FILE, INIT_DIR, INIT_MODEL, INIT_UNITS, TOKENIZER_FILE, TrainConfig
 
 
 def prepare_run(dataset_dir: Path, run_dir: Path, config: TrainConfig, init_model: Path | None = None,
-                speech_units: Path | None = None) -> TrainConfig:
-    """Write train_config.json and tokenizer.json (+ RUN/init for stage 2) into `run_dir`; return the config."""
+                speech_units: Path | None = None, resume: bool = False) -> TrainConfig:
+    """Write train_config.json and tokenizer.json (+ RUN/init for stage 2) into `run_dir`; return the config.
+    `resume` keeps a tokenizer the run directory already holds (its checkpoints' embeddings are indexed by it)."""
     config.validate()
+    check_pretrained_paths(config)
     dataset_dir, run_dir = Path(dataset_dir), Path(run_dir)
     rows = [r for r in read_manifest(dataset_dir) if r["split"] == "train"]
     if not rows:
         raise ValueError(f"{dataset_dir} has no train split rows: synthesize again with a larger --n")
     run_dir.mkdir(parents=True, exist_ok=True)
     if config.stage == 1:
-        _prepare_thinker(rows, run_dir, config)
+        _prepare_thinker(rows, run_dir, config, resume)
     else:
         _prepare_speech(run_dir, config, init_model, speech_units)
     config.model.validate()
+    check_lora_targets(config)
     config.save(run_dir / CONFIG_FILE)
     return config
 
 
-def _prepare_thinker(rows: list[dict], run_dir: Path, config: TrainConfig) -> None:
-    tokenizer = train_tokenizer((t for r in rows for t in (r["user_text"], r["response_text"])),
-                                vocab_size=config.tokenizer_vocab_size)
-    thinker = config.model.thinker_config.with_pretrained_architectures(
-        config.speech_encoder_path or None, config.llm_path or None)
+def _prepare_thinker(rows: list[dict], run_dir: Path, config: TrainConfig, resume: bool) -> None:
+    if resume and (run_dir / TOKENIZER_FILE).is_file():
+        tokenizer = load_tokenizer(run_dir / TOKENIZER_FILE)
+    else:
+        tokenizer = train_tokenizer((t for r in rows for t in (r["user_text"], r["response_text"])),
+                                    vocab_size=config.tokenizer_vocab_size)
+    thinker = config.model.thinker_config
+    if config.emotion_encoder_path:
+        thinker = emotion_encoder_architecture(thinker, Path(config.emotion_encoder_path))
+    pretrained = thinker.with_pretrained_architectures(config.speech_encoder_path or None, config.llm_path or None)
+    if (pretrained.n_mels, pretrained.window_seconds) != (thinker.n_mels, thinker.window_seconds) \
+            and config.emotion_encoder_path:
+        raise ValueError(f"the emotion encoder at {config.emotion_encoder_path} hears {thinker.n_mels} mel bins over "
+                         f"{thinker.window_seconds} s, the speech encoder at {config.speech_encoder_path} "
+                         f"{pretrained.n_mels} over {pretrained.window_seconds} s: they share one front end; use "
+                         "an emotion encoder trained with this speech encoder")
+    thinker = pretrained
     config.model = dataclasses.replace(config.model, thinker_config=apply_tokenizer(thinker, tokenizer))
     tokenizer.save(str(run_dir / TOKENIZER_FILE))
 
@@ -78,9 +93,3 @@ def _prepare_speech(run_dir: Path, config: TrainConfig, init_model: Path | None,
     # A CosyVoice2 checkpoint travels into RUN/init too (every rank must read it); named relative to RUN/init.
     token2wav = carry_checkpoint(dataclasses.replace(token2wav, emotion_dim=thinker.emotion_dim), None, init)
     config.model = EmotionOmniConfig(thinker_config=thinker, talker_config=talker, token2wav_config=token2wav)
-
-
-def init_paths(run_dir: Path) -> tuple[Path, Path]:
-    """Where a stage-2 run keeps its stage-1 model and its speech units (RUN/init also roots a CosyVoice2
-    checkpoint's relative path)."""
-    return Path(run_dir) / INIT_DIR / INIT_MODEL, Path(run_dir) / INIT_DIR / INIT_UNITS

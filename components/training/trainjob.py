@@ -30,6 +30,10 @@ GROUP, VERSION, PLURAL, KIND = "trainer.kubeflow.org", "v1alpha1", "trainjobs", 
 TRAINER_JOB = "node"             # replicated job and container name of the trainer in torch runtimes
 PATCH_MANAGER = "empathy-omni.io/omni"  # our entry in spec.runtimePatches (one entry per manager)
 SHARED_VOLUME = "omni-shared"
+# Rank 0 serves live metrics on this port; the pods carry this label so the bootstrap's headless Service and
+# ServiceMonitor (infra/bootstrap/06-monitoring/training/trainjob-metrics.yaml) find them.
+TRAIN_METRICS_PORT = 9400
+TRAIN_METRICS_LABEL = ("empathy-omni.io/train-metrics", "true")
 WORKER_MODULE = "components.training.worker"
 # torchrun's distributed settings: the runtime's torch plugin owns them and refuses a TrainJob that sets them.
 RESERVED_ENV = ("PET_NNODES", "PET_NPROC_PER_NODE", "PET_NODE_RANK", "PET_MASTER_ADDR", "PET_MASTER_PORT")
@@ -127,8 +131,9 @@ def _env(config: TrainJobConfig) -> list[dict[str, str]]:
 
 
 def build_trainjob(config: TrainJobConfig, run_dir: str | PurePosixPath, dataset_dir: str | PurePosixPath,
-                   name: str | None = None, namespace: str | None = None) -> dict[str, Any]:
-    """The TrainJob manifest that runs `torchrun -m components.training.worker --run-dir RUN --dataset DATA`.
+                   name: str | None = None, namespace: str | None = None, resume: bool = False) -> dict[str, Any]:
+    """The TrainJob manifest that runs `torchrun -m components.training.worker --run-dir RUN --dataset DATA`
+    (`--resume`: from the run dir's newest complete checkpoint).
 
     `run_dir` and `dataset_dir` are paths as the pods see them: both must be under `config.mount_path`.
     `name` defaults to a fresh `job_name(config.name_prefix)`; `namespace` to `config.namespace` (omitted if "").
@@ -153,7 +158,8 @@ def build_trainjob(config: TrainJobConfig, run_dir: str | PurePosixPath, dataset
         resources["limits"][config.gpu_resource] = str(config.gpus_per_node)
     trainer: dict[str, Any] = {
         "command": ["torchrun"],  # reads PET_* from the runtime's torch plugin: nodes, ranks, rank-0 address
-        "args": ["-m", WORKER_MODULE, "--run-dir", str(run_dir), "--dataset", str(dataset_dir)],
+        "args": ["-m", WORKER_MODULE, "--run-dir", str(run_dir), "--dataset", str(dataset_dir)]
+        + (["--resume"] if resume else []),
         "numNodes": config.num_nodes,
         "numProcPerNode": config.ranks_per_node,
         "resourcesPerNode": resources,
@@ -181,7 +187,8 @@ def build_trainjob(config: TrainJobConfig, run_dir: str | PurePosixPath, dataset
             "manager": PATCH_MANAGER,
             "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [{
                 "name": TRAINER_JOB,
-                "template": {"spec": {"template": {"spec": pod_spec}}},
+                "template": {"spec": {"template": {"metadata": {"labels": dict([TRAIN_METRICS_LABEL])},
+                                                   "spec": pod_spec}}},
             }]}}},
         }],
     }

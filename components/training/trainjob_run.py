@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from components.training.config import LOG_FILE, LOSS_CURVE_FILE, SUMMARY_FILE, TrainConfig
-from components.training.launch import _RANK_ERROR, TrainingError, TrainResult
+from components.training.launch import _RANK_ERROR, TrainingError, TrainResult, resume_point
 from components.training.prepare import prepare_run
 from components.training.plots import plot_loss_curve
 from components.training.trainjob import (
-    GROUP, PLURAL, TRAINER_JOB, VERSION, TrainJobConfig, build_trainjob, job_name,
+    GROUP, PLURAL, TRAIN_METRICS_PORT, TRAINER_JOB, VERSION, TrainJobConfig, build_trainjob, job_name,
 )
 
 JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"  # on every pod of the TrainJob's JobSet (named like the job)
@@ -264,7 +264,8 @@ def _is_connection_error(error: Exception) -> bool:
 
 def run_trainjob(config: TrainJobConfig, run_dir: Path, dataset_dir: Path, train_config: TrainConfig | None = None,
                  *, name: str | None = None, api_client=None, out: TextIO | None = None,
-                 init_model: Path | None = None, speech_units: Path | None = None) -> TrainResult:
+                 init_model: Path | None = None, speech_units: Path | None = None,
+                 resume: bool = False) -> TrainResult:
     """Train on the cluster: `run_dir` and `dataset_dir` are on the shared PVC, mounted here at the same path.
 
     Prepares run_dir (tokenizer + train_config.json), creates the TrainJob, streams its pods' logs to `out`
@@ -274,10 +275,12 @@ def run_trainjob(config: TrainJobConfig, run_dir: Path, dataset_dir: Path, train
     start = time.time()
     run_dir, dataset_dir = Path(run_dir), Path(dataset_dir)
     namespace = config.namespace or current_namespace()
-    body = build_trainjob(config, run_dir, dataset_dir, name=name, namespace=namespace)  # validates first
+    body = build_trainjob(config, run_dir, dataset_dir, name=name, namespace=namespace, resume=resume)  # validates
     name = body["metadata"]["name"]
+    train_config = train_config or TrainConfig()
     # Stage 2 copies the stage-1 model and the units into the run dir, on the PVC, where every node reads them.
-    prepare_run(dataset_dir, run_dir, train_config or TrainConfig(), init_model, speech_units)
+    prepare_run(dataset_dir, run_dir, train_config, init_model, speech_units, resume=resume)
+    resume_point(run_dir, train_config, config.num_nodes * config.ranks_per_node, resume)
     watch = _TrainJobWatch(api_client or load_api_client(), namespace, name, config, out)
     watch.create(body)
 
@@ -319,7 +322,8 @@ def run_trainjob(config: TrainJobConfig, run_dir: Path, dataset_dir: Path, train
 
 def train_on_cluster(dataset_dir: Path, out_dir: Path, train_config: TrainConfig | None = None,
                      config: TrainJobConfig | None = None, *, api_client=None, out: TextIO | None = None,
-                     init_model: Path | None = None, speech_units: Path | None = None) -> TrainResult:
+                     init_model: Path | None = None, speech_units: Path | None = None,
+                     resume: bool = False) -> TrainResult:
     """Stage `dataset_dir` on the shared PVC, train there with a TrainJob, copy the run dir back to `out_dir`.
 
     The PVC must be mounted here at `config.mount_path` (the pipeline's train step mounts it). The staging
@@ -331,6 +335,8 @@ def train_on_cluster(dataset_dir: Path, out_dir: Path, train_config: TrainConfig
     config.validate()
     if not config.gpus_per_node and not config.procs_per_node:  # CPU-only nodes: nproc ranks each, as locally
         config = dataclasses.replace(config, procs_per_node=train_config.nproc)
+    if not train_config.metrics_port:  # where the bootstrap's ServiceMonitor scrapes rank 0
+        train_config = dataclasses.replace(train_config, metrics_port=TRAIN_METRICS_PORT)
     mount = Path(config.mount_path)
     if not mount.is_dir():
         raise TrainingError(f"{mount} does not exist here: the launcher must mount PVC {config.pvc!r} at the path "
@@ -339,7 +345,8 @@ def train_on_cluster(dataset_dir: Path, out_dir: Path, train_config: TrainConfig
     stage = mount / "runs" / name
     shutil.copytree(dataset_dir, stage / "dataset")
     result = run_trainjob(config, stage / "run", stage / "dataset", train_config, name=name,
-                          api_client=api_client, out=out, init_model=init_model, speech_units=speech_units)
+                          api_client=api_client, out=out, init_model=init_model, speech_units=speech_units,
+                          resume=resume)
     out_dir = Path(out_dir)
     shutil.copytree(stage / "run", out_dir, dirs_exist_ok=True)
     shutil.rmtree(stage, ignore_errors=True)

@@ -1,12 +1,13 @@
 """The distributed training process: one copy per rank under torchrun (locally) or a Kubeflow TrainJob.
 
-    torchrun --nproc_per_node 2 -m components.training.worker --run-dir RUN --dataset DATA
+    torchrun --nproc_per_node 2 -m components.training.worker --run-dir RUN --dataset DATA [--resume]
 
 RUN must hold train_config.json and tokenizer.json (and, for stage 2, RUN/init), written by
-components.training.prepare. Rank 0 logs the losses to RUN/train_log.jsonl, DeepSpeed writes ZeRO checkpoints
-to RUN/checkpoints, and rank 0 exports the final weights to RUN/model (config.json + model.safetensors +
-tokenizer.json). Stage 1 trains the thinker; stage 2 loads it from the stage-1 model, freezes it, and trains the
-talker and the token2wav's unit -> mel model.
+components.training.prepare. Rank 0 logs the losses to RUN/train_log.jsonl (and serves them on `metrics_port`),
+every rank writes its part of the checkpoints to RUN/checkpoints (see checkpoints.py), and at the end all ranks
+gather the weights (any ZeRO stage) and rank 0 exports them to RUN/model (config.json + model.safetensors +
+tokenizer.json), then checks that the exported model reproduces the engine's loss. Stage 1 trains the thinker;
+stage 2 loads it from the stage-1 model, freezes it, and trains the talker and the token2wav's unit -> mel model.
 """
 from __future__ import annotations
 
@@ -15,61 +16,29 @@ import json
 import math
 import os
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from components.contracts import MODEL_WEIGHTS_FILE
-from components.export.pretrained import parameter_count, save_pretrained
+from components.export.pretrained import save_pretrained
 from components.model.modeling import EmotionOmniForConditionalGeneration, EmotionOmniOutput
 from components.model.tokenizer import load_tokenizer
-from components.speech.dataset_units import SpeechUnits, load_speech_units
 from components.synthesis import read_manifest
-from components.training.config import (
-    CONFIG_FILE, INIT_DIR, LOG_FILE, SUMMARY_FILE, TOKENIZER_FILE, TrainConfig, deepspeed_config,
+from components.training.checkpoints import (
+    CHECKPOINT_DIR, CheckpointInfo, TrainPosition, check_resumable, fingerprint, latest_complete, load_rng,
+    mark_complete, prune, save_rng, tag_for,
 )
+from components.training.config import CONFIG_FILE, LOG_FILE, SUMMARY_FILE, TOKENIZER_FILE, TrainConfig, deepspeed_config
+from components.training.consolidate import gathered_state_dict, parameter_counts
 from components.training.data import DialogueDataset, collate, to_device
-from components.training.prepare import init_paths
-
-
-def build_model(config: TrainConfig, run_dir: Path) -> tuple[EmotionOmniForConditionalGeneration, SpeechUnits | None]:
-    """The model each rank trains, with pretrained parts loaded and frozen parts frozen; stage 2 also returns the
-    speech units to train on."""
-    model = EmotionOmniForConditionalGeneration(config.model, root=run_dir / INIT_DIR)
-    if config.stage == 1:
-        model.thinker.load_pretrained_parts(config.speech_encoder_path or None, config.llm_path or None)
-        if config.freeze_speech_encoder:
-            model.thinker.speech_encoder.requires_grad_(False)
-        if config.freeze_llm:
-            model.thinker.llm.requires_grad_(False)
-        return model, None
-    init_model, init_units = init_paths(run_dir)
-    weights = load_file(str(init_model / MODEL_WEIGHTS_FILE))
-    thinker = {k.removeprefix("thinker."): v for k, v in weights.items() if k.startswith("thinker.")}
-    missing, unexpected = model.thinker.load_state_dict(thinker, strict=False)
-    tied = {"llm.lm_head.weight"} if config.model.thinker_config.text_config.tie_word_embeddings else set()
-    if set(missing) - tied or unexpected:
-        raise ValueError(f"{init_model} does not hold this thinker: missing {sorted(set(missing) - tied)[:5]}, "
-                         f"unexpected {unexpected[:5]}; pass the model directory stage 1 exported")
-    model.thinker.requires_grad_(False)  # the paper's stage 2: the LM (and everything before it) is frozen
-    speech = load_speech_units(init_units)
-    if model.trains_token2wav:  # the local token2wav speaks the units its own extractor made
-        model.token2wav.extractor.load_state_dict(speech.extractor)
-    return model, speech
-
-
-def _param_groups(model: EmotionOmniForConditionalGeneration, config: TrainConfig) -> list[dict]:
-    """Two learning rates as in the paper: the LLM's, and the rest (encoders, adapters, heads, talker)."""
-    llm, rest = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (llm if name.startswith("thinker.llm.") else rest).append(param)
-    groups = [{"params": llm, "lr": config.lr_llm}, {"params": rest, "lr": config.lr_modules}]
-    return [g for g in groups if g["params"]]
+from components.training.faults import maybe_fault
+from components.training.flops import batch_tokens, flops_per_token, peak_tflops
+from components.training.model_setup import build_model, export_model, param_groups
+from components.training.mirror import CheckpointMirror
 
 
 def _schedule(total_steps: int, warmup_ratio: float):
@@ -97,96 +66,226 @@ def stage_losses(out: EmotionOmniOutput, stage: int) -> dict[str, torch.Tensor]:
     return losses
 
 
-def _mean_across_ranks(values: list[float]) -> list[float]:
+def _sum_across_ranks(values: list[float]) -> list[float]:
     tensor = torch.tensor(values, dtype=torch.float64)
     dist.all_reduce(tensor)
-    return (tensor / dist.get_world_size()).tolist()
+    return tensor.tolist()
 
 
-def train_worker(run_dir: Path, dataset_dir: Path) -> None:
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler that can skip the start of an epoch: the micro-batches a resumed run already did."""
+
+    skip = 0  # indices of this rank's share to leave out, for the current epoch only
+
+    def __iter__(self):
+        indices = list(super().__iter__())
+        return iter(indices[self.skip:])
+
+    def __len__(self) -> int:
+        return super().__len__() - self.skip
+
+
+@dataclass
+class _Throughput:
+    """Samples and tokens over the last log interval, all ranks together."""
+
+    since: float
+    samples: int = 0
+    tokens: int = 0
+
+
+def train_worker(run_dir: Path, dataset_dir: Path, resume: bool = False) -> None:
     import deepspeed  # heavy; imported only in the training processes
 
     config = TrainConfig.load(run_dir / CONFIG_FILE)
+    on_gpu = torch.cuda.is_available()
     # NCCL between GPUs (a TrainJob on a GPU node pool); gloo on CPU (local runs, CI).
-    deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+    deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
+    if on_gpu:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 runs use the tensor cores (TF32), as peak_tflops assumes
     torch.manual_seed(config.seed)  # same init everywhere; DeepSpeed also broadcasts rank 0's weights
 
     tokenizer = load_tokenizer(run_dir / TOKENIZER_FILE)
     model, speech = build_model(config, run_dir)
     rows = [r for r in read_manifest(dataset_dir) if r["split"] == "train"]
     dataset = DialogueDataset(rows, dataset_dir, config.model.thinker_config, tokenizer, speech=speech)
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
-    loader = DataLoader(dataset, batch_size=config.micro_batch_size, sampler=sampler, collate_fn=collate)
-    steps_per_epoch = math.ceil(len(loader) / config.grad_accum_steps)
+    sampler = ResumableSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
+    # An own generator: a DataLoader otherwise draws its base seed from the global RNG at every epoch's start,
+    # which would make a resumed run's dropout differ from an uninterrupted one.
+    loader = DataLoader(dataset, batch_size=config.micro_batch_size, sampler=sampler, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(config.seed))
+    batches_per_epoch = len(loader)
+    steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum_steps)
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
 
-    optimizer = torch.optim.AdamW(_param_groups(model, config), weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, config), weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(total_steps, config.warmup_ratio))
     engine, _, _, _ = deepspeed.initialize(
         model=model, optimizer=optimizer, lr_scheduler=scheduler, config=deepspeed_config(config))
 
-    log = open(run_dir / LOG_FILE, "w") if rank == 0 else None
+    checkpoints = run_dir / CHECKPOINT_DIR
+    mirror = CheckpointMirror(config.checkpoint_uri) if config.checkpoint_uri and rank == 0 else None
+    position = TrainPosition()
+    if resume and (info := latest_complete(checkpoints)) is not None:
+        check_resumable(info, config, world)  # the launcher checked too; a TrainJob rank may be the first to look
+        engine.load_checkpoint(str(checkpoints), tag=info.tag, load_module_strict=True)
+        load_rng(checkpoints / info.tag, rank)
+        position = info.position
+    resumed_from = position.step
+
+    log = _open_log(run_dir / LOG_FILE, position.step) if rank == 0 else None
+    metrics = _start_metrics(config, run_dir) if rank == 0 and config.metrics_port else None
+    per_token = flops_per_token(engine.module)
+    peak = peak_tflops(config.precision)
     # mininterval: through torchrun and kfp every refresh becomes a log line; one per 2 s is plenty.
-    bar = tqdm(total=total_steps, desc=f"train stage {config.stage}", unit="step", disable=rank != 0,
-               mininterval=2.0)
-    start, step, samples = time.time(), 0, 0
-    for epoch in range(config.epochs):
-        sampler.set_epoch(epoch)
+    bar = tqdm(total=total_steps, initial=position.step, desc=f"train stage {config.stage}", unit="step",
+               disable=rank != 0, mininterval=2.0)
+
+    def save_checkpoint() -> None:
+        tag = tag_for(position.step)
+        engine.save_checkpoint(str(checkpoints), tag=tag, save_latest=False)
+        save_rng(checkpoints / tag, rank)
+        maybe_fault("checkpoint", rank, position.step)
+        dist.barrier()  # every rank's part is on disk
+        if rank == 0:
+            info = CheckpointInfo(tag, TrainPosition(**asdict(position)), fingerprint(config), world, config.zero_stage)
+            mark_complete(checkpoints, info)
+            prune(checkpoints, config.keep_checkpoints)
+            if mirror:
+                mirror.push(checkpoints, info, config.keep_checkpoints)
+            if metrics:
+                metrics.checkpoint(position.step)
+        dist.barrier()
+
+    start = time.time() - position.elapsed_s
+    window = _Throughput(time.time())
+    out = None
+    while position.epoch < config.epochs and position.step < total_steps:
+        sampler.set_epoch(position.epoch)
+        sampler.skip = position.batches_in_epoch * config.micro_batch_size
         engine.train()
         for batch in loader:
             out = engine(**to_device(batch, engine.device))  # DeepSpeed moves the model, not the inputs
             engine.backward(out.loss)
             engine.step()
-            samples += len(batch["response_ids"]) * world
+            position.batches_in_epoch += 1
+            position.samples += len(batch["response_ids"]) * world  # the sampler gives every rank equal batches
+            window.samples += len(batch["response_ids"])
+            window.tokens += batch_tokens(batch)
             if not engine.is_gradient_accumulation_boundary():
                 continue
-            step += 1
-            if step % config.log_every_steps == 0 or step == total_steps:
+            position.step += 1
+            if position.step % config.log_every_steps == 0 or position.step == total_steps:
                 losses = stage_losses(out, config.stage)
-                means = dict(zip(losses, _mean_across_ranks([v.item() for v in losses.values()])))
+                sums = _sum_across_ranks([v.item() for v in losses.values()] + [window.samples, window.tokens])
+                means = {k: v / world for k, v in zip(losses, sums)}
+                seconds = max(time.time() - window.since, 1e-9)
+                samples_s, tokens_s = sums[-2] / seconds, sums[-1] / seconds
+                tflops = tokens_s * per_token / 1e12
+                mfu = tflops / (peak * world) if peak else None
+                lrs = {group["name"]: group["lr"] for group in optimizer.param_groups}
+                window = _Throughput(time.time())
                 if log:
-                    log.write(json.dumps({"step": step, "epoch": epoch, **means, "lr": scheduler.get_last_lr()[0],
+                    log.write(json.dumps({"step": position.step, "epoch": position.epoch, **means,
+                                          "lr": scheduler.get_last_lr()[0], "samples_per_s": round(samples_s, 2),
+                                          "tokens_per_s": round(tokens_s, 1), "tflops": round(tflops, 6),
                                           "elapsed_s": round(time.time() - start, 2)}) + "\n")
                     log.flush()
-                bar.set_postfix({k: f"{v:.3f}" for k, v in list(means.items())[:3]} | {"epoch": epoch})
+                if metrics:
+                    metrics.progress(position.step, total_steps, means, lrs, samples_s, tokens_s, tflops, mfu)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in list(means.items())[:3]} | {"epoch": position.epoch})
             bar.update(1)
-            if step >= total_steps:
+            maybe_fault("step", rank, position.step)
+            if position.step >= total_steps:
                 break
-        last = step >= total_steps or epoch == config.epochs - 1
-        if last or (epoch + 1) % config.checkpoint_every_epochs == 0:
-            engine.save_checkpoint(str(run_dir / "checkpoints"), tag=f"epoch{epoch + 1}")
-        if step >= total_steps:
-            break
+            if config.checkpoint_every_steps and position.step % config.checkpoint_every_steps == 0:
+                position.elapsed_s = time.time() - start
+                save_checkpoint()
+        if position.step < total_steps or position.batches_in_epoch >= batches_per_epoch:
+            position.epoch, position.batches_in_epoch = position.epoch + 1, 0
+        last = position.step >= total_steps or position.epoch >= config.epochs
+        if last or position.epoch % config.checkpoint_every_epochs == 0:
+            position.elapsed_s = time.time() - start
+            save_checkpoint()
     bar.close()
     elapsed = time.time() - start
 
+    epochs_run = position.epoch + (1 if position.batches_in_epoch else 0)  # begun, the last perhaps cut short
+    state = gathered_state_dict(engine.module)  # every rank joins the gathers; rank 0 gets the tensors
+    check = _verify_export(engine, dataset, config, run_dir, tokenizer, state,
+                           {"steps": position.step, "epochs": epochs_run, "zero_stage": config.zero_stage,
+                            "stage": config.stage})
     if rank == 0:
         log.close()
-        # ZeRO-2 shards optimizer state and gradients, not parameters: rank 0 holds the full weights.
-        save_pretrained(engine.module, tokenizer, run_dir / "model",
-                        metadata={"steps": step, "epochs": epoch + 1, "zero_stage": config.zero_stage,
-                                  "stage": config.stage})
-        trainable = sum(p.numel() for p in engine.module.parameters() if p.requires_grad)
+        total, trainable = parameter_counts(engine.module)
         (run_dir / SUMMARY_FILE).write_text(json.dumps({
-            "stage": config.stage, "steps": step, "epochs_run": epoch + 1, "world_size": world,
-            "train_samples": len(dataset), "samples_seen": samples, "train_seconds": round(elapsed, 2),
-            "samples_per_second": round(samples / max(elapsed, 1e-9), 2),
-            "parameters": parameter_count(engine.module), "trainable_parameters": trainable,
-            "zero_stage": config.zero_stage,
+            "stage": config.stage, "steps": position.step, "epochs_run": epochs_run, "world_size": world,
+            "train_samples": len(dataset), "samples_seen": position.samples, "train_seconds": round(elapsed, 2),
+            "samples_per_second": round(position.samples / max(elapsed, 1e-9), 2),
+            "parameters": total, "trainable_parameters": trainable, "zero_stage": config.zero_stage,
+            "precision": config.precision, "resumed_from_step": resumed_from, "export_check": check,
+            "lora_r": config.lora_r,
         }, indent=2) + "\n")
+    if metrics:
+        metrics.close()
     dist.barrier()
+
+
+def _open_log(path: Path, keep_until_step: int):
+    """The loss log, opened for appending after the rows up to `keep_until_step` (a resumed run drops the rows the
+    killed run wrote after its last complete checkpoint: it trains those steps again)."""
+    rows = []
+    if keep_until_step and path.is_file():
+        rows = [line for line in path.read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] <= keep_until_step]
+    log = open(path, "w")
+    log.write("".join(row + "\n" for row in rows))
+    return log
+
+
+def _start_metrics(config: TrainConfig, run_dir: Path):
+    from components.training.metrics import TrainMetrics
+
+    return TrainMetrics(config.metrics_port, run=os.environ.get("OMNI_RUN_ID", run_dir.name), stage=config.stage)
+
+
+def _verify_export(engine, dataset, config: TrainConfig, run_dir: Path, tokenizer, state, metadata: dict) -> dict | None:
+    """Export the gathered weights (rank 0), then check on one fixed batch that the exported model's loss equals
+    the engine's (all ranks run the engine: under ZeRO-3 each holds a slice). A mismatch fails the run: a model
+    that does not reproduce its training would otherwise be registered and served."""
+    batch = collate([dataset[i] for i in range(min(len(dataset), config.micro_batch_size))])
+    engine.eval()
+    torch.manual_seed(config.seed)  # the talker draws its mask and emotion condition; same draws for both
+    with torch.no_grad():
+        engine_loss = float(engine(**to_device(batch, engine.device)).loss)
+    if dist.get_rank() != 0:
+        return None
+    save_pretrained(export_model(config, run_dir, state), tokenizer, run_dir / "model", metadata=metadata)
+    reloaded = EmotionOmniForConditionalGeneration.from_pretrained(run_dir / "model")
+    torch.manual_seed(config.seed)
+    with torch.no_grad():
+        exported_loss = float(reloaded(**batch).loss)
+    diff = abs(engine_loss - exported_loss)
+    tolerance = (2e-2 if config.precision == "bf16" else 1e-4) * max(1.0, abs(engine_loss))
+    if not diff <= tolerance:
+        raise RuntimeError(f"the exported model does not reproduce the engine: loss {exported_loss:.6f} vs "
+                           f"{engine_loss:.6f} (|diff| {diff:.2e} > {tolerance:.1e}) at ZeRO-{config.zero_stage}; "
+                           f"the weights in {run_dir / 'model'} are not what was trained")
+    return {"engine_loss": round(engine_loss, 6), "exported_loss": round(exported_loss, 6), "abs_diff": diff}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints' newest complete one")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    train_worker(args.run_dir, args.dataset)
+    train_worker(args.run_dir, args.dataset, args.resume)
 
 
 if __name__ == "__main__":

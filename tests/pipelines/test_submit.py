@@ -81,7 +81,7 @@ def test_token_comes_from_the_environment(kfp_api, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("param, message", [
-    ("epoch=3", "the pipeline has no parameter 'epoch'; known parameters: artifact_location, epochs,"),
+    ("epoch=3", "the pipeline has no parameter 'epoch'; known parameters: artifact_location, checkpoint_root, epochs,"),
     ("epochs=three", "--param epochs='three': epochs must be an integer"),
     ("test_fraction=a lot", "test_fraction must be a number"),
     ("epochs", "expected KEY=VALUE"),

@@ -29,13 +29,13 @@ def kubeconfig(path, server: str, namespace: str):
     return path
 
 
-def run_train_step(tmp_path, dataset_dir, backend: str, trainjob: dict):
+def run_train_step(tmp_path, dataset_dir, backend: str, trainjob: dict, checkpoint_root: str = ""):
     @dsl.pipeline(name="train-step")
     def train_only():
         data = dsl.importer(artifact_uri=str(dataset_dir), artifact_class=Dataset, reimport=False)
         steps.train(dataset=data.output, epochs=1, nproc=2, max_steps=2, seed=0,
                     config_json=json.dumps(TINY_MODEL), backend=backend, num_nodes=1, gpus_per_node=0,
-                    trainjob_json=json.dumps(trainjob))
+                    trainjob_json=json.dumps(trainjob), checkpoint_root=checkpoint_root, run_id="run-1")
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp"),
                raise_on_error=True)
@@ -54,11 +54,15 @@ def test_trainjob_backend_through_the_step(tmp_path, tiny_dialogues, monkeypatch
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # not in a pod: use the kubeconfig
         output = run_train_step(tmp_path, tiny_dialogues, "trainjob", {
             "pvc": "omni-shared", "mount_path": str(shared), "cpu": "2", "memory": "4Gi", "poll_interval_s": 0.2,
-            "image": steps.COMPONENT_IMAGE})
+            "image": steps.COMPONENT_IMAGE}, checkpoint_root=str(shared / "checkpoints"))
     (create,) = fake.calls("POST", "/trainjobs")
+    assert create[3]["spec"]["trainer"]["args"][-1] == "--resume"  # a retried step picks up the mirror's newest
     assert create[1] == "/apis/trainer.kubeflow.org/v1alpha1/namespaces/team-b/trainjobs"  # the context's
     assert create[3]["spec"]["trainer"]["numProcPerNode"] == 2  # CPU nodes run nproc ranks
     model = output["artifacts"]["model"]["artifacts"][0]
+    mirrored = list((shared / "checkpoints" / "run-1" / "stage1").glob("step*/complete.json"))
+    last = f"step{int(model['metadata']['steps']):08d}"
+    assert [p.parent.name for p in mirrored] == [last]  # the step's final checkpoint outlives its pod
     assert model["metadata"]["train_backend"] == "trainjob" and model["metadata"]["world_size"] == 2
     assert (Path(model["uri"]) / "model.safetensors").is_file()
     assert not any((shared / "runs").iterdir())  # staged files removed after success

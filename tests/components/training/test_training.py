@@ -77,7 +77,7 @@ def test_deepspeed_two_ranks_train_and_export(tiny_dialogues, tiny_tokenizer, tm
     rows = [json.loads(line) for line in result.log_path.read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3] and all(r["loss"] > 0 for r in rows)
     assert result.loss_curve.stat().st_size > 10_000  # a real PNG, not an empty file
-    assert (result.run_dir / "checkpoints" / "epoch2").is_dir()  # DeepSpeed's ZeRO checkpoint
+    assert (result.run_dir / "checkpoints" / "step00000003" / "complete.json").is_file()  # the last step's
     with safe_open(result.model_dir / "model.safetensors", "pt") as f:
         assert f.metadata()["zero_stage"] == "2"
     model, _ = load_pretrained(result.model_dir)
@@ -123,7 +123,13 @@ def test_stage_two_trains_the_talker_on_a_frozen_thinker(tiny_dialogues, tiny_to
     config = SpeechTrainConfig(epochs=1, micro_batch_size=2, log_every_steps=1, max_steps=2,
                                model=tiny_config(tiny_tokenizer, speech=True))
     result = train(tiny_dialogues, tmp_path / "stage2", config, init_model=stage1.model_dir, speech_units=units.out_dir)
+    # Stage 2 resumes too: the same run directory, two more steps on top of its step-2 checkpoint.
+    config.max_steps = 4
+    result = train(tiny_dialogues, tmp_path / "stage2", config, init_model=stage1.model_dir,
+                   speech_units=units.out_dir, resume=True)
+    assert result.summary["resumed_from_step"] == 2 and result.summary["steps"] == 4
     rows = [json.loads(line) for line in result.log_path.read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]  # the log goes on where the checkpoint stood
     assert {"unit_loss", "mel_loss"} <= set(rows[0]) and all(r["unit_loss"] > 0 for r in rows)
     assert result.summary["stage"] == 2 and result.summary["trainable_parameters"] < result.summary["parameters"]
     train_rows = sum(r["split"] == "train" for r in read_manifest(tiny_dialogues))

@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 import yaml
 
-from components.training.trainjob import RESERVED_ENV, TrainJobConfig, build_trainjob, job_name
+from components.training.trainjob import RESERVED_ENV, TRAIN_METRICS_LABEL, TrainJobConfig, build_trainjob, job_name
 
 # The vendored CRDs live beside the project (../shared), never inside it.
 CRD = Path(__file__).resolve().parents[3].parent / "shared" / "schemas" / "crds" / "trainer.kubeflow.org_trainjobs.yaml"
@@ -85,6 +85,17 @@ def test_cpu_only_job_matches_the_crd(validator):
     assert "namespace" not in job["metadata"]
     assert job["spec"]["activeDeadlineSeconds"] == 24 * 3600  # the launcher's timeout_s: orphans end too
     assert set(node_pod_spec(job)) == {"volumes", "containers"}
+
+
+def test_resumed_job_and_its_metrics_label(validator):
+    """A retry's job resumes from the run dir's checkpoints; every trainer pod carries the label the bootstrap's
+    metrics Service selects (rank 0 serves /metrics on TRAIN_METRICS_PORT)."""
+    job = build_trainjob(gpu_config(), "/mnt/omni-shared/r", "/mnt/omni-shared/d", name="x1", resume=True)
+    validator.validate(job)
+    assert job["spec"]["trainer"]["args"][-1] == "--resume"
+    (patch,) = job["spec"]["runtimePatches"]
+    pod_template = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]
+    assert pod_template["metadata"]["labels"] == {TRAIN_METRICS_LABEL[0]: TRAIN_METRICS_LABEL[1]}
 
 
 def test_the_schema_check_bites(validator):
