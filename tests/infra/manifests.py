@@ -37,6 +37,8 @@ KUBE_VERSIONS = ("1.31", "1.34")
 # The namespaces step 1 creates, and those the upstream manifests of steps 2 and 3 create.
 OWN_NAMESPACES = frozenset({"minio", "mlflow", "monitoring", "serving"})
 UPSTREAM_NAMESPACES = frozenset({"kubeflow", "kubeflow-system"})
+# Where standalone KFP runs pipelines, so where the train step creates its TrainJobs (README, steps 2 and 3).
+TRAINING_NAMESPACE = "kubeflow"
 
 # Kinds served by CRDs, and the vendored file holding each definition.
 CRD_FILES = {

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from tests.infra.manifests import (
-    BOOTSTRAP, KIND_CONFIG, PROJECT_ROOT, kustomizations, load_docs, local_objects, validate_object, yaml_files,
+    BOOTSTRAP, KIND_CONFIG, PROJECT_ROOT, TRAINING_NAMESPACE, kustomizations, load_docs, local_objects,
+    validate_object, yaml_files,
 )
 
 OBJECTS = local_objects()
@@ -55,7 +56,8 @@ def test_namespaced_objects_land_in_our_namespaces():
         if obj["kind"] in {"Namespace", "ClusterTrainingRuntime"}:
             assert namespace is None, f"{path}: cluster-scoped {obj['kind']} under a namespaced kustomization"
         else:
-            assert namespace in {"minio", "mlflow", "monitoring"}, f"{path}: no (or a foreign) namespace"
+            assert namespace in {"minio", "mlflow", "monitoring", TRAINING_NAMESPACE}, \
+                f"{path}: no (or a foreign) namespace"
             assert "namespace" not in obj["metadata"], f"{path}: the kustomization sets the namespace, not the file"
 
 

@@ -38,7 +38,7 @@ def test_alerts_have_severity_and_summary():
 
 
 def test_minio_servicemonitor_selects_only_the_client_service():
-    ((_, monitor),) = _objects("ServiceMonitor")
+    (monitor,) = [obj for _, obj in _objects("ServiceMonitor") if obj["metadata"]["name"] == "minio"]
     selector = monitor["spec"]["selector"]["matchLabels"]
     services = [(ns, obj) for ns, obj in _objects("Service")
                 if ns in monitor["spec"]["namespaceSelector"]["matchNames"]
