@@ -1,0 +1,73 @@
+"""LoRA (peft) on a pretrained LM from a local path, a frozen pretrained emotion encoder, merged on export.
+
+The "pretrained" LM is a tiny Qwen2 the test saves with save_pretrained (nothing downloads); the emotion encoder
+comes from an exported Emotion Omni model, our stand-in for emotion2vec.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
+from components.export.pretrained import load_pretrained
+from components.training import TrainConfig, train
+from components.training.prepare import prepare_run
+from tests.conftest import tiny_config
+
+TINY_QWEN2 = {"vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
+              "tie_word_embeddings": True}
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen2(tmp_path_factory):
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("qwen2") / "tiny-qwen2"
+    Qwen2ForCausalLM(Qwen2Config(**TINY_QWEN2)).save_pretrained(path)
+    return path
+
+
+def lora_config(tokenizer, llm_path, emotion_model, **overrides) -> TrainConfig:
+    return TrainConfig(model=tiny_config(tokenizer), epochs=1, micro_batch_size=2, log_every_steps=1, max_steps=2,
+                       tokenizer_vocab_size=400, lr_llm=5e-3, llm_path=str(llm_path), lora_r=8,
+                       emotion_encoder_path=str(emotion_model), freeze_emotion_encoder=True, **overrides)
+
+
+def test_lora_trains_adapters_only_and_exports_a_plain_merged_model(tiny_dialogues, tiny_tokenizer, tiny_qwen2,
+                                                                   tiny_text_model_dir, tmp_path):
+    result = train(tiny_dialogues, tmp_path / "run", lora_config(tiny_tokenizer, tiny_qwen2, tiny_text_model_dir))
+    summary = result.summary
+    assert summary["lora_r"] == 8 and summary["export_check"]["abs_diff"] <= 1e-4  # merged == adapters, numerically
+    # Frozen: the pretrained LM's own weights and the pretrained emotion encoder; everything else trains, the
+    # adapters included.
+    base = load_file(tiny_qwen2 / "model.safetensors")
+    source = load_file(tiny_text_model_dir / "model.safetensors")
+    encoder = [k for k in source if k.startswith("thinker.emotion_encoder.")]
+    whisper_positions = source["thinker.speech_encoder.embed_positions.weight"].numel()  # fixed sinusoids, always
+    frozen = sum(t.numel() for t in base.values()) + sum(source[k].numel() for k in encoder) + whisper_positions
+    assert summary["trainable_parameters"] == summary["parameters"] - frozen
+
+    exported = load_file(result.model_dir / "model.safetensors")
+    assert not [k for k in exported if "lora_" in k or "base_model" in k]  # serving loads a plain model
+    lm = {k.removeprefix("thinker.llm."): v for k, v in exported.items() if k.startswith("thinker.llm.")}
+    assert torch.equal(lm["model.norm.weight"], base["model.norm.weight"])  # frozen, not adapted: untouched
+    assert torch.equal(lm["model.embed_tokens.weight"], base["model.embed_tokens.weight"])
+    moved = (lm["model.layers.0.self_attn.q_proj.weight"] - base["model.layers.0.self_attn.q_proj.weight"]).abs()
+    assert 0 < moved.max() < 0.5  # the adapters' B @ A, merged in
+    assert encoder and all(torch.equal(exported[k], source[k]) for k in encoder)  # frozen pretrained encoder
+
+    model, _ = load_pretrained(result.model_dir)
+    assert type(model.thinker.llm) is Qwen2ForCausalLM  # no peft wrapper left
+
+
+def test_a_lora_target_that_matches_nothing_fails_before_any_rank(tiny_dialogues, tiny_tokenizer, tiny_qwen2,
+                                                                tiny_text_model_dir, tmp_path):
+    config = lora_config(tiny_tokenizer, tiny_qwen2, tiny_text_model_dir, lora_target_modules=["q_proj", "qkv"])
+    with pytest.raises(ValueError, match=r"lora_target_modules \['qkv'\] match no module of the LM; its linear "
+                                         r"layers are \[.*'q_proj'"):
+        prepare_run(tiny_dialogues, tmp_path, config)
+    not_a_model = tmp_path / "empty"
+    not_a_model.mkdir()
+    with pytest.raises(ValueError, match="llm_path=.* is not a local transformers checkpoint: missing config.json"):
+        prepare_run(tiny_dialogues, tmp_path, lora_config(tiny_tokenizer, not_a_model, tiny_text_model_dir))
