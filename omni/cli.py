@@ -8,6 +8,7 @@
     omni evaluate --model DIR --dataset DIR     step 3 alone
     omni serve --model DIR | --model-repository DIR
     omni chat --audio in.wav --out reply.wav    talk to a running server (or --model DIR in-process)
+    omni bench train --dataset DIR --out DIR    torch, DDP and DeepSpeed ZeRO-1/2/3 throughput and memory, vs DDP
     omni pipeline compile --out pipeline.yaml   IR YAML for a Kubeflow Pipelines cluster
     omni pipeline submit --host URL             one run on a KFP endpoint (--param KEY=VALUE, repeatable)
     omni pipeline schedule --host URL --cron "0 3 * * *"   a recurring run
@@ -109,6 +110,20 @@ def speech_units(dataset: Path, out: Path, num_units: int | None = None, cosyvoi
     print(f"{card['num_units']} units at {card['unit_rate_hz']:g}/s, {how}; {card['restyled_replies']} restyled "
           f"replies -> {summary.out_dir}")
     return summary
+
+
+def bench_train(dataset: Path, out: Path, modes: str = "torch,ddp,zero1,zero2,zero3", steps: int = 20,
+                warmup: int = 3, config: Path | None = None, nproc: int = 2):
+    """Train the same model on the same data for the same steps under each parallelism mode; print the table."""
+    from components.training import TrainConfig
+    from components.training.bench import bench_train as run_bench
+
+    report = run_bench(Path(dataset), Path(out), TrainConfig.load(config) if config else TrainConfig(),
+                       modes=[m.strip() for m in modes.split(",") if m.strip()], steps=steps, warmup=warmup,
+                       nproc=nproc)
+    print(report.table)
+    print(f"\nJSON {report.json_path}; plot {report.plot_path}")
+    return report
 
 
 def evaluate(model: Path, dataset: Path, out: Path, split: str = "test", limit: int | None = None):
@@ -337,6 +352,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=lambda a: speech_units(a.dataset, a.out, a.num_units, a.cosyvoice2, a.prompt_wav,
                                                a.restyled_per_reply))
 
+    bench = sub.add_parser("bench", help="benchmarks: a table and ratios against a baseline measured in the same "
+                                         "run").add_subparsers(dest="bench_command", required=True)
+    p = bench.add_parser("train", help="stage-1 training throughput and peak memory: single-process torch, torch DDP "
+                                       "x2 and DeepSpeed ZeRO-1/2/3 x2, each against DDP")
+    p.add_argument("--dataset", type=Path, required=True, help="a synthesized dataset (`omni data synthesize`)")
+    p.add_argument("--out", type=Path, required=True, help="where the table, JSON and plot go")
+    p.add_argument("--modes", default="torch,ddp,zero1,zero2,zero3", help="comma-separated subset, in run order")
+    p.add_argument("--steps", type=int, default=20, help="timed optimizer steps per mode (default 20)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    p.add_argument("--config", type=Path, help="a TrainConfig JSON: the model, micro-batch and precision to measure "
+                                               "(infra/gpu/qwen2-0.5b-bench.json: a 0.5B-class model for a GPU)")
+    p.add_argument("--nproc", type=int, default=2, help="ranks of the distributed modes (one per GPU on a GPU "
+                                                        "machine; default 2)")
+    p.set_defaults(func=lambda a: bench_train(a.dataset, a.out, a.modes, a.steps, a.warmup, a.config, a.nproc))
+
     p = sub.add_parser("evaluate", help="metrics, confusion matrices and a report on a held-out split")
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--dataset", type=Path, required=True)
@@ -428,11 +458,12 @@ def user_facing_errors() -> tuple[type[Exception], ...]:
     from components.registry import RegistryError
     from components.synthesis import SpeechError
     from components.training import TrainingError
+    from components.training.bench import BenchError
     from pipelines.submit import SubmitError
     from serving.client import ServingError
     from serving.launcher import TritonStartupError
 
-    return (CLIError, FileNotFoundError, FileExistsError, ValueError, SpeechError, TrainingError,
+    return (CLIError, FileNotFoundError, FileExistsError, ValueError, SpeechError, TrainingError, BenchError,
             RegistryError, ServingError, TritonStartupError, SubmitError)
 
 

@@ -29,7 +29,7 @@ class UserEmotionClassifier(nn.Module):
         self.linear = nn.Linear(dim, num_labels)
 
     def forward(self, frames: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        mask = (torch.arange(frames.shape[1], device=frames.device)[None] < valid[:, None]).float()
+        mask = (torch.arange(frames.shape[1], device=frames.device)[None] < valid[:, None]).to(frames.dtype)
         pooled = (frames * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
         return self.linear(pooled)  # (B, num_labels)
 

@@ -133,7 +133,7 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
         """Mean of the LM's last hidden states over the first `head_tokens` reply positions."""
         n = self.config.head_tokens
         positions = reply_start[:, None] + torch.arange(n, device=hidden.device)[None]       # (B, n)
-        keep = (torch.arange(n, device=hidden.device)[None] < reply_len.clamp(min=1)[:, None]).float()
+        keep = (torch.arange(n, device=hidden.device)[None] < reply_len.clamp(min=1)[:, None]).to(hidden.dtype)
         positions = positions.clamp(max=hidden.shape[1] - 1)
         states = hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))       # (B, n, H)
         return (states * keep[..., None]).sum(1) / keep.sum(1, keepdim=True)

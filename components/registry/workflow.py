@@ -77,7 +77,10 @@ def training_stage(training_dir: Path) -> StageRun:
     history = [json.loads(line) for line in (training_dir / TRAIN_LOG_FILE).read_text().splitlines() if line.strip()]
     history = [{k: v for k, v in row.items() if k not in ("epoch", "elapsed_s")} for row in history]
     files = [p for p in (training_dir / LOSS_CURVE_FILE, training_dir / TRAIN_LOG_FILE) if p.is_file()]
-    return StageRun(STAGE_NAMES[stage], params, {k: float(v) for k, v in summary.items()}, history, files)
+    metrics = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float))}  # not precision, checks
+    if summary.get("export_check"):  # how far the exported model's loss is from the engine's (0 = identical)
+        metrics["export_loss_abs_diff"] = float(summary["export_check"]["abs_diff"])
+    return StageRun(STAGE_NAMES[stage], params, metrics, history, files)
 
 
 def register_candidate(model_dir: Path, training_dirs: list[Path], evaluation_dir: Path, *, tracking_uri: str,

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from components.model.configuration import EmotionOmniConfig
 
 # Files in a run directory, shared by the launcher (parent) and the workers (ranks).
@@ -95,6 +97,11 @@ class TrainConfig:
         if self.keep_checkpoints < 1 or self.checkpoint_every_steps < 0 or self.checkpoint_every_epochs < 1:
             raise ValueError("TrainConfig.keep_checkpoints and checkpoint_every_epochs must be >= 1, "
                              "checkpoint_every_steps >= 0")
+
+    @property
+    def compute_dtype(self) -> torch.dtype | None:
+        """What inputs are cast to: DeepSpeed's bf16 mode casts the model's weights, not the batch."""
+        return torch.bfloat16 if self.precision == "bf16" else None
 
     def lora_settings(self) -> dict[str, Any]:
         """peft.LoraConfig's arguments."""

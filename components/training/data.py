@@ -103,7 +103,10 @@ def collate(items: list[dict]) -> dict:
     return batch
 
 
-def to_device(batch: dict, device: torch.device | str) -> dict:
-    """Move a collated batch (tensors and the list of reply tensors) to the engine's device."""
-    return {key: [t.to(device) for t in value] if isinstance(value, list) else value.to(device)
-            for key, value in batch.items()}
+def to_device(batch: dict, device: torch.device | str, dtype: torch.dtype | None = None) -> dict:
+    """Move a collated batch (tensors and the list of reply tensors) to the engine's device; with `dtype` (bf16
+    training: DeepSpeed casts the model, not its inputs) floating-point tensors are cast too."""
+    def move(t: torch.Tensor) -> torch.Tensor:
+        return t.to(device, dtype) if dtype is not None and t.is_floating_point() else t.to(device)
+
+    return {key: [move(t) for t in value] if isinstance(value, list) else move(value) for key, value in batch.items()}

@@ -74,7 +74,7 @@ def resume_point(run_dir: Path, config: TrainConfig, world_size: int, resume: bo
     return info
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -111,7 +111,7 @@ def train(dataset_dir: Path, run_dir: Path, config: TrainConfig | None = None, *
     prepare_run(dataset_dir, run_dir, config, init_model, speech_units, resume=resume)
     resume_point(run_dir, config, config.nproc, resume)
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={config.nproc}", "--nnodes=1",
-           "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
+           "--master_addr=127.0.0.1", f"--master_port={free_port()}",
            "-m", "components.training.worker", "--run-dir", str(run_dir), "--dataset", str(dataset_dir)]
     cmd += ["--resume"] if resume else []
     tail: deque[str] = deque(maxlen=40)

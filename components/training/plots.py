@@ -15,7 +15,7 @@ LABELS = {
     "loss": "total", "text_loss": "reply text CE", "emotion_loss": "emotion (0.6 MSE + 0.4 cos)",
     "user_emotion_loss": "user emotion CE", "unit_loss": "speech units CE", "mel_loss": "unit -> mel L1",
 }
-_NOT_LOSSES = {"step", "epoch", "lr", "elapsed_s"}
+_NOT_LOSSES = {"step", "epoch", "lr", "elapsed_s", "samples_per_s", "tokens_per_s", "tflops"}  # throughput, not loss
 
 
 def plot_loss_curve(log_path: Path, out_png: Path) -> Path:

@@ -169,7 +169,7 @@ def train_worker(run_dir: Path, dataset_dir: Path, resume: bool = False) -> None
         sampler.skip = position.batches_in_epoch * config.micro_batch_size
         engine.train()
         for batch in loader:
-            out = engine(**to_device(batch, engine.device))  # DeepSpeed moves the model, not the inputs
+            out = engine(**to_device(batch, engine.device, config.compute_dtype))  # DeepSpeed moves the model, not the inputs
             engine.backward(out.loss)
             engine.step()
             position.batches_in_epoch += 1
@@ -261,7 +261,7 @@ def _verify_export(engine, dataset, config: TrainConfig, run_dir: Path, tokenize
     engine.eval()
     torch.manual_seed(config.seed)  # the talker draws its mask and emotion condition; same draws for both
     with torch.no_grad():
-        engine_loss = float(engine(**to_device(batch, engine.device)).loss)
+        engine_loss = float(engine(**to_device(batch, engine.device, config.compute_dtype)).loss)
     if dist.get_rank() != 0:
         return None
     save_pretrained(export_model(config, run_dir, state), tokenizer, run_dir / "model", metadata=metadata)

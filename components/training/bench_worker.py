@@ -1,0 +1,158 @@
+"""One benchmark rank: train the run's model for a fixed number of steps under one parallelism mode, time it.
+
+    torchrun --nproc_per_node N -m components.training.bench_worker --run-dir RUN --dataset DATA --mode zero2 ...
+
+Modes: `torch` (one process, plain torch), `ddp` (torch DistributedDataParallel), `zero1`/`zero2`/`zero3` (DeepSpeed).
+Every mode builds the same model (RUN/train_config.json, same seed), reads the same data with the same per-rank
+micro-batch, clips gradients at the same norm and steps the same AdamW, so the numbers differ only by how the work
+is parallelised. Rank 0 writes OUT (JSON). Warm-up steps (allocator, DeepSpeed's buckets) are not timed. On a GPU
+machine each rank takes one GPU (NCCL) and the row carries peak GPU memory and MFU (see flops.py).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from components.model.tokenizer import load_tokenizer
+from components.synthesis import read_manifest
+from components.training.config import CONFIG_FILE, TOKENIZER_FILE, TrainConfig, deepspeed_config
+from components.training.consolidate import parameter_counts
+from components.training.data import DialogueDataset, collate, to_device
+from components.training.flops import batch_tokens, flops_per_token, peak_tflops
+from components.training.model_setup import build_model, param_groups
+
+MODES = ("torch", "ddp", "zero1", "zero2", "zero3")
+
+
+def _batches(loader, sampler):
+    epoch = 0
+    while True:
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def run(run_dir: Path, dataset_dir: Path, mode: str, steps: int, warmup: int, out: Path) -> None:
+    if mode not in MODES:
+        raise ValueError(f"--mode {mode!r}: use one of {MODES}")
+    config = TrainConfig.load(run_dir / CONFIG_FILE)
+    distributed = mode != "torch"
+    on_gpu = torch.cuda.is_available()
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if on_gpu else torch.device("cpu")
+    if on_gpu:
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+    backend = "nccl" if on_gpu else "gloo"
+    if mode.startswith("zero"):
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend=backend)
+    elif distributed:
+        dist.init_process_group(backend)
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    torch.manual_seed(config.seed)
+
+    model, speech = build_model(config, run_dir)
+    per_token = flops_per_token(model)
+    rows = [r for r in read_manifest(dataset_dir) if r["split"] == "train"]
+    dataset = DialogueDataset(rows, dataset_dir, config.model.thinker_config, load_tokenizer(run_dir / TOKENIZER_FILE),
+                              speech=speech)
+    sampler = DistributedSampler(dataset, world, rank, seed=config.seed) if distributed else \
+        RandomSampler(dataset, generator=torch.Generator().manual_seed(config.seed))
+    loader = DataLoader(dataset, batch_size=config.micro_batch_size, sampler=sampler, collate_fn=collate)
+    optimizer = torch.optim.AdamW(param_groups(model, config), weight_decay=config.weight_decay)
+
+    if mode.startswith("zero"):
+        import deepspeed
+
+        ds_config = deepspeed_config(dataclasses.replace(config, zero_stage=int(mode[-1]), grad_accum_steps=1))
+        engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
+
+        def step(batch) -> torch.Tensor:
+            out = engine(**batch)
+            engine.backward(out.loss)
+            engine.step()
+            return out.loss
+    else:
+        if config.precision == "bf16":  # DeepSpeed's bf16 mode keeps fp32 master weights; autocast is torch's way
+            raise ValueError("bench modes torch/ddp run fp32 only: compare bf16 among the zero modes")
+        model.to(device)
+        module = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+
+        def step(batch) -> torch.Tensor:
+            out = module(**batch)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            return out.loss
+
+    model.train()
+    for index in sampler:  # the dataset computes each item's log-mel once and caches it: time training only
+        dataset[index]
+    batches = _batches(loader, sampler)
+    for _ in range(warmup):
+        step(to_device(next(batches), device, config.compute_dtype))
+    samples = tokens = 0
+    start = time.perf_counter()
+    for _ in range(steps):
+        batch = next(batches)
+        loss = step(to_device(batch, device, config.compute_dtype))
+        samples += len(batch["response_ids"])
+        tokens += batch_tokens(batch)
+    if on_gpu:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak_gpu = torch.cuda.max_memory_allocated() if on_gpu else 0
+    totals = torch.tensor([samples, tokens, peak_rss, seconds, peak_gpu], dtype=torch.float64, device=device)
+    per_rank_rss, per_rank_gpu = [peak_rss], [peak_gpu]
+    if distributed:
+        gathered = [torch.zeros_like(totals) for _ in range(world)]
+        dist.all_gather(gathered, totals)
+        samples, tokens = sum(int(g[0]) for g in gathered), sum(int(g[1]) for g in gathered)
+        per_rank_rss, per_rank_gpu = [int(g[2]) for g in gathered], [int(g[4]) for g in gathered]
+        seconds = max(float(g[3]) for g in gathered)  # the slowest rank sets the pace
+    tflops = tokens / seconds * per_token / 1e12
+    peak = peak_tflops(config.precision)
+    if rank == 0:
+        Path(out).write_text(json.dumps({
+            "mode": mode, "world_size": world, "steps": steps, "micro_batch_size": config.micro_batch_size,
+            "seconds": round(seconds, 3), "samples": samples, "tokens": tokens,
+            "samples_per_s": round(samples / seconds, 2), "tokens_per_s": round(tokens / seconds, 1),
+            "peak_rss_bytes": sum(per_rank_rss), "peak_rss_per_rank_bytes": per_rank_rss,
+            "peak_gpu_bytes": max(per_rank_gpu) if on_gpu else None, "device": str(device.type),
+            "precision": config.precision, "achieved_tflops": round(tflops, 4),
+            "mfu": round(tflops / (peak * world), 4) if peak else None,  # None: no known peak (CPU)
+            "parameters": parameter_counts(model)[0], "final_loss": round(float(loss), 4),
+        }) + "\n")
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--mode", required=True, choices=MODES)
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    run(args.run_dir, args.dataset, args.mode, args.steps, args.warmup, args.out)
+
+
+if __name__ == "__main__":
+    main()
