@@ -48,6 +48,8 @@ def prepare_run(dataset_dir: Path, run_dir: Path, config: TrainConfig, init_mode
 def _prepare_thinker(rows: list[dict], run_dir: Path, config: TrainConfig, resume: bool) -> None:
     if resume and (run_dir / TOKENIZER_FILE).is_file():
         tokenizer = load_tokenizer(run_dir / TOKENIZER_FILE)
+    elif config.llm_path and (Path(config.llm_path) / TOKENIZER_FILE).is_file():
+        tokenizer = load_tokenizer(Path(config.llm_path) / TOKENIZER_FILE)  # a pretrained LM reads its own ids
     else:
         tokenizer = train_tokenizer((t for r in rows for t in (r["user_text"], r["response_text"])),
                                     vocab_size=config.tokenizer_vocab_size)

@@ -123,3 +123,17 @@ def test_launcher_rbac_covers_what_the_launcher_calls():
     assert granted == {("trainer.kubeflow.org", "trainjobs", "create"), ("trainer.kubeflow.org", "trainjobs", "get"),
                        ("trainer.kubeflow.org", "trainjobs", "delete"), ("", "pods", "list"),
                        ("", "pods/log", "get")}
+
+
+def test_train_steps_retry_and_resume_from_a_run_scoped_checkpoint_mirror(compiled):
+    """A retried train step (preempted node, OOM kill) resumes: both steps retry, get the S3 keys for an s3://
+    checkpoint_root, and receive the KFP run's id so each run's checkpoints live under their own prefix."""
+    spec, platform = compiled
+    tasks = spec["root"]["dag"]["tasks"]
+    for task in ("train", "train-speech"):
+        assert tasks[task]["retryPolicy"]["maxRetryCount"] == ClusterSettings().train_retries
+        params = tasks[task]["inputs"]["parameters"]
+        assert params["checkpoint_root"]["componentInputParameter"] == "checkpoint_root"
+        assert params["run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
+        assert platform[f"exec-{task}"]["secretAsEnv"][0]["secretName"] == "mlflow-credentials"
+    assert spec["root"]["inputDefinitions"]["parameters"]["checkpoint_root"]["defaultValue"] == ""

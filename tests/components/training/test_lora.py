@@ -21,10 +21,12 @@ TINY_QWEN2 = {"vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "nu
 
 
 @pytest.fixture(scope="module")
-def tiny_qwen2(tmp_path_factory):
+def tiny_qwen2(tmp_path_factory, tiny_tokenizer):
+    """A local "pretrained" Qwen2 checkpoint with its tokenizer.json, as a Qwen2.5 download directory holds."""
     torch.manual_seed(1)
     path = tmp_path_factory.mktemp("qwen2") / "tiny-qwen2"
     Qwen2ForCausalLM(Qwen2Config(**TINY_QWEN2)).save_pretrained(path)
+    tiny_tokenizer.save(str(path / "tokenizer.json"))
     return path
 
 
@@ -38,6 +40,8 @@ def test_lora_trains_adapters_only_and_exports_a_plain_merged_model(tiny_dialogu
                                                                    tiny_text_model_dir, tmp_path):
     result = train(tiny_dialogues, tmp_path / "run", lora_config(tiny_tokenizer, tiny_qwen2, tiny_text_model_dir))
     summary = result.summary
+    # The LM's own tokenizer, not one trained on the dataset: a pretrained LM's embeddings are indexed by its ids.
+    assert (result.model_dir / "tokenizer.json").read_text() == (tiny_qwen2 / "tokenizer.json").read_text()
     assert summary["lora_r"] == 8 and summary["export_check"]["abs_diff"] <= 1e-4  # merged == adapters, numerically
     # Frozen: the pretrained LM's own weights and the pretrained emotion encoder; everything else trains, the
     # adapters included.
