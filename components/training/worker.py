@@ -16,13 +16,12 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 from components.export.pretrained import save_pretrained
 from components.model.modeling import EmotionOmniForConditionalGeneration, EmotionOmniOutput
@@ -32,13 +31,14 @@ from components.training.checkpoints import (
     CHECKPOINT_DIR, CheckpointInfo, TrainPosition, check_resumable, fingerprint, latest_complete, load_rng,
     mark_complete, prune, save_rng, tag_for,
 )
-from components.training.config import CONFIG_FILE, LOG_FILE, SUMMARY_FILE, TOKENIZER_FILE, TrainConfig, deepspeed_config
+from components.training.config import CONFIG_FILE, SUMMARY_FILE, TOKENIZER_FILE, TrainConfig, deepspeed_config
 from components.training.consolidate import gathered_state_dict, parameter_counts
 from components.training.data import DialogueDataset, collate, to_device
 from components.training.faults import maybe_fault
-from components.training.flops import batch_tokens, flops_per_token, peak_tflops
+from components.training.flops import flops_per_token, peak_tflops
 from components.training.model_setup import build_model, export_model, param_groups
 from components.training.mirror import CheckpointMirror
+from components.training.progress import Progress
 
 
 def _schedule(total_steps: int, warmup_ratio: float):
@@ -66,12 +66,6 @@ def stage_losses(out: EmotionOmniOutput, stage: int) -> dict[str, torch.Tensor]:
     return losses
 
 
-def _sum_across_ranks(values: list[float]) -> list[float]:
-    tensor = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(tensor)
-    return tensor.tolist()
-
-
 class ResumableSampler(DistributedSampler):
     """DistributedSampler that can skip the start of an epoch: the micro-batches a resumed run already did."""
 
@@ -83,15 +77,6 @@ class ResumableSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return super().__len__() - self.skip
-
-
-@dataclass
-class _Throughput:
-    """Samples and tokens over the last log interval, all ranks together."""
-
-    since: float
-    samples: int = 0
-    tokens: int = 0
 
 
 def train_worker(run_dir: Path, dataset_dir: Path, resume: bool = False) -> None:
@@ -137,15 +122,11 @@ def train_worker(run_dir: Path, dataset_dir: Path, resume: bool = False) -> None
         position = info.position
     resumed_from = position.step
 
-    log = _open_log(run_dir / LOG_FILE, position.step) if rank == 0 else None
-    metrics = _start_metrics(config, run_dir) if rank == 0 and config.metrics_port else None
-    per_token = flops_per_token(engine.module)
-    peak = peak_tflops(config.precision)
-    # mininterval: through torchrun and kfp every refresh becomes a log line; one per 2 s is plenty.
-    bar = tqdm(total=total_steps, initial=position.step, desc=f"train stage {config.stage}", unit="step",
-               disable=rank != 0, mininterval=2.0)
+    progress = Progress(run_dir, config, total_steps, position.step, flops_per_token(engine.module),
+                        peak_tflops(config.precision))
 
     def save_checkpoint() -> None:
+        position.elapsed_s = time.time() - start
         tag = tag_for(position.step)
         engine.save_checkpoint(str(checkpoints), tag=tag, save_latest=False)
         save_rng(checkpoints / tag, rank)
@@ -157,61 +138,47 @@ def train_worker(run_dir: Path, dataset_dir: Path, resume: bool = False) -> None
             prune(checkpoints, config.keep_checkpoints)
             if mirror:
                 mirror.push(checkpoints, info, config.keep_checkpoints)
-            if metrics:
-                metrics.checkpoint(position.step)
+        progress.checkpoint(position.step)
         dist.barrier()
 
+    def step_checkpoint_due() -> bool:
+        return bool(config.checkpoint_every_steps) and position.step % config.checkpoint_every_steps == 0
+
     start = time.time() - position.elapsed_s
-    window = _Throughput(time.time())
-    out = None
+    pending_micro_batches = 0  # gradients accumulated towards the next optimizer step
     while position.epoch < config.epochs and position.step < total_steps:
         sampler.set_epoch(position.epoch)
         sampler.skip = position.batches_in_epoch * config.micro_batch_size
         engine.train()
         for batch in loader:
-            out = engine(**to_device(batch, engine.device, config.compute_dtype))  # DeepSpeed moves the model, not the inputs
+            # DeepSpeed moves the model, not the inputs (and in bf16 casts the model, not the inputs).
+            out = engine(**to_device(batch, engine.device, config.compute_dtype))
             engine.backward(out.loss)
+            boundary = engine.is_gradient_accumulation_boundary()  # asked before step(), which advances it
             engine.step()
             position.batches_in_epoch += 1
             position.samples += len(batch["response_ids"]) * world  # the sampler gives every rank equal batches
-            window.samples += len(batch["response_ids"])
-            window.tokens += batch_tokens(batch)
-            if not engine.is_gradient_accumulation_boundary():
+            progress.micro_batch(batch)
+            if not boundary:
+                pending_micro_batches += 1
                 continue
+            pending_micro_batches = 0
             position.step += 1
-            if position.step % config.log_every_steps == 0 or position.step == total_steps:
-                losses = stage_losses(out, config.stage)
-                sums = _sum_across_ranks([v.item() for v in losses.values()] + [window.samples, window.tokens])
-                means = {k: v / world for k, v in zip(losses, sums)}
-                seconds = max(time.time() - window.since, 1e-9)
-                samples_s, tokens_s = sums[-2] / seconds, sums[-1] / seconds
-                tflops = tokens_s * per_token / 1e12
-                mfu = tflops / (peak * world) if peak else None
-                lrs = {group["name"]: group["lr"] for group in optimizer.param_groups}
-                window = _Throughput(time.time())
-                if log:
-                    log.write(json.dumps({"step": position.step, "epoch": position.epoch, **means,
-                                          "lr": scheduler.get_last_lr()[0], "samples_per_s": round(samples_s, 2),
-                                          "tokens_per_s": round(tokens_s, 1), "tflops": round(tflops, 6),
-                                          "elapsed_s": round(time.time() - start, 2)}) + "\n")
-                    log.flush()
-                if metrics:
-                    metrics.progress(position.step, total_steps, means, lrs, samples_s, tokens_s, tflops, mfu)
-                bar.set_postfix({k: f"{v:.3f}" for k, v in list(means.items())[:3]} | {"epoch": position.epoch})
-            bar.update(1)
+            progress.step(position.step, position.epoch, stage_losses(out, config.stage),
+                          {group["name"]: group["lr"] for group in optimizer.param_groups}, time.time() - start)
             maybe_fault("step", rank, position.step)
             if position.step >= total_steps:
                 break
-            if config.checkpoint_every_steps and position.step % config.checkpoint_every_steps == 0:
-                position.elapsed_s = time.time() - start
+            if step_checkpoint_due() and position.batches_in_epoch < batches_per_epoch:  # else: at the epoch's end
                 save_checkpoint()
         if position.step < total_steps or position.batches_in_epoch >= batches_per_epoch:
             position.epoch, position.batches_in_epoch = position.epoch + 1, 0
         last = position.step >= total_steps or position.epoch >= config.epochs
-        if last or position.epoch % config.checkpoint_every_epochs == 0:
-            position.elapsed_s = time.time() - start
+        # Not between the micro-batches of one optimizer step: accumulated gradients are not in a checkpoint.
+        due = position.epoch % config.checkpoint_every_epochs == 0 or step_checkpoint_due()
+        if last or (due and not pending_micro_batches):
             save_checkpoint()
-    bar.close()
+    progress.close()
     elapsed = time.time() - start
 
     epochs_run = position.epoch + (1 if position.batches_in_epoch else 0)  # begun, the last perhaps cut short
@@ -220,7 +187,6 @@ def train_worker(run_dir: Path, dataset_dir: Path, resume: bool = False) -> None
                            {"steps": position.step, "epochs": epochs_run, "zero_stage": config.zero_stage,
                             "stage": config.stage})
     if rank == 0:
-        log.close()
         total, trainable = parameter_counts(engine.module)
         (run_dir / SUMMARY_FILE).write_text(json.dumps({
             "stage": config.stage, "steps": position.step, "epochs_run": epochs_run, "world_size": world,
@@ -230,27 +196,7 @@ def train_worker(run_dir: Path, dataset_dir: Path, resume: bool = False) -> None
             "precision": config.precision, "resumed_from_step": resumed_from, "export_check": check,
             "lora_r": config.lora_r,
         }, indent=2) + "\n")
-    if metrics:
-        metrics.close()
     dist.barrier()
-
-
-def _open_log(path: Path, keep_until_step: int):
-    """The loss log, opened for appending after the rows up to `keep_until_step` (a resumed run drops the rows the
-    killed run wrote after its last complete checkpoint: it trains those steps again)."""
-    rows = []
-    if keep_until_step and path.is_file():
-        rows = [line for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= keep_until_step]
-    log = open(path, "w")
-    log.write("".join(row + "\n" for row in rows))
-    return log
-
-
-def _start_metrics(config: TrainConfig, run_dir: Path):
-    from components.training.metrics import TrainMetrics
-
-    return TrainMetrics(config.metrics_port, run=os.environ.get("OMNI_RUN_ID", run_dir.name), stage=config.stage)
 
 
 def _verify_export(engine, dataset, config: TrainConfig, run_dir: Path, tokenizer, state, metadata: dict) -> dict | None:

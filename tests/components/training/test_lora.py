@@ -5,6 +5,8 @@ comes from an exported Emotion Omni model, our stand-in for emotion2vec.
 """
 from __future__ import annotations
 
+import socket
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -38,7 +40,11 @@ def lora_config(tokenizer, llm_path, emotion_model, **overrides) -> TrainConfig:
 
 def test_lora_trains_adapters_only_and_exports_a_plain_merged_model(tiny_dialogues, tiny_tokenizer, tiny_qwen2,
                                                                    tiny_text_model_dir, tmp_path):
-    result = train(tiny_dialogues, tmp_path / "run", lora_config(tiny_tokenizer, tiny_qwen2, tiny_text_model_dir))
+    with socket.socket() as s:  # rank 0 serves live metrics on it while it trains (the server must start)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = lora_config(tiny_tokenizer, tiny_qwen2, tiny_text_model_dir, metrics_port=port)
+    result = train(tiny_dialogues, tmp_path / "run", config)
     summary = result.summary
     # The LM's own tokenizer, not one trained on the dataset: a pretrained LM's embeddings are indexed by its ids.
     assert (result.model_dir / "tokenizer.json").read_text() == (tiny_qwen2 / "tokenizer.json").read_text()

@@ -97,14 +97,18 @@ def test_resume_refuses_a_checkpoint_of_another_model(zero_runs, tiny_dialogues,
         train(tiny_dialogues, run, scale_config(tiny_tokenizer, 3), resume=True)
 
 
-def test_bf16_with_gradient_checkpointing_trains_and_exports(tiny_dialogues, tiny_tokenizer, tmp_path):
-    """The GPU settings run on CPU too: DeepSpeed's bf16 mode (the batch cast with the model) and the LM's
-    activations recomputed in backward. The export holds the bf16-trained weights as fp32 and reproduces the
-    engine's loss within bf16's precision."""
-    config = TrainConfig(model=tiny_config(tiny_tokenizer), epochs=1, micro_batch_size=2, max_steps=2,
+def test_bf16_with_gradient_checkpointing_and_accumulation_trains_and_exports(tiny_dialogues, tiny_tokenizer,
+                                                                            tmp_path):
+    """The GPU settings run on CPU too: DeepSpeed's bf16 mode (the batch cast with the model), the LM's
+    activations recomputed in backward, and 2 micro-batches per optimizer step. The export holds the bf16-trained
+    weights as fp32 and reproduces the engine's loss within bf16's precision."""
+    config = TrainConfig(model=tiny_config(tiny_tokenizer), epochs=2, micro_batch_size=2, grad_accum_steps=2,
                          log_every_steps=1, tokenizer_vocab_size=400, precision="bf16", gradient_checkpointing=True)
     result = train(tiny_dialogues, tmp_path / "run", config)
     assert result.summary["precision"] == "bf16"
+    # 8 rows / 2 ranks / 2 per micro-batch = 2 micro-batches an epoch = 1 optimizer step an epoch.
+    assert result.summary["steps"] == 2 and result.summary["samples_seen"] == 16
+    assert [json.loads(line)["step"] for line in result.log_path.read_text().splitlines()] == [1, 2]
     check = result.summary["export_check"]
     assert 0 < check["abs_diff"] <= 2e-2 * check["engine_loss"]  # bf16 compute vs the fp32 reload: close, not equal
     weights = load_file(result.model_dir / "model.safetensors")
