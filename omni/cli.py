@@ -112,15 +112,16 @@ def speech_units(dataset: Path, out: Path, num_units: int | None = None, cosyvoi
     return summary
 
 
-def bench_train(dataset: Path, out: Path, modes: str = "torch,ddp,zero1,zero2,zero3", steps: int = 20,
-                warmup: int = 3, config: Path | None = None, nproc: int = 2):
+def bench_train(dataset: Path, out: Path, modes: str | None = None, steps: int = 20, warmup: int = 3,
+                config: Path | None = None, nproc: int = 2):
     """Train the same model on the same data for the same steps under each parallelism mode; print the table."""
     from components.training import TrainConfig
     from components.training.bench import bench_train as run_bench
+    from components.training.bench_worker import MODES
 
+    chosen = [m.strip() for m in modes.split(",") if m.strip()] if modes else MODES
     report = run_bench(Path(dataset), Path(out), TrainConfig.load(config) if config else TrainConfig(),
-                       modes=[m.strip() for m in modes.split(",") if m.strip()], steps=steps, warmup=warmup,
-                       nproc=nproc)
+                       modes=chosen, steps=steps, warmup=warmup, nproc=nproc)
     print(report.table)
     print(f"\nJSON {report.json_path}; plot {report.plot_path}")
     return report
@@ -358,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "x2 and DeepSpeed ZeRO-1/2/3 x2, each against DDP")
     p.add_argument("--dataset", type=Path, required=True, help="a synthesized dataset (`omni data synthesize`)")
     p.add_argument("--out", type=Path, required=True, help="where the table, JSON and plot go")
-    p.add_argument("--modes", default="torch,ddp,zero1,zero2,zero3", help="comma-separated subset, in run order")
+    p.add_argument("--modes", help="comma-separated subset, in run order (default: torch,ddp,zero1,zero2,zero3)")
     p.add_argument("--steps", type=int, default=20, help="timed optimizer steps per mode (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     p.add_argument("--config", type=Path, help="a TrainConfig JSON: the model, micro-batch and precision to measure "
