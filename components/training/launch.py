@@ -52,14 +52,19 @@ def _root_cause(log_path: Path) -> str:
 
 def resume_point(run_dir: Path, config: TrainConfig, world_size: int, resume: bool) -> CheckpointInfo | None:
     """Before any rank starts: with `resume`, the checkpoint the ranks will load (pulled from the mirror when it
-    is newer), checked against this run's config and size; without, an empty RUN/checkpoints (starting over)."""
+    is newer), checked against this run's config and size. Without, a fresh start, refused where an earlier run's
+    complete checkpoints would be overwritten (a killed run restarted without --resume would lose them)."""
     checkpoints = Path(run_dir) / CHECKPOINT_DIR
     mirror = CheckpointMirror(config.checkpoint_uri) if config.checkpoint_uri else None
     if not resume:
         if mirror and mirror.tags():
             raise ValueError(f"checkpoint_uri {config.checkpoint_uri} already holds checkpoints: resume from them "
                              "(--resume) or give this run its own checkpoint_uri")
-        shutil.rmtree(checkpoints, ignore_errors=True)
+        if (earlier := latest_complete(checkpoints)) is not None:
+            raise ValueError(f"{checkpoints} holds an earlier run's checkpoints (newest: step "
+                             f"{earlier.position.step}): pass --resume to continue it, or another --out (or delete "
+                             "that directory) to start over")
+        shutil.rmtree(checkpoints, ignore_errors=True)  # debris without a complete checkpoint
         return None
     checkpoints.mkdir(parents=True, exist_ok=True)
     info = mirror.pull_latest(checkpoints) if mirror else None

@@ -94,6 +94,9 @@ def test_resume_refuses_to_start_over_on_a_used_mirror(tmp_path, tiny_dialogues)
         resume_point(tmp_path / "new", config, 2, resume=False)
     info = resume_point(tmp_path / "new", config, 2, resume=True)  # pulled from the mirror, then checked
     assert info.tag == tag_for(2) and (tmp_path / "new" / "checkpoints" / tag_for(2) / COMPLETE_FILE).is_file()
+    # Starting over where a run left checkpoints would lose them: refused, naming both ways out.
+    with pytest.raises(ValueError, match="holds an earlier run's checkpoints \\(newest: step 2\\): pass --resume"):
+        resume_point(tmp_path / "new", TrainConfig(), 2, resume=False)
 
 
 def test_live_metrics_are_served_in_prometheus_format():
