@@ -12,7 +12,8 @@
 
 Each metric carries `run` and `stage` labels, so one Prometheus sees every run. On a cluster the bootstrap's headless
 Service and ServiceMonitor (infra/bootstrap/06-monitoring/training) scrape rank 0's pod, found by the label that
-trainjob.py puts on the trainer pods; the Grafana dashboard "Emotion Omni training" draws them. The server is a daemon thread: it dies with the rank.
+trainjob.py puts on the trainer pods; the Grafana dashboard "Emotion Omni training" draws them. The server is a
+daemon thread: it dies with the rank.
 """
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ The `check_*` functions run in the launcher, before any rank starts, so a bad pa
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -75,7 +76,8 @@ def param_groups(model: EmotionOmniForConditionalGeneration, config: TrainConfig
     return [g for g in groups if g["params"]]
 
 
-def export_model(config: TrainConfig, run_dir: Path, state: dict[str, torch.Tensor]) -> EmotionOmniForConditionalGeneration:
+def export_model(config: TrainConfig, run_dir: Path,
+                 state: dict[str, torch.Tensor]) -> EmotionOmniForConditionalGeneration:
     """A plain model holding the trained weights (`state`: the gathered state dict); LoRA adapters merged into the
     LM's weights, so what is saved has no peft in it."""
     model = EmotionOmniForConditionalGeneration(config.model, root=Path(run_dir) / INIT_DIR)
@@ -141,8 +143,6 @@ def _emotion_encoder_weights(model_dir: Path) -> dict[str, torch.Tensor]:
 
 def emotion_encoder_architecture(thinker: EmotionOmniThinkerConfig, model_dir: Path) -> EmotionOmniThinkerConfig:
     """`thinker` with the emotion encoder's shape (and the front end it hears) of the model at `model_dir`."""
-    import dataclasses
-
     source = EmotionOmniConfig.load(Path(model_dir) / MODEL_CONFIG_FILE).thinker_config
     return dataclasses.replace(thinker, emotion_encoder_dim=source.emotion_encoder_dim,
                                emotion_encoder_layers=source.emotion_encoder_layers, n_mels=source.n_mels,

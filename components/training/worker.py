@@ -199,7 +199,8 @@ def train_worker(run_dir: Path, dataset_dir: Path, resume: bool = False) -> None
     dist.barrier()
 
 
-def _verify_export(engine, dataset, config: TrainConfig, run_dir: Path, tokenizer, state, metadata: dict) -> dict | None:
+def _verify_export(engine, dataset, config: TrainConfig, run_dir: Path, tokenizer, state,
+                   metadata: dict) -> dict | None:
     """Export the gathered weights (rank 0), then check on one fixed batch that the exported model's loss equals
     the engine's (all ranks run the engine: under ZeRO-3 each holds a slice). A mismatch fails the run: a model
     that does not reproduce its training would otherwise be registered and served."""
