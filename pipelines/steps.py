@@ -2,6 +2,8 @@
 `components`. Imports live inside each function because KFP ships only the function body to the pod.
 
 Every step records `wall_seconds` on its main output's metadata so runs can be compared step by step.
+Steps that run torch in their own process size its thread pool by the pod's CPU quota (`components.cpu`); the
+train steps' ranks and the smoke test's tritonserver get the same through their launchers.
 """
 
 from kfp import dsl
@@ -67,9 +69,11 @@ def speech_units(dataset: Input[Dataset], token2wav_json: str, restyled_per_repl
     import time
     from pathlib import Path
 
+    from components.cpu import fit_torch_threads
     from components.speech.config import EmotionOmniToken2WavConfig
     from components.speech.dataset_units import build_speech_units
 
+    fit_torch_threads()
     start = time.time()
     config = EmotionOmniToken2WavConfig.from_dict(json.loads(token2wav_json or "{}"))
     summary = build_speech_units(Path(dataset.path), Path(units.path), config,
@@ -120,8 +124,10 @@ def evaluate(model: Input[Model], dataset: Input[Dataset], metrics: Output[Metri
     import time
     from pathlib import Path
 
+    from components.cpu import fit_torch_threads
     from components.evaluation.evaluate import evaluate_model
 
+    fit_torch_threads()
     start = time.time()
     outcome = evaluate_model(Path(model.path), Path(dataset.path), Path(evaluation.path))
     for name, value in outcome.summary().items():

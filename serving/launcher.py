@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.contracts import TRITON_MODEL_NAME
+from components.cpu import thread_env
 
 _PIP_HINT = "pip install nvidia-pytriton==0.7.0"
 _LOG_TAIL_LINES = 25
@@ -121,7 +122,8 @@ def prepare_backend_dir(work_dir: Path) -> Path:
 
 def server_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment under which the backend stub imports this interpreter's packages (see module doc)."""
-    env = dict(os.environ if base is None else base)
+    # Thread pools sized by the pod's CPU quota, not the node's cores (the stub and model.py inherit this).
+    env = thread_env(env=dict(os.environ if base is None else base))
     lib_dirs = [str(_libs_dir())]
     if sysconfig.get_config_var("Py_ENABLE_SHARED"):
         lib_dirs.insert(0, sysconfig.get_config_var("LIBDIR"))

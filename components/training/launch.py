@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.cpu import thread_env
 from components.training.checkpoints import CHECKPOINT_DIR, CheckpointInfo, check_resumable, latest_complete
 from components.training.config import LOG_FILE, LOSS_CURVE_FILE, SUMMARY_FILE, TrainConfig
 from components.training.mirror import CheckpointMirror
@@ -87,8 +88,7 @@ def free_port() -> int:
 
 def worker_env(nproc: int) -> dict[str, str]:
     """Environment for the ranks: split the cores between them, DeepSpeed on CPU, ops cached across runs."""
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    env = thread_env(share=nproc)  # the cores this pod may use (its CPU quota, not the node's), split by rank
     env.setdefault("DS_ACCELERATOR", "cpu" if not _has_cuda() else "cuda")
     # DeepSpeed JIT-compiles a shared-memory op on first CPU use (~40 s); a stable dir makes that one-off.
     env.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "omni" / "torch_extensions"))

@@ -302,3 +302,16 @@ def test_notes_print_runnable_commands(rendered):
     assert "omni chat --url 127.0.0.1:8000" in notes
     assert f"helm rollback {RELEASE} <REVISION> -n {NAMESPACE}" in notes
     assert f"helm test {RELEASE} -n {NAMESPACE}" in notes
+
+
+@pytest.mark.parametrize("resources, cpus", [
+    ({"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "8Gi"}}, "2"),       # the default: request
+    ({"requests": {"cpu": "500m", "memory": "4Gi"}, "limits": {"cpu": "1500m", "memory": "8Gi"}}, "2"),  # limit
+    ({"requests": {"cpu": 3, "memory": "4Gi"}, "limits": {"cpu": 2.5, "memory": "8Gi"}}, "3"),
+    ({"requests": {"cpu": "100m", "memory": "4Gi"}, "limits": {"memory": "8Gi"}}, "1"),
+])
+def test_torch_threads_follow_the_pods_cpu(resources, cpus):
+    """OMNI_CPUS tells components/cpu.py how many cores the pod was granted: its limit, else its request."""
+    deployment = render({"resources": resources, "autoscaling": {"enabled": False}}).one("Deployment")
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["OMNI_CPUS"] == cpus

@@ -257,3 +257,20 @@ Usage: include "emotion-omni-triton.fillFile" (dict "root" . "file" "files/alert
 {{- end }}
 {{- $text }}
 {{- end }}
+
+{{/*
+Whole cores this pod may use, for OMNI_CPUS (components/cpu.py sizes torch's thread pools by it): the CPU limit,
+else the request, rounded up ("1500m" -> 2). Empty when neither is set: the model then reads the cgroup quota.
+Without it a pod with no CPU limit sizes torch by the node's cores and collapses under load (issue 8: 3.2x
+median latency with one neighbouring core busy).
+*/}}
+{{- define "emotion-omni-triton.cpus" -}}
+{{- $cpu := "" -}}
+{{- with .Values.resources.limits }}{{ with .cpu }}{{ $cpu = toString . }}{{ end }}{{ end -}}
+{{- if not $cpu }}{{ with .Values.resources.requests }}{{ with .cpu }}{{ $cpu = toString . }}{{ end }}{{ end }}{{ end -}}
+{{- if hasSuffix "m" $cpu -}}
+{{- max 1 (div (add (atoi (trimSuffix "m" $cpu)) 999) 1000) -}}
+{{- else if $cpu -}}
+{{- max 1 (int (ceil (float64 $cpu))) -}}
+{{- end -}}
+{{- end -}}

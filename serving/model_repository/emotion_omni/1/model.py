@@ -49,6 +49,11 @@ class TritonPythonModel:
             device = instance_device(args["model_instance_kind"], args["model_instance_device_id"])
         except (ValueError, RuntimeError) as err:
             raise pb_utils.TritonModelException(str(err)) from err
+        if device == "cpu":  # the instances of this model split the cores the pod may use, not the node's
+            from components.cpu import fit_torch_threads
+
+            instances = sum(int(g.get("count", 1)) for g in model_config.get("instance_group", [])) or 1
+            fit_torch_threads(share=instances)
         try:
             self.responder = EmotionOmniResponder.from_pretrained(weights_dir, device=device)
         except Exception as err:
