@@ -67,6 +67,19 @@ OUTPUT_EMOTION_VECTOR = "EMOTION_VECTOR"      # FP32 [E]: the predicted response
 OUTPUT_RESPONSE_AUDIO = "RESPONSE_AUDIO"      # BYTES [1]: 16 kHz mono WAV bytes of the model's own spoken reply (talker + token2wav); b"" when there is none
 OUTPUT_SPEECH_NOTE = "SPEECH_NOTE"            # BYTES [1]: why RESPONSE_AUDIO is empty (UTF-8); b"" when it is not
 
+# Custom metrics the Triton model exports beside Triton's own nv_* series (pb_utils.MetricFamily). Triton counts
+# an error response from model.py (bad audio, a model bug) as nv_inference_request_success, so outcomes are
+# counted here; the chart's alerts and dashboard read these names. Every series has labels model and version.
+METRIC_REQUESTS = "emotion_omni_requests_total"               # counter; labels outcome, reason
+METRIC_REPLY_SECONDS = "emotion_omni_reply_seconds"           # histogram: request in -> whole reply encoded
+METRIC_AUDIO_SECONDS = "emotion_omni_audio_seconds_total"     # counter; label direction: in (user) | out (reply)
+METRIC_REPLY_EMOTIONS = "emotion_omni_reply_emotions_total"   # counter; label emotion (one of RESPONSE_EMOTIONS)
+OUTCOME_SUCCESS, OUTCOME_ERROR = "success", "error"
+# Why a request failed: the caller's audio, or the model (a bug: its traceback is in the server log).
+ERROR_BAD_AUDIO, ERROR_INFERENCE = "bad_audio", "inference_error"
+NO_ERROR = "none"  # the reason label of successful requests
+REPLY_SECONDS_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+
 # Requests larger than this are refused before decoding: 30 s of 16-bit 48 kHz stereo plus headers.
 MAX_AUDIO_BYTES = 6 * 1024 * 1024
 

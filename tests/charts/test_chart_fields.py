@@ -276,11 +276,26 @@ def test_dashboard_configmap_has_real_panels(rendered):
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     dashboard = json.loads(cm["data"][f"{FULLNAME}.json"])
     titles = " | ".join(p["title"] for p in dashboard["panels"]).lower()
-    for topic in ("request rate", "error ratio", "latency", "queue time", "pending", "replicas"):
+    for topic in ("requests by outcome", "error ratio", "latency", "queue time", "pending", "replicas",
+                  "whole-reply latency", "audio", "reply emotions"):
         assert topic in titles
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     assert all(f'namespace="{NAMESPACE}"' in e for e in exprs)
     assert "<<" not in cm["data"][f"{FULLNAME}.json"]
+
+
+def test_the_models_own_series_in_alerts_and_dashboard_are_the_ones_it_exports(rendered):
+    """The emotion_omni_* names the chart reads are contracts.py's, which model.py registers (a real tritonserver
+    test scrapes them: tests/serving/test_triton_emotion_omni.py)."""
+    from components import contracts as c
+
+    exported = {c.METRIC_REQUESTS, c.METRIC_AUDIO_SECONDS, c.METRIC_REPLY_EMOTIONS,
+                *(c.METRIC_REPLY_SECONDS + suffix for suffix in ("_bucket", "_sum", "_count"))}
+    used = set(re.findall(r"\b(emotion_omni_[a-z_]+)", "".join(rendered.manifests.values())))
+    assert {c.METRIC_REQUESTS, f"{c.METRIC_REPLY_SECONDS}_bucket"} <= used <= exported
+    rule = next(r for g in rendered.one("PrometheusRule")["spec"]["groups"] for r in g["rules"]
+                if r["alert"] == "EmotionOmniHighErrorRatio")
+    assert f'{c.METRIC_REQUESTS}{{' in rule["expr"] and f'outcome="{c.OUTCOME_ERROR}"' in rule["expr"]
 
 
 # --- helm test and NOTES ---------------------------------------------------------------------------------------

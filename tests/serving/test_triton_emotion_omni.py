@@ -120,3 +120,46 @@ def test_a_gpu_repository_on_a_host_without_gpus_fails_the_load(tiny_model_dir, 
     # Triton itself refuses before model.py runs; the chart's gpu profile is where this repository belongs.
     with pytest.raises(TritonStartupError, match="emotion_omni.*KIND_GPU"):
         server.start()
+
+
+def _scrape(server) -> dict[str, float]:
+    """Every sample on Triton's metrics port, keyed by its line's name and labels."""
+    import urllib.request
+
+    text = urllib.request.urlopen(server.metrics_url, timeout=10).read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            samples[key] = float(value)
+    return samples
+
+
+def _total(samples: dict[str, float], name: str, **labels: str) -> float:
+    """Sum of the samples of `name` whose labels include `labels`."""
+    wanted = [f'{k}="{v}"' for k, v in labels.items()]
+    return sum(v for k, v in samples.items() if k.split("{")[0] == name and all(w in k for w in wanted))
+
+
+def test_custom_metrics_count_outcomes_that_triton_does_not(omni_server, chirp_wav):
+    """Two answered requests and one with bad audio: the model's own series see all three for what they were,
+    while Triton's nv_inference_request_failure stays where it was (it counts the bad one as a success)."""
+    from components import contracts as c
+
+    before = _scrape(omni_server)
+    for payload in (chirp_wav, b"", chirp_wav):
+        _send(omni_server.http_url, payload)
+    after = _scrape(omni_server)
+
+    def moved(name, **labels):
+        return _total(after, name, **labels) - _total(before, name, **labels)
+
+    assert moved(c.METRIC_REQUESTS, outcome=c.OUTCOME_SUCCESS) == 2
+    assert moved(c.METRIC_REQUESTS, outcome=c.OUTCOME_ERROR, reason=c.ERROR_BAD_AUDIO) == 1
+    assert moved(c.METRIC_REQUESTS, outcome=c.OUTCOME_ERROR, reason=c.ERROR_INFERENCE) == 0
+    assert moved("nv_inference_request_failure", model=c.TRITON_MODEL_NAME) == 0  # Triton's blind spot
+    assert moved(f"{c.METRIC_REPLY_SECONDS}_count", model=c.TRITON_MODEL_NAME) == 2
+    assert moved(f"{c.METRIC_REPLY_SECONDS}_sum") > 0
+    assert moved(c.METRIC_AUDIO_SECONDS, direction="in") == pytest.approx(3.0, abs=0.01)  # 2 x 1.5 s heard
+    assert moved(c.METRIC_AUDIO_SECONDS, direction="out") >= 0
+    assert moved(c.METRIC_REPLY_EMOTIONS) == 2  # one chosen emotion per answered reply

@@ -5,6 +5,7 @@ This file only adapts tensors: decoding, inference and encoding live in `compone
 sit inside the methods so the file imports anywhere (the stub imports it before initialize runs).
 """
 import json
+import time
 import traceback
 from pathlib import Path
 
@@ -49,6 +50,7 @@ class TritonPythonModel:
             device = instance_device(args["model_instance_kind"], args["model_instance_device_id"])
         except (ValueError, RuntimeError) as err:
             raise pb_utils.TritonModelException(str(err)) from err
+        self.metrics = _Metrics(contracts, args["model_name"], args["model_version"])
         if device == "cpu":  # the instances of this model split the cores the pod may use, not the node's
             from components.cpu import fit_torch_threads
 
@@ -69,6 +71,7 @@ class TritonPythonModel:
         """
         from components.audio.io import AudioError, decode_wav
 
+        start = time.monotonic()
         responses = [None] * len(requests)
         waves = {}  # request index -> its decoded utterances, each (T,) float32 16 kHz
         for i, request in enumerate(requests):
@@ -77,19 +80,22 @@ class TritonPythonModel:
                 waves[i] = [decode_wav(bytes(item)) for item in audio.reshape(-1)]
             except AudioError as err:
                 responses[i] = _error(f"{self.c.INPUT_AUDIO}: {err}", pb_utils.TritonError.INVALID_ARG)
+                self.metrics.failed(self.c.ERROR_BAD_AUDIO)
 
         if waves:
             try:
                 # One generate() call for everything Triton batched together: that is what batching buys.
                 replies = iter(self.responder.respond_batch([w for ws in waves.values() for w in ws]))
                 for i, ws in waves.items():
-                    responses[i] = pb_utils.InferenceResponse(
-                        output_tensors=self._to_tensors([next(replies) for _ in ws]))
+                    mine = [next(replies) for _ in ws]
+                    responses[i] = pb_utils.InferenceResponse(output_tensors=self._to_tensors(mine))
+                    self.metrics.answered(ws, mine, time.monotonic() - start)
             except Exception as err:  # a model bug: report it on every request still unanswered
                 pb_utils.Logger.log_error(f"emotion_omni inference failed:\n{traceback.format_exc()}")
                 for i in waves:
                     if responses[i] is None:
                         responses[i] = _error(f"emotion_omni inference failed: {type(err).__name__}: {err}")
+                        self.metrics.failed(self.c.ERROR_INFERENCE)
         return responses
 
     def _to_tensors(self, replies):
@@ -107,6 +113,38 @@ class TritonPythonModel:
             c.OUTPUT_SPEECH_NOTE: [[r.speech_note.encode("utf-8")] for r in replies],
         }
         return [pb_utils.Tensor(name, np.array(columns[name], dtype=dt[name])) for name in self.output_names]
+
+
+class _Metrics:
+    """The model's own Prometheus series (names in contracts.py), on Triton's metrics port beside nv_*."""
+
+    def __init__(self, c, model, version):
+        self.c, labels = c, {"model": model, "version": str(version)}
+        family = pb_utils.MetricFamily
+        requests = family(c.METRIC_REQUESTS, "Requests by outcome and error reason", family.COUNTER)
+        self._success = requests.Metric(labels={**labels, "outcome": c.OUTCOME_SUCCESS, "reason": c.NO_ERROR})
+        self._errors = {reason: requests.Metric(labels={**labels, "outcome": c.OUTCOME_ERROR, "reason": reason})
+                        for reason in (c.ERROR_BAD_AUDIO, c.ERROR_INFERENCE)}  # created now: 0 before the first
+        latency = family(c.METRIC_REPLY_SECONDS, "Seconds from request to whole reply (text and audio)",
+                         family.HISTOGRAM)
+        self._latency = latency.Metric(labels=labels, buckets=list(c.REPLY_SECONDS_BUCKETS))
+        audio = family(c.METRIC_AUDIO_SECONDS, "Seconds of audio heard (in) and spoken (out)", family.COUNTER)
+        self._audio = {d: audio.Metric(labels={**labels, "direction": d}) for d in ("in", "out")}
+        emotions = family(c.METRIC_REPLY_EMOTIONS, "Replies by the emotion chosen", family.COUNTER)
+        self._emotions = {e: emotions.Metric(labels={**labels, "emotion": e}) for e in c.RESPONSE_EMOTIONS}
+        # Held for the model's lifetime: a family garbage-collected before its metrics makes them unusable.
+        self._families = (requests, latency, audio, emotions)
+
+    def failed(self, reason):
+        self._errors[reason].increment(1)
+
+    def answered(self, waves, replies, seconds):
+        self._success.increment(1)
+        self._latency.observe(seconds)
+        self._audio["in"].increment(sum(w.size for w in waves) / self.c.SAMPLE_RATE)
+        self._audio["out"].increment(sum(r.audio.size for r in replies) / self.c.SAMPLE_RATE)
+        for reply in replies:
+            self._emotions[reply.response_emotion].increment(1)
 
 
 def _error(message, code=None):
