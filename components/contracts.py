@@ -80,6 +80,13 @@ ERROR_BAD_AUDIO, ERROR_INFERENCE = "bad_audio", "inference_error"
 NO_ERROR = "none"  # the reason label of successful requests
 REPLY_SECONDS_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
+# The streaming twin (decoupled, gRPC streaming): same weights and model.py; per request it sends the text and
+# emotions first (the outputs above but RESPONSE_AUDIO), then the reply's audio chunk by chunk, then a final flag.
+TRITON_STREAM_MODEL_NAME = "emotion_omni_stream"
+OUTPUT_AUDIO_CHUNK = "AUDIO_CHUNK"            # FP32 [-1]: the next piece of the spoken reply, 16 kHz samples
+METRIC_FIRST_AUDIO_SECONDS = "emotion_omni_first_audio_seconds"  # histogram: request in -> first audio chunk out
+OUTCOME_CANCELLED = "cancelled"               # a streaming client went away; generation stopped
+
 # Requests larger than this are refused before decoding: 30 s of 16-bit 48 kHz stereo plus headers.
 MAX_AUDIO_BYTES = 6 * 1024 * 1024
 

@@ -7,7 +7,7 @@
     omni train --stage 2 --dataset DIR --init-model DIR/model --units DIR --out DIR   stage 2 (the talker)
     omni evaluate --model DIR --dataset DIR     step 3 alone
     omni serve --model DIR | --model-repository DIR
-    omni chat --audio in.wav --out reply.wav    talk to a running server (or --model DIR in-process)
+    omni chat --audio in.wav --out reply.wav    talk to a running server (or --model DIR in-process; --stream)
     omni bench train --dataset DIR --out DIR    torch, DDP and DeepSpeed ZeRO-1/2/3 throughput and memory, vs DDP
     omni pipeline compile --out pipeline.yaml   IR YAML for a Kubeflow Pipelines cluster
     omni pipeline submit --host URL             one run on a KFP endpoint (--param KEY=VALUE, repeatable)
@@ -147,19 +147,22 @@ def serve(model: Path | None = None, model_repository: Path | None = None, http_
           block: bool = True):
     """Start tritonserver on a repository (built from --model if given); blocks until Ctrl-C when `block`."""
     from serving.launcher import TritonConfig, TritonServer
-    from serving.repository import build_model_repository
+    from serving.repository import MODELS, build_model_repository
 
     if (model is None) == (model_repository is None):
         raise CLIError("pass exactly one of --model (an exported model dir) or --model-repository")
     work_dir = Path(work_dir or DEFAULT_DATA_DIR / "serve").resolve()
     if model is not None:
         model_repository = build_model_repository(Path(model), work_dir / "model_repository")
+    # Both models where the repository has both (one built before streaming existed has only emotion_omni).
+    models = tuple(m for m in MODELS if (Path(model_repository) / m).is_dir()) or MODELS[:1]
     server = TritonServer(TritonConfig(model_repository=str(model_repository), host=host, http_port=http_port,
-                                       grpc_port=grpc_port, metrics_port=metrics_port,
+                                       grpc_port=grpc_port, metrics_port=metrics_port, models=models,
                                        work_dir=str(work_dir / "triton"))).start()
-    print(f"Triton serving {model_repository}\n  http    {server.http_url}\n  grpc    {server.grpc_url}\n"
-          f"  metrics {server.metrics_url}\n  log     {server.log_path}\n"
-          f"try: omni chat --url {server.http_url} --audio in.wav --out reply.wav")
+    print(f"Triton serving {model_repository} ({', '.join(models)})\n  http    {server.http_url}\n"
+          f"  grpc    {server.grpc_url}\n  metrics {server.metrics_url}\n  log     {server.log_path}\n"
+          f"try: omni chat --url {server.http_url} --audio in.wav --out reply.wav\n"
+          f"     omni chat --stream --url {server.grpc_url} --audio in.wav --out reply.wav")
     if not block:
         return server
 
@@ -179,13 +182,24 @@ def serve(model: Path | None = None, model_repository: Path | None = None, http_
     return None
 
 
-def chat(audio: Path, out: Path, url: str = "127.0.0.1:8000", model: Path | None = None) -> dict:
-    """Send one WAV to the server (or run `model` in-process), write the spoken reply, print the answer."""
+def chat(audio: Path, out: Path, url: str | None = None, model: Path | None = None,
+         stream: bool = False) -> dict:
+    """Send one WAV to the server (or run `model` in-process), write the spoken reply, print the answer.
+    `stream`: over gRPC streaming (url = Triton's gRPC port), writing audio chunks to `out` as they arrive.
+    `url` defaults to Triton's local HTTP port, or its gRPC port with `stream`."""
     from components.audio.io import AudioError, encode_wav, load_wav
     from serving.client import EmotionOmniClient, ServingError
 
+    url = url or ("127.0.0.1:8001" if stream else "127.0.0.1:8000")
+
     try:
         wave = load_wav(audio)  # refuse a bad file here, naming it, before anything is sent or loaded
+        if stream:
+            if model is not None:
+                raise CLIError("--stream talks to a server (--url host:grpc-port); drop --model")
+            answer = _chat_stream(Path(audio).read_bytes(), Path(out), url)
+            print(json.dumps(answer, indent=2))
+            return answer
         if model is not None:
             from components.inference import EmotionOmniResponder
 
@@ -206,6 +220,38 @@ def chat(audio: Path, out: Path, url: str = "127.0.0.1:8000", model: Path | None
     Path(out).write_bytes(wav)
     answer["reply_wav"] = str(out)
     print(json.dumps(answer, indent=2))
+    return answer
+
+
+def _chat_stream(wav: bytes, out: Path, url: str) -> dict:
+    """Stream a reply: print the text as soon as it comes, append each audio chunk to `out` as it arrives."""
+    import wave as wavefile
+
+    import numpy as np
+
+    from components.contracts import SAMPLE_RATE
+    from serving.stream_client import AudioChunk, EmotionOmniStreamClient, ReplyText, StreamEnd
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    answer: dict = {}
+    with EmotionOmniStreamClient(url) as client, wavefile.open(str(out), "wb") as sink:
+        sink.setnchannels(1)
+        sink.setsampwidth(2)
+        sink.setframerate(SAMPLE_RATE)
+        for event in client.chat_stream(wav):
+            if isinstance(event, ReplyText):
+                answer.update(text=event.text, response_emotion=event.response_emotion,
+                              user_emotion=event.user_emotion, speech_note=event.speech_note,
+                              text_latency_s=round(event.latency_s, 3))
+                print(f"[{event.latency_s:.2f} s] {event.text} ({event.response_emotion})", file=sys.stderr)
+            elif isinstance(event, AudioChunk):
+                sink.writeframes((np.clip(event.samples, -1, 1) * 32767).astype("<i2").tobytes())
+                print(f"[{event.latency_s:.2f} s] audio chunk {event.index}: {event.samples.size / SAMPLE_RATE:.2f} s",
+                      file=sys.stderr)
+            elif isinstance(event, StreamEnd):
+                answer.update(first_audio_s=None if event.first_audio_s is None else round(event.first_audio_s, 3),
+                              total_s=round(event.total_s, 3), audio_s=event.audio_s)
+    answer["reply_wav"] = str(out)
     return answer
 
 
@@ -389,9 +435,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("chat", help="send a WAV, get the reply text, emotions and a spoken reply WAV")
     p.add_argument("--audio", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--url", default="127.0.0.1:8000", help="Triton HTTP host:port")
+    p.add_argument("--url", help="Triton host:port: HTTP (default 127.0.0.1:8000), or gRPC with --stream "
+                                 "(default 127.0.0.1:8001)")
     p.add_argument("--model", type=Path, help="run this exported model in-process instead of calling a server")
-    p.set_defaults(func=lambda a: chat(a.audio, a.out, a.url, a.model))
+    p.add_argument("--stream", action="store_true", help="stream the reply (gRPC, emotion_omni_stream): the text "
+                   "first, then audio chunks written to --out as they arrive; prints the first-audio latency")
+    p.set_defaults(func=lambda a: chat(a.audio, a.out, a.url, a.model, a.stream))
 
     pipeline = sub.add_parser("pipeline", help="Kubeflow pipeline commands").add_subparsers(
         dest="pipeline_command", required=True)

@@ -80,7 +80,7 @@ class EmotionOmniClient:
             raise TypeError(f"wav_bytes must be the bytes of a WAV file, got {type(wav_bytes).__name__}; "
                             "use chat_file(path) for a file on disk")
         wav_bytes = bytes(wav_bytes)
-        _check_size(len(wav_bytes), "the audio")
+        check_size(len(wav_bytes), "the audio")
         audio = httpclient.InferInput(INPUT_AUDIO, [1, 1], "BYTES")  # (batch=1, 1)
         audio.set_data_from_numpy(np.array([[wav_bytes]], dtype=np.object_), binary_data=True)
         outputs = [httpclient.InferRequestedOutput(name, binary_data=True) for name in _OUTPUTS]
@@ -116,7 +116,7 @@ class EmotionOmniClient:
     def chat_file(self, path: str | Path) -> ChatReply:
         """`chat` with the bytes of a WAV file on disk."""
         path = Path(path)
-        _check_size(path.stat().st_size, str(path))  # before reading a file that may be huge
+        check_size(path.stat().st_size, str(path))  # before reading a file that may be huge
         return self.chat(path.read_bytes())
 
     def close(self) -> None:
@@ -129,7 +129,7 @@ class EmotionOmniClient:
         self.close()
 
 
-def _check_size(n_bytes: int, what: str) -> None:
+def check_size(n_bytes: int, what: str) -> None:
     if n_bytes > MAX_AUDIO_BYTES:
         raise ValueError(f"{what} is {n_bytes} bytes, over the server's limit of MAX_AUDIO_BYTES={MAX_AUDIO_BYTES} "
                          "(30 s of 48 kHz 16-bit stereo); send a shorter clip, or mono 16 kHz audio")

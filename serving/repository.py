@@ -5,21 +5,28 @@ Layout produced (what `TritonConfig.model_repository` points at):
     <repo_dir>/emotion_omni/config.pbtxt
     <repo_dir>/emotion_omni/<version>/model.py
     <repo_dir>/emotion_omni/<version>/weights/{config.json, model.safetensors, tokenizer.json, ...}
+    <repo_dir>/emotion_omni_stream/...     the same, its config.pbtxt decoupled (gRPC streaming)
 
-config.pbtxt and model.py are the checked-in trio under serving/model_repository (shipped as package
-data); the weights directory name is read from config.pbtxt's "weights_dir" parameter so the two
-cannot disagree.
+config.pbtxt and model.py are the checked-in files under serving/model_repository (shipped as package
+data); both models run the one model.py. The weights directory name is read from config.pbtxt's "weights_dir"
+parameter so the two cannot disagree. The streaming model's weights are hard links to the other's where the file
+system allows (no second copy on disk; each model still loads its own into memory).
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
-from components.contracts import MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE, TRITON_MODEL_NAME
+from components.contracts import (
+    MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE, TRITON_MODEL_NAME, TRITON_STREAM_MODEL_NAME,
+)
 
-TEMPLATE_DIR = Path(__file__).parent / "model_repository" / TRITON_MODEL_NAME
+TEMPLATES = Path(__file__).parent / "model_repository"
+TEMPLATE_DIR = TEMPLATES / TRITON_MODEL_NAME                 # emotion_omni: config.pbtxt and 1/model.py
+MODELS = (TRITON_MODEL_NAME, TRITON_STREAM_MODEL_NAME)       # every model a repository holds
 _REQUIRED_FILES = (MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE)
 
 
@@ -63,16 +70,29 @@ def build_model_repository(model_dir: Path, repo_dir: Path, *, version: int = 1,
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"version={version!r}: Triton model versions are integers >= 1")
 
-    config_text = with_instance_kind((TEMPLATE_DIR / "config.pbtxt").read_text(), instance_kind)
-    model_root = repo_dir / TRITON_MODEL_NAME
-    version_dir = model_root / str(version)
-    if version_dir.exists():
-        shutil.rmtree(version_dir)
-    version_dir.mkdir(parents=True)
-    (model_root / "config.pbtxt").write_text(config_text)
-    shutil.copy2(TEMPLATE_DIR / "1" / "model.py", version_dir / "model.py")
-    shutil.copytree(model_dir, version_dir / weights_dir_name(config_text))
+    weights = None
+    for name in MODELS:
+        config_text = with_instance_kind((TEMPLATES / name / "config.pbtxt").read_text(), instance_kind)
+        model_root = repo_dir / name
+        version_dir = model_root / str(version)
+        if version_dir.exists():
+            shutil.rmtree(version_dir)
+        version_dir.mkdir(parents=True)
+        (model_root / "config.pbtxt").write_text(config_text)
+        shutil.copy2(TEMPLATE_DIR / "1" / "model.py", version_dir / "model.py")
+        target = version_dir / weights_dir_name(config_text)
+        if weights is None:
+            weights = Path(shutil.copytree(model_dir, target))
+        else:
+            shutil.copytree(weights, target, copy_function=_link_or_copy)
     return repo_dir
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or links not allowed
+        shutil.copy2(src, dst)
 
 
 def publish_model_repository(repo_dir: Path, base_uri: str, *, version: int, instance_kind: str = "cpu") -> str:
@@ -85,14 +105,15 @@ def publish_model_repository(repo_dir: Path, base_uri: str, *, version: int, ins
     from components.storage import parse_s3_uri, upload_directory
 
     repo_dir = Path(repo_dir)
-    config_path = repo_dir / TRITON_MODEL_NAME / "config.pbtxt"
-    config_text = config_path.read_text()
-    published_text = with_instance_kind(config_text, instance_kind)
+    configs = {name: (repo_dir / name / "config.pbtxt").read_text() for name in MODELS
+               if (repo_dir / name / "config.pbtxt").is_file()}
+    published = {name: with_instance_kind(text, instance_kind) for name, text in configs.items()}
     target = parse_s3_uri(base_uri).child(str(version))
     with tempfile.TemporaryDirectory() as tmp:
         staged = repo_dir
-        if published_text != config_text:  # stage a copy rather than edit the caller's (served) repository
+        if published != configs:  # stage a copy rather than edit the caller's (served) repository
             staged = Path(shutil.copytree(repo_dir, Path(tmp) / "repository"))
-            (staged / TRITON_MODEL_NAME / "config.pbtxt").write_text(published_text)
+            for name, text in published.items():
+                (staged / name / "config.pbtxt").write_text(text)
         upload_directory(staged, target.uri)
     return target.uri

@@ -91,7 +91,10 @@ def test_explicit_model_control_loads_the_model(rendered):
     c = container(rendered)
     assert c["command"] == ["tritonserver"]
     assert flag(rendered, "model-control-mode") == "explicit"
-    assert flag(rendered, "load-model") == "emotion_omni"
+    loaded = [a.split("=", 1)[1] for a in args_of(rendered) if a.startswith("--load-model=")]
+    assert loaded == ["emotion_omni", "emotion_omni_stream"]  # and its streaming twin (gRPC streaming)
+    assert [a for a in args_of(render({"model": {"streamName": ""}})) if a.startswith("--load-model=")] == [
+        "--load-model=emotion_omni"]
     assert flag(rendered, "strict-readiness") == "true"
     assert flag(rendered, "metrics-config") == "summary_latencies=true"
 
@@ -291,7 +294,9 @@ def test_the_models_own_series_in_alerts_and_dashboard_are_the_ones_it_exports(r
 
     exported = {c.METRIC_REQUESTS, c.METRIC_AUDIO_SECONDS, c.METRIC_REPLY_EMOTIONS,
                 *(c.METRIC_REPLY_SECONDS + suffix for suffix in ("_bucket", "_sum", "_count"))}
-    used = set(re.findall(r"\b(emotion_omni_[a-z_]+)", "".join(rendered.manifests.values())))
+    rules = json.dumps(rendered.one("PrometheusRule"))
+    (dashboard,) = [cm for cm in rendered.all("ConfigMap") if cm["metadata"]["name"].endswith("-dashboard")]
+    used = set(re.findall(r"\b(emotion_omni_[a-z_]+)", rules + json.dumps(dashboard)))
     assert {c.METRIC_REQUESTS, f"{c.METRIC_REPLY_SECONDS}_bucket"} <= used <= exported
     rule = next(r for g in rendered.one("PrometheusRule")["spec"]["groups"] for r in g["rules"]
                 if r["alert"] == "EmotionOmniHighErrorRatio")

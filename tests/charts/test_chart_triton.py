@@ -59,7 +59,7 @@ def served(tmp_path_factory):
         binary = find_tritonserver()
     except FileNotFoundError as err:
         pytest.skip(str(err))
-    rendered = render()
+    rendered = render({"model": {"streamName": ""}})  # the echo repository has no streaming twin
     work = tmp_path_factory.mktemp("chart-triton")
     version = rendered.one("Deployment")["spec"]["template"]["metadata"]["annotations"][
         "empathy-omni.github.io/model-version"]

@@ -15,10 +15,10 @@ def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("demo", "data", "train", "evaluate", "serve", "chat", "pipeline"):
+    for command in ("demo", "data", "train", "bench", "evaluate", "serve", "chat", "pipeline"):
         assert command in out
     sub = build_parser().parse_args(["chat", "--audio", "a.wav", "--out", "b.wav"])
-    assert sub.url == "127.0.0.1:8000"
+    assert sub.url is None and not sub.stream  # chat() then calls 127.0.0.1:8000 (HTTP), or :8001 with --stream
 
 
 def test_data_synthesize(tmp_path, capsys):

@@ -33,10 +33,28 @@ def test_config_pbtxt_tensors_are_the_contract_names():
     assert weights_dir_name(text) == "weights"
 
 
+def test_the_streaming_config_pbtxt_is_decoupled_with_the_contract_names():
+    from serving.repository import TEMPLATES
+
+    text = (TEMPLATES / contracts.TRITON_STREAM_MODEL_NAME / "config.pbtxt").read_text()
+    assert re.search(r'^name:\s*"(\w+)"', text, re.M).group(1) == contracts.TRITON_STREAM_MODEL_NAME
+    assert re.search(r"model_transaction_policy\s*\{\s*decoupled:\s*true", text)
+    assert _config_tensors(text) == {
+        contracts.INPUT_AUDIO: "TYPE_STRING",
+        contracts.OUTPUT_RESPONSE_TEXT: "TYPE_STRING",
+        contracts.OUTPUT_RESPONSE_EMOTION: "TYPE_STRING",
+        contracts.OUTPUT_USER_EMOTION: "TYPE_STRING",
+        contracts.OUTPUT_EMOTION_VECTOR: "TYPE_FP32",
+        contracts.OUTPUT_SPEECH_NOTE: "TYPE_STRING",
+        contracts.OUTPUT_AUDIO_CHUNK: "TYPE_FP32",
+    }
+    assert weights_dir_name(text) == "weights"
+
+
 def test_model_py_takes_tensor_names_from_contracts():
     source = (TEMPLATE_DIR / "1" / "model.py").read_text()
     for name in ("AUDIO", "RESPONSE_TEXT", "RESPONSE_EMOTION", "USER_EMOTION", "EMOTION_VECTOR", "RESPONSE_AUDIO",
-                 "SPEECH_NOTE"):
+                 "SPEECH_NOTE", "AUDIO_CHUNK"):
         assert f'"{name}"' not in source, f"{name} is spelled out in model.py; use components.contracts"
 
 
@@ -60,13 +78,20 @@ def test_build_model_repository_lays_out_the_trio_and_weights(tmp_path):
     (newer / "extra.txt").unlink()
     build_model_repository(newer, repo, version=3)  # rebuilding replaces the version, stale files included
     assert not (model_root / "3" / "weights" / "extra.txt").exists()
+    # The streaming twin: its own (decoupled) config.pbtxt, the same model.py, the same weights as hard links.
+    stream_root = repo / contracts.TRITON_STREAM_MODEL_NAME
+    assert "decoupled: true" in (stream_root / "config.pbtxt").read_text()
+    assert (stream_root / "3" / "model.py").read_text() == (TEMPLATE_DIR / "1" / "model.py").read_text()
+    weights_file = f"3/weights/{contracts.MODEL_WEIGHTS_FILE}"
+    assert (stream_root / weights_file).stat().st_ino == (model_root / weights_file).stat().st_ino
 
 
 def test_gpu_instance_kind_writes_kind_gpu(tmp_path):
     repo = build_model_repository(_exported(tmp_path), tmp_path / "repo", instance_kind="gpu")
-    config = (repo / contracts.TRITON_MODEL_NAME / "config.pbtxt").read_text()
-    assert re.search(r"instance_group\s*\[\s*\{\s*kind:\s*KIND_GPU", config), config
-    assert "kind: KIND_CPU" not in config
+    for name in (contracts.TRITON_MODEL_NAME, contracts.TRITON_STREAM_MODEL_NAME):
+        config = (repo / name / "config.pbtxt").read_text()
+        assert re.search(r"instance_group\s*\[\s*\{\s*kind:\s*KIND_GPU", config), config
+        assert "kind: KIND_CPU" not in config
     with pytest.raises(ValueError, match="instance_kind='tpu'"):
         build_model_repository(_exported(tmp_path / "t"), tmp_path / "repo2", instance_kind="tpu")
 

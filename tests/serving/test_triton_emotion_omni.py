@@ -18,7 +18,7 @@ from components.contracts import (
 )
 from serving.client import EmotionOmniClient, ServingError
 from serving.launcher import TritonConfig, TritonServer, TritonStartupError
-from serving.repository import build_model_repository
+from serving.repository import MODELS, build_model_repository
 
 pytestmark = pytest.mark.triton
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.triton
 @pytest.fixture(scope="module")
 def omni_server(tiny_model_dir, tmp_path_factory):
     repo = build_model_repository(tiny_model_dir, tmp_path_factory.mktemp("omni_repo"))
-    config = TritonConfig(model_repository=str(repo), startup_timeout_s=300,
+    config = TritonConfig(model_repository=str(repo), startup_timeout_s=300, models=MODELS,
                           work_dir=str(tmp_path_factory.mktemp("omni_triton")))
     with TritonServer(config) as server:
         yield server
@@ -163,3 +163,91 @@ def test_custom_metrics_count_outcomes_that_triton_does_not(omni_server, chirp_w
     assert moved(c.METRIC_AUDIO_SECONDS, direction="in") == pytest.approx(3.0, abs=0.01)  # 2 x 1.5 s heard
     assert moved(c.METRIC_AUDIO_SECONDS, direction="out") >= 0
     assert moved(c.METRIC_REPLY_EMOTIONS) == 2  # one chosen emotion per answered reply
+
+
+CORRUPT_WAV = b"RIFF\x24\x00\x00\x00WAVEfmt garbage"
+
+
+def _stream(server, payload: bytes, stop_after: int | None = None) -> list:
+    from serving.stream_client import EmotionOmniStreamClient
+
+    events = []
+    with EmotionOmniStreamClient(server.grpc_url) as client:
+        for event in client.chat_stream(payload):
+            events.append(event)
+            if stop_after is not None and len(events) >= stop_after:
+                break  # the consumer goes away mid-stream: the request is cancelled
+    return events
+
+
+def test_the_stream_sends_text_first_then_audio_chunks_then_the_end(omni_server, chirp_wav):
+    from serving.stream_client import AudioChunk, ReplyText, StreamEnd
+
+    events = _stream(omni_server, chirp_wav)
+    head, *chunks, end = events
+    assert isinstance(head, ReplyText) and isinstance(end, StreamEnd)
+    assert all(isinstance(c, AudioChunk) for c in chunks) and [c.index for c in chunks] == list(range(len(chunks)))
+    assert head.response_emotion in RESPONSE_EMOTIONS and head.user_emotion in USER_EMOTIONS
+    if any(ch.isalnum() for ch in head.text):  # speakable: the model's voice arrives in pieces, in order
+        assert chunks and head.speech_note == ""
+        assert all(c.samples.dtype == np.float32 and c.samples.size > 0 for c in chunks)
+        assert head.latency_s <= chunks[0].latency_s <= end.total_s
+        assert end.first_audio_s == chunks[0].latency_s
+        assert end.audio_s == pytest.approx(sum(c.samples.size for c in chunks) / SAMPLE_RATE, abs=1e-3)
+    else:
+        assert not chunks and "nothing to say" in head.speech_note and end.first_audio_s is None
+
+
+def test_bad_audio_on_the_stream_gets_one_error_and_the_stream_ends(omni_server, chirp_wav):
+    with pytest.raises(ServingError) as error:
+        _stream(omni_server, CORRUPT_WAV)
+    assert error.value.status == "StatusCode.INVALID_ARGUMENT" or "AUDIO:" in error.value.message
+    assert f"AUDIO: {_audio_error(CORRUPT_WAV)}" in error.value.message
+    from serving.stream_client import StreamEnd
+
+    assert isinstance(_stream(omni_server, chirp_wav)[-1], StreamEnd)  # the server goes on streaming
+
+
+def test_a_client_that_leaves_mid_stream_frees_the_server(omni_server, chirp_wav):
+    """Stopping after the text cancels the request; the server ends it (cancelled, or finished first on this
+    tiny model) without an error and goes on serving."""
+    from components import contracts as c
+
+    before = _scrape(omni_server)
+    assert len(_stream(omni_server, chirp_wav, stop_after=1)) == 1
+    assert isinstance(_stream(omni_server, chirp_wav)[0].text, str)  # the next stream is served
+    after = _scrape(omni_server)
+
+    def moved(outcome):
+        labels = {"model": c.TRITON_STREAM_MODEL_NAME, "outcome": outcome}
+        return _total(after, c.METRIC_REQUESTS, **labels) - _total(before, c.METRIC_REQUESTS, **labels)
+
+    assert moved(c.OUTCOME_SUCCESS) + moved(c.OUTCOME_CANCELLED) == 2 and moved(c.OUTCOME_ERROR) == 0
+
+
+def test_the_asyncio_client_streams_the_same_events(omni_server, chirp_wav):
+    import asyncio
+
+    from serving.stream_client import EmotionOmniStreamClient, ReplyText, StreamEnd
+
+    async def collect():
+        client = EmotionOmniStreamClient(omni_server.grpc_url)
+        try:
+            return [event async for event in client.chat_stream_async(chirp_wav)]
+        finally:
+            client.close()
+
+    events = asyncio.run(collect())
+    assert isinstance(events[0], ReplyText) and isinstance(events[-1], StreamEnd)
+
+
+def test_omni_chat_stream_writes_the_chunks_and_prints_first_audio(omni_server, chirp_wav, tmp_path):
+    from omni.cli import chat
+
+    (tmp_path / "in.wav").write_bytes(chirp_wav)
+    answer = chat(tmp_path / "in.wav", tmp_path / "reply.wav", url=omni_server.grpc_url, stream=True)
+    with wave.open(str(tmp_path / "reply.wav")) as written:
+        assert written.getframerate() == SAMPLE_RATE
+        assert written.getnframes() / SAMPLE_RATE == pytest.approx(answer["audio_s"], abs=1e-3)
+    assert answer["text_latency_s"] <= answer["total_s"]
+    assert (answer["first_audio_s"] is None) == (answer["audio_s"] == 0)

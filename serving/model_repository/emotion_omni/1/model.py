@@ -28,15 +28,10 @@ class TritonPythonModel:
 
         self.c = contracts
         model_config = json.loads(args["model_config"])
-        self.output_names = (
-            contracts.OUTPUT_RESPONSE_TEXT, contracts.OUTPUT_RESPONSE_EMOTION, contracts.OUTPUT_USER_EMOTION,
-            contracts.OUTPUT_EMOTION_VECTOR, contracts.OUTPUT_RESPONSE_AUDIO, contracts.OUTPUT_SPEECH_NOTE,
-        )
-        # dtypes come from config.pbtxt, so a config edit cannot silently disagree with this file.
-        self.dtypes = {
-            name: pb_utils.triton_string_to_numpy(pb_utils.get_output_config_by_name(model_config, name)["data_type"])
-            for name in self.output_names
-        }
+        # Output names and dtypes come from config.pbtxt (emotion_omni's or emotion_omni_stream's), so a config
+        # edit cannot silently disagree with this file.
+        self.dtypes = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in model_config["output"]}
+        self.output_names = tuple(self.dtypes)
 
         weights_param = model_config.get("parameters", {}).get("weights_dir", {}).get("string_value")
         if not weights_param:
@@ -51,6 +46,9 @@ class TritonPythonModel:
         except (ValueError, RuntimeError) as err:
             raise pb_utils.TritonModelException(str(err)) from err
         self.metrics = _Metrics(contracts, args["model_name"], args["model_version"])
+        # The same file serves emotion_omni (one response per request, batched) and emotion_omni_stream
+        # (decoupled: text first, then audio chunks); config.pbtxt's transaction policy says which this is.
+        self.streaming = pb_utils.using_decoupled_model_transaction_policy(model_config)
         if device == "cpu":  # the instances of this model split the cores the pod may use, not the node's
             from components.cpu import fit_torch_threads
 
@@ -71,6 +69,10 @@ class TritonPythonModel:
         """
         from components.audio.io import AudioError, decode_wav
 
+        if self.streaming:
+            for request in requests:
+                self._stream(request)
+            return None  # decoupled: every response went through the request's sender
         start = time.monotonic()
         responses = [None] * len(requests)
         waves = {}  # request index -> its decoded utterances, each (T,) float32 16 kHz
@@ -97,6 +99,48 @@ class TritonPythonModel:
                         responses[i] = _error(f"emotion_omni inference failed: {type(err).__name__}: {err}")
                         self.metrics.failed(self.c.ERROR_INFERENCE)
         return responses
+
+    def _stream(self, request):
+        """Text and emotions first, then the reply's audio chunk by chunk as it is made, then the final flag.
+        Bad audio gets one error response (flagged final); a cancelled request stops the generation."""
+        from components.audio.io import AudioError, decode_wav
+
+        c, final = self.c, pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+        sender, start = request.get_response_sender(), time.monotonic()
+        audio = pb_utils.get_input_tensor_by_name(request, c.INPUT_AUDIO).as_numpy().reshape(-1)
+        try:
+            wave = decode_wav(bytes(audio[0]))
+        except AudioError as err:
+            sender.send(_error(f"{c.INPUT_AUDIO}: {err}", pb_utils.TritonError.INVALID_ARG), flags=final)
+            self.metrics.failed(c.ERROR_BAD_AUDIO)
+            return
+        try:
+            reply, chunks = self.responder.stream_speech(wave)
+            head = {c.OUTPUT_RESPONSE_TEXT: [reply.text.encode("utf-8")],
+                    c.OUTPUT_RESPONSE_EMOTION: [reply.response_emotion.encode("utf-8")],
+                    c.OUTPUT_USER_EMOTION: [reply.user_emotion.encode("utf-8")],
+                    c.OUTPUT_EMOTION_VECTOR: np.asarray(reply.emotion_vector).reshape(-1),
+                    c.OUTPUT_SPEECH_NOTE: [reply.speech_note.encode("utf-8")]}
+            sender.send(pb_utils.InferenceResponse(output_tensors=[
+                pb_utils.Tensor(name, np.array(value, dtype=self.dtypes[name])) for name, value in head.items()]))
+            spoken = []
+            for chunk in chunks:  # each next() runs the talker for a chunk of units and vocodes it
+                if sender.is_cancelled():
+                    self.metrics.cancelled()
+                    break
+                if not spoken:
+                    self.metrics.first_audio(time.monotonic() - start)
+                spoken.append(chunk)
+                sender.send(pb_utils.InferenceResponse(output_tensors=[
+                    pb_utils.Tensor(c.OUTPUT_AUDIO_CHUNK, np.asarray(chunk, dtype=np.float32).reshape(-1))]))
+            else:
+                reply.audio = np.concatenate(spoken) if spoken else reply.audio
+                self.metrics.answered([wave], [reply], time.monotonic() - start)
+            sender.send(flags=final)
+        except Exception as err:  # a model bug: this request's stream ends with the reason
+            pb_utils.Logger.log_error(f"emotion_omni streaming failed:\n{traceback.format_exc()}")
+            sender.send(_error(f"emotion_omni inference failed: {type(err).__name__}: {err}"), flags=final)
+            self.metrics.failed(c.ERROR_INFERENCE)
 
     def _to_tensors(self, replies):
         from components.audio.io import encode_wav
@@ -132,11 +176,21 @@ class _Metrics:
         self._audio = {d: audio.Metric(labels={**labels, "direction": d}) for d in ("in", "out")}
         emotions = family(c.METRIC_REPLY_EMOTIONS, "Replies by the emotion chosen", family.COUNTER)
         self._emotions = {e: emotions.Metric(labels={**labels, "emotion": e}) for e in c.RESPONSE_EMOTIONS}
+        self._cancelled = requests.Metric(labels={**labels, "outcome": c.OUTCOME_CANCELLED, "reason": c.NO_ERROR})
+        first = family(c.METRIC_FIRST_AUDIO_SECONDS, "Seconds from request to the first audio chunk (streaming)",
+                       family.HISTOGRAM)
+        self._first_audio = first.Metric(labels=labels, buckets=list(c.REPLY_SECONDS_BUCKETS))
         # Held for the model's lifetime: a family garbage-collected before its metrics makes them unusable.
-        self._families = (requests, latency, audio, emotions)
+        self._families = (requests, latency, audio, emotions, first)
 
     def failed(self, reason):
         self._errors[reason].increment(1)
+
+    def cancelled(self):
+        self._cancelled.increment(1)
+
+    def first_audio(self, seconds):
+        self._first_audio.observe(seconds)
 
     def answered(self, waves, replies, seconds):
         self._success.increment(1)
