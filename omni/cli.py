@@ -144,8 +144,10 @@ def evaluate(model: Path, dataset: Path, out: Path, split: str = "test", limit: 
 
 def serve(model: Path | None = None, model_repository: Path | None = None, http_port: int = 8000,
           grpc_port: int = 8001, metrics_port: int = 8002, host: str = "127.0.0.1", work_dir: Path | None = None,
-          block: bool = True):
-    """Start tritonserver on a repository (built from --model if given); blocks until Ctrl-C when `block`."""
+          block: bool = True, prometheus_port: int | None = None):
+    """Start tritonserver on a repository (built from --model if given); blocks until Ctrl-C when `block`.
+    `prometheus_port` (0 = any free port) also starts a local Prometheus scraping it with the chart's alert rules;
+    with `block=False` it is returned too: (server, prometheus)."""
     from serving.launcher import TritonConfig, TritonServer
     from serving.repository import MODELS, build_model_repository
 
@@ -163,8 +165,18 @@ def serve(model: Path | None = None, model_repository: Path | None = None, http_
           f"  grpc    {server.grpc_url}\n  metrics {server.metrics_url}\n  log     {server.log_path}\n"
           f"try: omni chat --url {server.http_url} --audio in.wav --out reply.wav\n"
           f"     omni chat --stream --url {server.grpc_url} --audio in.wav --out reply.wav")
+    prometheus = None
+    if prometheus_port is not None:
+        from serving.local_prometheus import LocalPrometheus
+
+        try:
+            prometheus = LocalPrometheus(server.metrics_url, work_dir / "prometheus", port=prometheus_port).start()
+        except (FileNotFoundError, RuntimeError):
+            server.stop()
+            raise
+        print(f"  prometheus {prometheus.url} (the chart's alerts: {prometheus.url}/alerts)")
     if not block:
-        return server
+        return (server, prometheus) if prometheus else server
 
     def stop_on_signal(signum, _frame):  # SIGTERM (kubectl, systemd) and SIGINT even when inherited ignored
         raise KeyboardInterrupt(signal.Signals(signum).name)
@@ -178,6 +190,8 @@ def serve(model: Path | None = None, model_repository: Path | None = None, http_
     except KeyboardInterrupt:
         print("stopping")
     finally:
+        if prometheus:
+            prometheus.stop()
         server.stop()
     return None
 
@@ -429,8 +443,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", type=int, default=8000)
     p.add_argument("--grpc-port", type=int, default=8001)
     p.add_argument("--metrics-port", type=int, default=8002)
+    p.add_argument("--prometheus", action="store_true", help="also run a local Prometheus (Debian's package) that "
+                   "scrapes this server with the Helm chart's alert rules: the metrics and alerts an SRE sees")
+    p.add_argument("--prometheus-port", type=int, default=9090)
     p.set_defaults(func=lambda a: serve(a.model, a.model_repository, a.http_port, a.grpc_port, a.metrics_port,
-                                        a.host))
+                                        a.host, prometheus_port=a.prometheus_port if a.prometheus else None))
 
     p = sub.add_parser("chat", help="send a WAV, get the reply text, emotions and a spoken reply WAV")
     p.add_argument("--audio", type=Path, required=True)

@@ -132,7 +132,7 @@ def server_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _free_ports(host: str, count: int) -> list[int]:
+def free_ports(host: str, count: int) -> list[int]:
     # Sockets stay open until all are bound so the ports differ; another process could still take one
     # before tritonserver binds it, in which case start() fails with "address already in use" in the log.
     sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
@@ -237,7 +237,7 @@ class TritonServer:
         self._work_dir.mkdir(parents=True, exist_ok=True)
         backend_dir = prepare_backend_dir(self._work_dir)
         requested = (cfg.http_port, cfg.grpc_port, cfg.metrics_port)
-        free = iter(_free_ports(cfg.host, requested.count(0)))
+        free = iter(free_ports(cfg.host, requested.count(0)))
         self._ports = tuple(p or next(free) for p in requested)  # type: ignore[assignment]
 
         with open(self.log_path, "wb") as log:

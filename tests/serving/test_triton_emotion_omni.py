@@ -251,3 +251,34 @@ def test_omni_chat_stream_writes_the_chunks_and_prints_first_audio(omni_server, 
         assert written.getnframes() / SAMPLE_RATE == pytest.approx(answer["audio_s"], abs=1e-3)
     assert answer["text_latency_s"] <= answer["total_s"]
     assert (answer["first_audio_s"] is None) == (answer["audio_s"] == 0)
+
+
+def test_local_prometheus_scrapes_the_server_with_the_charts_alerts(omni_server, chirp_wav, tmp_path):
+    """`omni serve --prometheus`: Debian's Prometheus scrapes the model's own series and loads the chart's rules."""
+    import json
+    import shutil
+    import time
+    import urllib.parse
+    import urllib.request
+
+    from components import contracts as c
+    from serving.local_prometheus import LocalPrometheus
+
+    if shutil.which("prometheus") is None:
+        pytest.skip("Debian's prometheus is not installed (apt-get install prometheus)")
+    _send(omni_server.http_url, b"")  # one model error for the series to show
+    with LocalPrometheus(omni_server.metrics_url, tmp_path / "prom", interval_s=1) as prometheus:
+        def query(expr):
+            url = f"{prometheus.url}/api/v1/query?query={urllib.parse.quote(expr)}"
+            return json.loads(urllib.request.urlopen(url, timeout=5).read())["data"]["result"]
+
+        expr = (f'{c.METRIC_REQUESTS}{{model="{c.TRITON_MODEL_NAME}", outcome="error", reason="{c.ERROR_BAD_AUDIO}", '
+                f'namespace="local"}}')
+        deadline = time.monotonic() + 30
+        while not query(expr) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        (series,) = query(expr)
+        assert float(series["value"][1]) >= 1 and series["metric"]["service"] == "local-emotion-omni-triton"
+        rules = json.loads(urllib.request.urlopen(f"{prometheus.url}/api/v1/rules", timeout=5).read())
+        alerts = {r["name"] for g in rules["data"]["groups"] for r in g["rules"]}
+        assert {"EmotionOmniHighErrorRatio", "EmotionOmniHighLatencyP95", "EmotionOmniNoReadyReplicas"} <= alerts
