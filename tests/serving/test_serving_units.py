@@ -18,18 +18,21 @@ def _config_tensors(text: str) -> dict[str, str]:
     return dict(re.findall(r'name:\s*"(\w+)"[^}]*?data_type:\s*(\w+)', text))
 
 
+# The tensors both models have: the audio in; the text, emotions and speech note out.
+SHARED_TENSORS = {
+    contracts.INPUT_AUDIO: "TYPE_STRING",
+    contracts.OUTPUT_RESPONSE_TEXT: "TYPE_STRING",
+    contracts.OUTPUT_RESPONSE_EMOTION: "TYPE_STRING",
+    contracts.OUTPUT_USER_EMOTION: "TYPE_STRING",
+    contracts.OUTPUT_EMOTION_VECTOR: "TYPE_FP32",
+    contracts.OUTPUT_SPEECH_NOTE: "TYPE_STRING",
+}
+
+
 def test_config_pbtxt_tensors_are_the_contract_names():
     text = (TEMPLATE_DIR / "config.pbtxt").read_text()
     assert re.search(r'^name:\s*"(\w+)"', text, re.M).group(1) == contracts.TRITON_MODEL_NAME
-    assert _config_tensors(text) == {
-        contracts.INPUT_AUDIO: "TYPE_STRING",
-        contracts.OUTPUT_RESPONSE_TEXT: "TYPE_STRING",
-        contracts.OUTPUT_RESPONSE_EMOTION: "TYPE_STRING",
-        contracts.OUTPUT_USER_EMOTION: "TYPE_STRING",
-        contracts.OUTPUT_EMOTION_VECTOR: "TYPE_FP32",
-        contracts.OUTPUT_RESPONSE_AUDIO: "TYPE_STRING",
-        contracts.OUTPUT_SPEECH_NOTE: "TYPE_STRING",
-    }
+    assert _config_tensors(text) == {**SHARED_TENSORS, contracts.OUTPUT_RESPONSE_AUDIO: "TYPE_STRING"}
     assert weights_dir_name(text) == "weights"
 
 
@@ -39,15 +42,7 @@ def test_the_streaming_config_pbtxt_is_decoupled_with_the_contract_names():
     text = (TEMPLATES / contracts.TRITON_STREAM_MODEL_NAME / "config.pbtxt").read_text()
     assert re.search(r'^name:\s*"(\w+)"', text, re.M).group(1) == contracts.TRITON_STREAM_MODEL_NAME
     assert re.search(r"model_transaction_policy\s*\{\s*decoupled:\s*true", text)
-    assert _config_tensors(text) == {
-        contracts.INPUT_AUDIO: "TYPE_STRING",
-        contracts.OUTPUT_RESPONSE_TEXT: "TYPE_STRING",
-        contracts.OUTPUT_RESPONSE_EMOTION: "TYPE_STRING",
-        contracts.OUTPUT_USER_EMOTION: "TYPE_STRING",
-        contracts.OUTPUT_EMOTION_VECTOR: "TYPE_FP32",
-        contracts.OUTPUT_SPEECH_NOTE: "TYPE_STRING",
-        contracts.OUTPUT_AUDIO_CHUNK: "TYPE_FP32",
-    }
+    assert _config_tensors(text) == {**SHARED_TENSORS, contracts.OUTPUT_AUDIO_CHUNK: "TYPE_FP32"}
     assert weights_dir_name(text) == "weights"
 
 
