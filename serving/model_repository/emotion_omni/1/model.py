@@ -1,8 +1,9 @@
 """Triton python-backend model for Emotion Omni: WAV bytes in, reply text + emotions + the model's own speech out.
 
-One of a trio with ../config.pbtxt and serving/client.py; tensor names come from components.contracts.
-This file only adapts tensors: decoding, inference and encoding live in `components`. Project imports
-sit inside the methods so the file imports anywhere (the stub imports it before initialize runs).
+One of a trio with ../config.pbtxt and serving/client.py; tensor names come from components.contracts. The same
+file also serves emotion_omni_stream (decoupled; serving/stream_client.py): text first, then audio chunks.
+This file only adapts tensors and counts outcomes: decoding, inference and encoding live in `components`. Project
+imports sit inside the methods so the file imports anywhere (the stub imports it before initialize runs).
 """
 import json
 import time
