@@ -280,7 +280,7 @@ def test_dashboard_configmap_has_real_panels(rendered):
     dashboard = json.loads(cm["data"][f"{FULLNAME}.json"])
     titles = " | ".join(p["title"] for p in dashboard["panels"]).lower()
     for topic in ("requests by outcome", "error ratio", "latency", "queue time", "pending", "replicas",
-                  "whole-reply latency", "audio", "reply emotions"):
+                  "whole-reply latency", "audio", "reply emotions", "first audio (streaming)"):
         assert topic in titles
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     assert all(f'namespace="{NAMESPACE}"' in e for e in exprs)
@@ -293,10 +293,11 @@ def test_the_models_own_series_in_alerts_and_dashboard_are_the_ones_it_exports(r
     from components import contracts as c
 
     exported = {c.METRIC_REQUESTS, c.METRIC_AUDIO_SECONDS, c.METRIC_REPLY_EMOTIONS,
-                *(c.METRIC_REPLY_SECONDS + suffix for suffix in ("_bucket", "_sum", "_count"))}
+                *(name + suffix for name in (c.METRIC_REPLY_SECONDS, c.METRIC_FIRST_AUDIO_SECONDS)
+                  for suffix in ("_bucket", "_sum", "_count"))}
     rules = json.dumps(rendered.one("PrometheusRule"))
     (dashboard,) = [cm for cm in rendered.all("ConfigMap") if cm["metadata"]["name"].endswith("-dashboard")]
-    used = set(re.findall(r"\b(emotion_omni_[a-z_]+)", rules + json.dumps(dashboard)))
+    used = set(re.findall(r"\b(emotion_omni_[a-z_]+)\{", rules + json.dumps(dashboard)))  # names, not label values
     assert {c.METRIC_REQUESTS, f"{c.METRIC_REPLY_SECONDS}_bucket"} <= used <= exported
     rule = next(r for g in rendered.one("PrometheusRule")["spec"]["groups"] for r in g["rules"]
                 if r["alert"] == "EmotionOmniHighErrorRatio")

@@ -224,7 +224,7 @@ and the fix. Included once, from deployment.yaml, so every render runs it.
 
 {{/*
 emotion-omni-triton.fillFile: the chart file named by "file" with its <<placeholders>> replaced: namespace,
-service, deployment, release, model, the prometheusRule.thresholds, the HPA's queue-time target and a per-release
+service, deployment, release, model, streamModel, the prometheusRule.thresholds, the HPA's queue-time target and a per-release
 dashboard uid (files/alerts.yaml, files/dashboard.json). Fails on a placeholder it does not know, so a typo in a
 file cannot ship as literal text.
 Usage: include "emotion-omni-triton.fillFile" (dict "root" . "file" "files/alerts.yaml")
@@ -239,6 +239,7 @@ Usage: include "emotion-omni-triton.fillFile" (dict "root" . "file" "files/alert
       "deployment" $fullname
       "release" $root.Release.Name
       "model" $root.Values.model.name
+      "streamModel" (default "" $root.Values.model.streamName)
       "errorRatio" (toString $t.errorRatio)
       "latencyP95Ms" (toString $t.latencyP95Ms)
       "queueTimeMs" (toString $t.queueTimeMs)
