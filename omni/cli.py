@@ -239,19 +239,12 @@ def chat(audio: Path, out: Path, url: str | None = None, model: Path | None = No
 
 def _chat_stream(wav: bytes, out: Path, url: str) -> dict:
     """Stream a reply: print the text as soon as it comes, append each audio chunk to `out` as it arrives."""
-    import wave as wavefile
-
-    import numpy as np
-
+    from components.audio.io import WavStreamWriter
     from components.contracts import SAMPLE_RATE
     from serving.stream_client import AudioChunk, EmotionOmniStreamClient, ReplyText, StreamEnd
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     answer: dict = {}
-    with EmotionOmniStreamClient(url) as client, wavefile.open(str(out), "wb") as sink:
-        sink.setnchannels(1)
-        sink.setsampwidth(2)
-        sink.setframerate(SAMPLE_RATE)
+    with EmotionOmniStreamClient(url) as client, WavStreamWriter(out) as sink:
         for event in client.chat_stream(wav):
             if isinstance(event, ReplyText):
                 answer.update(text=event.text, response_emotion=event.response_emotion,
@@ -259,7 +252,7 @@ def _chat_stream(wav: bytes, out: Path, url: str) -> dict:
                               text_latency_s=round(event.latency_s, 3))
                 print(f"[{event.latency_s:.2f} s] {event.text} ({event.response_emotion})", file=sys.stderr)
             elif isinstance(event, AudioChunk):
-                sink.writeframes((np.clip(event.samples, -1, 1) * 32767).astype("<i2").tobytes())
+                sink.write(event.samples)
                 print(f"[{event.latency_s:.2f} s] audio chunk {event.index}: {event.samples.size / SAMPLE_RATE:.2f} s",
                       file=sys.stderr)
             elif isinstance(event, StreamEnd):

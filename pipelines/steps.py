@@ -45,12 +45,13 @@ def train(dataset: Input[Dataset], epochs: int, nproc: int, max_steps: int, seed
 
     from components.training import TrainConfig
     from components.training.backend import train_with_backend
+    from components.training.mirror import run_checkpoint_uri
 
     start = time.time()
     config = TrainConfig.from_dict({**json.loads(config_json or "{}"), "epochs": epochs, "nproc": nproc,
                                     "max_steps": max_steps, "seed": seed})
     if checkpoint_root:
-        config.checkpoint_uri = f"{checkpoint_root.rstrip('/')}/{run_id}/stage1"
+        config.checkpoint_uri = run_checkpoint_uri(checkpoint_root, run_id, config.stage)
     job = {**json.loads(trainjob_json or "{}"), "num_nodes": num_nodes, "gpus_per_node": gpus_per_node}
     result = train_with_backend(Path(dataset.path), Path(training.path), config, backend, job, resume=True)
     shutil.copytree(result.model_dir, model.path)
@@ -100,12 +101,13 @@ def train_speech(dataset: Input[Dataset], stage1_model: Input[Model], units: Inp
 
     from components.training.backend import train_with_backend
     from components.training.config import SpeechTrainConfig
+    from components.training.mirror import run_checkpoint_uri
 
     start = time.time()
     config = SpeechTrainConfig.from_dict({**json.loads(config_json or "{}"), "stage": 2, "epochs": epochs,
                                           "nproc": nproc, "max_steps": max_steps, "seed": seed})
     if checkpoint_root:
-        config.checkpoint_uri = f"{checkpoint_root.rstrip('/')}/{run_id}/stage2"
+        config.checkpoint_uri = run_checkpoint_uri(checkpoint_root, run_id, config.stage)
     job = {**json.loads(trainjob_json or "{}"), "num_nodes": num_nodes, "gpus_per_node": gpus_per_node}
     result = train_with_backend(Path(dataset.path), Path(training.path), config, backend, job,
                                 init_model=Path(stage1_model.path), speech_units=Path(units.path), resume=True)

@@ -104,6 +104,29 @@ def encode_wav(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     return buffer.getvalue()
 
 
+class WavStreamWriter:
+    """A 16-bit PCM WAV file written piece by piece as audio arrives (a streamed reply); complete once closed."""
+
+    def __init__(self, path: str | Path, sample_rate: int = SAMPLE_RATE):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=1, format="WAV",
+                                  subtype="PCM_16")
+
+    def write(self, samples: np.ndarray) -> None:
+        """Append float samples in [-1, 1] (clipped, as encode_wav does)."""
+        self._file.write(np.clip(np.asarray(samples, dtype=np.float32).reshape(-1), -1.0, 1.0))
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> WavStreamWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
 def save_wav(path: str | Path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
     """Write `wave` as a 16-bit PCM WAV file, creating parent directories; returns the path."""
     path = Path(path)

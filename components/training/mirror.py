@@ -15,6 +15,12 @@ from pathlib import Path
 from components.training.checkpoints import COMPLETE_FILE, CheckpointInfo
 
 
+def run_checkpoint_uri(root: str, run_id: str, stage: int) -> str:
+    """Where one pipeline run's stage mirrors its checkpoints under `root`: <root>/<run id>/stage<N>, so a retried
+    step finds its own run's checkpoints and no other run's."""
+    return f"{root.rstrip('/')}/{run_id}/stage{stage}"
+
+
 class CheckpointMirror:
     def __init__(self, uri: str):
         self.uri = uri.rstrip("/")

@@ -117,11 +117,7 @@ class TritonPythonModel:
             return
         try:
             reply, chunks = self.responder.stream_speech(wave)
-            head = {c.OUTPUT_RESPONSE_TEXT: [reply.text.encode("utf-8")],
-                    c.OUTPUT_RESPONSE_EMOTION: [reply.response_emotion.encode("utf-8")],
-                    c.OUTPUT_USER_EMOTION: [reply.user_emotion.encode("utf-8")],
-                    c.OUTPUT_EMOTION_VECTOR: np.asarray(reply.emotion_vector).reshape(-1),
-                    c.OUTPUT_SPEECH_NOTE: [reply.speech_note.encode("utf-8")]}
+            head = self._fields(reply, [name for name in self.output_names if name != c.OUTPUT_AUDIO_CHUNK])
             sender.send(pb_utils.InferenceResponse(output_tensors=[
                 pb_utils.Tensor(name, np.array(value, dtype=self.dtypes[name])) for name, value in head.items()]))
             spoken = []
@@ -144,20 +140,27 @@ class TritonPythonModel:
             self.metrics.failed(c.ERROR_INFERENCE)
 
     def _to_tensors(self, replies):
+        """Batched output tensors, (B, ...) each, in config.pbtxt's order."""
+        rows = [self._fields(reply, self.output_names) for reply in replies]
+        return [pb_utils.Tensor(name, np.array([row[name] for row in rows], dtype=self.dtypes[name]))
+                for name in self.output_names]
+
+    def _fields(self, reply, names):
+        """One reply's output values by tensor name, without a batch dimension; only `names` are computed."""
         from components.audio.io import encode_wav
 
-        c, dt = self.c, self.dtypes
-        columns = {
-            c.OUTPUT_RESPONSE_TEXT: [[r.text.encode("utf-8")] for r in replies],  # (B, 1)
-            c.OUTPUT_RESPONSE_EMOTION: [[r.response_emotion.encode("utf-8")] for r in replies],
-            c.OUTPUT_USER_EMOTION: [[r.user_emotion.encode("utf-8")] for r in replies],
-            c.OUTPUT_EMOTION_VECTOR: [np.asarray(r.emotion_vector).reshape(-1) for r in replies],  # (B, E)
+        c = self.c
+        makers = {
+            c.OUTPUT_RESPONSE_TEXT: lambda: [reply.text.encode("utf-8")],
+            c.OUTPUT_RESPONSE_EMOTION: lambda: [reply.response_emotion.encode("utf-8")],
+            c.OUTPUT_USER_EMOTION: lambda: [reply.user_emotion.encode("utf-8")],
+            c.OUTPUT_EMOTION_VECTOR: lambda: np.asarray(reply.emotion_vector).reshape(-1),
             # A reply with nothing to say has no speech; b"" says so rather than a WAV with zero samples, and
             # SPEECH_NOTE says why.
-            c.OUTPUT_RESPONSE_AUDIO: [[encode_wav(r.audio) if r.audio.size else b""] for r in replies],
-            c.OUTPUT_SPEECH_NOTE: [[r.speech_note.encode("utf-8")] for r in replies],
+            c.OUTPUT_RESPONSE_AUDIO: lambda: [encode_wav(reply.audio) if reply.audio.size else b""],
+            c.OUTPUT_SPEECH_NOTE: lambda: [reply.speech_note.encode("utf-8")],
         }
-        return [pb_utils.Tensor(name, np.array(columns[name], dtype=dt[name])) for name in self.output_names]
+        return {name: makers[name]() for name in names}
 
 
 class _Metrics:
