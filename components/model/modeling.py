@@ -174,8 +174,7 @@ class EmotionOmniForConditionalGeneration(EmotionOmniPreTrainedModel):
             lengths = lengths * torch.tensor(speakable, dtype=lengths.dtype, device=lengths.device)
         units = self.talker.generate(thinker.reply_hidden_states, thinker.reply_inputs_embeds, lengths,
                                      self.thinker.eos_embedding(), thinker.emotion_vector)
-        audio = [self.token2wav.synthesize(u, thinker.emotion_vector[i], speaker) for i, u in enumerate(units)]
-        return units, audio
+        return units, self.token2wav.synthesize_batch(units, thinker.emotion_vector, speaker)
 
     @torch.no_grad()
     def speak_text(self, input_features: torch.Tensor, audio_frames: torch.Tensor, response_ids: list[torch.Tensor],

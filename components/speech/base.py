@@ -40,6 +40,11 @@ class Token2Wav(Protocol):
                    speaker: str | None = None) -> np.ndarray:
         """All units of one utterance -> (T,) float32 at SAMPLE_RATE; empty units -> empty audio."""
 
+    def synthesize_batch(self, units: Sequence[Sequence[int]], emotion: torch.Tensor | None = None,
+                         speaker: str | None = None) -> list[np.ndarray]:
+        """Many utterances' units (emotion (B, E) or None) -> each one's audio, as `synthesize` would give it;
+        a backend that can batches them (the served batch's vocoding stage)."""
+
     def stream(self, unit_chunks: Iterable[Sequence[int]], emotion: torch.Tensor | None = None,
                speaker: str | None = None) -> Iterator[np.ndarray]:
         """Units arriving in chunks -> audio chunks, per ChunkPolicy; their concatenation is the utterance."""

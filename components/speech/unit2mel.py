@@ -19,7 +19,11 @@ from components.speech.config import EmotionOmniToken2WavConfig
 
 
 class ConditionedConvBlock(nn.Module):
-    """x + Conv1x1(GELU(Conv3(FiLM(LayerNorm(x), emotion)))), on (B, T, C)."""
+    """x + Conv1x1(GELU(Conv3(FiLM(LayerNorm(x), emotion)))), on (B, T, C).
+
+    `mask` (B, T) zeroes padded positions before the kernel-3 convolution, so the last real position sees zeros
+    past its end whether it is alone or padded in a batch: batched and one-by-one mels agree.
+    """
 
     def __init__(self, channels: int, condition_size: int):
         super().__init__()
@@ -30,9 +34,9 @@ class ConditionedConvBlock(nn.Module):
         self.conv = nn.Conv1d(channels, channels, kernel_size=3, padding=1)
         self.mix = nn.Conv1d(channels, channels, kernel_size=1)
 
-    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, condition: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         scale, shift = self.film(condition).chunk(2, dim=-1)                       # (B, C) each
-        h = self.norm(x) * (1 + scale[:, None]) + shift[:, None]                   # (B, T, C)
+        h = (self.norm(x) * (1 + scale[:, None]) + shift[:, None]) * mask[..., None]  # (B, T, C)
         h = self.mix(F.gelu(self.conv(h.transpose(1, 2)))).transpose(1, 2)
         return x + h
 
@@ -58,11 +62,13 @@ class UnitToMel(nn.Module):
         """units (B, N) (num_units = padding), base_mel (B, n_mels, N*k) from the centroids, emotion (B, E),
         speaker (B,) indices into config.speakers -> log-mel (B, n_mels, N*k)."""
         k = self.config.frames_per_unit
+        mask = (units != self.config.num_units).float()                                 # (B, N): 0 = padding
         x = self.embed_units(units) + self.embed_speaker(speaker)[:, None]             # (B, N, C)
         for block in self.unit_blocks:
-            x = block(x, emotion)
+            x = block(x, emotion, mask)
         b, n, c = x.shape
         x = self.upsample(x).reshape(b, n * k, c)                                      # (B, N*k, C)
+        mask = mask.repeat_interleave(k, dim=1)
         for block in self.frame_blocks:
-            x = block(x, emotion)
+            x = block(x, emotion, mask)
         return base_mel + self.out(x).transpose(1, 2)                                 # (B, n_mels, N*k)

@@ -109,6 +109,11 @@ class CosyVoice2Token2Wav:
         units = self._check_units(units)
         return self._render(units, finalize=True) if units else np.zeros(0, dtype=np.float32)
 
+    def synthesize_batch(self, units: Sequence[Sequence[int]], emotion: torch.Tensor | None = None,
+                         speaker: str | None = None) -> list[np.ndarray]:
+        """One by one: flow matching over padded token batches would need the reference's masks end to end."""
+        return [self.synthesize(u) for u in units]
+
     def stream(self, unit_chunks: Iterable[Sequence[int]], emotion: torch.Tensor | None = None,
                speaker: str | None = None) -> Iterator[np.ndarray]:
         """Units arriving in chunks -> audio chunks per `chunk_policy`; they concatenate to `synthesize`'s length.

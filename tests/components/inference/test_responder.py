@@ -39,6 +39,10 @@ def test_batch_equals_one_by_one(responder):
     single = [responder.respond(w) for w in waves]
     assert [r.text for r in batch] == [r.text for r in single]
     assert np.allclose(batch[1].emotion_vector, single[1].emotion_vector, atol=1e-4)
+    # Speech too: the talker's units and the vocoded audio of a batch are each reply's own.
+    assert [r.units for r in batch] == [r.units for r in single]
+    for b, s in zip(batch, single):
+        assert b.audio.shape == s.audio.shape and np.allclose(b.audio, s.audio, atol=1e-4)
 
 
 def test_text_only_mode_and_text_only_models_say_why_there_is_no_audio(tiny_model_dir, tiny_text_model_dir):

@@ -65,6 +65,20 @@ def tiny_token2wav(reply_waves) -> EmotionOmniToken2Wav:
     return token2wav.eval()
 
 
+def test_a_batch_of_utterances_sounds_as_each_does_alone(reply_waves):
+    """The served batch's vocoding stage: the padded batch's audio equals one-by-one synthesis (and with a
+    trained UnitToMel, whose kernel-3 convolutions would otherwise read the padding past a short item's end)."""
+    torch.manual_seed(0)
+    token2wav = tiny_token2wav(reply_waves)
+    torch.nn.init.normal_(token2wav.unit2mel.out.weight, std=0.1)  # as if trained: the convolutions now matter
+    units = [token2wav.extract_units(w)[:n] for w, n in zip(reply_waves, (40, 0, 17, 55))]
+    emotion = torch.randn(len(units), 16)
+    batched = token2wav.synthesize_batch(units, emotion)
+    assert [a.size for a in batched] == [640 * len(u) for u in units]
+    for u, e, audio in zip(units, emotion, batched):  # float rounding only (Griffin-Lim amplifies it to ~1e-5)
+        assert np.allclose(audio, token2wav.synthesize(u, e), atol=1e-4)
+
+
 def test_units_to_audio_length_and_starting_point(reply_waves):
     token2wav = tiny_token2wav(reply_waves)
     units = token2wav.extract_units(reply_waves[0])
