@@ -102,6 +102,31 @@ def test_a_batch_mixing_good_and_bad_requests(omni_server, chirp_wav):
     _assert_well_formed(_send(omni_server.http_url, chirp_wav))
 
 
+def _pcm(wav_bytes: bytes) -> np.ndarray:
+    if not wav_bytes:
+        return np.zeros(0, dtype=np.int16)
+    with wave.open(io.BytesIO(wav_bytes)) as reader:
+        return np.frombuffer(reader.readframes(reader.getnframes()), dtype=np.int16)
+
+
+def test_batched_and_one_by_one_replies_are_the_same(omni_server):
+    """Turns of different lengths sent together (Triton batches them: padding in every stage) get the replies
+    they get one at a time: the same words, emotions and speech (16-bit samples within one step of rounding)."""
+    from components.audio.io import encode_wav
+
+    t = np.arange(int(2.4 * SAMPLE_RATE)) / SAMPLE_RATE
+    turns = [encode_wav((0.3 * np.sin(2 * np.pi * f * t[:n])).astype(np.float32))
+             for f, n in ((220, 8000), (330, 38400), (180, 20000), (260, 30000))]
+    alone = [_send(omni_server.http_url, w) for w in turns]
+    with ThreadPoolExecutor(len(turns)) as pool:
+        together = list(pool.map(lambda w: _send(omni_server.http_url, w), turns))
+    for a, b in zip(alone, together):
+        assert (a.text, a.response_emotion, a.user_emotion) == (b.text, b.response_emotion, b.user_emotion)
+        assert np.allclose(a.emotion_vector, b.emotion_vector, atol=1e-4)
+        pa, pb = _pcm(a.audio_wav), _pcm(b.audio_wav)
+        assert pa.shape == pb.shape and np.abs(pa.astype(int) - pb.astype(int)).max(initial=0) <= 1
+
+
 def test_a_broken_export_fails_the_load_with_the_reason(tmp_path):
     export = tmp_path / "export"
     export.mkdir()
@@ -223,6 +248,24 @@ def test_a_client_that_leaves_mid_stream_frees_the_server(omni_server, chirp_wav
         return _total(after, c.METRIC_REQUESTS, **labels) - _total(before, c.METRIC_REQUESTS, **labels)
 
     assert moved(c.OUTCOME_SUCCESS) + moved(c.OUTCOME_CANCELLED) == 2 and moved(c.OUTCOME_ERROR) == 0
+
+
+def test_one_instance_streams_to_several_callers_at_once(omni_server, chirp_wav):
+    """max_streams: concurrent streams run on the instance's stream threads; each caller gets its own whole reply,
+    the same as a caller alone gets (no events cross between streams)."""
+    from serving.stream_client import AudioChunk, ReplyText
+
+    def heard(events):
+        chunks = [e.samples for e in events if isinstance(e, AudioChunk)]
+        return events[0].text, np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+
+    text, audio = heard(_stream(omni_server, chirp_wav))
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: _stream(omni_server, chirp_wav), range(3)))
+    for events in results:
+        assert isinstance(events[0], ReplyText)
+        their_text, their_audio = heard(events)
+        assert their_text == text and np.array_equal(their_audio, audio)
 
 
 def test_the_asyncio_client_streams_the_same_events(omni_server, chirp_wav):
