@@ -9,6 +9,7 @@
     omni serve --model DIR | --model-repository DIR
     omni chat --audio in.wav --out reply.wav    talk to a running server (or --model DIR in-process; --stream)
     omni bench train --dataset DIR --out DIR    torch, DDP and DeepSpeed ZeRO-1/2/3 throughput and memory, vs DDP
+    omni bench serve --model DIR --dataset DIR --out DIR   one-at-a-time vs dynamic batching vs streaming (--soak MIN)
     omni pipeline compile --out pipeline.yaml   IR YAML for a Kubeflow Pipelines cluster
     omni pipeline submit --host URL             one run on a KFP endpoint (--param KEY=VALUE, repeatable)
     omni pipeline schedule --host URL --cron "0 3 * * *"   a recurring run
@@ -125,6 +126,39 @@ def bench_train(dataset: Path, out: Path, modes: str | None = None, steps: int =
     print(report.table)
     print(f"\nJSON {report.json_path}; plot {report.plot_path}")
     return report
+
+
+def bench_serve(model: Path, dataset: Path, out: Path, modes: str | None = None, concurrency: str = "1,4,8,16",
+                requests: int = 32, soak_minutes: float | None = None, soak_concurrency: int = 8):
+    """Serve the model on a local tritonserver and load it in each mode (or soak it); print the table."""
+    from serving import bench
+
+    wavs = bench_wavs(Path(dataset))
+    if soak_minutes is not None:
+        result = bench.soak(Path(model), wavs, Path(out), soak_minutes, concurrency=soak_concurrency)
+        print(result.line())
+        print(f"JSON {Path(out) / bench.SOAK_FILE}; plot {Path(out) / bench.SOAK_PLOT_FILE}")
+        if not result.passed:
+            raise CLIError(f"the soak failed: {result.first_error or 'server memory grew past the limit'}")
+        return result
+    try:
+        levels = [int(c) for c in concurrency.split(",") if c.strip()]
+    except ValueError:
+        raise CLIError(f"--concurrency {concurrency!r}: give comma-separated integers, e.g. 1,4,8,16") from None
+    chosen = [m.strip() for m in modes.split(",") if m.strip()] if modes else bench.MODES
+    report = bench.bench_serve(Path(model), wavs, Path(out), modes=chosen, concurrency=levels, requests=requests)
+    print(report.table)
+    print(f"\nJSON {report.json_path}; plot {report.plot_path}")
+    return report
+
+
+def bench_wavs(dataset: Path, limit: int = 32) -> list[bytes]:
+    """The user turns a benchmark sends: the held-out split's (else any), as WAV bytes."""
+    from components.synthesis import read_manifest
+
+    rows = read_manifest(dataset)
+    held_out = [r for r in rows if r["split"] != "train"] or rows
+    return [(Path(dataset) / r["user_wav"]).read_bytes() for r in held_out[:limit]]
 
 
 def evaluate(model: Path, dataset: Path, out: Path, split: str = "test", limit: int | None = None):
@@ -420,6 +454,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc", type=int, default=2, help="ranks of the distributed modes (one per GPU on a GPU "
                                                         "machine; default 2)")
     p.set_defaults(func=lambda a: bench_train(a.dataset, a.out, a.modes, a.steps, a.warmup, a.config, a.nproc))
+    p = bench.add_parser("serve", help="serving throughput and latency on a local tritonserver: one-at-a-time vs "
+                                       "dynamic batching vs streaming at each concurrency, against one-at-a-time")
+    p.add_argument("--model", type=Path, required=True, help="an exported model directory")
+    p.add_argument("--dataset", type=Path, required=True, help="a synthesized dataset: its held-out user turns are "
+                                                               "what the clients send")
+    p.add_argument("--out", type=Path, required=True, help="where the table, JSON and plot go")
+    p.add_argument("--modes", help="comma-separated subset, in run order (default: "
+                                   "one-at-a-time,dynamic-batching,streaming)")
+    p.add_argument("--concurrency", default="1,4,8,16", help="closed-loop clients per level (default 1,4,8,16)")
+    p.add_argument("--requests", type=int, default=32, help="replies timed per level, at least 2 per client "
+                                                            "(default 32)")
+    p.add_argument("--soak", type=float, metavar="MINUTES", help="instead: drive dynamic batching this long (at "
+                   "most 120) and check 0 errors and server RSS growth under 10%%")
+    p.add_argument("--soak-concurrency", type=int, default=8, help="clients during --soak (default 8)")
+    p.set_defaults(func=lambda a: bench_serve(a.model, a.dataset, a.out, a.modes, a.concurrency, a.requests,
+                                              a.soak, a.soak_concurrency))
 
     p = sub.add_parser("evaluate", help="metrics, confusion matrices and a report on a held-out split")
     p.add_argument("--model", type=Path, required=True)

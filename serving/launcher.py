@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.contracts import TRITON_MODEL_NAME
-from components.cpu import thread_env
 
 _PIP_HINT = "pip install nvidia-pytriton==0.7.0"
 _LOG_TAIL_LINES = 25
@@ -122,8 +121,10 @@ def prepare_backend_dir(work_dir: Path) -> Path:
 
 def server_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment under which the backend stub imports this interpreter's packages (see module doc)."""
-    # Thread pools sized by the pod's CPU quota, not the node's cores (the stub and model.py inherit this).
-    env = thread_env(env=dict(os.environ if base is None else base))
+    # No OMP_NUM_THREADS here: model.py sizes each instance's torch pool by the CPU quota split between the
+    # model's instances (components.cpu.fit_torch_threads), and an OMP_NUM_THREADS would override that split
+    # (measured: 2 instances x 2 threads on 2 cores served one-at-a-time at half the rate of 1 instance).
+    env = dict(os.environ if base is None else base)
     lib_dirs = [str(_libs_dir())]
     if sysconfig.get_config_var("Py_ENABLE_SHARED"):
         lib_dirs.insert(0, sysconfig.get_config_var("LIBDIR"))
@@ -186,6 +187,13 @@ class TritonServer:
     def metrics_url(self) -> str:
         """Full URL of the Prometheus metrics endpoint."""
         return f"http://{self._client_host}:{self._port(2)}/metrics"
+
+    @property
+    def pid(self) -> int:
+        """tritonserver's process id (its python-backend stubs are its children)."""
+        if self._process is None:
+            raise RuntimeError("the server has not been started; call start() first")
+        return self._process.pid
 
     @property
     def log_path(self) -> Path:

@@ -84,11 +84,12 @@ def build_model_repository(model_dir: Path, repo_dir: Path, *, version: int = 1,
         if weights is None:
             weights = Path(shutil.copytree(model_dir, target))
         else:
-            shutil.copytree(weights, target, copy_function=_link_or_copy)
+            shutil.copytree(weights, target, copy_function=link_or_copy)
     return repo_dir
 
 
-def _link_or_copy(src: str, dst: str) -> None:
+def link_or_copy(src: str, dst: str) -> None:
+    """shutil.copytree's copy_function: a hard link (no second copy on disk), else a copy."""
     try:
         os.link(src, dst)
     except OSError:  # another file system, or links not allowed

@@ -132,6 +132,8 @@ def test_server_env_puts_this_interpreter_first():
     env = launcher.server_env({"PATH": "/usr/bin", "LD_LIBRARY_PATH": "/opt/lib"})
     assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(launcher.sys.executable)
     assert env["LD_LIBRARY_PATH"].endswith("nvidia_pytriton.libs" + os.pathsep + "/opt/lib")
+    # model.py splits the cores between a model's instances; an OMP_NUM_THREADS from here would override that.
+    assert "OMP_NUM_THREADS" not in env
 
 
 def test_client_refuses_oversized_audio_before_sending(tmp_path):

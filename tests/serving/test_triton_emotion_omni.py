@@ -250,9 +250,9 @@ def test_a_client_that_leaves_mid_stream_frees_the_server(omni_server, chirp_wav
     assert moved(c.OUTCOME_SUCCESS) + moved(c.OUTCOME_CANCELLED) == 2 and moved(c.OUTCOME_ERROR) == 0
 
 
-def test_one_instance_streams_to_several_callers_at_once(omni_server, chirp_wav):
-    """max_streams: concurrent streams run on the instance's stream threads; each caller gets its own whole reply,
-    the same as a caller alone gets (no events cross between streams)."""
+def test_several_callers_stream_at_once(omni_server, chirp_wav):
+    """Concurrent streams (two instances, then Triton's queue): each caller gets its own whole reply, the same as
+    a caller alone gets (no events cross between streams)."""
     from serving.stream_client import AudioChunk, ReplyText
 
     def heard(events):

@@ -8,7 +8,6 @@ imports sit inside the methods so the file imports anywhere (the stub imports it
 import json
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +50,6 @@ class TritonPythonModel:
         # The same file serves emotion_omni (one response per request, batched) and emotion_omni_stream
         # (decoupled: text first, then audio chunks); config.pbtxt's transaction policy says which this is.
         self.streaming = pb_utils.using_decoupled_model_transaction_policy(model_config)
-        if self.streaming:  # several streams at once per instance (config.pbtxt "max_streams")
-            self.streams = ThreadPoolExecutor(max_workers=_max_streams(model_config), thread_name_prefix="stream")
         if device == "cpu":  # the instances of this model split the cores the pod may use, not the node's
             from components.cpu import fit_torch_threads
 
@@ -75,8 +72,8 @@ class TritonPythonModel:
 
         if self.streaming:
             for request in requests:
-                self.streams.submit(self._stream, request)
-            return None  # decoupled: every response goes through the request's sender, from a stream thread
+                self._stream(request)
+            return None  # decoupled: every response went through the request's sender
         start = time.monotonic()
         responses = [None] * len(requests)
         waves = {}  # request index -> its decoded utterances, each (T,) float32 16 kHz
@@ -111,7 +108,7 @@ class TritonPythonModel:
 
         c, final = self.c, pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
         sender, start = request.get_response_sender(), time.monotonic()
-        if sender.is_cancelled():  # the caller left while the request waited for a stream thread
+        if sender.is_cancelled():  # the caller left while the request waited in Triton's queue
             self.metrics.cancelled()
             sender.send(flags=final)
             return
@@ -145,11 +142,6 @@ class TritonPythonModel:
             pb_utils.Logger.log_error(f"emotion_omni streaming failed:\n{traceback.format_exc()}")
             sender.send(_error(f"emotion_omni inference failed: {type(err).__name__}: {err}"), flags=final)
             self.metrics.failed(c.ERROR_INFERENCE)
-
-    def finalize(self):
-        """Unload: let the streams in flight finish (each ends with its final flag) before the process goes."""
-        if self.streaming:
-            self.streams.shutdown(wait=True)
 
     def _to_tensors(self, replies):
         """Batched output tensors, (B, ...) each, in config.pbtxt's order."""
@@ -215,15 +207,6 @@ class _Metrics:
         self._audio["out"].increment(sum(r.audio.size for r in replies) / self.c.SAMPLE_RATE)
         for reply in replies:
             self._emotions[reply.response_emotion].increment(1)
-
-
-def _max_streams(model_config):
-    value = model_config.get("parameters", {}).get("max_streams", {}).get("string_value", "1")
-    if not value.isdigit() or int(value) < 1:
-        raise pb_utils.TritonModelException(
-            f'config.pbtxt parameter "max_streams" is {value!r}: give the number of streams one instance '
-            "generates at once, an integer >= 1")
-    return int(value)
 
 
 def _error(message, code=None):
