@@ -3,8 +3,8 @@
 One tritonserver on 127.0.0.1 (loopback only: the benchmark never drives a server it did not start) holds three
 models over the same weights, each mode driven in turn so they never share the cores:
 
-    one-at-a-time      emotion_omni_unbatched: emotion_omni's config.pbtxt without dynamic_batching, so
-                       Triton runs every request alone (the baseline)
+    one-at-a-time      emotion_omni_unbatched: emotion_omni's config.pbtxt without dynamic_batching and with
+                       one instance, so the server answers one request at a time (the baseline)
     dynamic-batching   emotion_omni as shipped (HTTP)
     streaming          emotion_omni_stream as shipped (gRPC: the text first, then audio chunks)
 
@@ -114,11 +114,15 @@ class SoakResult:
 _DYNAMIC_BATCHING = re.compile(r"\n(?:[ \t]*#[^\n]*\n)*[ \t]*dynamic_batching\s*\{[^}]*\}\n")
 
 
-def without_dynamic_batching(config_text: str, name: str) -> str:
-    """emotion_omni's config.pbtxt as the one-at-a-time twin `name`: the same model, no dynamic_batching block."""
+def one_at_a_time(config_text: str, name: str) -> str:
+    """emotion_omni's config.pbtxt as the one-at-a-time twin `name`: the same model without the dynamic_batching
+    block, on one instance."""
     text, count = _DYNAMIC_BATCHING.subn("\n", config_text)
     if count != 1:
         raise ValueError(f"config.pbtxt has {count} dynamic_batching blocks; the one-at-a-time twin removes one")
+    text, count = re.subn(r"(instance_group\s*\[\s*\{[^}]*?count:\s*)\d+", r"\g<1>1", text)
+    if count != 1:
+        raise ValueError(f"config.pbtxt has {count} instance_group counts; the one-at-a-time twin sets one to 1")
     text, count = re.subn(r'^name:\s*"[^"]*"', f'name: "{name}"', text, flags=re.MULTILINE)
     if count != 1:
         raise ValueError("config.pbtxt has no top-level name to rename")
@@ -134,7 +138,7 @@ def build_bench_repository(model_dir: Path, repo_dir: Path) -> Path:
     shutil.copytree(source, twin, copy_function=link_or_copy)
     (twin / "config.pbtxt").unlink()  # a link to the source's: write a new file, never through the link
     (twin / "config.pbtxt").write_text(
-        without_dynamic_batching((source / "config.pbtxt").read_text(), UNBATCHED_MODEL))
+        one_at_a_time((source / "config.pbtxt").read_text(), UNBATCHED_MODEL))
     return repo_dir
 
 

@@ -202,5 +202,5 @@ class EmotionOmniForConditionalGeneration(EmotionOmniPreTrainedModel):
         emotion = thinker.emotion_vector[item]
         unit_chunks = (chunk[0] for chunk in self.talker.stream(
             thinker.reply_hidden_states[item], thinker.reply_inputs_embeds[item], thinker.reply_lengths[item],
-            self.thinker.eos_embedding(), emotion))
+            self.thinker.eos_embedding(), emotion, every=1))
         yield from self.token2wav.stream(unit_chunks, emotion[0], speaker)

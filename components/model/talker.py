@@ -187,9 +187,12 @@ class EmotionOmniTalkerForConditionalGeneration(nn.Module):
     # --- inference ---
     @torch.no_grad()
     def stream(self, reply_hidden: torch.Tensor, reply_embeds: torch.Tensor, reply_lengths: torch.Tensor,
-               eos_embed: torch.Tensor, emotion: torch.Tensor,
-               max_units: int | None = None) -> Iterator[list[list[int]]]:
-        """Generate units for a batch, yielding each item's new units every `chunk_units` steps and at the end.
+               eos_embed: torch.Tensor, emotion: torch.Tensor, max_units: int | None = None,
+               every: int | None = None) -> Iterator[list[list[int]]]:
+        """Generate units for a batch, yielding each item's new units every `every` steps (default
+        `chunk_units`) and at the end. A streaming vocoder takes `every=1`: its own policy decides when audio is
+        due (15 units plus 3 of look-ahead), and waiting for whole talker chunks would hold the first audio back
+        until 30 units.
 
         Greedy, with the reference's optional repetition penalty. An item stops at EOS, at `max_units_per_token`
         units per reply token, or when one unit repeats more than `max_unit_run` times in a row (runaway guards);
@@ -238,7 +241,7 @@ class EmotionOmniTalkerForConditionalGeneration(nn.Module):
                     if not done[i]:
                         generated[i].append(int(next_units[i]))
             step += 1
-            if bool(done.all()) or step % c.chunk_units == 0:
+            if bool(done.all()) or step % (every or c.chunk_units) == 0:
                 chunk = torch.stack(history[since:], dim=1).tolist()          # (B, steps since the last yield)
                 since = len(history)
                 pending = [[u for u in row if u >= 0] for row in chunk]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -10,15 +11,16 @@ from serving import bench
 from serving.repository import TEMPLATE_DIR
 
 
-def test_the_one_at_a_time_twin_is_emotion_omni_without_dynamic_batching():
-    shipped = (TEMPLATE_DIR / "config.pbtxt").read_text()
-    twin = bench.without_dynamic_batching(shipped, bench.UNBATCHED_MODEL)
+def test_the_one_at_a_time_twin_is_emotion_omni_without_batching_on_one_instance():
+    shipped = (TEMPLATE_DIR / "config.pbtxt").read_text().replace("count: 1", "count: 3")
+    twin = bench.one_at_a_time(shipped, bench.UNBATCHED_MODEL)
     assert "dynamic_batching" in shipped and "dynamic_batching" not in twin
     assert f'name: "{bench.UNBATCHED_MODEL}"' in twin and f'name: "{TRITON_MODEL_NAME}"' not in twin
-    # Everything else is the same model: inputs, outputs, instances, weights.
-    assert twin.split("input [", 1)[1] == shipped.split("input [", 1)[1]
+    assert "count: 3" not in twin and re.search(r"instance_group\s*\[\s*\{[^}]*count: 1\n", twin)
+    # Everything else is the same model: inputs, outputs, weights.
+    assert twin.split("input [", 1)[1] == shipped.split("input [", 1)[1].replace("count: 3", "count: 1")
     with pytest.raises(ValueError, match="0 dynamic_batching blocks"):
-        bench.without_dynamic_batching(twin, "again")
+        bench.one_at_a_time(twin, "again")
 
 
 def test_summaries_count_errors_and_take_percentiles():

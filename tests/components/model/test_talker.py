@@ -150,6 +150,10 @@ def test_streaming_yields_chunks_of_units():
     chunks = list(talker.stream(**conditioning, max_units=40))
     assert [len(c[0]) for c in chunks] == [15, 15, 10]
     assert [u for c in chunks for u in c[0]] == talker.generate(**conditioning, max_units=40)[0]
+    # A streaming vocoder takes the units as they are made (its own policy says when audio is due).
+    steps = list(talker.stream(**conditioning, max_units=40, every=1))
+    assert [len(c[0]) for c in steps] == [1] * 40
+    assert [u for c in steps for u in c[0]] == [u for c in chunks for u in c[0]]
 
 
 def test_an_empty_reply_gets_no_units():
