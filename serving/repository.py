@@ -40,15 +40,22 @@ def weights_dir_name(config_text: str) -> str:
 
 INSTANCE_KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU"}
 _KIND_LINE = re.compile(r"^(\s*kind:\s*)KIND_\w+", re.MULTILINE)
+_COUNT_LINE = re.compile(r"^(\s*count:\s*)\d+", re.MULTILINE)
 
 
 def with_instance_kind(config_text: str, instance_kind: str) -> str:
-    """config.pbtxt text with its instance_group kind set to `instance_kind` ("cpu" or "gpu")."""
+    """config.pbtxt text with its instance_group kind set to `instance_kind` ("cpu" or "gpu").
+
+    "gpu" also sets one instance: the checked-in counts were measured on CPU cores (`omni bench serve`), and on a
+    GPU every instance is another copy of the weights in GPU memory; measure there before raising it.
+    """
     if instance_kind not in INSTANCE_KINDS:
         raise ValueError(f"instance_kind={instance_kind!r}: use one of {sorted(INSTANCE_KINDS)}")
     text, count = _KIND_LINE.subn(rf"\g<1>{INSTANCE_KINDS[instance_kind]}", config_text)
     if count != 1:
         raise ValueError(f"config.pbtxt has {count} instance_group kinds; expected exactly one to set")
+    if instance_kind == "gpu":
+        text = _COUNT_LINE.sub(r"\g<1>1", text)
     return text
 
 

@@ -93,6 +93,10 @@ def test_gpu_instance_kind_writes_kind_gpu(tmp_path):
 
 def test_with_instance_kind_needs_exactly_one_kind():
     assert "kind: KIND_GPU" in with_instance_kind("instance_group [ {\n  kind: KIND_CPU\n} ]", "gpu")
+    # Instance counts were measured on CPU cores; on a GPU each is another copy of the weights: one until measured.
+    shipped = (TEMPLATE_DIR / "config.pbtxt").read_text()
+    assert "count: 2" in shipped and "count: 2" in with_instance_kind(shipped, "cpu")
+    assert "count: 1" in with_instance_kind(shipped, "gpu") and "count: 2" not in with_instance_kind(shipped, "gpu")
     with pytest.raises(ValueError, match="2 instance_group kinds"):
         with_instance_kind("kind: KIND_CPU\nkind: KIND_CPU", "cpu")
 
