@@ -6,7 +6,6 @@ then runs `torchrun --nproc_per_node N -m components.training.worker`, teeing it
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
