@@ -69,9 +69,9 @@ class LevelResult:
     requests: int
     errors: int
     requests_per_s: float
-    latency_p50_s: float
-    latency_p95_s: float
-    latency_p99_s: float
+    latency_p50_s: float | None     # None when every request failed
+    latency_p95_s: float | None
+    latency_p99_s: float | None
     first_audio_p50_s: float | None
     first_audio_p95_s: float | None
     rtf_p50: float | None           # seconds to answer per second of reply audio; < 1 is faster than real time
@@ -173,32 +173,45 @@ def _wav_seconds(wav_bytes: bytes) -> float:
         return reader.getnframes() / reader.getframerate()
 
 
-def http_caller(url: str, model: str) -> Callable[[bytes], Sample]:
-    from serving.client import EmotionOmniClient
+class HttpCaller:
+    """One client thread's connection to a batched model (HTTP): a spoken turn in, a Sample out."""
 
-    client = EmotionOmniClient(url, timeout_s=300, model_name=model)
+    def __init__(self, url: str, model: str):
+        from serving.client import EmotionOmniClient
 
-    def call(wav: bytes) -> Sample:
-        reply = client.chat(wav)
+        self.client = EmotionOmniClient(url, timeout_s=300, model_name=model)
+
+    def __call__(self, wav: bytes) -> Sample:
+        reply = self.client.chat(wav)
         audio_s = _wav_seconds(reply.audio_wav)
         return Sample(reply.latency_s, reply.latency_s if audio_s else None, audio_s)
 
-    return call
+    def close(self) -> None:
+        self.client.close()
 
 
-def stream_caller(url: str, model: str) -> Callable[[bytes], Sample]:
-    from serving.stream_client import EmotionOmniStreamClient, StreamEnd
+class StreamCaller:
+    """One client thread's connection to the streaming model (gRPC): first audio is the first chunk's arrival."""
 
-    client = EmotionOmniStreamClient(url, timeout_s=300, model_name=model)
+    def __init__(self, url: str, model: str):
+        from serving.stream_client import EmotionOmniStreamClient
 
-    def call(wav: bytes) -> Sample:
-        end = next(e for e in client.chat_stream(wav) if isinstance(e, StreamEnd))
+        self.client = EmotionOmniStreamClient(url, timeout_s=300, model_name=model)
+
+    def __call__(self, wav: bytes) -> Sample:
+        from serving.stream_client import StreamEnd
+
+        end = next(e for e in self.client.chat_stream(wav) if isinstance(e, StreamEnd))
         return Sample(end.total_s, end.first_audio_s, end.audio_s)
 
-    return call
+    def close(self) -> None:
+        self.client.close()
 
 
-def drive(make_caller: Callable[[], Callable[[bytes], Sample]], wavs: Sequence[bytes], concurrency: int,
+Caller = HttpCaller | StreamCaller
+
+
+def drive(make_caller: Callable[[], Caller], wavs: Sequence[bytes], concurrency: int,
           *, requests: int | None = None, until: float | None = None,
           progress: tqdm | None = None) -> tuple[list[Sample], float]:
     """`concurrency` closed-loop clients send `wavs` in turn until `requests` are done (or time.monotonic()
@@ -209,19 +222,22 @@ def drive(make_caller: Callable[[], Callable[[bytes], Sample]], wavs: Sequence[b
 
     def client() -> None:
         call = make_caller()
-        while True:
-            i = next(order)  # itertools.count is atomic under the GIL
-            if (requests is not None and i >= requests) or (until is not None and time.monotonic() >= until):
-                return
-            started = time.perf_counter()
-            try:
-                sample = call(wavs[i % len(wavs)])
-            except Exception as err:  # counted, never fatal: the benchmark reports errors
-                sample = Sample(time.perf_counter() - started, None, 0.0, f"{type(err).__name__}: {err}")
-            with lock:
-                samples.append(sample)
-            if progress is not None:
-                progress.update(1)
+        try:
+            while True:
+                i = next(order)  # itertools.count is atomic under the GIL
+                if (requests is not None and i >= requests) or (until is not None and time.monotonic() >= until):
+                    return
+                started = time.perf_counter()
+                try:
+                    sample = call(wavs[i % len(wavs)])
+                except Exception as err:  # counted, never fatal: the benchmark reports errors
+                    sample = Sample(time.perf_counter() - started, None, 0.0, f"{type(err).__name__}: {err}")
+                with lock:
+                    samples.append(sample)
+                if progress is not None:
+                    progress.update(1)
+        finally:
+            call.close()
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
     started = time.perf_counter()
@@ -235,7 +251,7 @@ def drive(make_caller: Callable[[], Callable[[bytes], Sample]], wavs: Sequence[b
 def summarize(mode: str, concurrency: int, samples: list[Sample], seconds: float,
               mean_batch: float | None) -> LevelResult:
     ok = [s for s in samples if not s.error]
-    latency = np.array([s.latency_s for s in ok]) if ok else np.array([np.nan])
+    latency = np.array([s.latency_s for s in ok])
     first = np.array([s.first_audio_s for s in ok if s.first_audio_s is not None])
     rtf = np.array([s.latency_s / s.audio_s for s in ok if s.audio_s > 0])
 
@@ -252,11 +268,11 @@ def summarize(mode: str, concurrency: int, samples: list[Sample], seconds: float
 
 
 # --- the benchmark ----------------------------------------------------------------------------------------------
-def _caller_factory(server: TritonServer, mode: str) -> Callable[[], Callable[[bytes], Sample]]:
+def _caller_factory(server: TritonServer, mode: str) -> Callable[[], Caller]:
     model = MODEL_OF[mode]
     if mode == STREAMING:
-        return lambda: stream_caller(server.grpc_url, model)
-    return lambda: http_caller(server.http_url, model)
+        return lambda: StreamCaller(server.grpc_url, model)
+    return lambda: HttpCaller(server.http_url, model)
 
 
 def _server(model_dir: Path, work_dir: Path, modes: Sequence[str]) -> TritonServer:

@@ -12,7 +12,7 @@ from serving.repository import TEMPLATE_DIR
 
 
 def test_the_one_at_a_time_twin_is_emotion_omni_without_batching_on_one_instance():
-    shipped = (TEMPLATE_DIR / "config.pbtxt").read_text().replace("count: 1", "count: 3")
+    shipped = re.sub(r"count: \d+", "count: 3", (TEMPLATE_DIR / "config.pbtxt").read_text())
     twin = bench.one_at_a_time(shipped, bench.UNBATCHED_MODEL)
     assert "dynamic_batching" in shipped and "dynamic_batching" not in twin
     assert f'name: "{bench.UNBATCHED_MODEL}"' in twin and f'name: "{TRITON_MODEL_NAME}"' not in twin
