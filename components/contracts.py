@@ -35,9 +35,11 @@ DOMAINS: tuple[str, ...] = (
 SPLITS: tuple[str, ...] = ("train", "test")
 
 # One row of the dataset manifest (manifest.jsonl), in column order. Paths are relative to the dataset root.
+# user_channel: the channel effects the user turn went through (components/audio/channels.py), as compact JSON;
+# "" is clean, and a manifest written before channels existed reads as all clean.
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "id", "split", "domain", "speaker",
-    "user_emotion", "user_text", "user_wav", "user_duration_s",
+    "user_emotion", "user_text", "user_wav", "user_duration_s", "user_channel",
     "response_emotion", "response_text", "response_wav", "response_duration_s",
 )
 

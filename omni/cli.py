@@ -1,7 +1,7 @@
 """`omni`: the platform's one command line. Each subcommand is a plain function tests call directly.
 
     omni demo                                   the whole pipeline locally (kfp.local) on embedded defaults
-    omni data synthesize --out DIR              step 1 alone
+    omni data synthesize --out DIR              step 1 alone (--channels: phone, codec, room, noise on user turns)
     omni train --dataset DIR --out DIR          training stage 1 alone (the thinker; DeepSpeed, torchrun ranks)
     omni speech units --dataset DIR --out DIR   the speech units stage 2 trains on (k-means over reply audio)
     omni train --stage 2 --dataset DIR --init-model DIR/model --units DIR --out DIR   stage 2 (the talker)
@@ -56,11 +56,15 @@ def demo(data_dir: Path = DEFAULT_DATA_DIR, n: int = 300, epochs: int = 30, npro
     return summary
 
 
-def synthesize(out: Path, n: int = 300, seed: int = 0, test_fraction: float = 0.2, overwrite: bool = False):
+def synthesize(out: Path, n: int = 300, seed: int = 0, test_fraction: float = 0.2, overwrite: bool = False,
+               channels: bool = False):
+    """`channels`: user turns through seeded phone, codec, room and noise effects (recorded per row)."""
+    from components.audio.channels import ChannelConfig
     from components.synthesis import SynthesisConfig, synthesize_dataset
 
-    summary = synthesize_dataset(SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction), Path(out),
-                                 overwrite=overwrite)
+    config = SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction,
+                             channels=ChannelConfig() if channels else None)
+    summary = synthesize_dataset(config, Path(out), overwrite=overwrite)
     print(f"wrote {summary.n} dialogues ({summary.audio_hours:.2f} h audio) to {summary.out_dir} "
           f"in {summary.elapsed_s:.1f} s; card: {summary.out_dir / 'README.md'}")
     return summary
@@ -403,7 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-fraction", type=float, default=0.2)
     p.add_argument("--overwrite", action="store_true", help="replace a previous dataset in --out")
-    p.set_defaults(func=lambda a: synthesize(a.out, a.n, a.seed, a.test_fraction, a.overwrite))
+    p.add_argument("--channels", action="store_true", help="put user turns through seeded telephone-band, codec, "
+                   "room, noise, level and clipping effects (components/audio/channels.py); each row's user_channel "
+                   "records its chain")
+    p.set_defaults(func=lambda a: synthesize(a.out, a.n, a.seed, a.test_fraction, a.overwrite, a.channels))
 
     p = sub.add_parser("train", help="train with DeepSpeed ZeRO over torchrun ranks and export the model")
     p.add_argument("--dataset", type=Path, required=True)

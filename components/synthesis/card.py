@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from components.audio.channels import channel_from_json
 from components.contracts import DOMAINS, MANIFEST_FILE, RESPONSE_EMOTIONS, SAMPLE_RATE, SPLITS, USER_EMOTIONS
 
 # Columns counted in the stats, each with its label order (contract order, so cards diff cleanly).
@@ -24,6 +25,8 @@ def dataset_stats(rows: list[dict], *, seed: int, generator: dict) -> dict:
     """
     counts = {column: _ordered(Counter(row[column] for row in rows), labels) for column, labels in _COUNTED.items()}
     counts["speaker"] = dict(sorted(Counter(row["speaker"] for row in rows).items()))
+    effects = Counter(e["effect"] for row in rows for e in channel_from_json(row["user_channel"]))
+    counts["user_channel"] = {"clean": sum(not row["user_channel"] for row in rows), **dict(sorted(effects.items()))}
     by_split = {split: _ordered(Counter(r["user_emotion"] for r in rows if r["split"] == split), USER_EMOTIONS)
                 for split in SPLITS}
     user_s = sum(row["user_duration_s"] for row in rows)
@@ -63,6 +66,7 @@ def render_card(stats: dict, examples: list[dict]) -> str:
         "plus sox effects (tremolo for fearful, overdrive for angry, low-pass for sad), with seeded per-utterance "
         "jitter (`components/synthesis/taxonomy.py`, `speech.py`). Users speak in "
         f"{len(stats['counts']['speaker'])} voices; the assistant always in one.",
+        _channels_line(stats["counts"]["user_channel"], stats["n_dialogues"]),
         "- Splits: stratified by user emotion, so every emotion appears in every split.",
         f"- Seed: {stats['seed']}. The same seed and size reproduce the same manifest.",
         f"- Generator settings: `{_inline(stats['generator'])}`",
@@ -90,6 +94,14 @@ def render_card(stats: dict, examples: list[dict]) -> str:
     lines += ["", "Synthetic data: the voices are a formant synthesizer, not people; emotions are acted by "
               "rule, so a model trained here learns exaggerated prosody, not natural speech.", ""]
     return "\n".join(lines)
+
+
+def _channels_line(channels: dict[str, int], n: int) -> str:
+    if channels["clean"] == n:
+        return "- Channels: none; every user turn is as the synthesizer made it."
+    return (f"- Channels: {n - channels['clean']} of {n} user turns went through seeded room, noise, level, clipping, "
+            "low-rate, telephone-band or codec effects (`components/audio/channels.py`); each row's `user_channel` "
+            "records its chain (the user_channel table below counts clean turns and each effect).")
 
 
 def _ordered(counter: Counter, labels: tuple[str, ...]) -> dict[str, int]:

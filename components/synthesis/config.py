@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from components.audio.channels import ChannelConfig
 from components.contracts import SPLITS, USER_EMOTIONS
 from components.synthesis.speech import SpeechConfig
 
@@ -14,6 +15,9 @@ class SynthesisConfig:
     test_fraction: float = 0.2    # per user emotion; at least one dialogue of each goes to test
     workers: int = 2              # parallel espeak-ng/sox pairs; the output does not depend on it
     speech: SpeechConfig = field(default_factory=SpeechConfig)
+    # Phone lines, codecs, rooms and noise on the user turns (components/audio/channels.py), each recorded in the
+    # manifest's user_channel; None leaves every turn as the synthesizer made it.
+    channels: ChannelConfig | None = None
 
     def __post_init__(self):
         minimum = len(USER_EMOTIONS) * len(SPLITS)
@@ -25,3 +29,5 @@ class SynthesisConfig:
             raise ValueError(f"test_fraction={self.test_fraction!r} must be between 0 and 1, e.g. 0.2")
         if not isinstance(self.workers, int) or self.workers < 1:
             raise ValueError(f"workers={self.workers!r} must be an int >= 1; use 1 for no parallelism")
+        if self.channels is not None:
+            self.channels.validate()

@@ -10,6 +10,7 @@ MANIFEST_FILE, wavs/, DATASET_STATS_FILE and DATASET_CARD_FILE. The directory is
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -22,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from components.audio import save_wav
+from components.audio.channels import apply_channel, channel_to_json, sample_channel
 from components.contracts import DATASET_CARD_FILE, DATASET_STATS_FILE, MANIFEST_FILE, SAMPLE_RATE, USER_EMOTIONS
 from components.synthesis.card import dataset_stats, render_card
 from components.synthesis.config import SynthesisConfig
@@ -66,6 +68,7 @@ def synthesize_dataset(
         stats = dataset_stats(rows, seed=config.seed, generator={
             "n": config.n, "test_fraction": config.test_fraction,
             "speech": tts.describe(), "assistant_speaker": ASSISTANT_SPEAKER,
+            "channels": dataclasses.asdict(config.channels) if config.channels else None,
         })
         (staging / DATASET_STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
         examples = [next(row for row in rows if row["user_emotion"] == emotion) for emotion in USER_EMOTIONS]
@@ -85,7 +88,7 @@ def _speak_all(tts: EspeakSpeech, plans: list[DialoguePlan], root: Path, config:
     """Speak every plan in a thread pool; rows come back in plan order whatever the scheduling."""
     (root / WAV_DIR).mkdir()
     with ThreadPoolExecutor(max_workers=config.workers) as pool:
-        futures = [pool.submit(_speak, tts, plan, root, config.seed) for plan in plans]
+        futures = [pool.submit(_speak, tts, plan, root, config) for plan in plans]
         try:
             bar = tqdm(futures, desc="synthesizing speech", unit="dialogue", disable=not progress, mininterval=2.0)
             return [future.result() for future in bar]
@@ -95,18 +98,22 @@ def _speak_all(tts: EspeakSpeech, plans: list[DialoguePlan], root: Path, config:
             raise
 
 
-def _speak(tts: EspeakSpeech, plan: DialoguePlan, root: Path, seed: int) -> dict:
+def _speak(tts: EspeakSpeech, plan: DialoguePlan, root: Path, config: SynthesisConfig) -> dict:
     # Jitter comes from (seed, row) rather than a shared rng, so it does not depend on thread order.
-    rng = np.random.default_rng([seed, plan.index])
+    rng = np.random.default_rng([config.seed, plan.index])
     user = tts.synthesize(plan.user_text, plan.user_emotion, plan.speaker, rng)
     response = tts.synthesize(plan.response_text, plan.response_emotion, ASSISTANT_SPEAKER, rng)
+    channel = []
+    if config.channels is not None:  # its own stream: turning channels on leaves the prosody draws as they were
+        channel = sample_channel(np.random.default_rng([config.seed, plan.index, 1]), config.channels)
+        user = apply_channel(user, channel)
     user_wav, response_wav = f"{WAV_DIR}/{plan.id}_user.wav", f"{WAV_DIR}/{plan.id}_response.wav"
     save_wav(root / user_wav, user)
     save_wav(root / response_wav, response)
     return {
         "id": plan.id, "split": plan.split, "domain": plan.domain, "speaker": plan.speaker,
         "user_emotion": plan.user_emotion, "user_text": plan.user_text, "user_wav": user_wav,
-        "user_duration_s": round(len(user) / SAMPLE_RATE, 3),
+        "user_duration_s": round(len(user) / SAMPLE_RATE, 3), "user_channel": channel_to_json(channel),
         "response_emotion": plan.response_emotion, "response_text": plan.response_text,
         "response_wav": response_wav, "response_duration_s": round(len(response) / SAMPLE_RATE, 3),
     }

@@ -9,6 +9,7 @@ import json
 import math
 from pathlib import Path, PurePosixPath
 
+from components.audio.channels import ChannelError, channel_from_json
 from components.contracts import DOMAINS, MANIFEST_COLUMNS, MANIFEST_FILE, RESPONSE_EMOTIONS, SPLITS, USER_EMOTIONS
 
 # Columns whose value must be one of a fixed label set.
@@ -21,6 +22,7 @@ _LABELS: dict[str, tuple[str, ...]] = {
 _TEXTS = ("id", "speaker", "user_text", "response_text")
 _WAVS = ("user_wav", "response_wav")
 _DURATIONS = ("user_duration_s", "response_duration_s")
+_ADDED_LATER = {"user_channel": ""}  # columns a manifest from before them lacks, and what that means (clean)
 
 
 class ManifestError(ValueError):
@@ -58,6 +60,8 @@ def read_manifest(dataset_dir: str | Path, *, check_files: bool = True) -> list[
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise ManifestError(f"{path} row {number}: not valid JSON ({err.msg}); fix or regenerate the row") from None
+        if isinstance(row, dict):
+            row = {**_ADDED_LATER, **row}
         _check_row(row, number, path, dataset_dir, check_files)
         if row["id"] in seen:
             raise ManifestError(
@@ -91,6 +95,13 @@ def _check_row(row: object, number: int, path: Path, dataset_dir: Path, check_fi
         value = row[column]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise ManifestError(f"{where}: column {column!r} must be a positive number of seconds, got {value!r}")
+    try:
+        if not isinstance(row["user_channel"], str):
+            raise ChannelError("not a string")
+        channel_from_json(row["user_channel"])
+    except (ChannelError, json.JSONDecodeError):
+        raise ManifestError(f"{where}: column 'user_channel' is {row['user_channel']!r}; expected \"\" (clean) or "
+                            "the JSON list of channel effects synthesis recorded") from None
     for column in _WAVS:
         relative = PurePosixPath(row[column])
         if relative.is_absolute() or ".." in relative.parts:

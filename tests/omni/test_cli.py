@@ -28,7 +28,8 @@ def test_data_synthesize(tmp_path, capsys):
     # A second run into the same place is refused with the fix, then allowed with --overwrite.
     assert main(["data", "synthesize", "--out", str(tmp_path / "ds"), "--n", "12"]) == 2
     assert "overwrite" in capsys.readouterr().err
-    assert main(["data", "synthesize", "--out", str(tmp_path / "ds"), "--n", "12", "--overwrite"]) == 0
+    assert main(["data", "synthesize", "--out", str(tmp_path / "ds"), "--n", "12", "--overwrite", "--channels"]) == 0
+    assert any(row["user_channel"] for row in read_manifest(tmp_path / "ds"))  # phone, codec, room, noise
 
 
 @pytest.mark.parametrize("payload, message", [

@@ -68,6 +68,30 @@ def test_same_seed_gives_the_same_dataset_whatever_the_workers(tiny_dataset, tmp
         assert (again.out_dir / name).read_bytes() == (tiny_dataset.out_dir / name).read_bytes()
 
 
+def test_channels_degrade_user_turns_as_recorded_and_leave_the_rest(tiny_dataset, tmp_path, tiny_config):
+    """With channels on, each user turn is the clean turn through the chain its row records (remade from the
+    record alone); replies, texts and prosody draws are as without channels; the card and stats count them."""
+    import numpy as np
+
+    from components.audio.channels import ChannelConfig, apply_channel, channel_from_json
+
+    noisy = synthesize_dataset(replace(tiny_config, channels=ChannelConfig(clean_prob=0.2)), tmp_path / "noisy",
+                               progress=False)
+    rows, clean_rows = read_manifest(noisy.out_dir), read_manifest(tiny_dataset.out_dir)
+    assert [r["user_text"] for r in rows] == [r["user_text"] for r in clean_rows]
+    assert any(r["user_channel"] for r in rows) and all(not r["user_channel"] for r in clean_rows)
+    for row, clean in zip(rows, clean_rows):
+        assert load_wav(noisy.out_dir / row["response_wav"]).tolist() == \
+            load_wav(tiny_dataset.out_dir / clean["response_wav"]).tolist()
+        remade = apply_channel(load_wav(tiny_dataset.out_dir / clean["user_wav"]), channel_from_json(row["user_channel"]))
+        assert np.abs(load_wav(noisy.out_dir / row["user_wav"]) - remade).max() <= 2 / 32768  # 16-bit rounding
+    stats = json.loads((noisy.out_dir / DATASET_STATS_FILE).read_text())
+    assert stats["counts"]["user_channel"]["clean"] == sum(not r["user_channel"] for r in rows)
+    assert stats["generator"]["channels"]["clean_prob"] == 0.2
+    assert "user turns went through seeded" in (noisy.out_dir / DATASET_CARD_FILE).read_text()
+    assert "Channels: none" in (tiny_dataset.out_dir / DATASET_CARD_FILE).read_text()
+
+
 def test_another_seed_gives_other_texts(tiny_dataset, tmp_path, tiny_config):
     other = synthesize_dataset(replace(tiny_config, seed=tiny_config.seed + 1), tmp_path / "other", progress=False)
     texts = [[row["user_text"] for row in read_manifest(d)] for d in (other.out_dir, tiny_dataset.out_dir)]

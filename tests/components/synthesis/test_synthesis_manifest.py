@@ -12,7 +12,7 @@ def row(number: int, **changes) -> dict:
         "id": f"{number:06d}", "split": "train", "domain": "travel", "speaker": "en-us+m3",
         "user_emotion": "angry", "user_text": "My flight got cancelled again!",
         "user_wav": f"wavs/{number:06d}_user.wav",
-        "user_duration_s": 2.1, "response_emotion": "apologetic", "response_text": "I'm really sorry about that.",
+        "user_duration_s": 2.1, "user_channel": "", "response_emotion": "apologetic", "response_text": "I'm really sorry about that.",
         "response_wav": f"wavs/{number:06d}_response.wav", "response_duration_s": 3.4,
     }
     return {**good, **changes}
@@ -38,6 +38,12 @@ def test_round_trip(dataset):
     assert all(list(r) == list(MANIFEST_COLUMNS) for r in read_manifest(dataset))
 
 
+def test_a_manifest_from_before_channels_reads_as_clean(dataset):
+    channel = '[{"effect":"telephone"}]'
+    write_lines(dataset, [{k: v for k, v in row(1).items() if k != "user_channel"}, row(2, user_channel=channel)])
+    assert [r["user_channel"] for r in read_manifest(dataset)] == ["", channel]
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
@@ -51,6 +57,8 @@ def test_round_trip(dataset):
         ({k: v for k, v in row(2).items() if k != "domain"}, r"row 2: .*missing \['domain'\]"),
         ({**row(2), "notes": "x"}, r"row 2: .*unexpected \['notes'\]"),
         (row(1), r"row 2: id '000001' repeats row 1"),
+        (row(2, user_channel='[{"effect": "flanger"}]'), r"row 2 .*column 'user_channel' is .*flanger"),
+        (row(2, user_channel=None), r"row 2 .*column 'user_channel' is None"),
     ],
 )
 def test_rejects_a_bad_row_naming_it(dataset, bad, message):
