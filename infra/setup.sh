@@ -10,8 +10,9 @@ PYTHON=${PYTHON:-python3.11}
 # voice is the model's own). g++ builds DeepSpeed's CPU op.
 # prometheus brings promtool, which checks and unit-tests the alert rules; shellcheck lints the bootstrap script.
 missing=()
-for bin in espeak-ng sox g++ shellcheck; do command -v "$bin" >/dev/null || missing+=("$bin"); done
+for bin in espeak-ng sox g++ shellcheck flite; do command -v "$bin" >/dev/null || missing+=("$bin"); done
 command -v promtool >/dev/null || missing+=(prometheus)
+command -v text2wave >/dev/null || missing+=(festival)  # flite and festival: more TTS engines and voices
 if [ ${#missing[@]} -gt 0 ]; then
   pkgs="${missing[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

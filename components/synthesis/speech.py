@@ -84,7 +84,7 @@ class EspeakSpeech:
                 f"speech for {text[:80]!r} ({emotion}, {speaker}) is unusable: {err}; shorten the text or raise "
                 "SpeechConfig.max_seconds"
             ) from None
-        return _trim_trailing_silence(wave, self.config.tail_s)
+        return trim_trailing_silence(wave, self.config.tail_s)
 
     def describe(self) -> str:
         """The backend and its versions for dataset cards, e.g. "eSpeak NG text-to-speech: 1.51 + SoX v14.4.2"."""
@@ -122,8 +122,8 @@ class EspeakSpeech:
         return result.stdout
 
 
-def _trim_trailing_silence(wave: np.ndarray, tail_s: float) -> np.ndarray:
-    """Cut espeak-ng's end-of-sentence pause (its -z flag is ignored in SSML mode) down to `tail_s`.
+def trim_trailing_silence(wave: np.ndarray, tail_s: float) -> np.ndarray:
+    """Cut a synthesizer's end-of-sentence pause (espeak-ng's -z flag is ignored in SSML mode) down to `tail_s`.
 
     The pause is the same for every emotion, so it only adds length: user turns must stay short.
     """
