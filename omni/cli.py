@@ -137,7 +137,7 @@ def bench_serve(model: Path, dataset: Path, out: Path, modes: str | None = None,
     """Serve the model on a local tritonserver and load it in each mode (or soak it); print the table."""
     from serving import bench
 
-    wavs = bench_wavs(Path(dataset))
+    wavs = bench.held_out_turns(Path(dataset))
     if soak_minutes is not None:
         result = bench.soak(Path(model), wavs, Path(out), soak_minutes, concurrency=soak_concurrency)
         print(result.line())
@@ -154,15 +154,6 @@ def bench_serve(model: Path, dataset: Path, out: Path, modes: str | None = None,
     print(report.table)
     print(f"\nJSON {report.json_path}; plot {report.plot_path}")
     return report
-
-
-def bench_wavs(dataset: Path, limit: int = 32) -> list[bytes]:
-    """The user turns a benchmark sends: the held-out split's (else any), as WAV bytes."""
-    from components.synthesis import read_manifest
-
-    rows = read_manifest(dataset)
-    held_out = [r for r in rows if r["split"] != "train"] or rows
-    return [(Path(dataset) / r["user_wav"]).read_bytes() for r in held_out[:limit]]
 
 
 def evaluate(model: Path, dataset: Path, out: Path, split: str = "test", limit: int | None = None):

@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from components.contracts import TRITON_MODEL_NAME, TRITON_STREAM_MODEL_NAME
 from serving.launcher import TritonConfig, TritonServer
-from serving.repository import build_model_repository, link_or_copy
+from serving.repository import build_model_repository, link_or_copy, with_instance_count
 
 BASELINE, BATCHED, STREAMING = "one-at-a-time", "dynamic-batching", "streaming"
 MODES = (BASELINE, BATCHED, STREAMING)
@@ -120,9 +120,7 @@ def one_at_a_time(config_text: str, name: str) -> str:
     text, count = _DYNAMIC_BATCHING.subn("\n", config_text)
     if count != 1:
         raise ValueError(f"config.pbtxt has {count} dynamic_batching blocks; the one-at-a-time twin removes one")
-    text, count = re.subn(r"(instance_group\s*\[\s*\{[^}]*?count:\s*)\d+", r"\g<1>1", text)
-    if count != 1:
-        raise ValueError(f"config.pbtxt has {count} instance_group counts; the one-at-a-time twin sets one to 1")
+    text = with_instance_count(text, 1)
     text, count = re.subn(r'^name:\s*"[^"]*"', f'name: "{name}"', text, flags=re.MULTILINE)
     if count != 1:
         raise ValueError("config.pbtxt has no top-level name to rename")
@@ -352,6 +350,15 @@ def soak(model_dir: Path, wavs: Sequence[bytes], out_dir: Path, minutes: float, 
     (out_dir / SOAK_FILE).write_text(json.dumps(asdict(result), indent=2) + "\n")
     plot_soak(result, out_dir / SOAK_PLOT_FILE)
     return result
+
+
+def held_out_turns(dataset_dir: Path, limit: int = 32) -> list[bytes]:
+    """The user turns a benchmark sends: a synthesized dataset's held-out split (else any), as WAV bytes."""
+    from components.synthesis import read_manifest
+
+    rows = read_manifest(dataset_dir)
+    held_out = [r for r in rows if r["split"] != "train"] or rows
+    return [(Path(dataset_dir) / r["user_wav"]).read_bytes() for r in held_out[:limit]]
 
 
 def _check(modes: Sequence[str], concurrency: Sequence[int], wavs: Sequence[bytes]) -> None:

@@ -54,8 +54,15 @@ def with_instance_kind(config_text: str, instance_kind: str) -> str:
     text, count = _KIND_LINE.subn(rf"\g<1>{INSTANCE_KINDS[instance_kind]}", config_text)
     if count != 1:
         raise ValueError(f"config.pbtxt has {count} instance_group kinds; expected exactly one to set")
-    if instance_kind == "gpu":
-        text = _COUNT_LINE.sub(r"\g<1>1", text)
+    # A config without a count line already has Triton's default of one instance.
+    return with_instance_count(text, 1) if instance_kind == "gpu" and _COUNT_LINE.search(text) else text
+
+
+def with_instance_count(config_text: str, count: int) -> str:
+    """config.pbtxt text with its instance_group count set to `count`."""
+    text, found = _COUNT_LINE.subn(rf"\g<1>{count}", config_text)
+    if found != 1:
+        raise ValueError(f"config.pbtxt has {found} instance_group counts; expected exactly one to set")
     return text
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.audio.io import encode_wav
+from components.audio.io import SOX_RAW_PCM16, decode_pcm16, encode_wav
 from components.contracts import SAMPLE_RATE
 
 EFFECTS = ("reverb", "noise", "level", "clip", "resample", "telephone", "codec")
@@ -147,8 +147,8 @@ def _apply(wave: np.ndarray, e: dict) -> np.ndarray:
             raise ChannelError(f"codec {e['codec']!r}: use one of {CODECS}")
         coded = _run([_sox_binary(), "-R", "-V1", "-t", "wav", "-", "-t", e["codec"], "-r", "8000", "-c", "1", "-"],
                      encode_wav(wave), f"encoding {e['codec']}")
-        decoded = _run([_sox_binary(), "-R", "-V1", "-t", e["codec"], "-", *_RAW_OUT], coded, f"decoding {e['codec']}")
-        return _fit(_from_raw(decoded), len(wave))
+        decoded = _run([_sox_binary(), "-R", "-V1", "-t", e["codec"], "-", *SOX_RAW_PCM16], coded, f"decoding {e['codec']}")
+        return _fit(decode_pcm16(decoded), len(wave))
     raise ChannelError(f"unknown effect {name!r}: use one of {EFFECTS}")
 
 
@@ -172,18 +172,10 @@ def _noise_scale(wave: np.ndarray, snr_db: float) -> np.float32:
     return np.float32(np.sqrt(power / 10 ** (snr_db / 10)))
 
 
-_RAW_OUT = ["-t", "raw", "-r", str(SAMPLE_RATE), "-e", "signed-integer", "-b", "16", "-c", "1", "-"]
-
-
 def _sox(wave: np.ndarray, effects: list[str]) -> np.ndarray:
-    # Raw PCM out: a WAV written to a pipe has no length in its header.
-    raw = _run([_sox_binary(), "-R", "-V1", "-t", "wav", "-", *_RAW_OUT, *effects], encode_wav(wave),
+    raw = _run([_sox_binary(), "-R", "-V1", "-t", "wav", "-", *SOX_RAW_PCM16, *effects], encode_wav(wave),
                " ".join(effects))
-    return _fit(_from_raw(raw), len(wave))
-
-
-def _from_raw(raw: bytes) -> np.ndarray:
-    return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
+    return _fit(decode_pcm16(raw), len(wave))
 
 
 def _fit(wave: np.ndarray, length: int) -> np.ndarray:

@@ -127,6 +127,16 @@ class WavStreamWriter:
         self.close()
 
 
+# sox's output arguments for raw 16-bit mono PCM at SAMPLE_RATE on stdout: a WAV written to a pipe has no length
+# in its header, raw PCM needs none. decode_pcm16 reads it back.
+SOX_RAW_PCM16 = ("-t", "raw", "-r", str(SAMPLE_RATE), "-e", "signed-integer", "-b", "16", "-c", "1", "-")
+
+
+def decode_pcm16(raw: bytes) -> np.ndarray:
+    """Raw little-endian 16-bit mono PCM -> (T,) float32 in [-1, 1)."""
+    return np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
+
+
 def save_wav(path: str | Path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
     """Write `wave` as a 16-bit PCM WAV file, creating parent directories; returns the path."""
     path = Path(path)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.contracts import SAMPLE_RATE
+from components.audio.io import SOX_RAW_PCM16, decode_pcm16
 from components.synthesis.speech import SpeechError, trim_trailing_silence
 from components.synthesis.taxonomy import PROSODY, prosody_for
 
@@ -107,11 +107,9 @@ class EngineSpeech:
         with tempfile.TemporaryDirectory(prefix="omni-tts-") as tmp:
             neutral = Path(tmp) / "neutral.wav"
             self._speak_neutral(engine, voice, text, neutral)
-            # Raw PCM out: a WAV written to a pipe has no length in its header.
-            raw = self._run([self._sox, "-R", "-V1", str(neutral), "-t", "raw", "-r", str(SAMPLE_RATE), "-e",
-                             "signed-integer", "-b", "16", "-c", "1", "-", *transform.sox_effects()], b"",
+            raw = self._run([self._sox, "-R", "-V1", str(neutral), *SOX_RAW_PCM16, *transform.sox_effects()], b"",
                             f"the {emotion} transform")
-        wave = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
+        wave = decode_pcm16(raw)
         if not np.abs(wave).max() > 0:
             raise SpeechError(f"{engine} said nothing for {text[:80]!r} in voice {voice!r}")
         return trim_trailing_silence(wave, self.config.tail_s)
