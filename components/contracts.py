@@ -30,9 +30,15 @@ EMPATHY_MAP: dict[str, tuple[tuple[str, float], ...]] = {
 
 DOMAINS: tuple[str, ...] = (
     "work", "family", "health", "travel", "shopping", "school", "money", "friends",
+    "relationships", "home", "pets", "sports", "food", "technology", "weather", "hobbies", "entertainment",
+    "commute", "neighbors", "bureaucracy",
 )
 
-SPLITS: tuple[str, ...] = ("train", "test")
+# "test" is in-distribution: the training voices saying unseen dialogues. UNSEEN_VOICE_SPLIT is spoken only by
+# voices that never speak a training turn (synthesis.taxonomy.HELD_OUT_SPEAKERS): does the model hear emotion,
+# or the voices it trained on?
+UNSEEN_VOICE_SPLIT = "test_unseen_voice"
+SPLITS: tuple[str, ...] = ("train", "test", UNSEEN_VOICE_SPLIT)
 
 # One row of the dataset manifest (manifest.jsonl), in column order. Paths are relative to the dataset root.
 # user_channel: the channel effects the user turn went through (components/audio/channels.py), as compact JSON;
@@ -102,6 +108,15 @@ METRIC_CHRF = "chrf"
 METRIC_LATENCY_P50_MS = "latency_p50_ms"
 METRIC_LATENCY_P95_MS = "latency_p95_ms"
 METRIC_LATENCY_MEAN_MS = "latency_mean_ms"
+
+# The same text metrics on UNSEEN_VOICE_SPLIT (voices no training turn used), and the in-distribution accuracy
+# minus the unseen-voice one: how much of the recognition was the voices rather than the emotion.
+METRIC_UNSEEN_VOICE_NUM_SAMPLES = "unseen_voice_num_samples"
+METRIC_UNSEEN_VOICE_USER_EMOTION_ACCURACY = "unseen_voice_user_emotion_accuracy"
+METRIC_UNSEEN_VOICE_USER_EMOTION_MACRO_F1 = "unseen_voice_user_emotion_macro_f1"
+METRIC_UNSEEN_VOICE_RESPONSE_EMOTION_ACCURACY = "unseen_voice_response_emotion_accuracy"
+METRIC_UNSEEN_VOICE_CHRF = "unseen_voice_chrf"
+METRIC_UNSEEN_VOICE_USER_EMOTION_GAP = "unseen_voice_user_emotion_gap"
 
 # Speech metrics (the model's own reply speech, held-out split): fractions in [0, 1], dB, MOS 1-5, ratios.
 METRIC_SPEECH_EMOTION_AGREEMENT = "speech_emotion_agreement"        # judge hears the emotion the model chose

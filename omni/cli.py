@@ -1,7 +1,7 @@
 """`omni`: the platform's one command line. Each subcommand is a plain function tests call directly.
 
     omni demo                                   the whole pipeline locally (kfp.local) on embedded defaults
-    omni data synthesize --out DIR              step 1 alone (--channels: phone, codec, room, noise on user turns)
+    omni data synthesize --out DIR              step 1 alone (three TTS engines, channels, an unseen-voice split)
     omni train --dataset DIR --out DIR          training stage 1 alone (the thinker; DeepSpeed, torchrun ranks)
     omni speech units --dataset DIR --out DIR   the speech units stage 2 trains on (k-means over reply audio)
     omni train --stage 2 --dataset DIR --init-model DIR/model --units DIR --out DIR   stage 2 (the talker)
@@ -10,6 +10,7 @@
     omni chat --audio in.wav --out reply.wav    talk to a running server (or --model DIR in-process; --stream)
     omni bench train --dataset DIR --out DIR    torch, DDP and DeepSpeed ZeRO-1/2/3 throughput and memory, vs DDP
     omni bench serve --model DIR --dataset DIR --out DIR   one-at-a-time vs dynamic batching vs streaming (--soak MIN)
+    omni bench synthesize --out DIR             dataset synthesis with 1 vs 2 workers, per stage, 200k extrapolated
     omni pipeline compile --out pipeline.yaml   IR YAML for a Kubeflow Pipelines cluster
     omni pipeline submit --host URL             one run on a KFP endpoint (--param KEY=VALUE, repeatable)
     omni pipeline schedule --host URL --cron "0 3 * * *"   a recurring run
@@ -33,7 +34,8 @@ class CLIError(Exception):
 
 
 # --- commands -----------------------------------------------------------------------------------------
-def demo(data_dir: Path = DEFAULT_DATA_DIR, n: int = 300, epochs: int = 30, nproc: int = 2, max_steps: int = 0,
+def demo(data_dir: Path = DEFAULT_DATA_DIR, n: int | None = None, epochs: int | None = None, nproc: int = 2,
+         max_steps: int = 0,
          seed: int = 0, gate_json: str = "{}", train_config_json: str = "{}", publish_uri: str = "",
          instance_kind: str = "cpu", speech_epochs: int | None = None, speech_max_steps: int = 0,
          speech_train_config_json: str = "{}", token2wav_json: str = "{}", restyled_per_reply: int = 0) -> dict:
@@ -41,9 +43,11 @@ def demo(data_dir: Path = DEFAULT_DATA_DIR, n: int = 300, epochs: int = 30, npro
     from pipelines.local_run import run_local
     from pipelines.summary import build_summary, format_summary
 
-    from components.training.config import SpeechTrainConfig
+    from components.synthesis.config import SynthesisConfig
+    from components.training.config import SpeechTrainConfig, TrainConfig
 
     data_dir = Path(data_dir).resolve()
+    n, epochs = n or SynthesisConfig.n, epochs or TrainConfig.epochs
     speech_epochs = speech_epochs or SpeechTrainConfig.epochs
     run = run_local(data_dir, n=n, seed=seed, epochs=epochs, nproc=nproc, max_steps=max_steps,
                     gate_json=gate_json, train_config_json=train_config_json, triton_publish_uri=publish_uri,
@@ -56,17 +60,27 @@ def demo(data_dir: Path = DEFAULT_DATA_DIR, n: int = 300, epochs: int = 30, npro
     return summary
 
 
-def synthesize(out: Path, n: int = 300, seed: int = 0, test_fraction: float = 0.2, overwrite: bool = False,
-               channels: bool = False):
-    """`channels`: user turns through seeded phone, codec, room and noise effects (recorded per row)."""
-    from components.audio.channels import ChannelConfig
+def synthesize(out: str, n: int | None = None, seed: int | None = None, test_fraction: float | None = None,
+               overwrite: bool = False, channels: bool = True, engines: list[str] | None = None,
+               unseen_voice_fraction: float | None = None, workers: int | None = None, shard_size: int | None = None,
+               text_backend: str | None = None, filters: bool = True, whisper_path: str | None = None,
+               resume: bool = True):
+    """Step 1 alone. Unset options keep SynthesisConfig's defaults; `channels=False` leaves user turns clean,
+    `filters=False` keeps every dialogue. `out` is a directory or an s3:// URI."""
     from components.synthesis import SynthesisConfig, synthesize_dataset
+    from components.synthesis.filters import FilterConfig
 
-    config = SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction,
-                             channels=ChannelConfig() if channels else None)
-    summary = synthesize_dataset(config, Path(out), overwrite=overwrite)
+    given = {"n": n, "seed": seed, "test_fraction": test_fraction, "unseen_voice_fraction": unseen_voice_fraction,
+             "engines": tuple(engines) if engines else None, "workers": workers, "shard_size": shard_size,
+             "text_backend": text_backend}
+    config = SynthesisConfig(**{k: v for k, v in given.items() if v is not None},
+                             **({} if channels else {"channels": None}),
+                             filters=FilterConfig(whisper_path=whisper_path) if filters else None)
+    summary = synthesize_dataset(config, out if str(out).startswith("s3://") else Path(out), overwrite=overwrite,
+                                 resume=resume)
+    resumed = f", {summary.resumed_shards} of {summary.shards} shards from an earlier run" if summary.resumed_shards else ""
     print(f"wrote {summary.n} dialogues ({summary.audio_hours:.2f} h audio) to {summary.out_dir} "
-          f"in {summary.elapsed_s:.1f} s; card: {summary.out_dir / 'README.md'}")
+          f"in {summary.elapsed_s:.1f} s{resumed}; card: {summary.out_dir}/README.md")
     return summary
 
 
@@ -129,6 +143,18 @@ def bench_train(dataset: Path, out: Path, modes: str | None = None, steps: int =
                        modes=chosen, steps=steps, warmup=warmup, nproc=nproc)
     print(report.table)
     print(f"\nJSON {report.json_path}; plot {report.plot_path}")
+    return report
+
+
+def bench_synthesize(out: Path, n: int = 120, workers: str = "1,2", shard_size: int = 20, stage_sample: int = 30):
+    """Dialogues/s with each worker count, seconds per stage, and the extrapolation to 200k dialogues."""
+    from components.synthesis.bench import PLOT_FILE, RESULT_FILE, TABLE_FILE, bench_synthesis, format_table
+    from components.synthesis.config import SynthesisConfig
+
+    counts = [int(w) for w in workers.split(",") if w.strip()]
+    report = bench_synthesis(Path(out), SynthesisConfig(n=n, shard_size=shard_size), counts, stage_sample)
+    print(format_table(report))
+    print(f"\nJSON {Path(out) / RESULT_FILE}; table {Path(out) / TABLE_FILE}; plot {Path(out) / PLOT_FILE}")
     return report
 
 
@@ -372,8 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the whole pipeline locally (kfp.local) and print a summary")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where runs, MLflow and models go")
-    p.add_argument("--n", type=int, default=300, help="dialogues to synthesize")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--n", type=int, help="dialogues to synthesize (default 480)")
+    p.add_argument("--epochs", type=int, help="stage-1 epochs (default 15)")
     p.add_argument("--nproc", type=int, default=2, help="DeepSpeed ranks (torchrun --nproc_per_node)")
     p.add_argument("--max-steps", type=int, default=0, help="stop training early (0 = all epochs)")
     p.add_argument("--speech-epochs", type=int, help="training stage 2 (the talker) epochs (default: "
@@ -392,16 +418,35 @@ def build_parser() -> argparse.ArgumentParser:
                                        publish_uri=a.publish_uri, instance_kind=a.instance_kind))
 
     data = sub.add_parser("data", help="dataset commands").add_subparsers(dest="data_command", required=True)
-    p = data.add_parser("synthesize", help="synthesize the emotional dialogue set (espeak-ng speech)")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--n", type=int, default=300)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--test-fraction", type=float, default=0.2)
+    p = data.add_parser("synthesize", help="synthesize the emotional dialogue set (espeak-ng, flite and festival "
+                        "user voices; espeak-ng replies), in resumable shards")
+    p.add_argument("--out", required=True, help="dataset directory, or s3://host:port/bucket/prefix (credentials from "
+                   "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)")
+    p.add_argument("--n", type=int, help="dialogues (default 480)")
+    p.add_argument("--seed", type=int, help="default 0")
+    p.add_argument("--test-fraction", type=float, help="in-distribution test share per emotion (default 0.1)")
+    p.add_argument("--unseen-voice-fraction", type=float, help="share per emotion spoken only by held-out voices "
+                   "(components.synthesis.taxonomy.HELD_OUT_SPEAKERS), the unseen-voice split; 0: none (default 0.1)")
+    p.add_argument("--engines", type=lambda v: v.split(","), help="user-voice TTS engines, comma-separated "
+                   "(default espeak-ng,flite,festival)")
+    p.add_argument("--workers", type=int, help="worker processes (default 2); the output does not depend on it")
+    p.add_argument("--shard-size", type=int, help="dialogues per shard, the unit a stopped build keeps (default 50)")
+    p.add_argument("--text-backend", choices=("template", "llm"), help="who writes the dialogues: the offline "
+                   "template grammar (default) or an OpenAI-compatible endpoint from OMNI_LLM_BASE_URL, "
+                   "OMNI_LLM_MODEL and OMNI_LLM_API_KEY (or OMNI_LLM_API_KEY_FILE)")
+    p.add_argument("--whisper-path", help="a local Whisper checkpoint for the ASR word-error-rate filter; without "
+                   "it that filter is skipped, and the card says so")
+    p.add_argument("--filters", action=argparse.BooleanOptionalAction, default=True,
+                   help="drop dialogues that fail the audio, speech-emotion and ASR checks (default on)")
+    p.add_argument("--channels", action=argparse.BooleanOptionalAction, default=True,
+                   help="put user turns through seeded telephone-band, codec, room, noise, level and clipping effects "
+                   "(components/audio/channels.py); each row's user_channel records its chain (default on)")
     p.add_argument("--overwrite", action="store_true", help="replace a previous dataset in --out")
-    p.add_argument("--channels", action="store_true", help="put user turns through seeded telephone-band, codec, "
-                   "room, noise, level and clipping effects (components/audio/channels.py); each row's user_channel "
-                   "records its chain")
-    p.set_defaults(func=lambda a: synthesize(a.out, a.n, a.seed, a.test_fraction, a.overwrite, a.channels))
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="continue a stopped build of the same settings from its finished shards (default on)")
+    p.set_defaults(func=lambda a: synthesize(a.out, a.n, a.seed, a.test_fraction, a.overwrite, a.channels, a.engines,
+                                             a.unseen_voice_fraction, a.workers, a.shard_size, a.text_backend,
+                                             a.filters, a.whisper_path, a.resume))
 
     p = sub.add_parser("train", help="train with DeepSpeed ZeRO over torchrun ranks and export the model")
     p.add_argument("--dataset", type=Path, required=True)
@@ -452,6 +497,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc", type=int, default=2, help="ranks of the distributed modes (one per GPU on a GPU "
                                                         "machine; default 2)")
     p.set_defaults(func=lambda a: bench_train(a.dataset, a.out, a.modes, a.steps, a.warmup, a.config, a.nproc))
+    p = bench.add_parser("synthesize", help="dataset synthesis: dialogues/s with 1 and 2 worker processes, seconds "
+                         "per stage, and the wall time 200k dialogues would take on 16 cores")
+    p.add_argument("--out", type=Path, required=True, help="report directory (JSON, Markdown table, PNG)")
+    p.add_argument("--n", type=int, default=120, help="dialogues per build")
+    p.add_argument("--workers", default="1,2", help="worker counts to compare, the first is the baseline")
+    p.add_argument("--shard-size", type=int, default=20)
+    p.add_argument("--stage-sample", type=int, default=30, help="dialogues timed stage by stage")
+    p.set_defaults(func=lambda a: bench_synthesize(a.out, a.n, a.workers, a.shard_size, a.stage_sample))
     p = bench.add_parser("serve", help="serving throughput and latency on a local tritonserver: one-at-a-time vs "
                                        "dynamic batching vs streaming at each concurrency, against one-at-a-time")
     p.add_argument("--model", type=Path, required=True, help="an exported model directory")
@@ -564,15 +617,17 @@ def build_parser() -> argparse.ArgumentParser:
 def user_facing_errors() -> tuple[type[Exception], ...]:
     """Errors whose message already names the problem and the fix: printed without a traceback."""
     from components.registry import RegistryError
-    from components.synthesis import SpeechError
+    from components.storage.s3 import StorageError
+    from components.synthesis import SpeechError, SynthesisError
+    from components.synthesis.llm import LLMError
     from components.training import TrainingError
     from components.training.bench import BenchError
     from pipelines.submit import SubmitError
     from serving.client import ServingError
     from serving.launcher import TritonStartupError
 
-    return (CLIError, FileNotFoundError, FileExistsError, ValueError, SpeechError, TrainingError, BenchError,
-            RegistryError, ServingError, TritonStartupError, SubmitError)
+    return (CLIError, FileNotFoundError, FileExistsError, ValueError, SpeechError, SynthesisError, LLMError,
+            StorageError, TrainingError, BenchError, RegistryError, ServingError, TritonStartupError, SubmitError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 from kfp import dsl, kubernetes
 
-from components.training.config import SpeechTrainConfig
+from components.synthesis.config import SynthesisConfig
+from components.training.config import SpeechTrainConfig, TrainConfig
 from pipelines import steps
 
 PIPELINE_NAME = "emotion-omni"
@@ -43,6 +44,9 @@ class ClusterSettings:
         "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
         "MLFLOW_S3_ENDPOINT_URL": "MLFLOW_S3_ENDPOINT_URL",
     })
+    # Secret holding the LLM dialogue writer's OMNI_LLM_BASE_URL, OMNI_LLM_MODEL and OMNI_LLM_API_KEY, mounted on the
+    # synthesize step as env; "" mounts none (text_backend="llm" then fails at once, naming the variables).
+    llm_secret: str = ""
     retries: int = 2                             # for steps that talk to services (MLflow, Triton start)
     # Train steps: a retry (preempted node, OOM kill) resumes from the newest complete checkpoint, mirrored under
     # the run's checkpoint_root, so it repeats at most one checkpoint interval of work.
@@ -91,8 +95,9 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
                                                   "talker on speech units) with DeepSpeed, evaluate text and speech, "
                                                   "register in MLflow, gate, export to Triton, smoke-serve.")
     def emotion_omni(
-        n: int = 300, seed: int = 0, test_fraction: float = 0.2,
-        epochs: int = 30, nproc: int = 2, max_steps: int = 0, train_config_json: str = "{}",
+        n: int = SynthesisConfig.n, seed: int = 0, test_fraction: float = SynthesisConfig.test_fraction,
+        text_backend: str = SynthesisConfig.text_backend,
+        epochs: int = TrainConfig.epochs, nproc: int = 2, max_steps: int = 0, train_config_json: str = "{}",
         speech_epochs: int = SpeechTrainConfig.epochs, speech_max_steps: int = 0, speech_train_config_json: str = "{}",
         token2wav_json: str = "{}", restyled_per_reply: int = 0,
         train_backend: str = "local", trainjob_num_nodes: int = 1, trainjob_gpus_per_node: int = 1,
@@ -100,8 +105,11 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
         gate_json: str = "{}", triton_publish_uri: str = "", triton_instance_kind: str = "cpu",
         checkpoint_root: str = "",
     ):
-        data = steps.synthesize(n=n, seed=seed, test_fraction=test_fraction)
+        data = steps.synthesize(n=n, seed=seed, test_fraction=test_fraction, text_backend=text_backend)
         data.set_cpu_request("2").set_memory_request("2Gi")
+        if settings.llm_secret:
+            kubernetes.use_secret_as_env(data, secret_name=settings.llm_secret, secret_key_to_env={
+                name: name for name in ("OMNI_LLM_BASE_URL", "OMNI_LLM_MODEL", "OMNI_LLM_API_KEY")})
 
         trained = steps.train(dataset=data.outputs["dataset"], epochs=epochs, nproc=nproc, max_steps=max_steps,
                               seed=seed, config_json=train_config_json, backend=train_backend,

@@ -15,16 +15,21 @@ COMPONENT_IMAGE = "ghcr.io/empathy-omni/omni-components:0.1.0"
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def synthesize(n: int, seed: int, test_fraction: float, dataset: Output[Dataset]):
-    """Step 1: the emotional dialogue set (manifest + 16 kHz WAVs + dataset card)."""
+def synthesize(n: int, seed: int, test_fraction: float, text_backend: str, dataset: Output[Dataset]):
+    """Step 1: the emotional dialogue set (manifest + 16 kHz WAVs + dataset card with its plots), in resumable shards
+    on one process per CPU; text_backend "llm" reads OMNI_LLM_* from the environment (a Secret)."""
     import time
     from pathlib import Path
 
+    from components.cpu import available_cpus
     from components.synthesis import SynthesisConfig, synthesize_dataset
 
     start = time.time()
-    summary = synthesize_dataset(SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction), Path(dataset.path))
-    dataset.metadata.update({"rows": summary.n, "wall_seconds": round(time.time() - start, 2)})
+    config = SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction, text_backend=text_backend,
+                             workers=available_cpus())
+    summary = synthesize_dataset(config, Path(dataset.path))
+    dataset.metadata.update({"rows": summary.n, "shards": summary.shards, "resumed_shards": summary.resumed_shards,
+                             "wall_seconds": round(time.time() - start, 2)})
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)

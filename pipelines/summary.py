@@ -6,10 +6,13 @@ from pathlib import Path
 from components.contracts import (
     METRIC_CHRF, METRIC_DNSMOS_OVRL, METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS, METRIC_MCD_DB,
     METRIC_PITCH_ORDER_SPEARMAN, METRIC_RESPONSE_EMOTION_ACCURACY, METRIC_RESYNTHESIS_STOI,
-    METRIC_SPEECH_EMOTION_AGREEMENT, METRIC_SPEECH_JUDGE_ACCURACY, METRIC_SPEECH_RTF, METRIC_USER_EMOTION_ACCURACY,
+    METRIC_SPEECH_EMOTION_AGREEMENT, METRIC_SPEECH_JUDGE_ACCURACY, METRIC_SPEECH_RTF, METRIC_UNSEEN_VOICE_CHRF,
+    METRIC_UNSEEN_VOICE_USER_EMOTION_ACCURACY, METRIC_UNSEEN_VOICE_USER_EMOTION_GAP, METRIC_USER_EMOTION_ACCURACY,
     METRIC_USER_EMOTION_MACRO_F1,
 )
-from components.evaluation.speech_eval import TargetCheck, check_targets
+from components.evaluation.generalization import GENERALIZATION_TARGETS
+from components.evaluation.speech_eval import SPEECH_TARGETS
+from components.evaluation.targets import TargetCheck, check_targets
 from pipelines.local_run import LocalRun
 
 # KFP task name -> (label in the summary, output whose metadata carries wall_seconds)
@@ -23,8 +26,9 @@ STEP_OUTPUTS = {
     "export-triton": ("5a export (Triton repo)", "model_repository"),
     "serve-smoke-test": ("5b serve (tritonserver)", "reply"),
 }
-METRIC_KEYS = (METRIC_USER_EMOTION_ACCURACY, METRIC_USER_EMOTION_MACRO_F1, METRIC_RESPONSE_EMOTION_ACCURACY,
-               METRIC_CHRF, METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS, METRIC_SPEECH_EMOTION_AGREEMENT,
+METRIC_KEYS = (METRIC_USER_EMOTION_ACCURACY, METRIC_USER_EMOTION_MACRO_F1, METRIC_UNSEEN_VOICE_USER_EMOTION_ACCURACY,
+               METRIC_UNSEEN_VOICE_USER_EMOTION_GAP, METRIC_RESPONSE_EMOTION_ACCURACY, METRIC_CHRF,
+               METRIC_UNSEEN_VOICE_CHRF, METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS, METRIC_SPEECH_EMOTION_AGREEMENT,
                METRIC_SPEECH_JUDGE_ACCURACY, METRIC_RESYNTHESIS_STOI, METRIC_PITCH_ORDER_SPEARMAN, METRIC_MCD_DB,
                METRIC_DNSMOS_OVRL, METRIC_SPEECH_RTF)
 TRAIN_KEYS = ("stage", "steps", "samples_per_second", "parameters", "trainable_parameters", "world_size", "zero_stage")
@@ -58,7 +62,8 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
                    "endpoint_used": reply["endpoint"], "reply": reply},
         # A metric the evaluation could not compute is absent from its metadata: None here, "not computed" below.
         "metrics": {k: evaluation["metadata"].get(k) for k in METRIC_KEYS},
-        "targets": [dataclasses.asdict(t) for t in check_targets(evaluation["metadata"])],
+        "targets": [dataclasses.asdict(t)
+                    for t in check_targets(evaluation["metadata"], {**SPEECH_TARGETS, **GENERALIZATION_TARGETS})],
         "train": [{k: steps[t].artifacts["model"]["metadata"][k] for k in TRAIN_KEYS} for t in ("train", "train-speech")],
         "step_seconds": {label: steps[task].artifacts[output]["metadata"].get("wall_seconds")
                          for task, (label, output) in STEP_OUTPUTS.items() if task in steps},
@@ -88,7 +93,7 @@ def format_summary(summary: dict) -> str:
         f"          model said  \"{r['response_text']}\" ({r['response_emotion']})",
         f"          its voice   {r['reply_wav']} ({r['reply_audio_s']} s, the talker's units through the token2wav)"
         if not r["speech_note"] else f"          its voice   none: {r['speech_note']}",
-        "", "metrics (held-out test split)",
+        "", "metrics (held-out test split; unseen_voice_*: the split spoken by voices no training turn used)",
     ]
     lines += [f"  {k:36s} {'not computed' if v is None else format(v, '.4g')}" for k, v in summary["metrics"].items()]
     lines += ["", "speech targets"]

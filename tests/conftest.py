@@ -92,7 +92,7 @@ def tiny_dialogues(tmp_path_factory) -> Path:
     """A 14-dialogue synthesized dataset (every emotion in both splits), built once per session."""
     from components.synthesis import SynthesisConfig, synthesize_dataset
 
-    return synthesize_dataset(SynthesisConfig(n=14, seed=3), tmp_path_factory.mktemp("dialogues") / "data",
+    return synthesize_dataset(SynthesisConfig(n=18, seed=3), tmp_path_factory.mktemp("dialogues") / "data",
                               progress=False).out_dir
 
 

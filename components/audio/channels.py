@@ -40,11 +40,15 @@ class ChannelError(RuntimeError):
 class ChannelConfig:
     """How often and how hard user turns are degraded. Ranges are drawn uniformly per clip."""
 
-    clean_prob: float = 0.3                       # some turns stay as the synthesizer made them
-    max_effects: int = 3                          # 1..max_effects effects per degraded clip
-    snr_db: tuple[float, float] = (5.0, 25.0)     # additive noise, against the speech's mean power
-    level_db: tuple[float, float] = (-18.0, 6.0)  # a quiet or hot microphone (peaks above 1 are clipped)
-    clip_gain: tuple[float, float] = (2.0, 6.0)   # overdrive before clipping at full scale
+    # Measured on the demo's 300 dialogues (2026-11-29) with a logistic-regression probe trained on them: clean
+    # held-out turns 0.88, clipped ones 0.42. Clipping at 2-6x gain is overdrive, which is how anger sounds here,
+    # so it taught "angry"; real hot microphones clip gently. Hence gentler clipping, no +6 dB level, and at most
+    # two effects a turn.
+    clean_prob: float = 0.4                       # some turns stay as the synthesizer made them
+    max_effects: int = 2                          # 1..max_effects effects per degraded clip
+    snr_db: tuple[float, float] = (8.0, 30.0)     # additive noise, against the speech's mean power
+    level_db: tuple[float, float] = (-18.0, 3.0)  # a quiet or hot microphone (peaks above 1 are clipped)
+    clip_gain: tuple[float, float] = (1.2, 2.5)   # overdrive before clipping at full scale
     reverberance: tuple[int, int] = (20, 80)      # sox reverb's 0-100 scales
     room_scale: tuple[int, int] = (20, 80)
     resample_rates: tuple[int, ...] = (8000, 11025)

@@ -8,6 +8,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from components.audio.io import load_wav
+from components.contracts import UNSEEN_VOICE_SPLIT
+from components.evaluation.generalization import GeneralizationResult, generalization
 from components.evaluation.metrics import EvalResult, compute_metrics
 from components.evaluation.records import PredictionRecord
 from components.evaluation.report import ReportPaths, write_report
@@ -22,10 +24,12 @@ class Evaluation:
     records: list[PredictionRecord]
     report: ReportPaths
     speech: SpeechEvalResult | None = None
+    generalization: GeneralizationResult | None = None   # when the dataset has an unseen-voice split
 
     def summary(self) -> dict[str, float]:
-        """Text and speech metrics together, under their contract names (KFP Metrics, MLflow, the gate)."""
-        return {**self.result.summary(), **(self.speech.summary if self.speech else {})}
+        """Text, speech and unseen-voice metrics together, under their contract names (KFP, MLflow, the gate)."""
+        return {**self.result.summary(), **(self.speech.summary if self.speech else {}),
+                **(self.generalization.summary() if self.generalization else {})}
 
 
 def predict(responder: EmotionOmniResponder, rows: list[dict], dataset_dir: Path,
@@ -48,7 +52,8 @@ def evaluate_model(model_dir: Path, dataset_dir: Path, out_dir: Path, split: str
                    limit: int | None = None, progress: bool = True, speech: bool = True,
                    speech_config: SpeechEvalConfig = SpeechEvalConfig()) -> Evaluation:
     """Text and emotions one utterance at a time (latency as a user sees it), then, with `speech`, the model's
-    reply speech in batches (components.evaluation.speech_eval)."""
+    reply speech in batches (components.evaluation.speech_eval). Evaluating the "test" split also scores the
+    dataset's unseen-voice split, when it has one, beside it (text and emotions; components.evaluation.generalization)."""
     manifest = read_manifest(dataset_dir)
     rows = [r for r in manifest if r["split"] == split][:limit]
     if not rows:
@@ -57,11 +62,17 @@ def evaluate_model(model_dir: Path, dataset_dir: Path, out_dir: Path, split: str
     responder = EmotionOmniResponder.from_pretrained(model_dir, speak=False)
     records = predict(responder, rows, dataset_dir, progress)
     result = compute_metrics(records)
+    general = None
+    unseen_rows = [r for r in manifest if r["split"] == UNSEEN_VOICE_SPLIT][:limit] if split == "test" else []
+    if unseen_rows:
+        unseen_records = predict(responder, unseen_rows, dataset_dir, progress)
+        general = generalization(result, compute_metrics(unseen_records), records + unseen_records,
+                                 rows + unseen_rows)
     speech_result = None
     if speech:
         responder.speak = True
         train_texts = [r["response_text"] for r in manifest if r["split"] == "train"]
         speech_result = evaluate_speech(responder, rows, Path(dataset_dir), Path(out_dir), train_texts, speech_config)
-    report = write_report(result, Path(out_dir), samples=records[:8], speech=speech_result,
+    report = write_report(result, Path(out_dir), samples=records[:8], speech=speech_result, generalization=general,
                           title=f"Emotion Omni evaluation ({split}, n={len(records)})")
-    return Evaluation(result, records, report, speech_result)
+    return Evaluation(result, records, report, speech_result, general)

@@ -73,3 +73,25 @@ def plot_latency_histogram(latencies_ms: Sequence[float], path: Path, *, title: 
     axes.legend()
     figure.savefig(path, dpi=_DPI)
     return path
+
+
+def plot_group_accuracy(groups: Sequence[tuple[str, str, int, float]], path: Path, *, title: str,
+                        split_colours: dict[str, str]) -> Path:
+    """Horizontal bars of accuracy per group (label, split, n, accuracy), coloured by split, n beside each bar."""
+    if not groups:
+        raise ValueError("no groups to plot. Fix: pass GeneralizationResult.by_voice or .by_channel.")
+    figure = Figure(figsize=(6.4, 1.0 + 0.32 * len(groups)), layout="constrained")
+    axes = figure.add_subplot()
+    positions = np.arange(len(groups))[::-1]  # first group on top
+    axes.barh(positions, [g[3] for g in groups], color=[split_colours.get(g[1], "#888888") for g in groups])
+    for y, (_, _, n, value) in zip(positions, groups):
+        axes.text(min(value + 0.01, 0.9), y, f"{value:.2f} (n={n})", va="center", fontsize=8)
+    axes.set_yticks(positions, labels=[g[0] for g in groups], fontsize=8)
+    axes.set_xlim(0, 1)
+    axes.set_xlabel("user emotion accuracy")
+    axes.set_title(title)
+    for split, colour in split_colours.items():
+        axes.barh([], [], color=colour, label=split)  # legend entries only
+    axes.legend(loc="lower right", fontsize=8)
+    figure.savefig(path, dpi=_DPI)
+    return path

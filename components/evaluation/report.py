@@ -41,15 +41,21 @@ from components.contracts import (
     REPORT_METRICS_FILE,
     SPEECH_JUDGE_FILE,
     SPEECH_METRICS_FILE,
+    UNSEEN_VOICE_SPLIT,
 )
+from components.evaluation.generalization import UNSEEN_VOICE_METRICS, GeneralizationResult
 from components.evaluation.metrics import EvalResult
-from components.evaluation.plots import plot_confusion_matrix, plot_latency_histogram
+from components.evaluation.plots import plot_confusion_matrix, plot_group_accuracy, plot_latency_histogram
 from components.evaluation.records import PredictionRecord
 from components.evaluation.speech_eval import CONTRAST_PNG, PROSODY_PNG, SpeechEvalResult
 
 USER_CONFUSION_PNG = "user_emotion_confusion.png"
 RESPONSE_CONFUSION_PNG = "response_emotion_confusion.png"
 LATENCY_PNG = "latency_histogram.png"
+UNSEEN_CONFUSION_PNG = "unseen_voice_user_emotion_confusion.png"
+VOICE_ACCURACY_PNG = "user_emotion_by_voice.png"
+CHANNEL_ACCURACY_PNG = "user_emotion_by_channel.png"
+_SPLIT_COLOURS = {"test": "#4a7ab5", UNSEEN_VOICE_SPLIT: "#d08c2a"}
 
 # One line per summary metric, so a reader of the report need not know the code.
 _METRIC_NOTES = {
@@ -86,11 +92,12 @@ class ReportPaths:
     response_confusion_png: Path
     latency_png: Path
     speech_files: list[Path] = field(default_factory=list)  # the speech section's plots, WAVs and detail
+    generalization_files: list[Path] = field(default_factory=list)  # the unseen-voice section's plots
 
     def files(self) -> list[Path]:
         """Every file the report wrote."""
-        return [self.metrics_json, self.markdown, self.html,
-                self.user_confusion_png, self.response_confusion_png, self.latency_png, *self.speech_files]
+        return [self.metrics_json, self.markdown, self.html, self.user_confusion_png, self.response_confusion_png,
+                self.latency_png, *self.speech_files, *self.generalization_files]
 
 
 def write_report(
@@ -101,6 +108,7 @@ def write_report(
     title: str = "Emotion Omni evaluation",
     max_samples: int = 8,  # sample rows shown; enough to eyeball reply quality without burying the metrics
     speech: SpeechEvalResult | None = None,
+    generalization: GeneralizationResult | None = None,
 ) -> ReportPaths:
     """Write the report files into `out_dir` (created if missing) and return their paths."""
     out_dir = Path(out_dir)
@@ -120,15 +128,22 @@ def write_report(
                           paths.response_confusion_png, title="Response emotion choice")
     plot_latency_histogram(result.latencies_ms, paths.latency_png)
 
-    summary = {**result.summary(), **(speech.summary if speech else {})}
+    summary = {**result.summary(), **(speech.summary if speech else {}),
+               **(generalization.summary() if generalization else {})}
     document = {"title": title, "summary": summary, "detail": result.to_dict(),
-                "speech": speech.to_dict() if speech else None}
+                "speech": speech.to_dict() if speech else None,
+                "generalization": generalization.to_dict() if generalization else None}
     paths.metrics_json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
     sections = _sections(result, (samples or [])[:max_samples]) + (_speech_sections(speech) if speech else [])
     figures = [("User emotion confusion", paths.user_confusion_png),
                ("Response emotion confusion", paths.response_confusion_png),
                ("Latency", paths.latency_png)]
+    if generalization:
+        sections[1:1] = _generalization_sections(generalization)  # right after the metrics: it qualifies them
+        paths.generalization_files = _generalization_plots(generalization, out_dir)
+        figures[1:1] = list(zip(("User emotion confusion, unseen voices", "User emotion accuracy by voice",
+                                 "User emotion accuracy by channel effect"), paths.generalization_files))
     if speech:
         paths.speech_files = list(speech.files) + [out_dir / SPEECH_METRICS_FILE, out_dir / SPEECH_JUDGE_FILE]
         figures += [(caption, out_dir / name) for caption, name in (
@@ -159,6 +174,36 @@ def _sections(result: EvalResult, samples: list[PredictionRecord]) -> list[_Sect
                          ["id", "user emotion", "response emotion", "reference reply", "predicted reply", "ms"],
                          rows))
     return sections
+
+
+def _generalization_sections(general: GeneralizationResult) -> list[_Section]:
+    seen, unseen = general.seen.summary(), general.summary()
+    rows = [[base, f"{seen[base]:.4g}", f"{unseen[name]:.4g}",
+             "" if base == METRIC_NUM_SAMPLES else f"{seen[base] - unseen[name]:+.4g}"]
+            for name, base in UNSEEN_VOICE_METRICS.items()]
+
+    def groups(found):
+        return [[g.group, g.split, str(g.n), f"{g.accuracy:.3f}"] for g in found]
+    return [
+        ("Unseen voices: in-distribution test vs voices no training turn used",
+         ["metric", "test (training voices)", UNSEEN_VOICE_SPLIT, "gap"], rows),
+        ("User emotion accuracy by voice", ["voice", "split", "n", "accuracy"], groups(general.by_voice)),
+        ("User emotion accuracy by channel effect (a turn through two effects counts under both)",
+         ["effect", "split", "n", "accuracy"], groups(general.by_channel)),
+    ]
+
+
+def _generalization_plots(general: GeneralizationResult, out_dir: Path) -> list[Path]:
+    def bars(found):
+        return [(g.group, g.split, g.n, g.accuracy) for g in found]
+    return [
+        plot_confusion_matrix(general.unseen.user_emotion_confusion, general.unseen.user_emotion_labels,
+                              out_dir / UNSEEN_CONFUSION_PNG, title="User emotion recognition, unseen voices"),
+        plot_group_accuracy(bars(general.by_voice), out_dir / VOICE_ACCURACY_PNG,
+                            title="User emotion accuracy by voice", split_colours=_SPLIT_COLOURS),
+        plot_group_accuracy(bars(general.by_channel), out_dir / CHANNEL_ACCURACY_PNG,
+                            title="User emotion accuracy by channel effect", split_colours=_SPLIT_COLOURS),
+    ]
 
 
 def _speech_sections(speech: SpeechEvalResult) -> list[_Section]:

@@ -143,7 +143,20 @@ class SpeechEmotionClassifier:
         if missing:
             raise JudgeError(f"labels {missing} have no training clips and could never be predicted; train on "
                              "every label (speak_in_every_emotion does) or construct the judge with labels=...")
-        features = np.stack([utterance_features(w) for w in waves])  # (N, F)
+        return self.fit_features(np.stack([utterance_features(w) for w in waves]), labels, seed)
+
+    def fit_features(self, features: np.ndarray, labels: Sequence[str], seed: int = 0) -> SpeechEmotionClassifier:
+        """`fit` on precomputed utterance_features (N, F): for callers that fit several judges on one set of
+        clips (cross-fitting), so each clip's features are computed once. Checks the labels as `fit` does."""
+        features = np.asarray(features, dtype=np.float64)
+        if features.ndim != 2 or features.shape != (len(labels), len(FEATURE_NAMES)):
+            raise JudgeError(f"features must be (clips, {len(FEATURE_NAMES)}) from utterance_features with one "
+                             f"label per row, got shape {features.shape} and {len(labels)} labels")
+        unknown = sorted(set(labels) - set(self.labels))
+        missing = [label for label in self.labels if label not in set(labels)]
+        if unknown or missing:
+            raise JudgeError(f"labels {unknown} are unknown to the judge and labels {missing} have no clips; "
+                             f"train on clips of exactly the judge's labels {list(self.labels)}")
         self._mean = np.nanmean(features, axis=0)
         if np.isnan(self._mean).any():
             raise JudgeError("no training clip has voiced speech, so pitch features cannot be learned; "
@@ -161,7 +174,13 @@ class SpeechEmotionClassifier:
             raise JudgeError("the judge is not trained; call fit(...) or SpeechEmotionClassifier.load(path)")
         if not waves:
             return []
-        inputs = self._standardise(np.stack([utterance_features(w) for w in waves]))
+        return self.predict_features(np.stack([utterance_features(w) for w in waves]))
+
+    def predict_features(self, features: np.ndarray) -> list[str]:
+        """`predict` on precomputed utterance_features (N, F)."""
+        if self._weight is None:
+            raise JudgeError("the judge is not trained; call fit(...) or SpeechEmotionClassifier.load(path)")
+        inputs = self._standardise(np.asarray(features, dtype=np.float64).reshape(-1, len(FEATURE_NAMES)))
         logits = inputs @ self._weight.T + self._bias  # (N, L)
         return [self.labels[i] for i in logits.argmax(axis=1)]
 

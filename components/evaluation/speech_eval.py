@@ -38,6 +38,7 @@ from components.evaluation.speech_metrics import (
     Prosody, SpeechMetricError, mel_cepstral_distortion, prosody, stoi_score,
 )
 from components.evaluation.speech_plots import plot_prosody_by_emotion, plot_spectrograms
+from components.evaluation.targets import TargetCheck, Targets, check_targets
 from components.inference import EmotionOmniResponder
 from components.model.tokenizer import encode_response
 
@@ -45,7 +46,7 @@ PROSODY_PNG = "prosody_by_emotion.png"
 CONTRAST_PNG = "emotion_contrast.png"
 
 # The issue's targets for the demo data: printed beside each figure, met or not. Chance agreement is 1/7.
-SPEECH_TARGETS: dict[str, tuple[str, float]] = {
+SPEECH_TARGETS: Targets = {
     METRIC_SPEECH_EMOTION_AGREEMENT: (">=", 0.6),
     METRIC_RESYNTHESIS_STOI: (">=", 0.7),
     METRIC_PITCH_ORDER_SPEARMAN: (">=", 0.8),  # "generated pitch per emotion ordered like the reference's"
@@ -60,34 +61,6 @@ class SpeechEvalConfig:
     batch_size: int = 16           # replies generated together
     contrast_emotions: tuple[str, str] = ("comforting", "excited")  # the README's same-text pair
     seed: int = 0
-
-
-@dataclass
-class TargetCheck:
-    metric: str
-    op: str
-    target: float
-    value: float | None
-    met: bool | None               # None when the metric was not computed
-
-    @property
-    def status(self) -> str:
-        return "not computed" if self.met is None else ("met" if self.met else "missed")
-
-    def line(self) -> str:
-        """One line for logs and summaries, e.g. "resynthesis_stoi >= 0.7: 0.766 (met)"."""
-        value = "-" if self.value is None else f"{self.value:.3g}"
-        return f"{self.metric} {self.op} {self.target:g}: {value} ({self.status})"
-
-
-def check_targets(summary: dict[str, float]) -> list[TargetCheck]:
-    """SPEECH_TARGETS against an evaluation summary (a metric absent from it was not computed)."""
-    checks = []
-    for name, (op, goal) in SPEECH_TARGETS.items():
-        value = summary.get(name)
-        met = None if value is None else (value >= goal if op == ">=" else value <= goal)
-        checks.append(TargetCheck(name, op, goal, value, met))
-    return checks
 
 
 @dataclass
@@ -179,7 +152,7 @@ def evaluate_speech(responder: EmotionOmniResponder, rows: list[dict], dataset_d
     for i in spoken[:2]:
         files.append(save_wav(out_dir / f"reply_{rows[i]['id']}.wav", replies[i].audio))
 
-    return _finish(SpeechEvalResult(summary, not_computed, check_targets(summary), score, per_emotion, files),
+    return _finish(SpeechEvalResult(summary, not_computed, check_targets(summary, SPEECH_TARGETS), score, per_emotion, files),
                    out_dir)
 
 

@@ -51,6 +51,12 @@ class EmotionOmniThinkerConfig:
     # --- emotion encoder (stand-in for emotion2vec, which cannot be downloaded here) ---
     emotion_encoder_dim: int = 64    # paper: 768 (emotion2vec base)
     emotion_encoder_layers: int = 1
+    emotion_encoder_dropout: float = 0.1
+    # --- SpecAugment on the log-mel in training (components/model/spec_augment.py); 0 masks turn it off ---
+    spec_freq_masks: int = 2
+    spec_freq_width: int = 8         # mel bins, of n_mels
+    spec_time_masks: int = 2
+    spec_time_width: int = 40        # mel frames (10 ms each)
     # --- frame-stacking adapters: 50 Hz -> 10 Hz ---
     stack_factor: int = 5            # paper: k = 5
     adapter_hidden: int = 256        # paper: 2048

@@ -22,6 +22,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from components.model.adapters import FrameStackAdapter, interleave
 from components.model.configuration import EmotionOmniThinkerConfig
 from components.model.emotion_encoder import EmotionEncoder
+from components.model.spec_augment import spec_augment
 from components.model.heads import (
     EmotionPredictHead, UserEmotionClassifier, emotion_codebook, emotion_loss, nearest_emotion,
 )
@@ -59,7 +60,8 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
         self.config = config
         self.speech_encoder = WhisperEncoder(config.whisper_config())
         self.emotion_encoder = EmotionEncoder(
-            config.n_mels, config.emotion_encoder_dim, config.emotion_encoder_layers, config.mel_frames // 2)
+            config.n_mels, config.emotion_encoder_dim, config.emotion_encoder_layers, config.mel_frames // 2,
+            config.emotion_encoder_dropout)
         self.llm = Qwen2ForCausalLM(config.qwen2_config())
         hidden = config.hidden_size
         self.speech_adapter = FrameStackAdapter(
@@ -96,8 +98,14 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
             target.load_state_dict({k: source[k] for k in mine})
 
     # --- audio -> LLM embeddings ---
-    def encode_audio(self, input_features: torch.Tensor):
-        """Log-mel (B, n_mels, T_mel) -> interleaved LLM embeddings (B, 2*T10, H) and emotion frames."""
+    def encode_audio(self, input_features: torch.Tensor, audio_frames: torch.Tensor | None = None):
+        """Log-mel (B, n_mels, T_mel) -> interleaved LLM embeddings (B, 2*T10, H) and emotion frames. In training,
+        with `audio_frames` (valid 10 Hz frames per item), SpecAugment masks the log-mel first."""
+        c = self.config
+        if self.training and audio_frames is not None and (c.spec_freq_masks or c.spec_time_masks):
+            input_features = spec_augment(input_features, audio_frames * c.stack_factor * 2,
+                                          freq_masks=c.spec_freq_masks, freq_width=c.spec_freq_width,
+                                          time_masks=c.spec_time_masks, time_width=c.spec_time_width)
         speech = self.speech_encoder(input_features).last_hidden_state  # (B, T50, d_model)
         emotion = self.emotion_encoder(input_features)                   # (B, T50, emo_dim)
         fused = interleave(self.speech_adapter(speech), self.emotion_adapter(emotion))
@@ -152,8 +160,8 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
                 response_ids: list[torch.Tensor], user_emotion: torch.Tensor | None = None,
                 response_emotion: torch.Tensor | None = None) -> EmotionOmniThinkerOutput:
         """Teacher-forced pass. `response_ids` are reply ids ending in <|im_end|>; labels optional."""
-        return self._teacher_forced(*self.encode_audio(input_features), audio_frames, response_ids, user_emotion,
-                                    response_emotion)
+        return self._teacher_forced(*self.encode_audio(input_features, audio_frames), audio_frames, response_ids,
+                                    user_emotion, response_emotion)
 
     def _teacher_forced(self, audio: torch.Tensor, emotion_frames: torch.Tensor, audio_frames: torch.Tensor,
                         response_ids: list[torch.Tensor], user_emotion: torch.Tensor | None = None,

@@ -110,7 +110,7 @@ def download_directory(uri: str, dst: Path) -> Path:
     location, dst = parse_s3_uri(uri), Path(dst)
     client = _client(location)
     prefix = f"{location.prefix}/" if location.prefix else ""
-    objects = list(_call(location, "list", client.list_objects, location.bucket, prefix=prefix, recursive=True))
+    objects = _list(client, location, prefix)
     if not objects:
         raise StorageError(f"nothing at {location.uri}; check the prefix (and the model version in it)")
     for obj in objects:
@@ -124,8 +124,12 @@ def list_objects(uri: str) -> list[str]:
     location = parse_s3_uri(uri)
     prefix = f"{location.prefix}/" if location.prefix else ""
     client = _client(location)
-    objects = _call(location, "list", client.list_objects, location.bucket, prefix=prefix, recursive=True)
-    return [obj.object_name[len(prefix):] for obj in objects]
+    return [obj.object_name[len(prefix):] for obj in _list(client, location, prefix)]
+
+
+def _list(client, location: S3Location, prefix: str) -> list:
+    # minio lists lazily: the request (and any error) happens while iterating, so the list is made inside _call.
+    return _call(location, "list", lambda: list(client.list_objects(location.bucket, prefix=prefix, recursive=True)))
 
 
 def delete_prefix(uri: str, first: tuple[str, ...] = ()) -> int:

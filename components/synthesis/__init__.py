@@ -1,10 +1,11 @@
-"""Step 1 of the pipeline: a synthesized emotional spoken-dialogue dataset (template text + espeak-ng speech)."""
+"""Step 1 of the pipeline: a synthesized emotional spoken-dialogue dataset (template or LLM text, three TTS engines)."""
 from components.synthesis.config import SynthesisConfig
 from components.synthesis.dataset import DatasetSummary, synthesize_dataset
 from components.synthesis.manifest import ManifestError, read_manifest, write_manifest
+from components.synthesis.shards import SynthesisError
 from components.synthesis.speech import EspeakSpeech, SpeechConfig, SpeechError
 
 __all__ = [
-    "DatasetSummary", "EspeakSpeech", "ManifestError", "SpeechConfig", "SpeechError", "SynthesisConfig",
+    "DatasetSummary", "EspeakSpeech", "ManifestError", "SpeechConfig", "SpeechError", "SynthesisConfig", "SynthesisError",
     "read_manifest", "synthesize_dataset", "write_manifest",
 ]

@@ -1,112 +1,201 @@
 """Step 1 of the pipeline: synthesize the emotional spoken-dialogue dataset.
 
-Plans every dialogue from one seeded rng (labels, split, speaker, texts), then speaks the plans in a
-thread pool (each task is two espeak-ng | sox subprocess pairs), and writes the dataset directory:
-MANIFEST_FILE, wavs/, DATASET_STATS_FILE and DATASET_CARD_FILE. The directory is built beside
-`out_dir` and moved into place at the end, so `out_dir` is either a complete dataset or untouched.
+Plans every dialogue from one seeded rng (labels, split, speaker, texts), then speaks the plans in shards on a
+process pool (each dialogue runs the user's TTS engine and the assistant's espeak-ng, each through sox, then the
+user turn's channel; shards.py), and writes the dataset directory:
+MANIFEST_FILE, wavs/, DATASET_STATS_FILE and DATASET_CARD_FILE.
+
+The build runs in a work directory beside `out_dir`, `.<name>.partial/`, and is moved into place at the end, so
+`out_dir` is either a complete dataset or untouched. A build that stops (an error, Ctrl-C, a full disk, a killed
+machine) keeps its finished shards there; running the same command again resumes it, and gives the same bytes
+as a run that never stopped. `out_dir` may also be an S3 prefix (remote.py).
 
     from components.synthesis import SynthesisConfig, synthesize_dataset
     summary = synthesize_dataset(SynthesisConfig(n=300, seed=0), "data/emotion-dialogues")
+    summary = synthesize_dataset(SynthesisConfig(n=300, seed=0), "s3://minio:9000/datasets/emotion-dialogues")
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import shutil
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from components.audio import save_wav
+from components.audio.io import decode_wav, encode_wav
 from components.audio.channels import apply_channel, channel_to_json, sample_channel
 from components.contracts import DATASET_CARD_FILE, DATASET_STATS_FILE, MANIFEST_FILE, SAMPLE_RATE, USER_EMOTIONS
-from components.synthesis.card import dataset_stats, render_card
+from components.synthesis.card import CARD_PLOTS_DIR, dataset_stats, render_card
+from components.synthesis.card_plots import write_card_plots
 from components.synthesis.config import SynthesisConfig
+from components.synthesis.engines import EngineSpeech
+from components.synthesis.filters import apply_filters, read_turns
+from components.synthesis.llm import ChatDialogueWriter, LLMConfig
 from components.synthesis.manifest import write_manifest
 from components.synthesis.plan import DialoguePlan, plan_dialogues
+from components.synthesis.remote import S3Output, is_s3_uri
+from components.synthesis.shards import (
+    SHARD_DIR, SHARD_LAYOUT_VERSION, WAV_COLUMNS, finished_names, locked, make_shards, prepare_work_dir, run_shards,
+    stopped,
+)
 from components.synthesis.speech import EspeakSpeech
 from components.synthesis.taxonomy import ASSISTANT_SPEAKER
 
 WAV_DIR = "wavs"
+# The LLM writer's cache outlives any one build, so a rebuild (or a resumed one) asks only for what it lacks.
+LLM_CACHE_DIR = Path.home() / ".cache" / "omni" / "llm-dialogues"
 
 
 @dataclass
 class DatasetSummary:
     """What synthesize_dataset made; the full statistics are in DATASET_STATS_FILE."""
 
-    out_dir: Path
+    out_dir: Path | str                 # the dataset directory, or the s3:// URI it was uploaded to
     n: int
     counts: dict[str, dict[str, int]]   # label -> count for split, user/response emotion, domain, speaker
     audio_hours: float                  # user and response audio together
     elapsed_s: float
+    shards: int
+    resumed_shards: int                 # finished by an earlier, stopped run and not synthesized again
+    shard_seconds: float = 0.0          # wall time of the parallel part: speaking the shards
 
 
 def synthesize_dataset(
-    config: SynthesisConfig, out_dir: str | Path, *, overwrite: bool = False, progress: bool = True
+    config: SynthesisConfig, out_dir: str | Path, *, overwrite: bool = False, progress: bool = True,
+    resume: bool = True, work_dir: str | Path | None = None,
 ) -> DatasetSummary:
-    """Synthesize `config.n` dialogues into `out_dir`, which must be empty or absent.
+    """Synthesize `config.n` dialogues into `out_dir`: a directory, which must be empty or absent, or an
+    `s3://host:port/bucket/prefix` / `s3://bucket/prefix` URI (components/storage/s3.py), which must be empty.
 
-    With `overwrite`, a previous dataset in `out_dir` (a directory holding MANIFEST_FILE) is replaced;
-    any other non-empty directory is refused so a typo cannot delete unrelated files.
+    With `overwrite`, a previous dataset in `out_dir` (it holds MANIFEST_FILE) is replaced; anything else that is
+    not empty is refused so a typo cannot delete unrelated files. A partial build of the same settings in the
+    work directory is resumed (`resume=False` starts it over); one of other settings is refused. The work
+    directory is `.<name>.partial/` beside a local `out_dir`, `<tmp>/omni-synthesis/<fingerprint>/` for S3,
+    or `work_dir`.
     """
     started = time.perf_counter()
-    out_dir = Path(out_dir)
-    _check_out_dir(out_dir, overwrite)
-    tts = EspeakSpeech(config.speech)  # fails on missing binaries before anything is written
-    plans = plan_dialogues(config)
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
-        rows = _speak_all(tts, plans, staging, config, progress)
-        write_manifest(staging, rows)
-        stats = dataset_stats(rows, seed=config.seed, generator={
-            "n": config.n, "test_fraction": config.test_fraction,
-            "speech": tts.describe(), "assistant_speaker": ASSISTANT_SPEAKER,
-            "channels": dataclasses.asdict(config.channels) if config.channels else None,
-        })
-        (staging / DATASET_STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
-        examples = [next(row for row in rows if row["user_emotion"] == emotion) for emotion in USER_EMOTIONS]
-        (staging / DATASET_CARD_FILE).write_text(render_card(stats, examples), encoding="utf-8")
-        _publish(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    # Every check that can fail fast runs before anything is written: the target, then the binaries (each
+    # names its package), then the work directory's settings.
+    remote = S3Output(out_dir, overwrite) if is_s3_uri(out_dir) else None
+    if remote is None:
+        out_dir = Path(out_dir)
+        _check_out_dir(out_dir, overwrite)
+    voices = _Voices(user=EngineSpeech(config.user_speech, engines=config.engines), assistant=EspeakSpeech(config.speech))
+    if config.filters is not None:
+        config.filters.check_paths()
+    writer = _dialogue_writer(config)
+    fingerprint = _fingerprint(config)
+    if work_dir is not None:
+        work = Path(work_dir)
+    elif remote is not None:
+        digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+        work = Path(tempfile.gettempdir()) / "omni-synthesis" / digest
+    else:
+        work = out_dir.parent / f".{out_dir.name}.partial"
+    with locked(work):
+        prepare_work_dir(work, fingerprint, resume)
+        plans = plan_dialogues(config)
+        if writer is not None:  # cached on disk, so a resumed build asks the endpoint only for what it lacks
+            texts = writer.write_many([(p.domain, p.user_emotion, p.response_emotion, config.seed * 1_000_003 + p.index)
+                                       for p in plans], progress=progress)
+            plans = [dataclasses.replace(p, user_text=u, response_text=r) for p, (u, r) in zip(plans, texts)]
+        shards = make_shards(plans, config.shard_size)
+        elsewhere = remote.prepare(work, shards, fingerprint, resume) if remote else {}
+        try:
+            upload = functools.partial(remote.upload_shard, work) if remote else None  # each shard as it finishes
+            shards_started = time.perf_counter()
+            run = run_shards(functools.partial(_speak, voices, config=config), shards, work,
+                             workers=config.workers, progress=progress, elsewhere=elsewhere, on_finished=upload)
+            shard_seconds = time.perf_counter() - shards_started
+            if remote is not None and elsewhere:
+                remote.fetch_wavs(work)
+            rows, stats, plots = _write_dataset_files(work, run.rows, config, voices, writer)
+            if remote is not None:
+                remote.publish(work, [row[c] for row in rows for c in WAV_COLUMNS] + plots)
+            else:
+                _publish(work, out_dir)
+        except BaseException as error:
+            kept = f"{work} and {remote.partial}" if remote else str(work)
+            raise stopped(error, len(finished_names(work) | set(elsewhere)), len(shards), kept, work) from error
+        # The manifest is now the one record of the rows. The shard state goes only after the dataset is in place,
+        # so a crash in between leaves a complete dataset and a stray folder, never a work directory without state.
+        shutil.rmtree(work if remote else out_dir / SHARD_DIR)
     return DatasetSummary(
-        out_dir=out_dir, n=len(rows), counts=stats["counts"],
+        out_dir=remote.uri if remote else out_dir, n=len(rows), counts=stats["counts"],
         audio_hours=stats["audio_hours"]["total"], elapsed_s=round(time.perf_counter() - started, 2),
+        shards=run.shards, resumed_shards=run.resumed_shards, shard_seconds=round(shard_seconds, 2),
     )
 
 
-def _speak_all(tts: EspeakSpeech, plans: list[DialoguePlan], root: Path, config: SynthesisConfig,
-               progress: bool) -> list[dict]:
-    """Speak every plan in a thread pool; rows come back in plan order whatever the scheduling."""
-    (root / WAV_DIR).mkdir()
-    with ThreadPoolExecutor(max_workers=config.workers) as pool:
-        futures = [pool.submit(_speak, tts, plan, root, config) for plan in plans]
-        try:
-            bar = tqdm(futures, desc="synthesizing speech", unit="dialogue", disable=not progress, mininterval=2.0)
-            return [future.result() for future in bar]
-        except BaseException:
-            for future in futures:
-                future.cancel()  # do not keep synthesizing a dataset that is being thrown away
-            raise
+def _fingerprint(config: SynthesisConfig) -> dict:
+    """What decides the bytes of a build, for prepare_work_dir: every setting but `workers`, which does not
+    (so a resumed run may use another machine's core count), and the shard layout."""
+    settings = dataclasses.asdict(config)
+    del settings["workers"]
+    return {"shard_layout": SHARD_LAYOUT_VERSION, "config": settings}
 
 
-def _speak(tts: EspeakSpeech, plan: DialoguePlan, root: Path, config: SynthesisConfig) -> dict:
+def _dialogue_writer(config: SynthesisConfig) -> ChatDialogueWriter | None:
+    """The LLM writer for text_backend "llm", checked against its endpoint now, before any shard starts."""
+    if config.text_backend != "llm":
+        return None
+    writer = ChatDialogueWriter(LLMConfig.from_env(cache_dir=LLM_CACHE_DIR))
+    writer.check()
+    return writer
+
+
+def _write_dataset_files(root: Path, rows: list[dict], config: SynthesisConfig, voices: _Voices,
+                         writer: ChatDialogueWriter | None) -> tuple[list[dict], dict, list[str]]:
+    """Filter the rows (their dropped wavs are deleted), then write MANIFEST_FILE, DATASET_STATS_FILE, the card and
+    its plots in `root`; returns the kept rows, the stats and the plots' paths relative to `root`."""
+    report = None
+    if config.filters is not None:
+        report = apply_filters(rows, read_turns(rows, root), config.filters, seed=config.seed)
+        for dropped in report.dropped:
+            for column in WAV_COLUMNS:
+                (root / dropped.row[column]).unlink(missing_ok=True)
+        rows = report.kept
+    write_manifest(root, rows)
+    stats = dataset_stats(rows, seed=config.seed, generator={
+        "n": config.n, "test_fraction": config.test_fraction,
+        "unseen_voice_fraction": config.unseen_voice_fraction, "held_out_speakers": list(config.held_out_speakers),
+        "text": config.text_backend if writer is None else f"llm:{writer.config.model}",
+        "user_engines": voices.user.describe(), "user_speech": dataclasses.asdict(config.user_speech),
+        "speech": voices.assistant.describe(), "assistant_speaker": ASSISTANT_SPEAKER,
+        "channels": dataclasses.asdict(config.channels) if config.channels else None,
+    }, filters=report.summary() if report else None)
+    (root / DATASET_STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    plots = write_card_plots(rows, root, root / CARD_PLOTS_DIR, filter_report=report)
+    plots = {name: path.relative_to(root).as_posix() for name, path in plots.items()}
+    examples = [next(row for row in rows if row["user_emotion"] == emotion) for emotion in USER_EMOTIONS]
+    (root / DATASET_CARD_FILE).write_text(render_card(stats, examples, plots), encoding="utf-8")
+    return rows, stats, list(plots.values())
+
+
+@dataclass(frozen=True)
+class _Voices:
+    user: EngineSpeech        # any engine's voice, speaker-randomised
+    assistant: EspeakSpeech   # the one reply voice the speech generator learns
+
+
+def _speak(voices: _Voices, plan: DialoguePlan, root: Path, config: SynthesisConfig) -> dict:
     # Jitter comes from (seed, row) rather than a shared rng, so it does not depend on thread order.
     rng = np.random.default_rng([config.seed, plan.index])
-    user = tts.synthesize(plan.user_text, plan.user_emotion, plan.speaker, rng)
-    response = tts.synthesize(plan.response_text, plan.response_emotion, ASSISTANT_SPEAKER, rng)
+    user = voices.user.synthesize(plan.user_text, plan.user_emotion, plan.speaker, rng)
+    response = voices.assistant.synthesize(plan.response_text, plan.response_emotion, ASSISTANT_SPEAKER, rng)
     channel = []
     if config.channels is not None:  # its own stream: turning channels on leaves the prosody draws as they were
         channel = sample_channel(np.random.default_rng([config.seed, plan.index, 1]), config.channels)
-        user = apply_channel(user, channel)
+        # From the clean turn as a clean dataset stores it (16-bit): a lossy codec amplifies even rounding
+        # differences, and the record must remake the clip from the stored clean turn exactly.
+        user = apply_channel(decode_wav(encode_wav(user)), channel)
     user_wav, response_wav = f"{WAV_DIR}/{plan.id}_user.wav", f"{WAV_DIR}/{plan.id}_response.wav"
     save_wav(root / user_wav, user)
     save_wav(root / response_wav, response)
@@ -122,7 +211,7 @@ def _speak(tts: EspeakSpeech, plan: DialoguePlan, root: Path, config: SynthesisC
 def _publish(staging: Path, out_dir: Path) -> None:
     """Move the finished dataset into `out_dir` (absent, empty, or a previous dataset _check_out_dir allowed)."""
     if not out_dir.exists():
-        staging.rename(out_dir)
+        shutil.move(staging, out_dir)  # a rename, or a copy when `work_dir` is on another filesystem
         return
     # Fill the existing directory rather than replace it: it may be a mounted volume, which cannot be removed.
     for child in out_dir.iterdir():

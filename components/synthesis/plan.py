@@ -2,7 +2,8 @@
 
 Balance is by construction rather than by luck, so small datasets are still usable: user emotions
 get near-equal counts; within each emotion, domains and speakers cycle through shuffled orders (so a
-speaker never stands in for an emotion); the test split takes `test_fraction` of every emotion.
+speaker never stands in for an emotion); the test split takes `test_fraction` of every emotion and the
+unseen-voice split `unseen_voice_fraction`, spoken only by the held-out voices, which no other row uses.
 Reply emotions are drawn from EMPATHY_MAP with its weights.
 """
 from __future__ import annotations
@@ -13,10 +14,9 @@ import numpy as np
 
 from components.contracts import DOMAINS, EMPATHY_MAP, SPLITS, USER_EMOTIONS
 from components.synthesis.config import SynthesisConfig
-from components.synthesis.taxonomy import SPEAKERS
 from components.synthesis.text import generate_dialogue_text
 
-TRAIN, TEST = SPLITS  # unpacking fails loudly if the contract ever grows a third split
+TRAIN, TEST, UNSEEN_VOICE = SPLITS  # unpacking fails loudly if the contract ever grows a fourth split
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,21 @@ def plan_dialogues(config: SynthesisConfig) -> list[DialoguePlan]:
     by_emotion = {e: [i for i, emotion in enumerate(emotions) if emotion == e] for e in USER_EMOTIONS}
     domains, speakers, splits = [""] * config.n, [""] * config.n, [TRAIN] * config.n
     for emotion, rows in by_emotion.items():
-        for row, domain, speaker in zip(rows, _cycle(rng, DOMAINS, len(rows)), _cycle(rng, SPEAKERS, len(rows))):
-            domains[row], speakers[row] = domain, speaker
-        # At least one test row, and never all of them, so every emotion is in both splits.
-        n_test = min(len(rows) - 1, max(1, round(len(rows) * config.test_fraction)))
-        for row in rng.choice(rows, size=n_test, replace=False):
+        for row, domain in zip(rows, _cycle(rng, DOMAINS, len(rows))):
+            domains[row] = domain
+        # At least one row in each held-out split, and never all of them, so every emotion is in every split.
+        n_unseen = max(1, round(len(rows) * config.unseen_voice_fraction)) if config.unseen_voice_fraction else 0
+        n_test = min(len(rows) - 1 - n_unseen, max(1, round(len(rows) * config.test_fraction)))
+        held_out = rng.choice(rows, size=n_test + n_unseen, replace=False).tolist()
+        for row in held_out[:n_test]:
             splits[row] = TEST
+        for row in held_out[n_test:]:
+            splits[row] = UNSEEN_VOICE
+        seen = [row for row in rows if splits[row] != UNSEEN_VOICE]
+        unseen = held_out[n_test:]
+        for group, voices in ((seen, config.training_speakers), (unseen, config.held_out_speakers)):
+            for row, speaker in zip(group, _cycle(rng, voices, len(group))):
+                speakers[row] = speaker
     width = max(6, len(str(config.n)))
     plans = []
     for i in range(config.n):

@@ -1,4 +1,4 @@
-"""How each emotion sounds (espeak-ng prosody + sox effects) and who speaks.
+"""How each emotion sounds (espeak-ng prosody + sox effects) and who speaks, in which engine's voice.
 
 Every label in USER_EMOTIONS and RESPONSE_EMOTIONS has a profile, so both sides of a dialogue are spoken
 with their emotion. The profiles exaggerate textbook acoustic correlates (Scherer 2003): sadness is
@@ -44,13 +44,51 @@ PROSODY: dict[str, ProsodyProfile] = {
     "reassuring": ProsodyProfile(pitch=46, pitch_range=90, rate=155, amplitude=100),
 }
 
-# User voices: espeak-ng language + variant, three male and three female so that emotion, not the
-# speaker's register, has to explain pitch. Each was checked to exist in espeak-ng 1.51.
-SPEAKERS: tuple[str, ...] = ("en-us+m3", "en-us+m7", "en-gb-x-rp+m2", "en-us+f2", "en+f4", "en+f5")
+# Intonation for engines without per-syllable pitch control (engines.EngineSpeech): pitch movements over the
+# spoken part of a turn, as (start, end, cents), start and end fractions of it. They stand in for espeak-ng's
+# pitch range, and unlike a pitch level they are heard in any voice: a listener cannot know an unknown speaker's
+# usual pitch, but hears a rise or a fall. Shapes after Scherer (2003) and Banse & Scherer (1996): joy bounces
+# in wide arcs, surprise ends high, sadness drifts down flat and narrow, anger falls hard on its stress, fear
+# climbs. Reply emotions have none: replies are spoken by espeak-ng, whose SSML carries their pitch range.
+INTONATION: dict[str, tuple[tuple[float, float, int], ...]] = {
+    "neutral": ((0.6, 1.0, -150),),
+    "happy": ((0.0, 0.25, 350), (0.25, 0.5, -300), (0.5, 0.75, 300), (0.75, 1.0, -250)),
+    "sad": ((0.1, 1.0, -300),),
+    "angry": ((0.0, 0.15, 250), (0.4, 1.0, -550)),
+    "fearful": ((0.1, 1.0, 350),),
+    "surprised": ((0.0, 0.2, 250), (0.2, 0.5, -150), (0.6, 1.0, 650)),
+}
 
-# The assistant always answers in one voice, as a deployed assistant would; it is not one of SPEAKERS so
-# a user clip never sounds like the assistant.
+# Every engine's user voices, as "<engine>:<voice>" speakers (engines.EngineSpeech speaks them). flite's awb_time
+# only says the time; Debian's festival package carries kal_diphone. espeak-ng's are three male and three female
+# variants, so that emotion, not the speaker's register, has to explain pitch.
+ENGINE_VOICES: dict[str, tuple[str, ...]] = {
+    "espeak-ng": ("en-us+m3", "en-us+m7", "en-gb-x-rp+m2", "en-us+f2", "en+f4", "en+f5"),
+    "flite": ("kal", "kal16", "awb", "rms", "slt"),
+    "festival": ("kal_diphone",),
+}
+
+# Voices that never speak a training turn: they speak only the unseen-voice split (contracts.UNSEEN_VOICE_SPLIT),
+# which measures whether the model learned emotion or the voices it trained on. A whole engine (festival), a
+# voice of another kind (flite's clustergen slt, the only female flite voice) and an espeak-ng variant.
+HELD_OUT_SPEAKERS: tuple[str, ...] = ("festival:kal_diphone", "flite:slt", "espeak-ng:en+f5")
+
+# The voices of the training and in-distribution test turns.
+SPEAKERS: tuple[str, ...] = tuple(
+    f"{engine}:{voice}" for engine, voices in ENGINE_VOICES.items() for voice in voices
+    if f"{engine}:{voice}" not in HELD_OUT_SPEAKERS
+)
+
+# The assistant always answers in one espeak-ng voice (speech.EspeakSpeech), as a deployed assistant would; it
+# is no user's voice, so a user clip never sounds like the assistant.
 ASSISTANT_SPEAKER = "en-us+f3"
+
+
+def speaker_engine(speaker: str) -> str:
+    """The TTS engine of a manifest speaker: "flite:slt" -> "flite". Datasets from before the engines named only an
+    espeak-ng voice ("en-us+m3"): those are espeak-ng's."""
+    engine, colon, _ = speaker.partition(":")
+    return engine if colon else "espeak-ng"
 
 
 def prosody_for(emotion: str) -> ProsodyProfile:

@@ -22,14 +22,19 @@ def test_help_lists_every_command(capsys):
 
 
 def test_data_synthesize(tmp_path, capsys):
-    assert main(["data", "synthesize", "--out", str(tmp_path / "ds"), "--n", "12", "--seed", "1"]) == 0
-    assert len(read_manifest(tmp_path / "ds")) == 12
+    assert main(["data", "synthesize", "--out", str(tmp_path / "ds"), "--n", "12", "--seed", "1",
+                 "--unseen-voice-fraction", "0", "--engines", "espeak-ng,flite", "--no-channels"]) == 0
+    rows = read_manifest(tmp_path / "ds")
+    assert len(rows) == 12 and not any(row["user_channel"] for row in rows)
+    assert {row["speaker"].partition(":")[0] for row in rows} == {"espeak-ng", "flite"}
     assert "wrote 12 dialogues" in capsys.readouterr().out
     # A second run into the same place is refused with the fix, then allowed with --overwrite.
-    assert main(["data", "synthesize", "--out", str(tmp_path / "ds"), "--n", "12"]) == 2
+    assert main(["data", "synthesize", "--out", str(tmp_path / "ds"), "--n", "18"]) == 2
     assert "overwrite" in capsys.readouterr().err
-    assert main(["data", "synthesize", "--out", str(tmp_path / "ds"), "--n", "12", "--overwrite", "--channels"]) == 0
-    assert any(row["user_channel"] for row in read_manifest(tmp_path / "ds"))  # phone, codec, room, noise
+    assert main(["data", "synthesize", "--out", str(tmp_path / "ds"), "--n", "18", "--overwrite"]) == 0
+    rows = read_manifest(tmp_path / "ds")
+    assert any(row["user_channel"] for row in rows)  # channels are on by default: phone, codec, room, noise
+    assert {row["split"] for row in rows} == {"train", "test", "test_unseen_voice"}
 
 
 @pytest.mark.parametrize("payload, message", [
@@ -73,6 +78,6 @@ def test_pipeline_compile(tmp_path):
 
 def test_missing_espeak_names_the_install_step(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no espeak-ng, no sox on PATH
-    assert main(["data", "synthesize", "--out", str(tmp_path / "ds"), "--n", "12"]) == 2
+    assert main(["data", "synthesize", "--out", str(tmp_path / "ds"), "--n", "18"]) == 2
     err = capsys.readouterr().err
-    assert "apt-get install espeak-ng sox" in err and "Traceback" not in err
+    assert "apt-get install espeak-ng" in err and "Traceback" not in err

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.synthesis.config import SynthesisConfig
+from components.training.config import TrainConfig
 from pipelines.emotion_omni import ClusterSettings, compile_pipeline
 from pipelines.steps import COMPONENT_IMAGE
 
@@ -69,8 +71,17 @@ def test_registry_steps_get_mlflow_secret_as_env_and_retries(compiled):
 
 def test_defaults_match_the_local_demo(compiled):
     params = compiled[0]["root"]["inputDefinitions"]["parameters"]
-    assert params["epochs"]["defaultValue"] == 30 and params["nproc"]["defaultValue"] == 2
-    assert params["n"]["defaultValue"] == 300
+    assert params["epochs"]["defaultValue"] == TrainConfig.epochs and params["nproc"]["defaultValue"] == 2
+    assert params["n"]["defaultValue"] == SynthesisConfig.n and params["text_backend"]["defaultValue"] == "template"
+
+
+def test_llm_secret_reaches_only_the_synthesize_step(tmp_path):
+    path = compile_pipeline(str(tmp_path / "p.yaml"), ClusterSettings(llm_secret="llm-credentials"))
+    executors = list(yaml.safe_load_all(Path(path).read_text()))[1]["platforms"]["kubernetes"]["deploymentSpec"][
+        "executors"]
+    with_llm = [name for name, spec in executors.items()
+                if any(s["secretName"] == "llm-credentials" for s in spec.get("secretAsEnv", []))]
+    assert with_llm == ["exec-synthesize"]
 
 
 def test_every_step_requests_cpu_and_memory(compiled):

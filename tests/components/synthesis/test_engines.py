@@ -5,10 +5,12 @@ import librosa
 import numpy as np
 import pytest
 
+from components.audio.formants import warp_formants
 from components.contracts import RESPONSE_EMOTIONS, SAMPLE_RATE, USER_EMOTIONS
 from components.synthesis import SpeechError
 from components.synthesis import engines
-from components.synthesis.engines import ENGINE_VOICES, EngineSpeech
+from components.synthesis.engines import EngineSpeech
+from components.synthesis.taxonomy import ENGINE_VOICES
 
 TEXT = "I really did not expect the news about my new job today."
 ONE_VOICE_EACH = ["espeak-ng:en-us+m3", "flite:slt", "festival:kal_diphone"]
@@ -56,6 +58,38 @@ def test_jitter_is_seeded(tts):
     assert np.array_equal(one, tts.synthesize(TEXT, "happy", "flite:awb", np.random.default_rng(3)))
     other = tts.synthesize(TEXT, "happy", "flite:awb", np.random.default_rng(4))
     assert len(other) != len(one) or not np.array_equal(other, one)
+
+
+def test_speaker_randomisation_moves_formants_but_keeps_pitch_and_length(tts):
+    """The vocal-tract warp is a speaker trait: the formants move by its factor, the pitch and length stay."""
+    plain = tts.synthesize(TEXT, "neutral", "flite:awb")
+    for factor in (0.92, 1.08):
+        warped = warp_formants(plain, factor)
+        assert len(warped) == len(plain) and abs(pitch_hz(warped) / pitch_hz(plain) - 1) < 0.05  # < 1 semitone
+        # F2 and F3 on average (F1 sits among the source's harmonics, where the estimate is coarse).
+        ratio = formants_hz(warped) / formants_hz(plain)
+        assert abs(ratio[1:].mean() - factor) < 0.04, ratio
+    with pytest.raises(ValueError, match="outside 0.8-1.25"):
+        warp_formants(plain, 1.5)
+    # Frames linear prediction cannot fit (a pure tone, digital silence) pass through instead of failing.
+    tone = np.sin(2 * np.pi * 440 * np.arange(SAMPLE_RATE) / SAMPLE_RATE).astype(np.float32)
+    for wave in (tone, np.zeros(SAMPLE_RATE, np.float32), np.concatenate([tone, np.zeros(4000, np.float32)])):
+        assert np.isfinite(warp_formants(wave, 1.1)).all()
+
+
+def formants_hz(wave: np.ndarray) -> np.ndarray:
+    """Median F1-F3 over loud frames: the narrow-band poles of an order-18 linear-prediction fit."""
+    found = []
+    for frame in librosa.util.frame(wave, frame_length=512, hop_length=256).T:
+        if np.sqrt(np.mean(frame ** 2)) < 0.3 * np.sqrt(np.mean(wave ** 2)):
+            continue
+        poles = np.roots(librosa.lpc(frame * np.hanning(512) + 1e-9, order=18))
+        poles = poles[poles.imag > 0]
+        hz, bandwidth = np.angle(poles) * SAMPLE_RATE / (2 * np.pi), -np.log(np.abs(poles)) * SAMPLE_RATE / np.pi
+        peaks = np.sort(hz[(hz > 200) & (bandwidth < 400)])
+        if len(peaks) >= 3:
+            found.append(peaks[:3])
+    return np.median(found, axis=0)
 
 
 def test_bad_speakers_text_and_missing_engines_are_named(tts, monkeypatch):

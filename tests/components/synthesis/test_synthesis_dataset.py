@@ -9,10 +9,11 @@ import soundfile as sf
 from components.audio import load_wav
 from components.contracts import (
     DATASET_CARD_FILE, DATASET_STATS_FILE, DOMAINS, EMPATHY_MAP, MANIFEST_COLUMNS, MANIFEST_FILE, RESPONSE_EMOTIONS,
-    SAMPLE_RATE, SPLITS, USER_EMOTIONS,
+    SAMPLE_RATE, SPLITS, UNSEEN_VOICE_SPLIT, USER_EMOTIONS,
 )
 from components.synthesis import EspeakSpeech, SynthesisConfig, read_manifest, synthesize_dataset
-from components.synthesis.taxonomy import SPEAKERS
+from components.synthesis.shards import SynthesisError
+from components.synthesis.taxonomy import HELD_OUT_SPEAKERS, SPEAKERS
 
 
 def test_manifest_rows_follow_the_schema(tiny_dataset, tiny_config):
@@ -21,7 +22,8 @@ def test_manifest_rows_follow_the_schema(tiny_dataset, tiny_config):
     lines = (tiny_dataset.out_dir / MANIFEST_FILE).read_text().splitlines()
     assert all(list(json.loads(line)) == list(MANIFEST_COLUMNS) for line in lines)
     for row in rows:
-        assert row["split"] in SPLITS and row["domain"] in DOMAINS and row["speaker"] in SPEAKERS
+        assert row["split"] in SPLITS and row["domain"] in DOMAINS
+        assert row["speaker"] in (HELD_OUT_SPEAKERS if row["split"] == UNSEEN_VOICE_SPLIT else SPEAKERS)
         assert row["user_emotion"] in USER_EMOTIONS and row["response_emotion"] in RESPONSE_EMOTIONS
         assert row["response_emotion"] in dict(EMPATHY_MAP[row["user_emotion"]])
         assert row["user_wav"] == f"wavs/{row['id']}_user.wav"
@@ -34,6 +36,14 @@ def test_user_emotions_are_balanced_and_in_every_split(tiny_dataset):
     assert set(counts) == set(USER_EMOTIONS) and max(counts.values()) - min(counts.values()) <= 1
     for split in SPLITS:
         assert {row["user_emotion"] for row in rows if row["split"] == split} == set(USER_EMOTIONS)
+
+
+def test_unseen_voice_split_is_spoken_only_by_voices_no_training_turn_uses(tiny_dataset):
+    rows = read_manifest(tiny_dataset.out_dir)
+    unseen = {row["speaker"] for row in rows if row["split"] == UNSEEN_VOICE_SPLIT}
+    seen = {row["speaker"] for row in rows if row["split"] != UNSEEN_VOICE_SPLIT}
+    assert unseen and seen and not unseen & seen
+    assert {speaker.partition(":")[0] for speaker in seen} == {"espeak-ng", "flite"}  # festival is held out whole
 
 
 def test_wavs_are_16k_mono_pcm16_non_silent_and_match_durations(tiny_dataset):
@@ -116,20 +126,38 @@ def test_overwrite_replaces_a_previous_dataset(tmp_path, tiny_config):
     assert json.loads((out_dir / DATASET_STATS_FILE).read_text())["seed"] == 1
 
 
-def test_a_failed_run_leaves_nothing_behind(tmp_path, monkeypatch, tiny_config):
+def test_a_failed_run_keeps_its_finished_shards_and_a_rerun_completes(tiny_dataset, tmp_path, monkeypatch,
+                                                                       tiny_config):
+    """out_dir stays untouched; the finished shards wait beside it in .data.partial/ for the rerun to finish."""
+    real = EspeakSpeech.synthesize
+    calls = []  # counted in the one worker process, which speaks the shards in order
+
     def broken(self, text, emotion, speaker, rng=None):
-        raise RuntimeError("espeak crashed")
+        calls.append(text)
+        if len(calls) == 10:  # the second dialogue of shard 2
+            raise RuntimeError("espeak crashed")
+        return real(self, text, emotion, speaker, rng)
 
     monkeypatch.setattr(EspeakSpeech, "synthesize", broken)
-    with pytest.raises(RuntimeError, match="espeak crashed"):
-        synthesize_dataset(tiny_config, tmp_path / "data", progress=False)
-    assert list(tmp_path.iterdir()) == []
+    config = replace(tiny_config, shard_size=4, workers=1)
+    with pytest.raises(SynthesisError, match="espeak crashed; 2 of 5 shards are finished .* run the same command"):
+        synthesize_dataset(config, tmp_path / "data", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".data.partial"]
+    monkeypatch.undo()
+    summary = synthesize_dataset(config, tmp_path / "data", progress=False)
+    assert (summary.shards, summary.resumed_shards) == (5, 2)
+    assert (summary.out_dir / MANIFEST_FILE).read_bytes() == (tiny_dataset.out_dir / MANIFEST_FILE).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"n": 5}, "use n >= 12"),
+        ({"n": 5}, "use n >= 18"),
+        ({"unseen_voice_fraction": 0.9}, "must be in"),
+        ({"engines": ("espeak-ng", "mbrola")}, "use some of"),
+        ({"engines": ("espeak-ng", "flite"), "held_out_speakers": ("festival:kal_diphone",)}, "are not voices of"),
+        ({"engines": ("festival",), "held_out_speakers": ("festival:kal_diphone",)}, "leave no voice for training"),
         ({"test_fraction": 1.0}, "between 0 and 1"),
         ({"workers": 0}, "must be an int >= 1"),
     ],

@@ -11,15 +11,22 @@ from components.synthesis.text import (
 from components.synthesis.topics import TOPICS
 
 
-def every_dialogue():
-    """Every (user text, response text) the grammar can produce for the pairs EMPATHY_MAP allows."""
+def every_user_text():
+    """Every user utterance the grammar can produce."""
     for domain, user_emotion in itertools.product(DOMAINS, USER_EMOTIONS):
-        topics, templates = TOPICS[domain][user_emotion], USER_TEMPLATES[user_emotion]
-        for (clause, subject), template in itertools.product(topics, templates):
-            for response_emotion, _ in EMPATHY_MAP[user_emotion]:
-                for parts in itertools.product(OPENERS[response_emotion], MIDDLES[response_emotion],
-                                               CLOSINGS[response_emotion]):
-                    yield render_user(template, clause), render_response(*parts, subject)
+        for (clause, _), template in itertools.product(TOPICS[domain][user_emotion], USER_TEMPLATES[user_emotion]):
+            yield render_user(template, clause)
+
+
+def every_response_text():
+    """Every reply the grammar can produce for the pairs EMPATHY_MAP allows. Walked apart from the user side:
+    no check needs both, and every (user, reply) pair would be over a million texts at 20 domains."""
+    for domain, user_emotion in itertools.product(DOMAINS, USER_EMOTIONS):
+        for (_, subject), (response_emotion, _) in itertools.product(TOPICS[domain][user_emotion],
+                                                                     EMPATHY_MAP[user_emotion]):
+            for parts in itertools.product(OPENERS[response_emotion], MIDDLES[response_emotion],
+                                           CLOSINGS[response_emotion]):
+                yield render_response(*parts, subject)
 
 
 def test_taxonomy_covers_every_domain_emotion_and_reply_emotion():
@@ -32,11 +39,43 @@ def test_taxonomy_covers_every_domain_emotion_and_reply_emotion():
         assert set(slot) == set(RESPONSE_EMOTIONS) and all(len(options) >= 3 for options in slot.values())
 
 
+def test_twenty_domains_each_with_enough_short_traceable_topics():
+    assert len(DOMAINS) == len(set(DOMAINS)) == 20 and list(TOPICS) == list(DOMAINS)
+    for domain in DOMAINS:
+        assert all(len(TOPICS[domain][emotion]) >= 3 for emotion in USER_EMOTIONS)
+        topics = [topic for emotion in USER_EMOTIONS for topic in TOPICS[domain][emotion]]
+        assert all(4 <= len(clause.split()) <= 9 for clause, _ in topics), domain
+        subjects = [subject for _, subject in topics]
+        assert len(set(subjects)) == len(subjects), f"{domain} repeats a subject"
+    for emotion in USER_EMOTIONS:
+        assert len(USER_TEMPLATES[emotion]) == 8 and len(set(USER_TEMPLATES[emotion])) == 8
+
+
+def test_every_reply_names_the_subject_of_the_topic_the_user_spoke_of():
+    for domain, user_emotion in itertools.product(DOMAINS, USER_EMOTIONS):
+        for (_, subject), (response_emotion, _) in itertools.product(TOPICS[domain][user_emotion],
+                                                                     EMPATHY_MAP[user_emotion]):
+            for middle in MIDDLES[response_emotion]:
+                reply = render_response(OPENERS[response_emotion][0], middle, CLOSINGS[response_emotion][0], subject)
+                assert subject.lower() in reply.lower(), (middle, subject)
+    # And through the generator: the clause the user said picks out the subject the reply names.
+    rng = np.random.default_rng(0)
+    for domain, user_emotion in itertools.product(DOMAINS, USER_EMOTIONS):
+        subject_of = dict(TOPICS[domain][user_emotion])
+        for response_emotion, _ in EMPATHY_MAP[user_emotion]:
+            for _ in range(6):
+                user, response = generate_dialogue_text(rng, domain, user_emotion, response_emotion)
+                [clause] = [c for c in subject_of if c.lower() in user.lower()]
+                assert subject_of[clause].lower() in response.lower(), (user, response)
+
+
 def test_every_combination_is_plain_ascii_and_within_length_bounds():
     user_words, response_words = set(), set()
-    for user, response in every_dialogue():
-        assert user.isascii() and response.isascii() and "{" not in user + response
+    for user in every_user_text():
+        assert user.isascii() and "{" not in user
         user_words.add(len(user.split()))
+    for response in every_response_text():
+        assert response.isascii() and "{" not in response
         response_words.add(len(response.split()))
     assert 6 <= min(user_words) and max(user_words) <= 20
     assert 10 <= min(response_words) and max(response_words) <= 30
