@@ -78,7 +78,8 @@ def synthesize(out: str, n: int | None = None, seed: int | None = None, test_fra
                              filters=FilterConfig(whisper_path=whisper_path) if filters else None)
     summary = synthesize_dataset(config, out if str(out).startswith("s3://") else Path(out), overwrite=overwrite,
                                  resume=resume)
-    resumed = f", {summary.resumed_shards} of {summary.shards} shards from an earlier run" if summary.resumed_shards else ""
+    resumed = (f", {summary.resumed_shards} of {summary.shards} shards from an earlier run"
+               if summary.resumed_shards else "")
     print(f"wrote {summary.n} dialogues ({summary.audio_hours:.2f} h audio) to {summary.out_dir} "
           f"in {summary.elapsed_s:.1f} s{resumed}; card: {summary.out_dir}/README.md")
     return summary

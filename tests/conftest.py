@@ -89,10 +89,11 @@ def tiny_text_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_dialogues(tmp_path_factory) -> Path:
-    """A 14-dialogue synthesized dataset (every emotion in both splits), built once per session."""
+    """A 20-dialogue synthesized dataset (every emotion in all three splits, 8 training turns), built once per
+    session."""
     from components.synthesis import SynthesisConfig, synthesize_dataset
 
-    return synthesize_dataset(SynthesisConfig(n=18, seed=3), tmp_path_factory.mktemp("dialogues") / "data",
+    return synthesize_dataset(SynthesisConfig(n=20, seed=3), tmp_path_factory.mktemp("dialogues") / "data",
                               progress=False).out_dir
 
 
@@ -154,3 +155,12 @@ def s3_server(tmp_path_factory):
     yield f"127.0.0.1:{s3}", key, secret
     process.terminate()
     process.wait(timeout=20)
+
+
+@pytest.fixture()
+def s3_env(s3_server, monkeypatch):
+    """The S3 server's credentials in the environment, as a Secret provides them; returns its host:port."""
+    endpoint, key, secret = s3_server
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    return endpoint

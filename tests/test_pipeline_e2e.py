@@ -43,7 +43,7 @@ def demo_run(tmp_path_factory, s3_server):
     with pytest.MonkeyPatch.context() as env:  # the steps' subprocesses inherit these, as pods get the Secret
         env.setenv("AWS_ACCESS_KEY_ID", key)
         env.setenv("AWS_SECRET_ACCESS_KEY", secret)
-        summary = demo(data_dir=data_dir, n=24, epochs=2, max_steps=4, gate_json=OPEN_GATE,
+        summary = demo(data_dir=data_dir, n=30, epochs=2, max_steps=4, gate_json=OPEN_GATE,
                        train_config_json=tiny_model, publish_uri=f"s3://{endpoint}/models/emotion-omni/triton",
                        instance_kind="gpu",  # the smoke test still serves a CPU copy; only the upload is KIND_GPU
                        speech_epochs=2, speech_max_steps=3, speech_train_config_json=tiny_talker,
@@ -54,8 +54,9 @@ def demo_run(tmp_path_factory, s3_server):
 def test_dataset_step(demo_run):
     _, summary, _ = demo_run
     rows = read_manifest(Path(summary["dataset"]))
-    assert len(rows) == 24
-    assert {r["user_emotion"] for r in rows if r["split"] == "test"} == set(USER_EMOTIONS)
+    assert len(rows) == 30
+    for split in ("test", "test_unseen_voice"):
+        assert {r["user_emotion"] for r in rows if r["split"] == split} == set(USER_EMOTIONS)
     assert (Path(summary["dataset"]) / "README.md").read_text().count("angry") >= 1
 
 

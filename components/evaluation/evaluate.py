@@ -53,7 +53,8 @@ def evaluate_model(model_dir: Path, dataset_dir: Path, out_dir: Path, split: str
                    speech_config: SpeechEvalConfig = SpeechEvalConfig()) -> Evaluation:
     """Text and emotions one utterance at a time (latency as a user sees it), then, with `speech`, the model's
     reply speech in batches (components.evaluation.speech_eval). Evaluating the "test" split also scores the
-    dataset's unseen-voice split, when it has one, beside it (text and emotions; components.evaluation.generalization)."""
+    dataset's unseen-voice split, when it has one, beside it (text and emotions;
+    components.evaluation.generalization)."""
     manifest = read_manifest(dataset_dir)
     rows = [r for r in manifest if r["split"] == split][:limit]
     if not rows:

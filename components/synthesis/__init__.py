@@ -6,6 +6,7 @@ from components.synthesis.shards import SynthesisError
 from components.synthesis.speech import EspeakSpeech, SpeechConfig, SpeechError
 
 __all__ = [
-    "DatasetSummary", "EspeakSpeech", "ManifestError", "SpeechConfig", "SpeechError", "SynthesisConfig", "SynthesisError",
+    "DatasetSummary", "EspeakSpeech", "ManifestError", "SpeechConfig", "SpeechError", "SynthesisConfig",
+    "SynthesisError",
     "read_manifest", "synthesize_dataset", "write_manifest",
 ]

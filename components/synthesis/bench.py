@@ -2,11 +2,11 @@
 200k dialogues would take.
 
 The same dataset (config, seed, n) is built once per worker count, after an untimed warm-up build, one build at a
-time so they never share the cores, each from scratch. Then a sample of dialogues is run stage by stage in this process, timing each stage the
-way a worker runs it: text (planning, or the LLM writer), the user's TTS engine with the emotion transform and
-speaker randomisation, the assistant's TTS, the channel augmentation, and writing the WAVs; the filters and the
-card run once over the whole dataset after the shards, so they are timed on the 1-worker build. Reported as a
-table (stdout and Markdown), JSON and a PNG.
+time so they never share the cores, each from scratch. Then a sample of dialogues is run stage by stage in this
+process, timing each stage the way a worker runs it: text (planning, or the LLM writer), the user's TTS engine with
+the emotion transform and speaker randomisation, the assistant's TTS, the channel augmentation, and writing the
+WAVs. The filters and the card run once over the whole dataset after the shards, so they are timed on the first
+build. Reported as a table (stdout and Markdown), JSON and a PNG.
 """
 from __future__ import annotations
 

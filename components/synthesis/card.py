@@ -114,9 +114,9 @@ def _text_line(text: str) -> str:
         return (f"- Text: written by the chat model `{text[4:]}` through an OpenAI-compatible endpoint "
                 "(`components/synthesis/llm.py`), one dialogue per domain, user emotion and reply emotion, checked "
                 "against a JSON schema and word limits.")
-    return ("- Text: a seeded template grammar (`components/synthesis/text.py`, topics in `topics.py`). The user turn "
-            "wraps a domain topic in emotion-bearing phrasing; the reply is an opener and a closing picked by the reply "
-            "emotion around a sentence about the same topic.")
+    return ("- Text: a seeded template grammar (`components/synthesis/text.py`, topics in `topics.py`). The user "
+            "turn wraps a domain topic in emotion-bearing phrasing; the reply is an opener and a closing picked by "
+            "the reply emotion around a sentence about the same topic.")
 
 
 def _filters_section(filters: dict | None) -> list[str]:

@@ -87,7 +87,8 @@ def synthesize_dataset(
     if remote is None:
         out_dir = Path(out_dir)
         _check_out_dir(out_dir, overwrite)
-    voices = _Voices(user=EngineSpeech(config.user_speech, engines=config.engines), assistant=EspeakSpeech(config.speech))
+    voices = _Voices(user=EngineSpeech(config.user_speech, engines=config.engines),
+                     assistant=EspeakSpeech(config.speech))
     if config.filters is not None:
         config.filters.check_paths()
     writer = _dialogue_writer(config)

@@ -32,7 +32,8 @@ from components.synthesis.speech import SpeechError, trim_trailing_silence
 from components.synthesis.taxonomy import ENGINE_VOICES, INTONATION, PROSODY, prosody_for
 
 # The binary each engine runs and the Debian package that carries it.
-_BINARIES = {"espeak-ng": ("espeak-ng", "espeak-ng"), "flite": ("flite", "flite"), "festival": ("text2wave", "festival")}
+_BINARIES = {"espeak-ng": ("espeak-ng", "espeak-ng"), "flite": ("flite", "flite"),
+             "festival": ("text2wave", "festival")}
 _NEUTRAL = PROSODY["neutral"]
 
 
@@ -70,8 +71,9 @@ class EmotionTransform:
             bends.append(f"{at - cursor:.3f},{cents},{(end - start) * span:.3f}")  # delay after the last bend
             cursor = speech_start_s + end * span
         # -o 4: a quarter of sox's default oversampling, 0.09 -> 0.02 s a turn; the contour comes out the same.
-        return [*(["bend", "-o", "4", *bends] if bends else []), "pitch", f"{self.semitones * 100:.0f}", "tempo", "-s", f"{self.tempo:.3f}",
-                "treble", f"{self.tilt_db:.1f}", "gain", f"{self.gain_db:.1f}", *self.effects]
+        return [*(["bend", "-o", "4", *bends] if bends else []), "pitch", f"{self.semitones * 100:.0f}",
+                "tempo", "-s", f"{self.tempo:.3f}", "treble", f"{self.tilt_db:.1f}", "gain", f"{self.gain_db:.1f}",
+                *self.effects]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ speech-emotion recogniser heard the intended emotion. Here three filters run on 
 - emotion consistency (`emotion_consistency`, user turns): a SpeechEmotionClassifier cross-fitted on the dataset's
   own user turns, so every clip is judged by a judge that never heard it; the clip fails when the judge hears
   another emotion than the label says;
-- ASR WER (`asr_wer`, user turns): a local Whisper checkpoint transcribes the turn; off unless a path is given.
+- ASR WER (`asr.asr_wer`, user turns): a local Whisper checkpoint transcribes the turn; off unless a path is given.
 
     report = apply_filters(rows, read_turns(rows, dataset_dir), FilterConfig(), seed=0)
     report.kept                  # rows that passed every filter that ran
@@ -19,7 +19,6 @@ Nothing is dropped without a reason: every dropped row carries codes like "user:
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import soundfile as sf
 
 from components.audio.io import SILENCE_PEAK
 from components.contracts import SAMPLE_RATE, USER_EMOTIONS
+from components.synthesis.asr import AsrResult, asr_wer, whisper_dir
 
 # Reason codes check_audio returns; apply_filters prefixes them with the turn ("user:", "response:").
 TOO_SHORT, TOO_LONG, SILENCE, CLIPPING, INVALID = "too_short", "too_long", "silence", "clipping", "invalid"
@@ -47,9 +47,6 @@ _SILENCE_BELOW_PEAK_DB = 40.0  # a frame this far below the clip's loudest frame
 # judge sees above utterance_features' -80 dBFS floor (its 32 ms frames are at most 2 dB quieter than ours).
 _SILENT_CLIP_DBFS = -70.0
 _CLIPPED = 0.999               # |x| at or above this is a sample at full scale
-
-NO_WHISPER_REASON = ("no whisper_path configured (FilterConfig.whisper_path / --whisper-path); "
-                     "ASR WER filter not computed")
 
 
 class FilterError(ValueError):
@@ -108,7 +105,7 @@ class FilterConfig:
     def check_paths(self) -> None:
         """Fail now, before any synthesis, when whisper_path is set but holds no checkpoint."""
         if self.whisper_path is not None:
-            _whisper_dir(self.whisper_path)
+            whisper_dir(self.whisper_path)
 
 
 # --- audio -----------------------------------------------------------------------------------------------------
@@ -247,91 +244,6 @@ def _features(wave: np.ndarray, index: int) -> np.ndarray:
     except JudgeError as err:
         raise FilterError(f"clip {index} cannot be judged: {err}; drop clips that fail check_audio first "
                           "(apply_filters does)") from None
-
-
-# --- ASR word error rate -----------------------------------------------------------------------------------------
-@dataclass
-class AsrResult:
-    """Whisper transcripts and word error rates per clip; `computed` False with a `reason` otherwise."""
-
-    computed: bool
-    reason: str | None = None
-    hypotheses: list[str] = field(default_factory=list)
-    wers: list[float] = field(default_factory=list)
-
-    @property
-    def mean_wer(self) -> float | None:
-        return float(np.mean(self.wers)) if self.wers else None
-
-    def to_json(self) -> dict:
-        return {"computed": self.computed, "reason": self.reason, "n": len(self.wers),
-                "mean_wer": _round(self.mean_wer)}
-
-
-def normalize_words(text: str) -> list[str]:
-    """Words for WER: lowercase, apostrophes dropped ("don't" = "dont"), other punctuation a word break."""
-    text = re.sub(r"['\u2019]", "", text.lower())
-    return re.sub(r"[^\w\s]|_", " ", text).split()
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """(substitutions + deletions + insertions) / reference words, on normalize_words of both; may exceed 1."""
-    ref, hyp = normalize_words(reference), normalize_words(hypothesis)
-    if not ref:
-        raise FilterError(f"reference {reference!r} has no words, so its WER is undefined; pass the spoken text")
-    previous = list(range(len(hyp) + 1))  # edit distance row by row: previous[j] = cost of ref[:i] vs hyp[:j]
-    for i, word in enumerate(ref, start=1):
-        current = [i] + [0] * len(hyp)
-        for j, heard in enumerate(hyp, start=1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != heard))
-        previous = current
-    return previous[-1] / len(ref)
-
-
-def asr_wer(waves: Sequence[np.ndarray], texts: Sequence[str], whisper_path: str | None, *,
-            batch_size: int = 8) -> AsrResult:
-    """Transcribe 16 kHz clips with the Whisper checkpoint at `whisper_path` (CPU) and score each against its text.
-
-    None skips (AsrResult.computed False, reason NO_WHISPER_REASON). Loads with local_files_only, so nothing is
-    downloaded; a multilingual checkpoint is told the language (English) and task. Whisper hears at most 30 s of
-    each clip. Runs on the CPU: a small checkpoint (tiny.en, base.en) suits a filter; large ones are slow there.
-    """
-    if whisper_path is None:
-        return AsrResult(False, reason=NO_WHISPER_REASON)
-    if len(waves) != len(texts):
-        raise FilterError(f"asr_wer needs one text per clip, got {len(waves)} clips and {len(texts)} texts")
-    path = _whisper_dir(whisper_path)
-    import torch
-    from transformers import WhisperForConditionalGeneration, WhisperProcessor  # imported when used: ASR is opt-in
-
-    try:
-        model = WhisperForConditionalGeneration.from_pretrained(path, local_files_only=True).eval()
-        processor = WhisperProcessor.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError) as err:
-        raise FilterError(f"FilterConfig.whisper_path (--whisper-path) = {whisper_path!r}: cannot load a Whisper "
-                          f"model and processor from it ({err}); point it at a directory saved by "
-                          "save_pretrained (e.g. a local copy of openai/whisper-base.en)") from None
-    generation = {"max_new_tokens": min(128, model.config.max_target_positions - 4)}  # room for the 4 prompt tokens
-    if getattr(model.generation_config, "lang_to_id", None):  # multilingual: do not let it detect a language
-        generation.update(language="en", task="transcribe")
-    hypotheses: list[str] = []
-    with torch.inference_mode():
-        for start in range(0, len(waves), batch_size):
-            batch = [np.asarray(w, dtype=np.float32) for w in waves[start:start + batch_size]]
-            inputs = processor(batch, sampling_rate=SAMPLE_RATE, return_tensors="pt")  # (B, mels, 3000)
-            tokens = model.generate(inputs.input_features, **generation)
-            hypotheses += [h.strip() for h in processor.batch_decode(tokens, skip_special_tokens=True)]
-    return AsrResult(True, hypotheses=hypotheses, wers=[word_error_rate(t, h) for t, h in zip(texts, hypotheses)])
-
-
-def _whisper_dir(whisper_path: str) -> Path:
-    path = Path(whisper_path).expanduser()
-    if not (path / "config.json").is_file():
-        found = "does not exist" if not path.exists() else "holds no config.json"
-        raise FilterError(f"FilterConfig.whisper_path (--whisper-path) = {whisper_path!r} {found}; pass a local "
-                          "Whisper checkpoint directory (config.json, weights, tokenizer and preprocessor files), "
-                          "or leave it unset to skip the ASR WER filter")
-    return path
 
 
 # --- all filters on a dataset ------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ def _case(split: str, speaker: str, channel: str, right: bool, i: int) -> tuple[
 
 @pytest.fixture()
 def cases():
-    seen = [_case("test", "flite:kal", "", True, i) for i in range(3)] + [_case("test", "espeak-ng:en-us+m3", NOISE, True, 3)]
+    seen = [_case("test", "flite:kal", "", True, i) for i in range(3)]
+    seen.append(_case("test", "espeak-ng:en-us+m3", NOISE, True, 3))
     unseen = [_case(UNSEEN_VOICE_SPLIT, "festival:kal_diphone", NOISY_PHONE, False, 0),
               _case(UNSEEN_VOICE_SPLIT, "festival:kal_diphone", "", True, 1),
               _case(UNSEEN_VOICE_SPLIT, "flite:slt", "", True, 2),

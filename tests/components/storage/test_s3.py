@@ -6,14 +6,6 @@ import pytest
 from components.storage import StorageError, download_directory, parse_s3_uri, upload_directory
 
 
-@pytest.fixture()
-def s3_env(s3_server, monkeypatch):
-    endpoint, key, secret = s3_server
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
-    return endpoint
-
-
 def test_uri_forms(monkeypatch):
     inline = parse_s3_uri("s3://minio.minio:9000/models/emotion-omni/3")
     assert (inline.endpoint, inline.bucket, inline.prefix, inline.secure) == ("minio.minio:9000", "models",

@@ -12,10 +12,8 @@ import torch
 
 from components.contracts import SAMPLE_RATE, USER_EMOTIONS
 from components.synthesis.engines import EngineSpeech
-from components.synthesis.filters import (
-    NO_WHISPER_REASON, FilterConfig, FilterError, apply_filters, asr_wer, check_audio, emotion_consistency,
-    normalize_words, word_error_rate,
-)
+from components.synthesis.asr import NO_WHISPER_REASON, AsrError, asr_wer, normalize_words, word_error_rate
+from components.synthesis.filters import FilterConfig, FilterError, apply_filters, check_audio, emotion_consistency
 
 # Two voices of two engines, 8 clips per emotion (4 texts x 2 voices), spoken without the per-utterance speaker
 # randomisation. 48 clips synthesize in about 3 s on 2 cores. With randomisation, 8 clips per emotion are too few
@@ -195,7 +193,7 @@ def test_word_error_rate_arithmetic():
     assert word_error_rate("a b", "a x b") == 0.5            # one insertion
     assert word_error_rate("a b", "") == 1.0                 # two deletions
     assert word_error_rate("a", "x y z") == 3.0              # a substitution and two insertions
-    with pytest.raises(FilterError, match="no words"):
+    with pytest.raises(AsrError, match="no words"):
         word_error_rate("?!", "anything")
 
 
@@ -203,12 +201,12 @@ def test_asr_is_skipped_without_a_path_and_refuses_a_bad_one(tmp_path):
     assert asr_wer([np.zeros(10, np.float32)], ["hi"], None).reason == NO_WHISPER_REASON
     assert NO_WHISPER_REASON == ("no whisper_path configured (FilterConfig.whisper_path / --whisper-path); "
                                  "ASR WER filter not computed")
-    with pytest.raises(FilterError, match=r"whisper_path \(--whisper-path\) = .* does not exist"):
+    with pytest.raises(AsrError, match=r"whisper_path \(--whisper-path\) = .* does not exist"):
         asr_wer([np.zeros(10, np.float32)], ["hi"], str(tmp_path / "missing"))
-    with pytest.raises(FilterError, match="holds no config.json"):
+    with pytest.raises(AsrError, match="holds no config.json"):
         FilterConfig(whisper_path=str(tmp_path)).check_paths()
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(FilterError, match="cannot load a Whisper model"):
+    with pytest.raises(AsrError, match="cannot load a Whisper model"):
         asr_wer([np.zeros(10, np.float32)], ["hi"], str(tmp_path))
 
 

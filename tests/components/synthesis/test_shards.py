@@ -154,14 +154,6 @@ def test_a_full_disk_keeps_the_finished_shards_and_says_how_to_resume(tmp_path, 
     assert len(list((work / "wavs").glob("00000[1-8]_*.wav"))) == 16
 
 
-@pytest.fixture()
-def s3_env(s3_server, monkeypatch):
-    endpoint, key, secret = s3_server
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
-    return endpoint
-
-
 def test_s3_output_resumes_from_the_remote_shards_on_a_fresh_machine(tiny_dataset, tmp_path, s3_env, monkeypatch,
                                                                      spoken_log):
     uri = f"s3://{s3_env}/models/datasets/tiny"
