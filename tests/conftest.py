@@ -93,8 +93,8 @@ def tiny_dialogues(tmp_path_factory) -> Path:
     session."""
     from components.synthesis import SynthesisConfig, synthesize_dataset
 
-    return synthesize_dataset(SynthesisConfig(n=20, seed=3), tmp_path_factory.mktemp("dialogues") / "data",
-                              progress=False).out_dir
+    config = SynthesisConfig(n=20, seed=3, filters=None)  # the filters are tested in tests/components/synthesis
+    return synthesize_dataset(config, tmp_path_factory.mktemp("dialogues") / "data", progress=False).out_dir
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""A tiny dataset built once per session: 18 clean dialogues (no channel effects) take about 3 s."""
+"""A tiny dataset built once per session: 18 clean dialogues (no channel effects, no filters) take about 3 s."""
 import pytest
 
 from components.synthesis import SynthesisConfig, synthesize_dataset
@@ -6,7 +6,7 @@ from components.synthesis import SynthesisConfig, synthesize_dataset
 
 @pytest.fixture(scope="session")
 def tiny_config():
-    return SynthesisConfig(n=18, seed=7, channels=None)
+    return SynthesisConfig(n=18, seed=7, channels=None, filters=None)  # filters: test_filters.py, test_card_plots.py
 
 
 @pytest.fixture(scope="session")

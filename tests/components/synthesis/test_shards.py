@@ -19,7 +19,7 @@ from components.synthesis.shards import FINGERPRINT_FILE, SHARD_DIR, SynthesisEr
 
 REPO = Path(__file__).resolve().parents[3]
 # tiny_config (conftest) in 5 shards: 4 + 4 + 4 + 4 + 2 dialogues.
-SHARDED = SynthesisConfig(n=18, seed=7, channels=None, shard_size=4, workers=2)
+SHARDED = SynthesisConfig(n=18, seed=7, channels=None, filters=None, shard_size=4, workers=2)
 _real_speak = dataset_module._speak
 
 
@@ -73,8 +73,8 @@ def test_a_killed_build_resumes_to_the_same_bytes_redoing_only_unfinished_shards
             return speak(voices, plan, root, config)
 
         dataset._speak = dying
-        synthesize_dataset(SynthesisConfig(n=18, seed=7, channels=None, shard_size=4, workers=1), sys.argv[1],
-                           progress=False)
+        config = SynthesisConfig(n=18, seed=7, channels=None, filters=None, shard_size=4, workers=1)
+        synthesize_dataset(config, sys.argv[1], progress=False)
     """)
     out_dir = tmp_path / "data"
     killed = subprocess.run([sys.executable, "-c", script, str(out_dir)], cwd=REPO, start_new_session=True,
