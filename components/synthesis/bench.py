@@ -21,11 +21,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from components.audio import save_wav
-from components.audio.channels import apply_channel, sample_channel
-from components.audio.io import decode_wav, encode_wav
 from components.synthesis.card_plots import write_card_plots
 from components.synthesis.config import SynthesisConfig
-from components.synthesis.dataset import synthesize_dataset
+from components.synthesis.dataset import degrade_user_turn, synthesize_dataset
 from components.synthesis.engines import EngineSpeech
 from components.synthesis.filters import apply_filters, read_turns
 from components.synthesis.manifest import read_manifest
@@ -98,9 +96,7 @@ def stage_seconds(config: SynthesisConfig, dataset_dir: Path, sample: int) -> di
             reply = assistant.synthesize(plan.response_text, plan.response_emotion, ASSISTANT_SPEAKER, rng)
             seconds["assistant TTS"] += time.perf_counter() - clock
             clock = time.perf_counter()
-            if config.channels is not None:
-                channel = sample_channel(np.random.default_rng([config.seed, plan.index, 1]), config.channels)
-                user_wave = apply_channel(decode_wav(encode_wav(user_wave)), channel)
+            user_wave, _ = degrade_user_turn(user_wave, plan.index, config)
             seconds["augmentation"] += time.perf_counter() - clock
             clock = time.perf_counter()
             save_wav(Path(scratch) / "user.wav", user_wave)

@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,11 +34,9 @@ from components.audio.io import decode_wav, encode_wav
 from components.audio.channels import apply_channel, channel_to_json, sample_channel
 from components.contracts import DATASET_CARD_FILE, DATASET_STATS_FILE, MANIFEST_FILE, SAMPLE_RATE, USER_EMOTIONS
 from components.synthesis.card import CARD_PLOTS_DIR, dataset_stats, render_card
-from components.synthesis.card_plots import write_card_plots
 from components.synthesis.config import SynthesisConfig
 from components.synthesis.engines import EngineSpeech
 from components.synthesis.filters import apply_filters, read_turns
-from components.synthesis.llm import ChatDialogueWriter, LLMConfig
 from components.synthesis.manifest import write_manifest
 from components.synthesis.plan import DialoguePlan, plan_dialogues
 from components.synthesis.remote import S3Output, is_s3_uri
@@ -47,6 +46,9 @@ from components.synthesis.shards import (
 )
 from components.synthesis.speech import EspeakSpeech
 from components.synthesis.taxonomy import ASSISTANT_SPEAKER
+
+if TYPE_CHECKING:
+    from components.synthesis.llm import ChatDialogueWriter
 
 WAV_DIR = "wavs"
 # The LLM writer's cache outlives any one build, so a rebuild (or a resumed one) asks only for what it lacks.
@@ -147,6 +149,10 @@ def _dialogue_writer(config: SynthesisConfig) -> ChatDialogueWriter | None:
     """The LLM writer for text_backend "llm", checked against its endpoint now, before any shard starts."""
     if config.text_backend != "llm":
         return None
+    # Imported here, like write_card_plots below: importing components.synthesis (the model config does, for the
+    # assistant's voice) must not load requests, jsonschema, matplotlib and librosa into a serving process.
+    from components.synthesis.llm import ChatDialogueWriter, LLMConfig
+
     writer = ChatDialogueWriter(LLMConfig.from_env(cache_dir=LLM_CACHE_DIR))
     writer.check()
     return writer
@@ -173,6 +179,8 @@ def _write_dataset_files(root: Path, rows: list[dict], config: SynthesisConfig, 
         "channels": dataclasses.asdict(config.channels) if config.channels else None,
     }, filters=report.summary() if report else None)
     (root / DATASET_STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    from components.synthesis.card_plots import write_card_plots  # see _dialogue_writer
+
     plots = write_card_plots(rows, root, root / CARD_PLOTS_DIR, filter_report=report)
     plots = {name: path.relative_to(root).as_posix() for name, path in plots.items()}
     examples = [next(row for row in rows if row["user_emotion"] == emotion) for emotion in USER_EMOTIONS]
@@ -191,12 +199,7 @@ def _speak(voices: _Voices, plan: DialoguePlan, root: Path, config: SynthesisCon
     rng = np.random.default_rng([config.seed, plan.index])
     user = voices.user.synthesize(plan.user_text, plan.user_emotion, plan.speaker, rng)
     response = voices.assistant.synthesize(plan.response_text, plan.response_emotion, ASSISTANT_SPEAKER, rng)
-    channel = []
-    if config.channels is not None:  # its own stream: turning channels on leaves the prosody draws as they were
-        channel = sample_channel(np.random.default_rng([config.seed, plan.index, 1]), config.channels)
-        # From the clean turn as a clean dataset stores it (16-bit): a lossy codec amplifies even rounding
-        # differences, and the record must remake the clip from the stored clean turn exactly.
-        user = apply_channel(decode_wav(encode_wav(user)), channel)
+    user, channel = degrade_user_turn(user, plan.index, config)
     user_wav, response_wav = f"{WAV_DIR}/{plan.id}_user.wav", f"{WAV_DIR}/{plan.id}_response.wav"
     save_wav(root / user_wav, user)
     save_wav(root / response_wav, response)
@@ -207,6 +210,17 @@ def _speak(voices: _Voices, plan: DialoguePlan, root: Path, config: SynthesisCon
         "response_emotion": plan.response_emotion, "response_text": plan.response_text,
         "response_wav": response_wav, "response_duration_s": round(len(response) / SAMPLE_RATE, 3),
     }
+
+
+def degrade_user_turn(user: np.ndarray, index: int, config: SynthesisConfig) -> tuple[np.ndarray, list[dict]]:
+    """Row `index`'s user turn through its seeded channel (unchanged, [] when config.channels is None)."""
+    if config.channels is None:
+        return user, []
+    # Its own rng stream: turning channels on leaves the prosody draws as they were.
+    channel = sample_channel(np.random.default_rng([config.seed, index, 1]), config.channels)
+    # From the clean turn as a clean dataset stores it (16-bit): a lossy codec amplifies even rounding differences,
+    # and the record must remake the clip from the stored clean turn exactly.
+    return apply_channel(decode_wav(encode_wav(user)), channel), channel
 
 
 def _publish(staging: Path, out_dir: Path) -> None:

@@ -19,7 +19,7 @@ import math
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -130,11 +130,11 @@ class EngineSpeech:
         transform = EmotionTransform.for_emotion(emotion)
         if rng is not None:
             c = self.config
-            transform = EmotionTransform(
+            transform = replace(
+                transform,
                 semitones=transform.semitones + rng.uniform(-c.semitone_jitter, c.semitone_jitter),
                 tempo=transform.tempo * (1 + rng.uniform(-c.tempo_jitter, c.tempo_jitter)),
                 gain_db=transform.gain_db + rng.uniform(-c.gain_jitter_db, c.gain_jitter_db),
-                tilt_db=transform.tilt_db, effects=transform.effects, intonation=transform.intonation,
                 formant_warp=1 + rng.uniform(-c.formant_jitter, c.formant_jitter))
         with tempfile.TemporaryDirectory(prefix="omni-tts-") as tmp:
             neutral = Path(tmp) / "neutral.wav"
