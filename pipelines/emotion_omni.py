@@ -1,4 +1,4 @@
-"""The Emotion Omni pipeline graph: synthesize -> train stage 1 -> speech units -> train stage 2 -> evaluate ->
+"""The Emotion Omni pipeline graph: synthesize (in parallel parts) -> train stage 1 -> speech units -> train stage 2 -> evaluate ->
 register -> gate -> export -> serve.
 
 Compile it for a cluster with `omni pipeline compile`; run it locally with `omni demo` (kfp.local). Platform
@@ -45,9 +45,13 @@ class ClusterSettings:
         "MLFLOW_S3_ENDPOINT_URL": "MLFLOW_S3_ENDPOINT_URL",
     })
     # Secret holding the LLM dialogue writer's OMNI_LLM_BASE_URL, OMNI_LLM_MODEL and OMNI_LLM_API_KEY, mounted on the
-    # synthesize step as env; "" mounts none (text_backend="llm" then fails at once, naming the variables).
+    # synthesis steps as env; "" mounts none (text_backend="llm" then fails at once, naming the variables).
     llm_secret: str = ""
     retries: int = 2                             # for steps that talk to services (MLflow, Triton start)
+    # Synthesis parts (the `synthesis_parts` parameter): at most this many pods at once, each with this CPU request;
+    # a part runs one synthesizer process per CPU it gets.
+    synthesis_parallelism: int = 16
+    synthesis_cpu: str = "4"
     # Train steps: a retry (preempted node, OOM kill) resumes from the newest complete checkpoint, mirrored under
     # the run's checkpoint_root, so it repeats at most one checkpoint interval of work.
     train_retries: int = 2
@@ -96,7 +100,7 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
                                                   "register in MLflow, gate, export to Triton, smoke-serve.")
     def emotion_omni(
         n: int = SynthesisConfig.n, seed: int = 0, test_fraction: float = SynthesisConfig.test_fraction,
-        text_backend: str = SynthesisConfig.text_backend,
+        text_backend: str = SynthesisConfig.text_backend, synthesis_parts: int = 1,
         epochs: int = TrainConfig.epochs, nproc: int = 2, max_steps: int = 0, train_config_json: str = "{}",
         speech_epochs: int = SpeechTrainConfig.epochs, speech_max_steps: int = 0, speech_train_config_json: str = "{}",
         token2wav_json: str = "{}", restyled_per_reply: int = 0,
@@ -105,11 +109,21 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
         gate_json: str = "{}", triton_publish_uri: str = "", triton_instance_kind: str = "cpu",
         checkpoint_root: str = "",
     ):
-        data = steps.synthesize(n=n, seed=seed, test_fraction=test_fraction, text_backend=text_backend)
-        data.set_cpu_request("2").set_memory_request("2Gi")
+        # Synthesis fans out over `synthesis_parts` pods, each speaking every parts-th shard on its CPUs; the plan
+        # checks engines and the LLM endpoint before any part starts, and the merge filters and writes the card.
+        # A part is a cached KFP task, so a resubmitted run reuses the parts that finished.
+        synthesis = {"n": n, "seed": seed, "test_fraction": test_fraction, "text_backend": text_backend}
+        planned = steps.plan_synthesis(parts=synthesis_parts, **synthesis)
+        with dsl.ParallelFor(planned.output, parallelism=settings.synthesis_parallelism) as part:
+            spoken_part = steps.synthesize_part(part=part, parts=synthesis_parts, **synthesis)
+            spoken_part.set_cpu_request(settings.synthesis_cpu).set_memory_request("2Gi").set_retry(settings.retries)
+        data = steps.synthesize(parts=dsl.Collected(spoken_part.outputs["shards"]), **synthesis)
+        data.set_cpu_request("2").set_memory_request("4Gi")
+        planned.set_cpu_request("500m").set_memory_request("512Mi")
         if settings.llm_secret:
-            kubernetes.use_secret_as_env(data, secret_name=settings.llm_secret, secret_key_to_env={
-                name: name for name in ("OMNI_LLM_BASE_URL", "OMNI_LLM_MODEL", "OMNI_LLM_API_KEY")})
+            for task in (planned, spoken_part, data):
+                kubernetes.use_secret_as_env(task, secret_name=settings.llm_secret, secret_key_to_env={
+                    name: name for name in ("OMNI_LLM_BASE_URL", "OMNI_LLM_MODEL", "OMNI_LLM_API_KEY")})
 
         trained = steps.train(dataset=data.outputs["dataset"], epochs=epochs, nproc=nproc, max_steps=max_steps,
                               seed=seed, config_json=train_config_json, backend=train_backend,

@@ -32,14 +32,18 @@ class LocalRun:
 
 
 def _collect(run_dir: Path) -> dict[str, StepResult]:
-    """Read every task's executor_output.json (KFP's record of its outputs and their metadata)."""
+    """Read every task's executor_output.json (KFP's record of its outputs and their metadata). A task inside a
+    ParallelFor runs once per item, under for-loop-<k>-iteration-<i>/: it is named "<task>[<i>]"."""
     results = {}
-    for output_file in sorted(run_dir.glob("*/executor_output.json")):
+    loops = sorted(run_dir.glob("for-loop-*-iteration-*/*/executor_output.json"))
+    for output_file in sorted(run_dir.glob("*/executor_output.json")) + loops:
         data = json.loads(output_file.read_text())
         artifacts = {name: {"uri": spec["artifacts"][0]["uri"], "metadata": spec["artifacts"][0].get("metadata", {})}
                      for name, spec in data.get("artifacts", {}).items()}
-        results[output_file.parent.name] = StepResult(output_file.parent.name, data.get("parameterValues", {}),
-                                                      artifacts)
+        task = output_file.parent.name
+        if output_file.parent.parent != run_dir:
+            task += f"[{output_file.parent.parent.name.rsplit('-', 1)[1]}]"
+        results[task] = StepResult(task, data.get("parameterValues", {}), artifacts)
     return results
 
 

@@ -6,6 +6,8 @@ Steps that run torch in their own process size its thread pool by the pod's CPU 
 train steps' ranks and the smoke test's tritonserver get the same through their launchers.
 """
 
+from typing import List
+
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
@@ -15,20 +17,49 @@ COMPONENT_IMAGE = "ghcr.io/empathy-omni/omni-components:0.1.0"
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def synthesize(n: int, seed: int, test_fraction: float, text_backend: str, dataset: Output[Dataset]):
-    """Step 1: the emotional dialogue set (manifest + 16 kHz WAVs + dataset card with its plots), in resumable shards
-    on one process per CPU; text_backend "llm" reads OMNI_LLM_* from the environment (a Secret)."""
+def plan_synthesis(n: int, seed: int, test_fraction: float, text_backend: str, parts: int) -> List[int]:
+    """Step 1a: check what synthesis needs (TTS engines, the LLM endpoint for text_backend "llm") before any part
+    starts, and return the parts to fan out over (at most `parts`; fewer when the build has fewer shards)."""
+    from components.synthesis import SynthesisConfig, plan_parts
+
+    return plan_parts(SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction, text_backend=text_backend), parts)
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def synthesize_part(n: int, seed: int, test_fraction: float, text_backend: str, part: int, parts: int,
+                    shards: Output[Artifact]):
+    """Step 1b, one pod per part (ParallelFor): speak every `parts`-th shard of the build from shard `part`, on one
+    process per CPU; text_backend "llm" reads OMNI_LLM_* from the environment (a Secret)."""
     import time
     from pathlib import Path
 
     from components.cpu import available_cpus
-    from components.synthesis import SynthesisConfig, synthesize_dataset
+    from components.synthesis import SynthesisConfig, synthesize_part
 
     start = time.time()
     config = SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction, text_backend=text_backend,
                              workers=available_cpus())
-    summary = synthesize_dataset(config, Path(dataset.path))
-    dataset.metadata.update({"rows": summary.n, "shards": summary.shards, "resumed_shards": summary.resumed_shards,
+    run = synthesize_part(config, Path(shards.path), part=part, parts=parts)
+    shards.metadata.update({"part": part, "parts": parts, "rows": len(run.rows), "shards": run.shards,
+                            "wall_seconds": round(time.time() - start, 2)})
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def synthesize(n: int, seed: int, test_fraction: float, text_backend: str, parts: Input[List[Artifact]],
+               dataset: Output[Dataset]):
+    """Step 1c: gather the parts' shards into the emotional dialogue set (manifest + 16 kHz WAVs), apply the
+    filters and write the dataset card with its plots: the bytes a one-machine build makes."""
+    import time
+    from pathlib import Path
+
+    from components.cpu import available_cpus
+    from components.synthesis import SynthesisConfig, merge_parts
+
+    start = time.time()
+    config = SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction, text_backend=text_backend,
+                             workers=available_cpus())
+    summary = merge_parts(config, [Path(part.path) for part in parts], Path(dataset.path))
+    dataset.metadata.update({"rows": summary.n, "shards": summary.shards, "parts": len(parts),
                              "wall_seconds": round(time.time() - start, 2)})
 
 

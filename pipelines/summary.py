@@ -17,7 +17,8 @@ from pipelines.local_run import LocalRun
 
 # KFP task name -> (label in the summary, output whose metadata carries wall_seconds)
 STEP_OUTPUTS = {
-    "synthesize": ("1 synthesize", "dataset"),
+    "synthesize-part": ("1a synthesize parts (slowest part)", "shards"),
+    "synthesize": ("1b synthesize: merge, filter, card", "dataset"),
     "train": ("2a train stage 1 (thinker)", "model"),
     "speech-units": ("2b speech units (k-means)", "units"),
     "train-speech": ("2c train stage 2 (talker)", "model"),
@@ -65,8 +66,9 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
         "targets": [dataclasses.asdict(t)
                     for t in check_targets(evaluation["metadata"], {**SPEECH_TARGETS, **GENERALIZATION_TARGETS})],
         "train": [{k: steps[t].artifacts["model"]["metadata"][k] for k in TRAIN_KEYS} for t in ("train", "train-speech")],
-        "step_seconds": {label: steps[task].artifacts[output]["metadata"].get("wall_seconds")
-                         for task, (label, output) in STEP_OUTPUTS.items() if task in steps},
+        "step_seconds": {label: max((steps[name].artifacts[output]["metadata"].get("wall_seconds") or 0
+                                     for name in steps if name == task or name.startswith(f"{task}[")), default=None)
+                         for task, (label, output) in STEP_OUTPUTS.items()},
         "pipeline_seconds": run.wall_seconds,
     }
 

@@ -128,7 +128,8 @@ def mlflow_version(summary) -> str:
 
 def test_summary_lists_every_step_time(demo_run):
     data_dir, summary, _ = demo_run
-    assert set(summary["step_seconds"]) == {"1 synthesize", "2a train stage 1 (thinker)",
+    assert set(summary["step_seconds"]) == {"1a synthesize parts (slowest part)", "1b synthesize: merge, filter, card",
+                                            "2a train stage 1 (thinker)",
                                             "2b speech units (k-means)", "2c train stage 2 (talker)",
                                             "3 evaluate", "4 register (MLflow)", "5a export (Triton repo)",
                                             "5b serve (tritonserver)"}

@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from tqdm import tqdm
 
 from components.audio import save_wav
 from components.audio.io import decode_wav, encode_wav
@@ -41,8 +43,8 @@ from components.synthesis.manifest import write_manifest
 from components.synthesis.plan import DialoguePlan, plan_dialogues
 from components.synthesis.remote import S3Output, is_s3_uri
 from components.synthesis.shards import (
-    SHARD_DIR, SHARD_LAYOUT_VERSION, WAV_COLUMNS, finished_names, locked, make_shards, prepare_work_dir, run_shards,
-    stopped,
+    FINGERPRINT_FILE, SHARD_DIR, SHARD_LAYOUT_VERSION, WAV_COLUMNS, Shard, ShardRun, SynthesisError, describe_difference,
+    finished_names, finished_rows, locked, make_shards, prepare_work_dir, run_shards, stopped,
 )
 from components.synthesis.speech import EspeakSpeech
 from components.synthesis.taxonomy import ASSISTANT_SPEAKER
@@ -104,12 +106,7 @@ def synthesize_dataset(
         work = out_dir.parent / f".{out_dir.name}.partial"
     with locked(work):
         prepare_work_dir(work, fingerprint, resume)
-        plans = plan_dialogues(config)
-        if writer is not None:  # cached on disk, so a resumed build asks the endpoint only for what it lacks
-            texts = writer.write_many([(p.domain, p.user_emotion, p.response_emotion, config.seed * 1_000_003 + p.index)
-                                       for p in plans], progress=progress)
-            plans = [dataclasses.replace(p, user_text=u, response_text=r) for p, (u, r) in zip(plans, texts)]
-        shards = make_shards(plans, config.shard_size)
+        shards = _written(make_shards(plan_dialogues(config), config.shard_size), config, writer, progress)
         elsewhere = remote.prepare(work, shards, fingerprint, resume) if remote else {}
         try:
             upload = functools.partial(remote.upload_shard, work) if remote else None  # each shard as it finishes
@@ -119,7 +116,7 @@ def synthesize_dataset(
             shard_seconds = time.perf_counter() - shards_started
             if remote is not None and elsewhere:
                 remote.fetch_wavs(work)
-            rows, stats, plots = _write_dataset_files(work, run.rows, config, voices, writer)
+            rows, stats, plots = _write_dataset_files(work, run.rows, config, voices, _text_source(config, writer))
             if remote is not None:
                 remote.publish(work, [row[c] for row in rows for c in WAV_COLUMNS] + plots)
             else:
@@ -137,6 +134,105 @@ def synthesize_dataset(
     )
 
 
+def plan_parts(config: SynthesisConfig, parts: int) -> list[int]:
+    """The parts a build fanned out over `parts` machines has (fewer when it has fewer shards), after every check
+    that can fail fast: the TTS binaries, the filters' paths and the LLM endpoint. A pipeline runs this once,
+    before any part starts, then one synthesize_part per index (KFP's ParallelFor), then merge_parts."""
+    if not isinstance(parts, int) or parts < 1:
+        raise ValueError(f"parts={parts!r} must be an int >= 1: the machines the build is spread over")
+    EngineSpeech(config.user_speech, engines=config.engines)
+    EspeakSpeech(config.speech)
+    if config.filters is not None:
+        config.filters.check_paths()
+    _dialogue_writer(config)
+    return list(range(min(parts, -(-config.n // config.shard_size))))
+
+
+def synthesize_part(config: SynthesisConfig, out_dir: str | Path, *, part: int, parts: int,
+                    progress: bool = True) -> ShardRun:
+    """Speak part `part` of `parts` of the build (every `parts`-th shard from shard `part`) into `out_dir`, a work
+    directory of its own (shards/ + wavs/) that merge_parts reads. Run again on the same directory, it resumes."""
+    if not 0 <= part < parts:
+        raise ValueError(f"part={part!r} must be in [0, parts={parts!r})")
+    voices = _Voices(user=EngineSpeech(config.user_speech, engines=config.engines),
+                     assistant=EspeakSpeech(config.speech))
+    writer = _dialogue_writer(config)
+    out_dir = Path(out_dir)
+    with locked(out_dir):
+        prepare_work_dir(out_dir, _fingerprint(config))
+        shards = make_shards(plan_dialogues(config), config.shard_size)[part::parts]
+        shards = _written(shards, config, writer, progress)
+        try:
+            return run_shards(functools.partial(_speak, voices, config=config), shards, out_dir,
+                              workers=config.workers, progress=progress)
+        except BaseException as error:
+            raise stopped(error, len(finished_names(out_dir)), len(shards), str(out_dir), out_dir) from error
+
+
+def merge_parts(config: SynthesisConfig, part_dirs: list[str | Path], out_dir: str | Path, *,
+                overwrite: bool = False, progress: bool = True) -> DatasetSummary:
+    """Gather the shards of synthesize_part's directories into the dataset `out_dir` (a directory, as for
+    synthesize_dataset), then filter and write the manifest and card. The bytes are those of a one-machine build.
+    Every shard must be in some part; a part of other settings is refused."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir, overwrite)
+    voices = _Voices(user=EngineSpeech(config.user_speech, engines=config.engines),
+                     assistant=EspeakSpeech(config.speech))
+    if config.filters is not None:
+        config.filters.check_paths()
+    fingerprint = _fingerprint(config)
+    shards = make_shards(plan_dialogues(config), config.shard_size)
+    found: dict[str, tuple[Path, list[dict]]] = {}
+    for part_dir in map(Path, part_dirs):
+        _check_part(part_dir, fingerprint)
+        for shard in shards:
+            rows = None if shard.name in found else finished_rows(part_dir, shard)
+            if rows is not None:
+                found[shard.name] = (part_dir, rows)
+    missing = [shard.name for shard in shards if shard.name not in found]
+    if missing:
+        raise SynthesisError(f"{len(missing)} of {len(shards)} shards are finished in none of the {len(part_dirs)} "
+                             f"parts (first: {', '.join(missing[:3])}): run the parts that hold them (every part of "
+                             "plan_parts) to the end, then merge again")
+    work = out_dir.parent / f".{out_dir.name}.partial"
+    with locked(work):
+        prepare_work_dir(work, fingerprint)
+        rows = []
+        for shard in tqdm(shards, desc="gathering parts", unit="shard", disable=not progress, mininterval=2.0):
+            part_dir, shard_rows = found[shard.name]
+            for path in (row[column] for row in shard_rows for column in WAV_COLUMNS):
+                _link_or_copy(part_dir / path, work / path)
+            rows += shard_rows
+        writer = _dialogue_writer(config, check=False)  # only its model's name, for the card
+        rows, stats, _ = _write_dataset_files(work, rows, config, voices, _text_source(config, writer))
+        _publish(work, out_dir)
+        shutil.rmtree(out_dir / SHARD_DIR)
+    return DatasetSummary(
+        out_dir=out_dir, n=len(rows), counts=stats["counts"], audio_hours=stats["audio_hours"]["total"],
+        elapsed_s=round(time.perf_counter() - started, 2), shards=len(shards), resumed_shards=len(shards))
+
+
+def _check_part(part_dir: Path, fingerprint: dict) -> None:
+    path = part_dir / SHARD_DIR / FINGERPRINT_FILE
+    if not path.is_file():
+        raise SynthesisError(f"{part_dir} holds no {SHARD_DIR}/{FINGERPRINT_FILE}, so it is no synthesize_part output")
+    theirs, ours = json.loads(path.read_text(encoding="utf-8")), json.loads(json.dumps(fingerprint))  # tuples: lists
+    if theirs != ours:
+        raise SynthesisError(f"{part_dir} is a part of a build with other settings "
+                             f"({describe_difference(theirs, ours)}); merge only the parts of this build")
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where both are on one filesystem (a local pipeline run: no bytes copied), else a copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def _fingerprint(config: SynthesisConfig) -> dict:
     """What decides the bytes of a build, for prepare_work_dir: every setting but `workers`, which does not
     (so a resumed run may use another machine's core count), and the shard layout."""
@@ -145,8 +241,8 @@ def _fingerprint(config: SynthesisConfig) -> dict:
     return {"shard_layout": SHARD_LAYOUT_VERSION, "config": settings}
 
 
-def _dialogue_writer(config: SynthesisConfig) -> ChatDialogueWriter | None:
-    """The LLM writer for text_backend "llm", checked against its endpoint now, before any shard starts."""
+def _dialogue_writer(config: SynthesisConfig, check: bool = True) -> ChatDialogueWriter | None:
+    """The LLM writer for text_backend "llm", checked against its endpoint now (before any shard starts)."""
     if config.text_backend != "llm":
         return None
     # Imported here, like write_card_plots below: importing components.synthesis (the model config does, for the
@@ -154,12 +250,30 @@ def _dialogue_writer(config: SynthesisConfig) -> ChatDialogueWriter | None:
     from components.synthesis.llm import ChatDialogueWriter, LLMConfig
 
     writer = ChatDialogueWriter(LLMConfig.from_env(cache_dir=LLM_CACHE_DIR))
-    writer.check()
+    if check:
+        writer.check()
     return writer
 
 
+def _text_source(config: SynthesisConfig, writer: ChatDialogueWriter | None) -> str:
+    return config.text_backend if writer is None else f"llm:{writer.config.model}"
+
+
+def _written(shards: list[Shard], config: SynthesisConfig, writer: ChatDialogueWriter | None,
+             progress: bool) -> list[Shard]:
+    """The shards with the LLM writer's texts in their plans (unchanged for the template grammar). The writer's cache
+    is on disk, so a resumed build asks the endpoint only for what it lacks."""
+    if writer is None:
+        return shards
+    plans = [plan for shard in shards for plan in shard.plans]
+    texts = iter(writer.write_many([(p.domain, p.user_emotion, p.response_emotion, config.seed * 1_000_003 + p.index)
+                                    for p in plans], progress=progress))
+    return [Shard(shard.name, tuple(dataclasses.replace(plan, user_text=u, response_text=r)
+                                    for plan, (u, r) in zip(shard.plans, texts))) for shard in shards]
+
+
 def _write_dataset_files(root: Path, rows: list[dict], config: SynthesisConfig, voices: _Voices,
-                         writer: ChatDialogueWriter | None) -> tuple[list[dict], dict, list[str]]:
+                         text_source: str) -> tuple[list[dict], dict, list[str]]:
     """Filter the rows (their dropped wavs are deleted), then write MANIFEST_FILE, DATASET_STATS_FILE, the card and
     its plots in `root`; returns the kept rows, the stats and the plots' paths relative to `root`."""
     report = None
@@ -173,7 +287,7 @@ def _write_dataset_files(root: Path, rows: list[dict], config: SynthesisConfig, 
     stats = dataset_stats(rows, seed=config.seed, generator={
         "n": config.n, "test_fraction": config.test_fraction,
         "unseen_voice_fraction": config.unseen_voice_fraction, "held_out_speakers": list(config.held_out_speakers),
-        "text": config.text_backend if writer is None else f"llm:{writer.config.model}",
+        "text": text_source,
         "user_engines": voices.user.describe(), "user_speech": dataclasses.asdict(config.user_speech),
         "speech": voices.assistant.describe(), "assistant_speaker": ASSISTANT_SPEAKER,
         "channels": dataclasses.asdict(config.channels) if config.channels else None,

@@ -12,8 +12,8 @@ from components.training.config import TrainConfig
 from pipelines.emotion_omni import ClusterSettings, compile_pipeline
 from pipelines.steps import COMPONENT_IMAGE
 
-STEPS = {"synthesize", "train", "speech-units", "train-speech", "evaluate", "register", "check-gate", "promote",
-         "export-triton", "serve-smoke-test"}
+STEPS = {"plan-synthesis", "synthesize-part", "synthesize", "train", "speech-units", "train-speech", "evaluate",
+         "register", "check-gate", "promote", "export-triton", "serve-smoke-test"}
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +75,28 @@ def test_defaults_match_the_local_demo(compiled):
     assert params["n"]["defaultValue"] == SynthesisConfig.n and params["text_backend"]["defaultValue"] == "template"
 
 
-def test_llm_secret_reaches_only_the_synthesize_step(tmp_path):
+def test_synthesis_fans_out_over_parts_and_the_merge_collects_them(compiled):
+    spec, _ = compiled
+    tasks = spec["root"]["dag"]["tasks"]
+    loop = next(t for t in tasks.values() if "parameterIterator" in t)
+    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--plan-synthesis-Output"
+    assert loop["iteratorPolicy"]["parallelismLimit"] == ClusterSettings().synthesis_parallelism
+    inner = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    assert set(inner) == {"synthesize-part"} and inner["synthesize-part"]["retryPolicy"]["maxRetryCount"] == 2
+    collected = tasks["synthesize"]["inputs"]["artifacts"]["parts"]["taskOutputArtifact"]
+    assert collected["producerTask"] == loop["taskInfo"]["name"]
+    assert spec["root"]["inputDefinitions"]["parameters"]["synthesis_parts"]["defaultValue"] == 1
+    part = spec["deploymentSpec"]["executors"]["exec-synthesize-part"]["container"]["resources"]
+    assert part["resourceCpuRequest"] == ClusterSettings().synthesis_cpu
+
+
+def test_llm_secret_reaches_only_the_synthesis_steps(tmp_path):
     path = compile_pipeline(str(tmp_path / "p.yaml"), ClusterSettings(llm_secret="llm-credentials"))
     executors = list(yaml.safe_load_all(Path(path).read_text()))[1]["platforms"]["kubernetes"]["deploymentSpec"][
         "executors"]
     with_llm = [name for name, spec in executors.items()
                 if any(s["secretName"] == "llm-credentials" for s in spec.get("secretAsEnv", []))]
-    assert with_llm == ["exec-synthesize"]
+    assert sorted(with_llm) == ["exec-plan-synthesis", "exec-synthesize", "exec-synthesize-part"]
 
 
 def test_every_step_requests_cpu_and_memory(compiled):
