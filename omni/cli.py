@@ -2,6 +2,7 @@
 
     omni demo                                   the whole pipeline locally (kfp.local) on embedded defaults
     omni data synthesize --out DIR              step 1 alone (three TTS engines, channels, an unseen-voice split)
+    omni data probe --train DIR --eval DIR      the user-emotion path alone in a minute: how a dataset generalizes
     omni train --dataset DIR --out DIR          training stage 1 alone (the thinker; DeepSpeed, torchrun ranks)
     omni speech units --dataset DIR --out DIR   the speech units stage 2 trains on (k-means over reply audio)
     omni train --stage 2 --dataset DIR --init-model DIR/model --units DIR --out DIR   stage 2 (the talker)
@@ -83,6 +84,23 @@ def synthesize(out: str, n: int | None = None, seed: int | None = None, test_fra
     print(f"wrote {summary.n} dialogues ({summary.audio_hours:.2f} h audio) to {summary.out_dir} "
           f"in {summary.elapsed_s:.1f} s{resumed}; card: {summary.out_dir}/README.md")
     return summary
+
+
+def probe(train: list[Path], eval_dataset: Path, train_turns: int = 0, epochs: int | None = None, seed: int = 0,
+          out: Path | None = None):
+    """Train the model's user-emotion path alone on `train`'s training turns; score `eval_dataset`'s test and
+    unseen-voice splits (components/evaluation/probe.py). With `out`, the result is also written there as JSON."""
+    import dataclasses
+
+    from components.evaluation.probe import ProbeConfig, probe_user_emotion
+
+    config = ProbeConfig(train_turns=train_turns, seed=seed, **({"epochs": epochs} if epochs else {}))
+    result = probe_user_emotion([Path(d) for d in train], Path(eval_dataset), config)
+    print(result.table())
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(dataclasses.asdict(result), indent=2) + "\n")
+    return result
 
 
 def train(dataset: Path, out: Path, epochs: int | None = None, nproc: int | None = None, max_steps: int = 0,
@@ -448,6 +466,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=lambda a: synthesize(a.out, a.n, a.seed, a.test_fraction, a.overwrite, a.channels, a.engines,
                                              a.unseen_voice_fraction, a.workers, a.shard_size, a.text_backend,
                                              a.filters, a.whisper_path, a.resume))
+
+    p = data.add_parser("probe", help="train the model's user-emotion path alone (emotion encoder + classifier, "
+                        "stage 1's settings) in about a minute, and score a dataset's test and unseen-voice splits: "
+                        "how a change to the data generalizes, before a whole run")
+    p.add_argument("--train", type=Path, action="append", required=True,
+                   help="a synthesized dataset whose train split the probe learns from (repeat to add more)")
+    p.add_argument("--eval", type=Path, required=True, help="the dataset whose test and test_unseen_voice splits "
+                   "are scored (may be a --train one)")
+    p.add_argument("--train-turns", type=int, default=0, help="only the first N training turns (default 0: all)")
+    p.add_argument("--epochs", type=int, help="default: stage 1's (15)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="also write the result (accuracy per split and voice, confusion) as JSON")
+    p.set_defaults(func=lambda a: probe(a.train, a.eval, a.train_turns, a.epochs, a.seed, a.out))
 
     p = sub.add_parser("train", help="train with DeepSpeed ZeRO over torchrun ranks and export the model")
     p.add_argument("--dataset", type=Path, required=True)

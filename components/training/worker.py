@@ -39,17 +39,7 @@ from components.training.flops import flops_per_token, peak_tflops
 from components.training.model_setup import build_model, export_model, param_groups
 from components.training.mirror import CheckpointMirror
 from components.training.progress import Progress
-
-
-def _schedule(total_steps: int, warmup_ratio: float):
-    warmup = max(1, int(total_steps * warmup_ratio))
-
-    def factor(step: int) -> float:  # linear warm-up, then cosine to 10 %
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-    return factor
+from components.training.schedule import lr_schedule
 
 
 def stage_losses(out: EmotionOmniOutput, stage: int) -> dict[str, torch.Tensor]:
@@ -108,7 +98,7 @@ def train_worker(run_dir: Path, dataset_dir: Path, resume: bool = False) -> None
         total_steps = min(total_steps, config.max_steps)
 
     optimizer = torch.optim.AdamW(param_groups(model, config), weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(total_steps, config.warmup_ratio))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(total_steps, config.warmup_ratio))
     engine, _, _, _ = deepspeed.initialize(
         model=model, optimizer=optimizer, lr_scheduler=scheduler, config=deepspeed_config(config))
 
