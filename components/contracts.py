@@ -59,6 +59,12 @@ MODEL_CONFIG_FILE = "config.json"
 MODEL_WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 
+# A training run directory (components/training), read by the registry step and the summary as well.
+TRAIN_CONFIG_FILE = "train_config.json"
+TRAIN_LOG_FILE = "train_log.jsonl"        # per-step losses, JSON lines, written by rank 0
+LOSS_CURVE_FILE = "loss_curve.png"        # drawn from TRAIN_LOG_FILE when the run ends
+TRAIN_SUMMARY_FILE = "train_summary.json"
+
 # Files inside a speech-units directory (the pipeline's speech-units step; stage 2 trains on it).
 SPEECH_UNITS_FILE = "units.jsonl"                     # {"id": manifest row id, "units": [...]} per reply
 UNIT_EXTRACTOR_FILE = "unit_extractor.safetensors"    # the k-means centroids and normalisation

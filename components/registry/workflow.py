@@ -11,14 +11,11 @@ import json
 import os
 from pathlib import Path
 
+from components.contracts import LOSS_CURVE_FILE, TRAIN_CONFIG_FILE, TRAIN_LOG_FILE, TRAIN_SUMMARY_FILE
 from components.contracts import REPORT_METRICS_FILE as EVAL_METRICS_FILE
 from components.registry.config import RegistryConfig
 from components.registry.gate import GateConfig, GateDecision, GateError, evaluate_gate
 from components.registry.mlflow_registry import StageRun, download_model, promote, register_model
-from components.training.config import CONFIG_FILE as TRAIN_CONFIG_FILE
-from components.training.config import LOG_FILE as TRAIN_LOG_FILE
-from components.training.config import LOSS_CURVE_FILE
-from components.training.config import SUMMARY_FILE as TRAIN_SUMMARY_FILE
 # What each stage trains: the part of the model config its child run records as params.
 STAGE_NAMES = {1: "stage 1: thinker (text + emotion)", 2: "stage 2: talker + token2wav (speech)"}
 STAGE_MODEL_PARTS = {1: ("thinker_config",), 2: ("talker_config", "token2wav_config")}

@@ -91,11 +91,7 @@ def synthesize_dataset(
     if remote is None:
         out_dir = Path(out_dir)
         _check_out_dir(out_dir, overwrite)
-    voices = _Voices(user=EngineSpeech(config.user_speech, engines=config.engines),
-                     assistant=EspeakSpeech(config.speech))
-    if config.filters is not None:
-        config.filters.check_paths()
-    writer = _dialogue_writer(config)
+    voices, writer = _preflight(config)
     fingerprint = _fingerprint(config)
     if work_dir is not None:
         work = Path(work_dir)
@@ -140,11 +136,7 @@ def plan_parts(config: SynthesisConfig, parts: int) -> list[int]:
     before any part starts, then one synthesize_part per index (KFP's ParallelFor), then merge_parts."""
     if not isinstance(parts, int) or parts < 1:
         raise ValueError(f"parts={parts!r} must be an int >= 1: the machines the build is spread over")
-    EngineSpeech(config.user_speech, engines=config.engines)
-    EspeakSpeech(config.speech)
-    if config.filters is not None:
-        config.filters.check_paths()
-    _dialogue_writer(config)
+    _preflight(config)
     return list(range(min(parts, -(-config.n // config.shard_size))))
 
 
@@ -154,9 +146,7 @@ def synthesize_part(config: SynthesisConfig, out_dir: str | Path, *, part: int, 
     directory of its own (shards/ + wavs/) that merge_parts reads. Run again on the same directory, it resumes."""
     if not 0 <= part < parts:
         raise ValueError(f"part={part!r} must be in [0, parts={parts!r})")
-    voices = _Voices(user=EngineSpeech(config.user_speech, engines=config.engines),
-                     assistant=EspeakSpeech(config.speech))
-    writer = _dialogue_writer(config)
+    voices, writer = _preflight(config)
     out_dir = Path(out_dir)
     with locked(out_dir):
         prepare_work_dir(out_dir, _fingerprint(config))
@@ -177,10 +167,7 @@ def merge_parts(config: SynthesisConfig, part_dirs: list[str | Path], out_dir: s
     started = time.perf_counter()
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, overwrite)
-    voices = _Voices(user=EngineSpeech(config.user_speech, engines=config.engines),
-                     assistant=EspeakSpeech(config.speech))
-    if config.filters is not None:
-        config.filters.check_paths()
+    voices, writer = _preflight(config, check_llm=False)  # the writer only names its model in the card
     fingerprint = _fingerprint(config)
     shards = make_shards(plan_dialogues(config), config.shard_size)
     found: dict[str, tuple[Path, list[dict]]] = {}
@@ -204,7 +191,6 @@ def merge_parts(config: SynthesisConfig, part_dirs: list[str | Path], out_dir: s
             for path in (row[column] for row in shard_rows for column in WAV_COLUMNS):
                 _link_or_copy(part_dir / path, work / path)
             rows += shard_rows
-        writer = _dialogue_writer(config, check=False)  # only its model's name, for the card
         rows, stats, _ = _write_dataset_files(work, rows, config, voices, _text_source(config, writer))
         _publish(work, out_dir)
         shutil.rmtree(out_dir / SHARD_DIR)
@@ -239,6 +225,16 @@ def _fingerprint(config: SynthesisConfig) -> dict:
     settings = dataclasses.asdict(config)
     del settings["workers"]
     return {"shard_layout": SHARD_LAYOUT_VERSION, "config": settings}
+
+
+def _preflight(config: SynthesisConfig, check_llm: bool = True) -> tuple[_Voices, ChatDialogueWriter | None]:
+    """The voices and the LLM writer, after every check that can fail before anything is written: the TTS binaries
+    (each names its package), the filters' paths and, with `check_llm`, the LLM endpoint."""
+    voices = _Voices(user=EngineSpeech(config.user_speech, engines=config.engines),
+                     assistant=EspeakSpeech(config.speech))
+    if config.filters is not None:
+        config.filters.check_paths()
+    return voices, _dialogue_writer(config, check=check_llm)
 
 
 def _dialogue_writer(config: SynthesisConfig, check: bool = True) -> ChatDialogueWriter | None:
