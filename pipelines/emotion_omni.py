@@ -1,5 +1,5 @@
-"""The Emotion Omni pipeline graph: synthesize (in parallel parts) -> train stage 1 -> speech units -> train stage 2 -> evaluate ->
-register -> gate -> export -> serve.
+"""The Emotion Omni pipeline graph: synthesize (in parallel parts) -> train stage 1 -> speech units -> train
+stage 2 -> evaluate -> register -> gate -> export -> serve.
 
 Compile it for a cluster with `omni pipeline compile`; run it locally with `omni demo` (kfp.local). Platform
 settings (GPUs, resources, secrets, retries, the shared PVC) are attached here, never inside components;

@@ -52,12 +52,10 @@ def synthesize(n: int, seed: int, test_fraction: float, text_backend: str, parts
     import time
     from pathlib import Path
 
-    from components.cpu import available_cpus
     from components.synthesis import SynthesisConfig, merge_parts
 
     start = time.time()
-    config = SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction, text_backend=text_backend,
-                             workers=available_cpus())
+    config = SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction, text_backend=text_backend)
     summary = merge_parts(config, [Path(part.path) for part in parts], Path(dataset.path))
     dataset.metadata.update({"rows": summary.n, "shards": summary.shards, "parts": len(parts),
                              "wall_seconds": round(time.time() - start, 2)})

@@ -10,6 +10,10 @@ The build runs in a work directory beside `out_dir`, `.<name>.partial/`, and is 
 machine) keeps its finished shards there; running the same command again resumes it, and gives the same bytes
 as a run that never stopped. `out_dir` may also be an S3 prefix (remote.py).
 
+A cluster spreads one build over machines (the pipeline's ParallelFor): plan_parts runs the checks and names the
+parts, synthesize_part speaks every parts-th shard into a directory of its own, and merge_parts gathers them,
+filters and writes the card: the same bytes as synthesize_dataset.
+
     from components.synthesis import SynthesisConfig, synthesize_dataset
     summary = synthesize_dataset(SynthesisConfig(n=300, seed=0), "data/emotion-dialogues")
     summary = synthesize_dataset(SynthesisConfig(n=300, seed=0), "s3://minio:9000/datasets/emotion-dialogues")
