@@ -2,10 +2,10 @@
 
 The thinker hears the user's emotion only through EmotionEncoder -> UserEmotionClassifier (a masked mean over its
 frames, then a linear layer). Trained alone, with stage 1's SpecAugment, learning rate, schedule and global batch,
-that path reaches what stage 1 reaches on the same data: on the demo's 480-dialogue set 0.83 on the test split and
-0.65 on the unseen-voice split, against 0.83 and 0.67 from the whole pipeline (2026-11-29, 2-core EPYC). It takes a
-minute, not the demo's ten, so a change to the data (voices, channels, how many dialogues) can be judged on how it
-generalizes before a whole run:
+that path reaches about what stage 1 reaches on the same data: on the demo's 480-dialogue set 0.85 on the test split
+and 0.63 on the unseen-voice split (48 turns each), against 0.83 and 0.67 from the whole pipeline (2026-11-29,
+2-core EPYC). It takes about a minute, not the demo's ten, so a change to the data (voices, channels, how many
+dialogues) can be judged on how it generalizes before a whole run:
 
     result = probe_user_emotion([Path("data/ds")], Path("data/ds_eval"), ProbeConfig(train_turns=384))
     result.accuracy  # {"test": 0.76, "test_unseen_voice": 0.64}
