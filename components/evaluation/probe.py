@@ -15,7 +15,6 @@ by the thinker's config.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -136,7 +135,8 @@ def probe_user_emotion(train_dirs: list[Path], eval_dir: Path, config: ProbeConf
         result.confusion[split] = matrix.tolist()
         result.by_voice[split] = {voice: round(sum(h) / len(h), 4) for voice, h in sorted(hits.items())}
         result.samples[split] = len(rows)
-    return dataclasses.replace(result, seconds=round(time.perf_counter() - started, 1))
+    result.seconds = round(time.perf_counter() - started, 1)
+    return result
 
 
 def _features(frontend: LogMelFrontend, rows: list[tuple[Path, dict]],
