@@ -138,9 +138,25 @@ METRIC_DNSMOS_BAK = "dnsmos_bak"
 METRIC_SPEECH_RTF = "speech_real_time_factor"                       # talker + vocoder seconds per audio second
 METRIC_SPEECH_SILENT_FRACTION = "speech_silent_fraction"            # replies that got no audio
 
+# Reply text beyond chrF: cosine similarity (-1..1) of sentence embeddings (all-MiniLM-L6-v2) between the reply and
+# the reference reply, and between the reply and the user's words; and the empathy judge's mean 1-5 score (an
+# OpenAI-compatible LLM scoring each reply on a written rubric, after the paper's Emotion GPT Score).
+METRIC_RELEVANCE_REFERENCE = "relevance_reference"
+METRIC_RELEVANCE_USER = "relevance_user"
+METRIC_EMPATHY_SCORE = "empathy_score"
+
 # Files inside an evaluation report directory.
 REPORT_METRICS_FILE = "metrics.json"
 REPORT_MARKDOWN_FILE = "report.md"
 REPORT_HTML_FILE = "report.html"
 SPEECH_METRICS_FILE = "speech_metrics.json"     # the speech section's detail (per emotion, not-computed reasons)
 SPEECH_JUDGE_FILE = "speech_emotion_judge.json"
+RELEVANCE_FILE = "relevance.json"               # per-reply relevance, the least relevant first
+EMPATHY_JUDGE_FILE = "empathy_judge.json"       # per-reply judge scores and reasons, or why it was not computed
+GATE_FILE = "gate.json"                         # the gate's decision: floors, the comparison with the champion
+
+# Lineage: one ID (the KFP run's; "local-<utc time>" outside KFP) ties a pipeline run to its MLflow run and model
+# version, the TrainJob, the published Triton repository and the S3 path.
+LINEAGE_TAG = "omni.lineage_id"                 # MLflow run / logged model / model version tag
+LINEAGE_LABEL = "omni.empathy.ai/lineage-id"    # Kubernetes label on TrainJobs
+LINEAGE_FILE = "lineage.json"                   # beside a published Triton version: the whole chain

@@ -13,6 +13,10 @@ missing=()
 for bin in espeak-ng sox g++ shellcheck flite; do command -v "$bin" >/dev/null || missing+=("$bin"); done
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v text2wave >/dev/null || missing+=(festival)  # flite and festival: more TTS engines and voices
+# PostgreSQL and a Pushgateway: the registry tests run MLflow on a real PostgreSQL, the metrics tests push to a real
+# Pushgateway (servers started by the tests themselves on loopback).
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
+command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
 if [ ${#missing[@]} -gt 0 ]; then
   pkgs="${missing[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
