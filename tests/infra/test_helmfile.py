@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from tests.infra.manifests import BOOTSTRAP, HELMFILE, OWN_NAMESPACES, load_docs
+from components.pipeline_metrics import CLUSTER_URL
+from tests.infra.manifests import BOOTSTRAP, HELMFILE, OWN_NAMESPACES, TRAINING_NAMESPACE, load_docs
 
 HELMFILE_DATA = load_docs(HELMFILE)[0]
 RELEASES = HELMFILE_DATA["releases"]
@@ -50,7 +51,8 @@ def test_releases_wait_for_readiness():
 
 def test_expected_releases():
     assert {r["chart"] for r in RELEASES} == {
-        "prometheus-community/kube-prometheus-stack", "prometheus-community/prometheus-adapter"}
+        "prometheus-community/kube-prometheus-stack", "prometheus-community/prometheus-adapter",
+        "prometheus-community/prometheus-pushgateway"}
 
 
 def test_prometheus_selects_monitors_from_every_namespace():
@@ -61,3 +63,48 @@ def test_prometheus_selects_monitors_from_every_namespace():
                 "ruleSelectorNilUsesHelmValues"):
         assert spec[key] is False, key
     assert "adminPassword" not in values["grafana"]
+
+
+# --- the Pushgateway the pipeline steps push to (components/pipeline_metrics.py) ------------------------------
+
+def _pushgateway() -> tuple[dict, dict]:
+    (release,) = [r for r in RELEASES if r["chart"] == "prometheus-community/prometheus-pushgateway"]
+    (values,) = load_docs(BOOTSTRAP / release["values"][0])
+    return release, values
+
+
+def test_pushgateway_is_scraped_keeping_the_pushed_job():
+    """The pipeline alerts select job="omni_pipeline_step" / "omni_pipeline_gate", the job each push sets: without
+    honorLabels Prometheus would replace it with the gateway's own. The ServiceMonitor needs the operator's CRDs."""
+    release, values = _pushgateway()
+    assert values["serviceMonitor"]["enabled"] is True
+    assert values["serviceMonitor"]["honorLabels"] is True
+    assert "monitoring/kube-prometheus-stack" in release["needs"]
+
+
+def test_pushgateway_url_is_the_one_the_steps_default_to():
+    """The chart names its Service after the release when the release name contains the chart's name."""
+    release, values = _pushgateway()
+    assert "fullnameOverride" not in values and "nameOverride" not in values
+    port = values.get("service", {}).get("port", 9091)  # the chart's default
+    assert CLUSTER_URL == f"http://{release['name']}.{release['namespace']}.svc:{port}"
+
+
+def test_pushgateway_keeps_the_latest_outcomes_across_restarts():
+    """A restarted gateway without its state would forget a failed gate, and the alert would resolve unseen."""
+    _, values = _pushgateway()
+    assert values["persistentVolume"]["enabled"] is True
+    mount = values["persistentVolume"].get("mountPath", "/data")  # the chart's default
+    files = [arg.split("=", 1)[1] for arg in values["extraArgs"] if arg.startswith("--persistence.file=")]
+    assert len(files) == 1 and files[0].startswith(mount + "/"), f"{files}: not on the volume at {mount}"
+
+
+def test_pushgateway_accepts_only_the_pipeline_steps_and_prometheus():
+    _, values = _pushgateway()
+    allowed = {selector["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+               for selector in values["networkPolicy"]["customSelectors"]}
+    assert allowed == {TRAINING_NAMESPACE, "monitoring"}
+    context = values["containerSecurityContext"]
+    assert context["allowPrivilegeEscalation"] is False and context["readOnlyRootFilesystem"] is True
+    assert context["capabilities"]["drop"] == ["ALL"]
+    assert values["resources"]["limits"]["memory"]

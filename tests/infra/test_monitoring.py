@@ -2,6 +2,7 @@
 ServiceMonitor selects the MinIO Service it is meant to."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -47,3 +48,25 @@ def test_minio_servicemonitor_selects_only_the_client_service():
     assert names == ["minio"], f"{names}: exactly one Service, or MinIO is scraped twice"
     (_, service), = services
     assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
+
+
+def _pipeline_alerts():
+    (( _, rule),) = _objects("PrometheusRule")
+    return {alert["alert"]: alert for group in rule["spec"]["groups"] for alert in group["rules"]
+            if alert["alert"].startswith("Pipeline")}
+
+
+@pytest.mark.parametrize("alert, metric, job, labels", [
+    ("PipelineStepFailed", "step_success", "STEP_JOB", {"pipeline", "step", "lineage_id"}),
+    ("PipelineGateFailed", "gate_passed", "GATE_JOB", {"pipeline", "lineage_id"}),
+])
+def test_pipeline_alerts_select_what_the_steps_push(alert, metric, job, labels):
+    """The series and job names are those components/pipeline_metrics.py pushes, and the annotations use only the
+    labels it pushes (tests/components/test_pipeline_metrics.py checks those on a real Pushgateway)."""
+    from components import pipeline_metrics
+
+    rule = _pipeline_alerts()[alert]
+    assert f'{pipeline_metrics.PREFIX}_{metric}{{job="{getattr(pipeline_metrics, job)}"}} == 0' == rule["expr"]
+    used = set(re.findall(r"\$labels\.(\w+)", " ".join(rule["annotations"].values())))
+    assert used and used <= labels, f"{alert} uses labels no push carries: {used - labels}"
+    assert re.fullmatch(r"\d+m", rule["for"]), f"{alert}: a failure must persist before it notifies"
