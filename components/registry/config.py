@@ -10,6 +10,7 @@ and promotion moves the champion alias, which serving resolves.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -49,6 +50,11 @@ class RegistryConfig:
             raise ValueError(
                 f"artifact_location {location!r} is a relative path, which MLflow resolves against the current "
                 "directory. Fix: pass an absolute directory, a file:// URI or an s3:// URI.")
+        for alias in (self.challenger_alias, self.champion_alias):
+            # MLflow keeps "latest" and "v<number>" for itself; it refuses them only after a version exists.
+            if alias.lower() == "latest" or re.fullmatch(r"[vV]\d+", alias):
+                raise ValueError(f"alias {alias!r} is reserved by MLflow ('latest' and 'v<number>' name versions). "
+                                 "Fix: choose another alias name.")
         if self.challenger_alias == self.champion_alias:
             raise ValueError(
                 f"challenger_alias and champion_alias are both {self.champion_alias!r}, so registering a version "

@@ -5,6 +5,10 @@
     promote(config, version.version)                              # alias 'champion' -> version N
     local_dir = download_model(config, "champion", Path("/models/download"))
 
+With `lineage_id` (the KFP run's ID) registration is retry-safe: a second call with the same ID returns the
+version the first one made instead of logging a duplicate, and a registration that fails part-way deletes the
+version it created, so a retry never finds a half-registered one.
+
 The model is a plain directory (config + safetensors + tokenizer), not an MLflow flavor, so it is stored
 the MLflow 3 way without an MLmodel file: a LoggedModel created from the run holds the files and the
 metrics, and the registered version's source is that LoggedModel's artifact location. In the MLflow UI the
@@ -25,7 +29,7 @@ from mlflow.entities import Experiment, LoggedModelOutput, LoggedModelStatus, Me
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from components.contracts import MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE
+from components.contracts import LINEAGE_TAG, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE
 from components.registry.config import RegistryConfig
 from components.registry.connection import (
     RegistryError,
@@ -53,6 +57,8 @@ class StageRun:
 
 # MLflow's log_batch limits: at most 100 params and 1000 metrics per request.
 _MAX_BATCH_PARAMS, _MAX_BATCH_METRICS = 100, 1000
+# KFP run IDs are 36-character UUIDs; MLflow allows tag values far longer, this only catches a wrong argument.
+_MAX_LINEAGE_ID = 250
 
 
 @dataclass
@@ -74,13 +80,19 @@ def register_model(
     artifacts: Sequence[Path] = (),
     tags: dict[str, str] | None = None,
     stages: Sequence[StageRun] = (),
+    lineage_id: str | None = None,
 ) -> RegisteredVersion:
     """Log a run with `params`, `metrics` and `artifacts`, store `model_dir` as its model, register it.
 
     The new version gets the challenger alias. `artifacts` (plots, reports, loss curves) land at the run's
     artifact root under their file names; `tags` go on the run, the logged model and the version; each of
     `stages` becomes a child run. Inputs, the database and the artifact store are checked before the run
-    starts; a failure after that marks the run and the logged model FAILED.
+    starts; a failure after that marks the run and the logged model FAILED and deletes the version if one
+    was already created.
+
+    `lineage_id` is tagged (LINEAGE_TAG) on the runs, the logged model and the version. If a version of the
+    model already carries it and its run finished, that version is returned unchanged and nothing is logged: a
+    retried pipeline step keeps its run ID and must not register the same model twice.
     """
     model_dir = Path(model_dir)
     check_model_dir(model_dir)
@@ -97,12 +109,22 @@ def register_model(
             f"metrics must all be numbers ({error}). Fix: pass EvalResult.summary() or another dict of floats."
         ) from None
 
+    if lineage_id is not None:
+        _check_lineage_id(lineage_id)
+        tags[LINEAGE_TAG] = lineage_id
+
     client = open_client(config)
+    if lineage_id is not None and (existing := _find_by_lineage(client, config, lineage_id)) is not None:
+        if client.get_run(existing.run_id).info.status == "FINISHED":
+            return existing
+        # An attempt killed between creating the version and finishing its run (an evicted pod: no exception, no
+        # roll-back) left it half-registered; it goes, and this attempt registers the model again.
+        client.delete_model_version(config.model_name, existing.version)
     experiment = _experiment(client, config)
     # Checked before the run starts: MLflow itself would fail only at the first upload, leaving a dead run.
     check_artifact_store(experiment.artifact_location)
     run_id = client.create_run(experiment.experiment_id, tags=tags).info.run_id
-    model_id = None
+    model_id = version = None
     try:
         model = client.create_logged_model(
             experiment.experiment_id, name=config.model_name, source_run_id=run_id, params=str_params, tags=tags)
@@ -120,13 +142,38 @@ def register_model(
         client.log_outputs(run_id, [LoggedModelOutput(model_id, step=0)])
         client.finalize_logged_model(model_id, LoggedModelStatus.READY)
         version = _create_version(client, config, model.artifact_location, run_id, model_id, tags)
-    except BaseException:
-        if model_id is not None:
-            client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
-        client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.FAILED))
+        # The link mlflow.register_model records on the LoggedModel; the UI reads it to list its versions.
+        client.set_logged_model_tags(
+            model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([{"name": config.model_name, "version": version}])})
+        client.set_terminated(run_id)
+        # Last: until here a failure leaves the previous challenger in place, and deleting the new version
+        # below undoes everything a reader of the registry could have seen.
+        _set_alias(client, config.model_name, config.challenger_alias, version)
+    except BaseException as error:
+        _roll_back(client, config, run_id, model_id, version, error)
         raise
-    client.set_terminated(run_id)
     return _resolve(client, config, version)
+
+
+def _set_alias(client: MlflowClient, name: str, alias: str, version: str, attempts: int = 4) -> None:
+    """set_registered_model_alias, again when it loses a race: MLflow inserts an alias it does not find, so two
+    registrations moving the same alias at once can both insert, and one fails on the unique key. The winner's row
+    exists by then, and the next attempt updates it."""
+    for attempt in range(attempts):
+        try:
+            client.set_registered_model_alias(name, alias, version)
+            return
+        except MlflowException as error:
+            if attempt == attempts - 1 or not any(s in str(error) for s in ("UniqueViolation", "UNIQUE constraint",
+                                                                            "duplicate key", "already exists")):
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
+def find_version_by_lineage(config: RegistryConfig, lineage_id: str) -> RegisteredVersion | None:
+    """The version of config.model_name that register_model(..., lineage_id=lineage_id) created, or None."""
+    _check_lineage_id(lineage_id)
+    return _find_by_lineage(open_client(config), config, lineage_id)
 
 
 def promote(config: RegistryConfig, version: str | int, alias: str | None = None) -> RegisteredVersion:
@@ -221,8 +268,14 @@ def _experiment(client: MlflowClient, config: RegistryConfig) -> Experiment:
                 f"experiment {config.experiment!r} does not exist yet and no artifact_location is set, so MLflow "
                 "would store artifacts in ./mlruns under the current directory. Fix: set "
                 "RegistryConfig.artifact_location (an absolute dir or s3:// URI).")
-        experiment_id = client.create_experiment(config.experiment, artifact_location=config.artifact_location)
-        return client.get_experiment(experiment_id)
+        try:
+            return client.get_experiment(
+                client.create_experiment(config.experiment, artifact_location=config.artifact_location))
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            # A parallel registration created it since the lookup: use that one, checked like any other.
+            experiment = client.get_experiment_by_name(config.experiment)
     if experiment.lifecycle_stage != "active":
         raise RegistryError(
             f"experiment {config.experiment!r} is deleted in {config.display_tracking_uri}. Fix: restore it "
@@ -243,22 +296,65 @@ def _as_uri(location: str) -> str:
 
 def _create_version(client: MlflowClient, config: RegistryConfig, source: str, run_id: str, model_id: str,
                     tags: dict[str, str]) -> str:
-    """Create the next version of the registered model from `source` and give it the challenger alias."""
+    """Create the next version of the registered model (and the model itself, the first time) from `source`."""
     try:
         client.get_registered_model(config.model_name)
     except MlflowException as error:
         if error.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
-        client.create_registered_model(config.model_name)
+        try:
+            client.create_registered_model(config.model_name)
+        except MlflowException as error:
+            # Two pipelines registering the first version at once: the other one created it, which is fine.
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
     # source is the LoggedModel's own location, not 'models:/<model_id>': MLflow resolves the latter
     # through the process-wide tracking URI, which may point at a different store than this client.
     created = client.create_model_version(
         config.model_name, source=source, run_id=run_id, tags=tags, model_id=model_id)
-    # The link mlflow.register_model records on the LoggedModel; the UI reads it to list its versions.
-    client.set_logged_model_tags(
-        model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([{"name": config.model_name, "version": created.version}])})
-    client.set_registered_model_alias(config.model_name, config.challenger_alias, str(created.version))
     return str(created.version)
+
+
+def _roll_back(client: MlflowClient, config: RegistryConfig, run_id: str, model_id: str | None,
+               version: str | None, error: BaseException) -> None:
+    """Undo a failed registration: delete the version it created, mark the logged model and the run FAILED.
+
+    Best effort, as the failure may be the server going away: a step that fails too is noted on `error`
+    (with the command that finishes it by hand) rather than replacing it, so the cause stays the one raised.
+    """
+    steps = []
+    if version is not None:
+        steps.append((f"delete the half-registered version {version} of {config.model_name!r}",
+                      f"delete_model_version({config.model_name!r}, {version!r})",
+                      lambda: client.delete_model_version(config.model_name, version)))
+    if model_id is not None:
+        steps.append((f"mark the logged model {model_id} FAILED", f"finalize_logged_model({model_id!r}, 'FAILED')",
+                      lambda: client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)))
+    steps.append((f"mark the run {run_id} FAILED", f"set_terminated({run_id!r}, 'FAILED')",
+                  lambda: client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.FAILED))))
+    for what, by_hand, step in steps:
+        try:
+            step()
+        except Exception as cleanup_error:  # any failure: the next steps still run, and `error` is still raised
+            error.add_note(f"while cleaning up, could not {what} ({cleanup_error}). Fix: once "
+                           f"{config.display_tracking_uri} answers, call MlflowClient(<that URI>).{by_hand}.")
+
+
+def _check_lineage_id(lineage_id: str) -> None:
+    # It goes inside a quoted MLflow search filter, whose parser has no escape for quotes.
+    if not lineage_id.strip() or any(c in lineage_id for c in "'\"`\\") or len(lineage_id) > _MAX_LINEAGE_ID:
+        raise RegistryError(
+            f"lineage_id {lineage_id!r} is empty, longer than {_MAX_LINEAGE_ID} characters or contains a quote or "
+            "backslash. Fix: pass the KFP run ID ('local-<utc time>' outside KFP), or None for no lineage.")
+
+
+def _find_by_lineage(client: MlflowClient, config: RegistryConfig, lineage_id: str) -> RegisteredVersion | None:
+    found = client.search_model_versions(
+        f"name = '{config.model_name}' AND tags.`{LINEAGE_TAG}` = '{lineage_id}'")
+    if not found:
+        return None
+    # One, unless registrations with the same ID ran at once (not retries); the first one is the original.
+    return _resolve(client, config, min(int(v.version) for v in found))
 
 
 def _resolve(client: MlflowClient, config: RegistryConfig, ref: str | int) -> RegisteredVersion:

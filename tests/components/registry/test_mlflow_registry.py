@@ -9,8 +9,9 @@ import types
 import mlflow
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
-from components.contracts import MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE
+from components.contracts import LINEAGE_TAG, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE
 from components.registry import (
     RegistryConfig,
     RegistryError,
@@ -20,6 +21,7 @@ from components.registry import (
     resolve,
 )
 from components.registry.connection import check_artifact_store
+from components.registry.mlflow_registry import find_version_by_lineage
 
 # MLflow 3.17's tracking store uses a loader strategy SQLAlchemy 2.1 deprecates; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
@@ -145,3 +147,63 @@ def test_unreachable_tracking_database_is_reported_without_the_password(tmp_path
     with pytest.raises(RegistryError, match="psycopg2|cannot reach") as error:
         resolve(postgres, "champion")
     assert "s3cr3t" not in str(error.value) and "mlflow:***@127.0.0.1" in str(error.value)
+
+
+def test_a_lineage_id_registers_once(registry, tmp_path):
+    # Its own model and experiment in the module's database: the other tests count the default model's versions.
+    config = RegistryConfig(registry.config.tracking_uri, artifact_location=registry.config.artifact_location,
+                            experiment="lineage", model_name="lineage")
+    first = register_model(registry.models[0], config=config, params={}, metrics={}, lineage_id="kfp-1")
+
+    retried = register_model(registry.models[1], config=config, params={}, metrics={}, lineage_id="kfp-1")
+
+    assert retried == first and first.version == "1"
+    assert find_version_by_lineage(config, "kfp-1") == first
+    assert find_version_by_lineage(config, "kfp-2") is None
+    assert register_model(registry.models[1], config=config, params={}, metrics={}, lineage_id="kfp-2").version == "2"
+    client = MlflowClient(tracking_uri=config.tracking_uri)
+    assert len(client.search_runs([client.get_experiment_by_name("lineage").experiment_id])) == 2
+    run = client.get_run(first.run_id)
+    logged_model = client.get_logged_model(run.outputs.model_outputs[0].model_id)
+    assert run.data.tags[LINEAGE_TAG] == logged_model.tags[LINEAGE_TAG] == "kfp-1"
+    assert client.get_model_version("lineage", "1").tags == {LINEAGE_TAG: "kfp-1"}
+    with pytest.raises(RegistryError, match="contains a quote"):
+        find_version_by_lineage(config, "kfp' OR name != '")
+
+
+def test_a_version_left_by_a_killed_attempt_is_replaced_on_retry(registry):
+    """A pod killed between creating the version and finishing its run leaves no exception to roll back on: the
+    retry finds the version's run unfinished, deletes that version and registers again."""
+    config = RegistryConfig(registry.config.tracking_uri, artifact_location=registry.config.artifact_location,
+                            experiment="killed", model_name="killed")
+    first = register_model(registry.models[0], config=config, params={}, metrics={}, lineage_id="kfp-9")
+    client = MlflowClient(tracking_uri=config.tracking_uri)
+    client.update_run(first.run_id, status="RUNNING")   # as the killed attempt left it
+
+    retried = register_model(registry.models[1], config=config, params={}, metrics={}, lineage_id="kfp-9")
+
+    assert (first.version, retried.version) == ("1", "2")
+    assert [str(v.version) for v in client.search_model_versions("name = 'killed'")] == ["2"]
+    assert find_version_by_lineage(config, "kfp-9") == retried
+
+
+def test_a_failed_cleanup_is_noted_on_the_original_error(registry, monkeypatch):
+    # MLflow reserves the alias 'latest' (RegistryConfig refuses it, so it is set behind its back), so the last
+    # step fails after the version exists; then the server "goes away" before the version can be deleted again.
+    config = RegistryConfig(registry.config.tracking_uri, artifact_location=registry.config.artifact_location,
+                            experiment="cleanup", model_name="cleanup")
+    config.challenger_alias = "latest"
+
+    def gone(*args, **kwargs):
+        raise MlflowException("connection refused")
+
+    monkeypatch.setattr(MlflowClient, "delete_model_version", gone)
+    with pytest.raises(MlflowException, match="'latest' alias name") as error:
+        register_model(registry.models[0], config=config, params={}, metrics={}, lineage_id="kfp-cleanup")
+
+    assert error.value.__notes__ == [
+        "while cleaning up, could not delete the half-registered version 1 of 'cleanup' (connection refused). Fix: "
+        f"once {config.display_tracking_uri} answers, call MlflowClient(<that URI>).delete_model_version('cleanup', "
+        "'1')."]
+    run = MlflowClient(tracking_uri=config.tracking_uri).get_run(find_version_by_lineage(config, "kfp-cleanup").run_id)
+    assert run.info.status == "FAILED"  # the steps after the failed one still ran
