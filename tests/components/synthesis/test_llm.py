@@ -2,15 +2,13 @@
 import itertools
 import json
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from components.synthesis.llm import DIALOGUE_SCHEMA, ChatDialogueWriter, LLMConfig, LLMError
+from tests.fake_chat import Reply, serve_chat
 
 KEY = "sk-test-secret-123"
 GOOD = {"user_text": "My flight got cancelled again and I am so angry about it.",
@@ -18,78 +16,11 @@ GOOD = {"user_text": "My flight got cancelled again and I am so angry about it."
                          "Let's look at the next options together."}
 
 
-@dataclass
-class Reply:
-    status: int = 200
-    content: str | None = None        # the assistant message content; None sends GOOD
-    headers: dict = field(default_factory=dict)
-    body: str | None = None           # the raw HTTP body, overriding content
-
-
-@dataclass
-class FakeServer:
-    """An OpenAI-compatible /v1 that pops scripted replies, then answers GOOD; it records every request."""
-    url: str = ""
-    script: list = field(default_factory=list)
-    models_status: int = 200
-    require_key: str | None = KEY
-    seen: list = field(default_factory=list)     # (monotonic arrival, method, path, json body or None)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def chat(self, request: BaseHTTPRequestHandler) -> Reply:
-        if self.require_key and request.headers.get("Authorization") != f"Bearer {self.require_key}":
-            return Reply(401, body=json.dumps({"error": {"message": f"Incorrect API key provided: "
-                                                                    f"{request.headers.get('Authorization')}"}}))
-        with self.lock:
-            return self.script.pop(0) if self.script else Reply()
-
-    def requests(self, path="/v1/chat/completions"):
-        return [entry for entry in self.seen if entry[2] == path]
-
-
 @pytest.fixture
 def server():
-    fake = FakeServer()
-
-    class Handler(BaseHTTPRequestHandler):
-        def setup(self):
-            self.accepted = time.monotonic()     # before parsing, so arrival gaps show the client's spacing
-            super().setup()
-
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            fake.seen.append((self.accepted, "POST", self.path, body))
-            reply = fake.chat(self) if self.path == "/v1/chat/completions" else Reply(404, body="no such route")
-            self.answer(reply)
-
-        def do_GET(self):
-            fake.seen.append((self.accepted, "GET", self.path, None))
-            if fake.require_key and self.headers.get("Authorization") != f"Bearer {fake.require_key}":
-                self.answer(Reply(401, body='{"error": "bad key"}'))
-            else:
-                self.answer(Reply(fake.models_status, body='{"data": [{"id": "tiny"}]}'))
-
-        def answer(self, reply: Reply):
-            content = json.dumps(GOOD) if reply.content is None else reply.content
-            body = reply.body or json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]})
-            data = body.encode()
-            self.send_response(reply.status)
-            for name, value in {"Content-Type": "application/json", **reply.headers}.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    yield fake
-    httpd.shutdown()
-    httpd.server_close()
+    """The shared fake /v1 (tests/fake_chat.py), answering GOOD unless a test scripts otherwise."""
+    with serve_chat(answer=lambda body: json.dumps(GOOD), key=KEY) as fake:
+        yield fake
 
 
 def make_writer(server, **overrides) -> ChatDialogueWriter:
@@ -101,7 +32,7 @@ def make_writer(server, **overrides) -> ChatDialogueWriter:
 def test_writes_a_dialogue_with_the_schema_seed_and_labels_in_the_request(server):
     assert make_writer(server).write("travel", "angry", "apologetic", seed=7) == (
         GOOD["user_text"], GOOD["response_text"])
-    [(_, _, _, body)] = server.requests()
+    [(_, _, _, body)] = server.chat_requests()
     assert set(body) == {"model", "messages", "temperature", "seed", "response_format"}
     assert body["model"] == "tiny" and body["seed"] == 7 and body["temperature"] == 0.8
     assert body["response_format"] == {"type": "json_schema", "json_schema": {
@@ -113,36 +44,36 @@ def test_writes_a_dialogue_with_the_schema_seed_and_labels_in_the_request(server
 def test_server_errors_are_retried_until_success(server):
     server.script = [Reply(500, body="boom"), Reply(503, body="busy"), Reply(429, body="slow down")]
     assert make_writer(server).write("work", "sad", "comforting", seed=1)[0] == GOOD["user_text"]
-    assert len(server.requests()) == 4
+    assert len(server.chat_requests()) == 4
 
 
 def test_gives_up_after_max_retries_with_the_last_error(server):
     server.script = [Reply(502, body="bad gateway")] * 10
     with pytest.raises(LLMError, match="in 3 attempts; last: HTTP 502: bad gateway"):
         make_writer(server, max_retries=2).write("work", "sad", "comforting", seed=1)
-    assert len(server.requests()) == 3
+    assert len(server.chat_requests()) == 3
 
 
 def test_retry_after_is_honoured(server):
     server.script = [Reply(429, headers={"Retry-After": "0.3"}, body="rate limited")]
     make_writer(server).write("money", "fearful", "reassuring", seed=2)
-    first, second = (entry[0] for entry in server.requests())
+    first, second = (entry[0] for entry in server.chat_requests())
     assert second - first >= 0.3
 
 
 def test_a_refused_key_fails_at_once_without_revealing_it(server):
-    server.require_key = "sk-the-right-one"
+    server.key = "sk-the-right-one"
     with pytest.raises(LLMError, match="HTTP 401.*check OMNI_LLM_API_KEY") as caught:
         make_writer(server).write("work", "sad", "comforting", seed=1)
     assert KEY not in str(caught.value) and "***" in str(caught.value)   # the server echoed it; it was masked
-    assert len(server.requests()) == 1
+    assert len(server.chat_requests()) == 1
 
 
 def test_a_wrong_path_or_model_fails_at_once_naming_both_settings(server):
     server.script = [Reply(404, body='{"error": "model not found"}')]
     with pytest.raises(LLMError, match="OMNI_LLM_BASE_URL.*ends in /v1 and OMNI_LLM_MODEL='tiny' exists"):
         make_writer(server).write("work", "sad", "comforting", seed=1)
-    assert len(server.requests()) == 1
+    assert len(server.chat_requests()) == 1
 
 
 @pytest.mark.parametrize("content, problem", [
@@ -161,14 +92,14 @@ def test_malformed_dialogues_are_retried_then_refused(server, content, problem, 
         make_writer(server, max_retries=2, cache_dir=tmp_path).write("family", "sad", "comforting", seed=5)
     assert problem in str(caught.value)
     # Every retry asks with a new seed (a seeded server repeats itself); nothing unvalidated is cached.
-    assert [entry[3]["seed"] for entry in server.requests()] == [5, 6, 7]
+    assert [entry[3]["seed"] for entry in server.chat_requests()] == [5, 6, 7]
     assert not list(tmp_path.rglob("*.json"))
 
 
 def test_one_malformed_reply_then_a_good_one_succeeds(server):
     server.script = [Reply(content="not json"), Reply(body='{"unexpected": true}')]
     assert make_writer(server).write("school", "happy", "cheerful", seed=3)[1] == GOOD["response_text"]
-    assert len(server.requests()) == 3
+    assert len(server.chat_requests()) == 3
 
 
 def test_cache_serves_repeats_without_requests_and_new_seeds_ask_again(server, tmp_path):
@@ -178,10 +109,10 @@ def test_cache_serves_repeats_without_requests_and_new_seeds_ask_again(server, t
     assert not list(tmp_path.rglob("*.tmp"))
     # A fresh writer (another process, a rerun) reads the same cache.
     assert make_writer(server, cache_dir=tmp_path).write("health", "fearful", "calm", seed=9) == first
-    assert len(server.requests()) == 1
+    assert len(server.chat_requests()) == 1
     make_writer(server, cache_dir=tmp_path).write("health", "fearful", "calm", seed=10)
     make_writer(server, cache_dir=tmp_path, temperature=0.2).write("health", "fearful", "calm", seed=9)
-    assert len(server.requests()) == 3 and len(list(tmp_path.rglob("*.json"))) == 3
+    assert len(server.chat_requests()) == 3 and len(list(tmp_path.rglob("*.json"))) == 3
 
 
 def test_a_damaged_cache_entry_is_fetched_again(server, tmp_path):
@@ -190,7 +121,7 @@ def test_a_damaged_cache_entry_is_fetched_again(server, tmp_path):
     [path] = tmp_path.rglob("*.json")
     path.write_text("{ half written")
     assert writer.write("friends", "surprised", "excited", seed=4)[0] == GOOD["user_text"]
-    assert len(server.requests()) == 2 and json.loads(path.read_text())["user_text"] == GOOD["user_text"]
+    assert len(server.chat_requests()) == 2 and json.loads(path.read_text())["user_text"] == GOOD["user_text"]
 
 
 def test_rate_limit_spaces_request_starts_across_threads(server):
@@ -198,7 +129,7 @@ def test_rate_limit_spaces_request_starts_across_threads(server):
     writer.write("work", "neutral", "neutral", seed=100)      # warm-up: the first request pays for lazy imports
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(lambda seed: writer.write("work", "neutral", "neutral", seed=seed), range(6)))
-    arrivals = sorted(entry[0] for entry in server.requests()[1:])
+    arrivals = sorted(entry[0] for entry in server.chat_requests()[1:])
     gaps = sorted(b - a for a, b in itertools.pairwise(arrivals))
     # Starts are 1/20 s apart; each arrival adds thread and socket jitter (worse on a busy machine), so test the
     # span and the typical gap rather than the smallest one. Unlimited, all six arrive within a few ms.
@@ -243,7 +174,7 @@ def test_check_passes_on_a_live_server_even_without_models_route(server):
 
 
 def test_check_fails_on_a_refused_key(server):
-    server.require_key = "sk-other"
+    server.key = "sk-other"
     with pytest.raises(LLMError, match="HTTP 401.*check OMNI_LLM_API_KEY") as caught:
         make_writer(server).check()
     assert KEY not in str(caught.value)
@@ -274,7 +205,7 @@ def test_a_dataset_written_by_the_llm_and_a_dead_endpoint_failing_before_any_sha
     summary = synthesize_dataset(config, tmp_path / "llm", progress=False)
     rows = read_manifest(summary.out_dir)
     assert {(r["user_text"], r["response_text"]) for r in rows} == {(GOOD["user_text"], GOOD["response_text"])}
-    assert len(server.requests()) == 12 and "llm:tiny" in (summary.out_dir / "card.json").read_text()
+    assert len(server.chat_requests()) == 12 and "llm:tiny" in (summary.out_dir / "card.json").read_text()
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
