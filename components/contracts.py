@@ -135,6 +135,7 @@ METRIC_PITCH_ORDER_SPEARMAN = "pitch_order_spearman"                # per-emotio
 METRIC_DNSMOS_OVRL = "dnsmos_ovrl"                                  # stand-in for UTMOS (speechmos)
 METRIC_DNSMOS_SIG = "dnsmos_sig"
 METRIC_DNSMOS_BAK = "dnsmos_bak"
+METRIC_UTMOS = "utmos"                                              # the paper's MOS, from a local checkpoint
 METRIC_SPEECH_RTF = "speech_real_time_factor"                       # talker + vocoder seconds per audio second
 METRIC_SPEECH_SILENT_FRACTION = "speech_silent_fraction"            # replies that got no audio
 
@@ -158,5 +159,6 @@ GATE_FILE = "gate.json"                         # the gate's decision: floors, t
 # Lineage: one ID (the KFP run's; "local-<utc time>" outside KFP) ties a pipeline run to its MLflow run and model
 # version, the TrainJob, the published Triton repository and the S3 path.
 LINEAGE_TAG = "omni.lineage_id"                 # MLflow run / logged model / model version tag
-LINEAGE_LABEL = "omni.empathy.ai/lineage-id"    # Kubernetes label on TrainJobs
+LINEAGE_LABEL = "empathy-omni.io/lineage-id"     # Kubernetes label on TrainJobs
 LINEAGE_FILE = "lineage.json"                   # beside a published Triton version: the whole chain
+MODEL_CARD_FILE = "MODEL_CARD.md"               # per registered version: data, metrics, gate decision, known limits

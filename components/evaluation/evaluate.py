@@ -1,6 +1,7 @@
 """evaluate_model(): run a trained model over a held-out split and write metrics, plots and a report."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,14 +9,20 @@ from pathlib import Path
 from tqdm import tqdm
 
 from components.audio.io import load_wav
-from components.contracts import UNSEEN_VOICE_SPLIT
+from components.contracts import METRIC_RELEVANCE_REFERENCE, METRIC_RELEVANCE_USER, UNSEEN_VOICE_SPLIT
+from components.evaluation.dnsmos import MetricNotComputed
+from components.evaluation.empathy_judge import EmpathyJudge, JudgeConfig, JudgeItem, JudgeResult, judge_replies
 from components.evaluation.generalization import GeneralizationResult, generalization
 from components.evaluation.metrics import EvalResult, compute_metrics
 from components.evaluation.records import PredictionRecord
+from components.evaluation.relevance import RelevanceResult, score_relevance
 from components.evaluation.report import ReportPaths, write_report
 from components.evaluation.speech_eval import SpeechEvalConfig, SpeechEvalResult, evaluate_speech
+from components.evaluation.split import split_fingerprint
 from components.inference import EmotionOmniResponder
 from components.synthesis import read_manifest
+
+JUDGE_CACHE_VAR = "OMNI_JUDGE_CACHE_DIR"
 
 
 @dataclass
@@ -25,10 +32,13 @@ class Evaluation:
     report: ReportPaths
     speech: SpeechEvalResult | None = None
     generalization: GeneralizationResult | None = None   # when the dataset has an unseen-voice split
+    relevance: RelevanceResult | None = None
+    judge: JudgeResult | None = None
 
     def summary(self) -> dict[str, float]:
         """Text, speech and unseen-voice metrics together, under their contract names (KFP, MLflow, the gate)."""
-        return {**self.result.summary(), **(self.speech.summary if self.speech else {}),
+        return {**self.result.summary(), **(self.relevance.summary() if self.relevance else {}),
+                **(self.judge.summary() if self.judge else {}), **(self.speech.summary if self.speech else {}),
                 **(self.generalization.summary() if self.generalization else {})}
 
 
@@ -44,7 +54,8 @@ def predict(responder: EmotionOmniResponder, rows: list[dict], dataset_dir: Path
         records.append(PredictionRecord(
             id=row["id"], user_emotion=row["user_emotion"], predicted_user_emotion=reply.user_emotion,
             response_emotion=row["response_emotion"], predicted_response_emotion=reply.response_emotion,
-            reference_text=row["response_text"], predicted_text=reply.text, latency_s=latency))
+            reference_text=row["response_text"], predicted_text=reply.text, latency_s=latency,
+            user_text=row["user_text"]))
     return records
 
 
@@ -60,9 +71,13 @@ def evaluate_model(model_dir: Path, dataset_dir: Path, out_dir: Path, split: str
     if not rows:
         raise ValueError(f"{dataset_dir} has no '{split}' rows to evaluate: synthesize with a test split "
                          "(test_fraction > 0) or pass another --split")
+    judge = empathy_judge_from_env()   # before the minutes of predicting: a configured judge must answer
     responder = EmotionOmniResponder.from_pretrained(model_dir, speak=False)
     records = predict(responder, rows, dataset_dir, progress)
     result = compute_metrics(records)
+    relevance, not_computed = text_relevance(records)
+    judged = judge_replies([JudgeItem(r.id, r.user_text, r.user_emotion, r.predicted_text,
+                                      r.predicted_response_emotion) for r in records], judge, progress=progress)
     general = None
     unseen_rows = [r for r in manifest if r["split"] == UNSEEN_VOICE_SPLIT][:limit] if split == "test" else []
     if unseen_rows:
@@ -74,6 +89,31 @@ def evaluate_model(model_dir: Path, dataset_dir: Path, out_dir: Path, split: str
         responder.speak = True
         train_texts = [r["response_text"] for r in manifest if r["split"] == "train"]
         speech_result = evaluate_speech(responder, rows, Path(dataset_dir), Path(out_dir), train_texts, speech_config)
+    scored = {"name": split, "rows": len(rows) + len(unseen_rows),
+              "fingerprint": split_fingerprint(rows + unseen_rows, Path(dataset_dir))}
     report = write_report(result, Path(out_dir), samples=records[:8], speech=speech_result, generalization=general,
+                          relevance=relevance, judge=judged, split=scored, not_computed=not_computed,
                           title=f"Emotion Omni evaluation ({split}, n={len(records)})")
-    return Evaluation(result, records, report, speech_result, general)
+    return Evaluation(result, records, report, speech_result, general, relevance, judged)
+
+
+def text_relevance(records: list[PredictionRecord]) -> tuple[RelevanceResult | None, dict[str, str]]:
+    """Relevance of each reply to the user's words and to the reference, or None and why (the sentence encoder is
+    not installed: the metrics are then reported as not computed)."""
+    try:
+        return score_relevance([r.predicted_text for r in records], [r.reference_text for r in records],
+                               [r.user_text for r in records], [r.id for r in records]), {}
+    except MetricNotComputed as err:
+        return None, {METRIC_RELEVANCE_USER: err.reason, METRIC_RELEVANCE_REFERENCE: err.reason}
+
+
+def empathy_judge_from_env() -> EmpathyJudge | None:
+    """The empathy judge the OMNI_JUDGE_* variables configure, checked to answer; None when none is configured.
+    OMNI_JUDGE_CACHE_DIR keeps its verdicts across runs (a reply is never judged twice)."""
+    cache = os.environ.get(JUDGE_CACHE_VAR, "").strip()
+    config = JudgeConfig.from_env(cache_dir=Path(cache) if cache else None)
+    if config is None:
+        return None
+    judge = EmpathyJudge(config)
+    judge.check()
+    return judge

@@ -18,3 +18,4 @@ class PredictionRecord:
     reference_text: str              # the manifest's response_text
     predicted_text: str              # the model's reply text
     latency_s: float                 # wall-clock seconds from audio in to reply out, for this one utterance
+    user_text: str = ""              # the manifest's user_text: what the user said (relevance, the empathy judge)

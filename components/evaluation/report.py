@@ -9,8 +9,6 @@ embeds them as base64 data URIs so it stays readable when copied away from its d
 """
 from __future__ import annotations
 
-import base64
-import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +18,10 @@ from components.contracts import (
     METRIC_DNSMOS_BAK,
     METRIC_DNSMOS_OVRL,
     METRIC_DNSMOS_SIG,
+    METRIC_UTMOS,
+    METRIC_EMPATHY_SCORE,
+    METRIC_RELEVANCE_REFERENCE,
+    METRIC_RELEVANCE_USER,
     METRIC_MCD_DB,
     METRIC_PITCH_ORDER_SPEARMAN,
     METRIC_RESYNTHESIS_MCD_DB,
@@ -39,14 +41,19 @@ from components.contracts import (
     REPORT_HTML_FILE,
     REPORT_MARKDOWN_FILE,
     REPORT_METRICS_FILE,
+    EMPATHY_JUDGE_FILE,
+    RELEVANCE_FILE,
     SPEECH_JUDGE_FILE,
     SPEECH_METRICS_FILE,
     UNSEEN_VOICE_SPLIT,
 )
+from components.evaluation.empathy_judge import JudgeResult
 from components.evaluation.generalization import UNSEEN_VOICE_METRICS, GeneralizationResult
 from components.evaluation.metrics import EvalResult
 from components.evaluation.plots import plot_confusion_matrix, plot_group_accuracy, plot_latency_histogram
 from components.evaluation.records import PredictionRecord
+from components.evaluation.relevance import RelevanceResult
+from components.evaluation.report_render import Section, render_html, render_markdown
 from components.evaluation.speech_eval import CONTRAST_PNG, PROSODY_PNG, SpeechEvalResult
 
 USER_CONFUSION_PNG = "user_emotion_confusion.png"
@@ -64,6 +71,9 @@ _METRIC_NOTES = {
     METRIC_USER_EMOTION_MACRO_F1: "mean F1 over the user emotions present in the test split",
     METRIC_RESPONSE_EMOTION_ACCURACY: "fraction of replies whose emotion matched the reference",
     METRIC_CHRF: "character n-gram F-score of reply text vs reference, 0-100",
+    METRIC_RELEVANCE_USER: "cosine of sentence embeddings (all-MiniLM-L6-v2), reply vs the user's words, -1-1",
+    METRIC_RELEVANCE_REFERENCE: "cosine of sentence embeddings, reply vs the reference reply, -1-1",
+    METRIC_EMPATHY_SCORE: "an LLM judge's 1-5 empathy score on a written rubric (after Emotion GPT Score)",
     METRIC_LATENCY_P50_MS: "median audio-in to reply-out time",
     METRIC_LATENCY_P95_MS: "95th-percentile audio-in to reply-out time",
     METRIC_LATENCY_MEAN_MS: "mean audio-in to reply-out time",
@@ -77,6 +87,7 @@ _METRIC_NOTES = {
     METRIC_DNSMOS_OVRL: "DNSMOS overall quality, 1-5 (a stand-in for UTMOS; a sample of replies)",
     METRIC_DNSMOS_SIG: "DNSMOS speech signal quality, 1-5",
     METRIC_DNSMOS_BAK: "DNSMOS background quality, 1-5",
+    METRIC_UTMOS: "UTMOS naturalness, 1-5, the paper's speech MOS (a local checkpoint; the DNSMOS sample)",
     METRIC_SPEECH_RTF: "talker + vocoder seconds per second of reply audio (below 1: faster than real time)",
     METRIC_SPEECH_SILENT_FRACTION: "replies that got no audio (nothing speakable, or no units)",
 }
@@ -93,11 +104,12 @@ class ReportPaths:
     latency_png: Path
     speech_files: list[Path] = field(default_factory=list)  # the speech section's plots, WAVs and detail
     generalization_files: list[Path] = field(default_factory=list)  # the unseen-voice section's plots
+    reply_files: list[Path] = field(default_factory=list)  # relevance and empathy-judge detail (JSON)
 
     def files(self) -> list[Path]:
         """Every file the report wrote."""
         return [self.metrics_json, self.markdown, self.html, self.user_confusion_png, self.response_confusion_png,
-                self.latency_png, *self.speech_files, *self.generalization_files]
+                self.latency_png, *self.speech_files, *self.generalization_files, *self.reply_files]
 
 
 def write_report(
@@ -109,6 +121,10 @@ def write_report(
     max_samples: int = 8,  # sample rows shown; enough to eyeball reply quality without burying the metrics
     speech: SpeechEvalResult | None = None,
     generalization: GeneralizationResult | None = None,
+    relevance: RelevanceResult | None = None,
+    judge: JudgeResult | None = None,
+    split: dict | None = None,  # {"name", "rows", "fingerprint"}: which turns were scored (evaluation.split)
+    not_computed: dict[str, str] | None = None,  # metric -> why it has no value, beyond the speech section's
 ) -> ReportPaths:
     """Write the report files into `out_dir` (created if missing) and return their paths."""
     out_dir = Path(out_dir)
@@ -128,14 +144,23 @@ def write_report(
                           paths.response_confusion_png, title="Response emotion choice")
     plot_latency_histogram(result.latencies_ms, paths.latency_png)
 
-    summary = {**result.summary(), **(speech.summary if speech else {}),
+    reply_metrics = {**(relevance.summary() if relevance else {}), **(judge.summary() if judge else {})}
+    summary = {**result.summary(), **reply_metrics, **(speech.summary if speech else {}),
                **(generalization.summary() if generalization else {})}
-    document = {"title": title, "summary": summary, "detail": result.to_dict(),
+    not_computed = {**(not_computed or {}), **({METRIC_EMPATHY_SCORE: judge.reason} if judge and not judge.computed
+                                              else {}), **(speech.not_computed if speech else {})}
+    for name, part in ((RELEVANCE_FILE, relevance), (EMPATHY_JUDGE_FILE, judge)):
+        if part:
+            (out_dir / name).write_text(json.dumps(part.to_dict(), indent=2) + "\n", encoding="utf-8")
+            paths.reply_files.append(out_dir / name)
+    document = {"title": title, "summary": summary, "not_computed": not_computed, "split": split,
+                "detail": result.to_dict(),
                 "speech": speech.to_dict() if speech else None,
                 "generalization": generalization.to_dict() if generalization else None}
     paths.metrics_json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
-    sections = _sections(result, (samples or [])[:max_samples]) + (_speech_sections(speech) if speech else [])
+    sections = (_sections(result, (samples or [])[:max_samples], reply_metrics) + _reply_sections(relevance, judge)
+                + (_speech_sections(speech) if speech else []))
     figures = [("User emotion confusion", paths.user_confusion_png),
                ("Response emotion confusion", paths.response_confusion_png),
                ("Latency", paths.latency_png)]
@@ -149,17 +174,13 @@ def write_report(
         figures += [(caption, out_dir / name) for caption, name in (
             ("Reply prosody by emotion", PROSODY_PNG), ("One text, two emotions", CONTRAST_PNG))
             if (out_dir / name).is_file()]
-    paths.markdown.write_text(_markdown(title, sections, figures), encoding="utf-8")
-    paths.html.write_text(_html(title, sections, figures), encoding="utf-8")
+    paths.markdown.write_text(render_markdown(title, sections, figures), encoding="utf-8")
+    paths.html.write_text(render_html(title, sections, figures), encoding="utf-8")
     return paths
 
 
-# A section is (heading, header row, body rows): built once, rendered to both Markdown and HTML.
-_Section = tuple[str, list[str], list[list[str]]]
-
-
-def _sections(result: EvalResult, samples: list[PredictionRecord]) -> list[_Section]:
-    metrics = [[key, f"{value:.4g}", _METRIC_NOTES[key]] for key, value in result.summary().items()]
+def _sections(result: EvalResult, samples: list[PredictionRecord], reply_metrics: dict[str, float]) -> list[Section]:
+    metrics = [[key, f"{value:.4g}", _METRIC_NOTES[key]] for key, value in {**result.summary(), **reply_metrics}.items()]
     classes = [[c.label, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", str(c.support)]
                for c in result.user_emotion_per_class]
     sections = [
@@ -176,7 +197,30 @@ def _sections(result: EvalResult, samples: list[PredictionRecord]) -> list[_Sect
     return sections
 
 
-def _generalization_sections(general: GeneralizationResult) -> list[_Section]:
+def _reply_sections(relevance: RelevanceResult | None, judge: JudgeResult | None,
+                    shown: int = 5) -> list[Section]:
+    """Does the reply answer what the user said? The least relevant replies, and the empathy judge's verdicts."""
+    sections: list[Section] = []
+    if relevance:
+        rows = [[r.id, r.user_text, r.reply, r.reference, f"{r.relevance_user:.2f}", f"{r.relevance_reference:.2f}"]
+                for r in relevance.least_relevant(shown)]
+        sections.append((f"Least relevant replies (cosine of sentence embeddings; mean to the user's words "
+                         f"{relevance.summary()[METRIC_RELEVANCE_USER]:.3f}, to the reference "
+                         f"{relevance.summary()[METRIC_RELEVANCE_REFERENCE]:.3f})",
+                         ["id", "user said", "reply", "reference reply", "to user", "to reference"], rows))
+    if judge and judge.computed:
+        counts = ", ".join(f"{score}: {n}" for score, n in judge.to_dict()["counts"].items())
+        rows = [[row.id, str(row.score), row.reason] for row in judge.lowest(shown)]
+        sections.append((f"Empathy judge ({judge.model}, rubric after the paper's Emotion GPT Score): mean "
+                         f"{judge.mean:.2f} of 5 over {len(judge.rows)} replies (scores {counts}); lowest scored",
+                         ["id", "score", "the judge's reason"], rows))
+    elif judge:
+        sections.append(("Empathy judge", ["metric", "value", "why"], [[METRIC_EMPATHY_SCORE, "not computed",
+                                                                         judge.reason]]))
+    return sections
+
+
+def _generalization_sections(general: GeneralizationResult) -> list[Section]:
     seen, unseen = general.seen.summary(), general.summary()
     rows = [[base, f"{seen[base]:.4g}", f"{unseen[name]:.4g}",
              "" if base == METRIC_NUM_SAMPLES else f"{seen[base] - unseen[name]:+.4g}"]
@@ -206,7 +250,7 @@ def _generalization_plots(general: GeneralizationResult, out_dir: Path) -> list[
     ]
 
 
-def _speech_sections(speech: SpeechEvalResult) -> list[_Section]:
+def _speech_sections(speech: SpeechEvalResult) -> list[Section]:
     metrics = [[key, f"{value:.4g}", _METRIC_NOTES.get(key, "")] for key, value in speech.summary.items()]
     metrics += [[key, "not computed", reason] for key, reason in speech.not_computed.items()]
     targets = [[t.metric, f"{t.op} {t.target:g}", "not computed" if t.value is None else f"{t.value:.3g}",
@@ -234,43 +278,3 @@ def _speech_sections(speech: SpeechEvalResult) -> list[_Section]:
 def _pair(reference: str, predicted: str) -> str:
     """'sad ✓' when right, 'sad → happy ✗' when wrong."""
     return f"{reference} ✓" if reference == predicted else f"{reference} → {predicted} ✗"
-
-
-def _markdown(title: str, sections: list[_Section], figures: list[tuple[str, Path]]) -> str:
-    lines = [f"# {title}", ""]
-    for heading, header, rows in sections:
-        lines += [f"## {heading}", "", _md_row(header), _md_row(["---"] * len(header))]
-        lines += [_md_row(row) for row in rows] + [""]
-    lines += ["## Figures", ""]
-    lines += [f"![{caption}]({path.name})" for caption, path in figures] + [""]
-    return "\n".join(lines)
-
-
-def _md_row(cells: list[str]) -> str:
-    # A pipe or newline inside model output would otherwise break the table.
-    escaped = [cell.replace("|", "\\|").replace("\n", " ") for cell in cells]
-    return "| " + " | ".join(escaped) + " |"
-
-
-_CSS = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}"
-        "table{border-collapse:collapse;margin-bottom:1.5rem}"
-        "th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}"
-        "th{background:#f2f4f7}img{max-width:100%;display:block;margin-bottom:1.5rem}")
-
-
-def _html(title: str, sections: list[_Section], figures: list[tuple[str, Path]]) -> str:
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
-    for heading, header, rows in sections:
-        parts.append(f"<h2>{html.escape(heading)}</h2><table><tr>"
-                     + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
-        for row in rows:
-            parts.append("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>")
-        parts.append("</table>")
-    parts.append("<h2>Figures</h2>")
-    for caption, path in figures:
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        parts.append(f"<h3>{html.escape(caption)}</h3><img alt='{html.escape(caption)}' "
-                     f"src='data:image/png;base64,{data}'>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)

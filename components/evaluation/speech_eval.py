@@ -28,9 +28,10 @@ from components.contracts import (
     METRIC_DNSMOS_BAK, METRIC_DNSMOS_OVRL, METRIC_DNSMOS_SIG, METRIC_MCD_DB, METRIC_PITCH_ORDER_SPEARMAN,
     METRIC_RESYNTHESIS_MCD_DB, METRIC_RESYNTHESIS_STOI, METRIC_SPEECH_EMOTION_AGREEMENT,
     METRIC_SPEECH_EMOTION_REFERENCE, METRIC_SPEECH_JUDGE_ACCURACY, METRIC_SPEECH_RTF, METRIC_SPEECH_SILENT_FRACTION,
-    SAMPLE_RATE, SPEECH_JUDGE_FILE, SPEECH_METRICS_FILE,
+    METRIC_UTMOS, SAMPLE_RATE, SPEECH_JUDGE_FILE, SPEECH_METRICS_FILE,
 )
 from components.evaluation.dnsmos import MetricNotComputed, dnsmos
+from components.evaluation.utmos import utmos
 from components.evaluation.speech_emotion import (
     JudgeScore, SpeechEmotionClassifier, judge_accuracy, speak_in_every_emotion,
 )
@@ -86,7 +87,7 @@ def evaluate_speech(responder: EmotionOmniResponder, rows: list[dict], dataset_d
     if not responder.can_speak:
         reason = "the model has no talker (a stage-1 model): train stage 2 for speech"
         names = [*SPEECH_TARGETS, METRIC_SPEECH_EMOTION_REFERENCE, METRIC_MCD_DB, METRIC_RESYNTHESIS_MCD_DB,
-                 METRIC_DNSMOS_OVRL, METRIC_SPEECH_RTF]
+                 METRIC_DNSMOS_OVRL, METRIC_UTMOS, METRIC_SPEECH_RTF]
         return _finish(SpeechEvalResult({}, {name: reason for name in names}, [], None), out_dir)
     dataset_dir = Path(dataset_dir)
     references = [load_wav(dataset_dir / r["response_wav"]) for r in rows]
@@ -132,6 +133,7 @@ def evaluate_speech(responder: EmotionOmniResponder, rows: list[dict], dataset_d
     files = [plot_prosody_by_emotion(generated, reference, out_dir / PROSODY_PNG,
                                      title="Reply prosody by emotion: generated (model's emotion) vs reference")]
     _dnsmos([replies[i].audio for i in spoken[:config.dnsmos_clips]], summary, not_computed)
+    _utmos([replies[i].audio for i in spoken[:config.dnsmos_clips]], summary, not_computed)
 
     # 2 + 3. The same words: the talker speaking the reference text, and the reference units resynthesised.
     compare = list(range(min(config.compare_clips, len(rows))))
@@ -210,6 +212,16 @@ def _dnsmos(waves: list[np.ndarray], summary: dict, not_computed: dict) -> None:
         return
     for name, key in names.items():
         summary[name] = float(np.mean([s[key] for s in scores]))
+
+
+def _utmos(waves: list[np.ndarray], summary: dict, not_computed: dict) -> None:
+    """UTMOS on the same sample as DNSMOS, when a checkpoint is configured (components.evaluation.utmos)."""
+    try:
+        if not waves:
+            raise MetricNotComputed(METRIC_UTMOS, "no reply got audio")
+        summary[METRIC_UTMOS] = float(np.mean(utmos(waves)))
+    except MetricNotComputed as error:
+        not_computed[METRIC_UTMOS] = error.reason
 
 
 def _mean_metric(name: str, pairs, metric, summary: dict, not_computed: dict) -> None:
