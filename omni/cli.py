@@ -207,6 +207,8 @@ def evaluate(model: Path, dataset: Path, out: Path, split: str = "test", limit: 
     outcome = evaluate_model(Path(model), Path(dataset), Path(out), split=split, limit=limit)
     for key, value in outcome.summary().items():
         print(f"  {key:36s} {value:.4g}")
+    if outcome.judge and not outcome.judge.computed:
+        print(f"  {'empathy_score':36s} not computed: {outcome.judge.reason}")
     if outcome.speech:
         for key, reason in outcome.speech.not_computed.items():
             print(f"  {key:36s} not computed: {reason}")
@@ -336,6 +338,28 @@ def _chat_stream(wav: bytes, out: Path, url: str) -> dict:
     return answer
 
 
+def lineage(ref: str, tracking_uri: str = "", data_dir: Path = DEFAULT_DATA_DIR,
+            model_name: str = "emotion-omni") -> list[str]:
+    """Print the chain behind a lineage ID (a pipeline run) or a model version: runs, version, gate, TrainJobs, Triton.
+
+    The registry is `tracking_uri`, else $MLFLOW_TRACKING_URI, else the demo's sqlite registry under `data_dir`."""
+    from components.registry.config import RegistryConfig
+    from components.registry.lineage import trace
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if uri:
+        config = RegistryConfig(uri, model_name=model_name)
+    else:
+        database = Path(data_dir).resolve() / "mlflow.db"
+        if not database.is_file():
+            raise CLIError(f"no MLflow registry at {database}: run `omni demo --data-dir {data_dir}` first, or pass "
+                           "--tracking-uri (or set MLFLOW_TRACKING_URI) for a cluster's registry")
+        config = RegistryConfig(f"sqlite:///{database}", model_name=model_name)
+    lines = trace(config, ref).lines()
+    print("\n".join(lines))
+    return lines
+
+
 def compile_pipeline(out: Path = Path("pipeline.yaml"), settings=None) -> Path:
     """Write the IR YAML; `settings` (a ClusterSettings) defaults to the pipeline's defaults."""
     from pipelines.emotion_omni import ClusterSettings, compile_pipeline as compile_ir
@@ -387,13 +411,13 @@ def schedule_pipeline(host: str, cron: str, package: Path | None = None, job_nam
 
 def cluster_settings(train_gpus: int | None = None, shared_pvc: str | None = None,
                      shared_mount_path: str | None = None, trainjob_runtime: str | None = None,
-                     gpu_node_selector: list[str] = ()):
+                     gpu_node_selector: list[str] = (), judge_secret: str | None = None):
     """ClusterSettings from compile flags: only the flags given override the defaults."""
     from pipelines.emotion_omni import ClusterSettings
 
     overrides = {k: v for k, v in {"train_gpus": train_gpus, "shared_pvc": shared_pvc,
-                                   "shared_mount_path": shared_mount_path,
-                                   "trainjob_runtime": trainjob_runtime}.items() if v is not None}
+                                   "shared_mount_path": shared_mount_path, "trainjob_runtime": trainjob_runtime,
+                                   "judge_secret": judge_secret}.items() if v is not None}
     selector = {}
     for pair in gpu_node_selector:
         key, sep, value = pair.partition("=")
@@ -562,6 +586,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int)
     p.set_defaults(func=lambda a: evaluate(a.model, a.dataset, a.out, a.split, a.limit))
 
+    p = sub.add_parser("lineage", help="the whole chain behind a pipeline run's lineage ID or a model version: "
+                                       "MLflow runs, the version, its gate decision, TrainJobs, the Triton repository")
+    p.add_argument("ref", help="a lineage ID (the KFP run id the demo summary prints) or a model version number")
+    p.add_argument("--tracking-uri", default="", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the "
+                                                      "demo's registry under --data-dir)")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    p.add_argument("--model-name", default="emotion-omni")
+    p.set_defaults(func=lambda a: lineage(a.ref, a.tracking_uri, a.data_dir, a.model_name))
+
     p = sub.add_parser("serve", help="start tritonserver (127.0.0.1) on a model or model repository")
     p.add_argument("--model", type=Path, help="an exported model directory")
     p.add_argument("--model-repository", type=Path, help="a Triton model repository (e.g. from the pipeline)")
@@ -599,14 +632,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "(default torch-distributed-deepspeed)")
     group.add_argument("--gpu-node-selector", action="append", default=[], metavar="LABEL=VALUE",
                        help="node label for GPU pods (train step, TrainJob nodes); repeatable")
+    group.add_argument("--judge-secret", help="Secret with OMNI_JUDGE_BASE_URL, OMNI_JUDGE_MODEL and "
+                                              "OMNI_JUDGE_API_KEY for the empathy judge (default: none, "
+                                              "empathy_score not computed)")
 
     def settings(a):
-        given = [a.train_gpus, a.shared_pvc, a.shared_mount_path, a.trainjob_runtime] + a.gpu_node_selector
+        given = [a.train_gpus, a.shared_pvc, a.shared_mount_path, a.trainjob_runtime, a.judge_secret] + \
+            a.gpu_node_selector
         if getattr(a, "package", None) and any(v is not None for v in given):
             raise CLIError("--package is sent as it was compiled: give the cluster settings flags to "
                            "`omni pipeline compile` instead, or drop --package")
         return cluster_settings(a.train_gpus, a.shared_pvc, a.shared_mount_path, a.trainjob_runtime,
-                                a.gpu_node_selector)
+                                a.gpu_node_selector, a.judge_secret)
 
     p = pipeline.add_parser("compile", parents=[cluster], help="compile the pipeline to KFP IR YAML for a cluster")
     p.add_argument("--out", type=Path, default=Path("pipeline.yaml"))

@@ -1,5 +1,6 @@
 """The Emotion Omni pipeline graph: synthesize (in parallel parts) -> train stage 1 -> speech units -> train
-stage 2 -> evaluate -> register -> gate -> export -> serve.
+stage 2 -> evaluate -> register (the gate decided once, against the champion) -> check the gate -> promote (when
+it passed) -> export -> serve.
 
 Compile it for a cluster with `omni pipeline compile`; run it locally with `omni demo` (kfp.local). Platform
 settings (GPUs, resources, secrets, retries, the shared PVC) are attached here, never inside components;
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 
 from kfp import dsl, kubernetes
 
+from components import pipeline_metrics
 from components.synthesis.config import SynthesisConfig
 from components.training.config import SpeechTrainConfig, TrainConfig
 from pipelines import steps
@@ -47,6 +49,9 @@ class ClusterSettings:
     # Secret holding the LLM dialogue writer's OMNI_LLM_BASE_URL, OMNI_LLM_MODEL and OMNI_LLM_API_KEY, mounted on the
     # synthesis steps as env; "" mounts none (text_backend="llm" then fails at once, naming the variables).
     llm_secret: str = ""
+    # Secret holding the empathy judge's OMNI_JUDGE_BASE_URL, OMNI_JUDGE_MODEL and OMNI_JUDGE_API_KEY, mounted on the
+    # evaluate and register steps (register may evaluate the champion again); "" leaves empathy_score not computed.
+    judge_secret: str = ""
     retries: int = 2                             # for steps that talk to services (MLflow, Triton start)
     # Synthesis parts (the `synthesis_parts` parameter): at most this many pods at once, each with this CPU request;
     # a part runs one synthesizer process per CPU it gets.
@@ -66,6 +71,9 @@ class ClusterSettings:
     trainjob_runtime: str = "torch-distributed-deepspeed"  # a ClusterTrainingRuntime (torch ML policy)
     trainjob_cpu: str = "8"                      # per TrainJob node
     trainjob_memory: str = "32Gi"                # per TrainJob node
+    # Every step pushes its duration and outcome (evaluate its metrics, register the gate) here; the bootstrap
+    # installs this Pushgateway. "" pushes nothing.
+    pushgateway_url: str = pipeline_metrics.CLUSTER_URL
 
 
 def _registry_env(task: dsl.PipelineTask, settings: ClusterSettings) -> dsl.PipelineTask:
@@ -97,7 +105,8 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
 
     @dsl.pipeline(name=PIPELINE_NAME, description="Emotion Omni: synthesize, train both stages (thinker, then "
                                                   "talker on speech units) with DeepSpeed, evaluate text and speech, "
-                                                  "register in MLflow, gate, export to Triton, smoke-serve.")
+                                                  "gate against the champion and register in MLflow, export to "
+                                                  "Triton, smoke-serve.")
     def emotion_omni(
         n: int = SynthesisConfig.n, seed: int = 0, test_fraction: float = SynthesisConfig.test_fraction,
         text_backend: str = SynthesisConfig.text_backend, synthesis_parts: int = 1,
@@ -112,7 +121,10 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
         # Synthesis fans out over `synthesis_parts` pods, each speaking every parts-th shard on its CPUs; the plan
         # checks engines and the LLM endpoint before any part starts, and the merge filters and writes the card.
         # A part is a cached KFP task, so a resubmitted run reuses the parts that finished.
-        synthesis = {"n": n, "seed": seed, "test_fraction": test_fraction, "text_backend": text_backend}
+        # The run's lineage ID (the KFP run id) goes to every step: MLflow, TrainJobs, Triton and metrics carry it.
+        lineage = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+        synthesis = {"n": n, "seed": seed, "test_fraction": test_fraction, "text_backend": text_backend,
+                     "lineage_id": lineage}
         planned = steps.plan_synthesis(parts=synthesis_parts, **synthesis)
         with dsl.ParallelFor(planned.output, parallelism=settings.synthesis_parallelism) as part:
             spoken_part = steps.synthesize_part(part=part, parts=synthesis_parts, **synthesis)
@@ -129,9 +141,9 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
                               seed=seed, config_json=train_config_json, backend=train_backend,
                               num_nodes=trainjob_num_nodes, gpus_per_node=trainjob_gpus_per_node,
                               trainjob_json=_trainjob_json(settings), checkpoint_root=checkpoint_root,
-                              run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+                              run_id=lineage)
         units = steps.speech_units(dataset=data.outputs["dataset"], token2wav_json=token2wav_json,
-                                   restyled_per_reply=restyled_per_reply, seed=seed)
+                                   restyled_per_reply=restyled_per_reply, seed=seed, lineage_id=lineage)
         units.set_cpu_request("2").set_memory_request("4Gi")
 
         spoken = steps.train_speech(dataset=data.outputs["dataset"], stage1_model=trained.outputs["model"],
@@ -139,7 +151,7 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
                                     max_steps=speech_max_steps, seed=seed, config_json=speech_train_config_json,
                                     backend=train_backend, num_nodes=trainjob_num_nodes,
                                     gpus_per_node=trainjob_gpus_per_node, trainjob_json=_trainjob_json(settings),
-                                    checkpoint_root=checkpoint_root, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+                                    checkpoint_root=checkpoint_root, run_id=lineage)
         for task in (trained, spoken):
             # The registry Secret's S3 keys and endpoint reach the steps for an s3:// checkpoint_root.
             _registry_env(task, settings).set_retry(settings.train_retries)
@@ -150,22 +162,24 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
             if settings.shared_pvc:
                 kubernetes.mount_pvc(task, pvc_name=settings.shared_pvc, mount_path=settings.shared_mount_path)
 
-        evaluated = steps.evaluate(model=spoken.outputs["model"], dataset=data.outputs["dataset"])
+        evaluated = steps.evaluate(model=spoken.outputs["model"], dataset=data.outputs["dataset"],
+                                   lineage_id=lineage)
         evaluated.set_cpu_request("2").set_memory_request("4Gi")
 
         registered = steps.register(
             model=spoken.outputs["model"], training=trained.outputs["training"],
             speech_training=spoken.outputs["training"], evaluation=evaluated.outputs["evaluation"],
-            tracking_uri=tracking_uri,
-            artifact_location=artifact_location, model_name=model_name, gate_json=gate_json)
+            dataset=data.outputs["dataset"], tracking_uri=tracking_uri, artifact_location=artifact_location,
+            model_name=model_name, gate_json=gate_json, lineage_id=lineage)
         _registry_env(registered, settings).set_retry(settings.retries)
-        registered.set_cpu_request("1").set_memory_request("2Gi")
+        # 4 GiB: when the champion was evaluated on another split, this step evaluates it again on this one.
+        registered.set_cpu_request("2").set_memory_request("4Gi")
 
-        gate = steps.check_gate(evaluation=evaluated.outputs["evaluation"], gate_json=gate_json)
+        gate = steps.check_gate(registration=registered.outputs["registration"], lineage_id=lineage)
         gate.set_cpu_request("500m").set_memory_request("512Mi")
         with dsl.If(gate.output == True, name="gate-passed"):  # noqa: E712  (KFP needs ==, not `is`)
             promoted = steps.promote(version=registered.outputs["Output"], tracking_uri=tracking_uri,
-                                     model_name=model_name)
+                                     model_name=model_name, lineage_id=lineage)
             _registry_env(promoted, settings).set_retry(settings.retries)
             promoted.set_cpu_request("500m").set_memory_request("512Mi")
 
@@ -174,13 +188,23 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
         # triton_instance_kind "gpu" publishes KIND_GPU, for the chart's gpu profile.
         exported = steps.export_triton(version=registered.outputs["Output"], tracking_uri=tracking_uri,
                                        model_name=model_name, publish_uri=triton_publish_uri,
+                                       lineage_id=lineage,
                                        publish_instance_kind=triton_instance_kind)
         _registry_env(exported, settings).set_retry(settings.retries)
         exported.set_cpu_request("1").set_memory_request("4Gi")  # downloads and repackages the model
 
         served = steps.serve_smoke_test(model_repository=exported.outputs["model_repository"],
-                                        dataset=data.outputs["dataset"])
+                                        dataset=data.outputs["dataset"], lineage_id=lineage)
         served.set_cpu_request("2").set_memory_request("4Gi").set_retry(settings.retries)
+
+        if settings.judge_secret:
+            for task in (evaluated, registered):
+                kubernetes.use_secret_as_env(task, secret_name=settings.judge_secret, secret_key_to_env={
+                    name: name for name in ("OMNI_JUDGE_BASE_URL", "OMNI_JUDGE_MODEL", "OMNI_JUDGE_API_KEY")})
+        if settings.pushgateway_url:
+            for task in (planned, spoken_part, data, trained, units, spoken, evaluated, registered, gate, promoted,
+                         exported, served):
+                task.set_env_variable(pipeline_metrics.URL_ENV, settings.pushgateway_url)
 
     return emotion_omni
 

@@ -1,7 +1,9 @@
 """The pipeline's steps as KFP v2 lightweight components: thin wrappers that adapt artifacts and call
 `components`. Imports live inside each function because KFP ships only the function body to the pod.
 
-Every step records `wall_seconds` on its main output's metadata so runs can be compared step by step.
+Every step records `wall_seconds` on its main output's metadata so runs can be compared step by step, and pushes
+its duration and outcome (evaluate its metrics, register the gate decision) to a Pushgateway when
+OMNI_PUSHGATEWAY_URL is set (`components.pipeline_metrics`), labelled with the run's lineage ID.
 Steps that run torch in their own process size its thread pool by the pod's CPU quota (`components.cpu`); the
 train steps' ranks and the smoke test's tritonserver get the same through their launchers.
 """
@@ -17,48 +19,56 @@ COMPONENT_IMAGE = "ghcr.io/empathy-omni/omni-components:0.1.0"
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def plan_synthesis(n: int, seed: int, test_fraction: float, text_backend: str, parts: int) -> List[int]:
+def plan_synthesis(n: int, seed: int, test_fraction: float, text_backend: str, parts: int,
+                   lineage_id: str) -> List[int]:
     """Step 1a: check what synthesis needs (TTS engines, the LLM endpoint for text_backend "llm") before any part
     starts, and return the parts to fan out over (at most `parts`; fewer when the build has fewer shards)."""
+    from components.pipeline_metrics import step_metrics
     from components.synthesis import SynthesisConfig, plan_parts
 
-    return plan_parts(SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction, text_backend=text_backend), parts)
+    with step_metrics("plan-synthesis", lineage_id):
+        config = SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction, text_backend=text_backend)
+        return plan_parts(config, parts)
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def synthesize_part(n: int, seed: int, test_fraction: float, text_backend: str, part: int, parts: int,
-                    shards: Output[Artifact]):
+                    lineage_id: str, shards: Output[Artifact]):
     """Step 1b, one pod per part (ParallelFor): speak every `parts`-th shard of the build from shard `part`, on one
     process per CPU; text_backend "llm" reads OMNI_LLM_* from the environment (a Secret)."""
     import time
     from pathlib import Path
 
     from components.cpu import available_cpus
+    from components.pipeline_metrics import step_metrics
     from components.synthesis import SynthesisConfig, synthesize_part
 
-    start = time.time()
-    config = SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction, text_backend=text_backend,
-                             workers=available_cpus())
-    run = synthesize_part(config, Path(shards.path), part=part, parts=parts)
-    shards.metadata.update({"part": part, "parts": parts, "rows": len(run.rows), "shards": run.shards,
-                            "wall_seconds": round(time.time() - start, 2)})
+    with step_metrics("synthesize-part", lineage_id):
+        start = time.time()
+        config = SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction, text_backend=text_backend,
+                                 workers=available_cpus())
+        run = synthesize_part(config, Path(shards.path), part=part, parts=parts)
+        shards.metadata.update({"part": part, "parts": parts, "rows": len(run.rows), "shards": run.shards,
+                                "wall_seconds": round(time.time() - start, 2)})
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def synthesize(n: int, seed: int, test_fraction: float, text_backend: str, parts: Input[List[Artifact]],
-               dataset: Output[Dataset]):
+               lineage_id: str, dataset: Output[Dataset]):
     """Step 1c: gather the parts' shards into the emotional dialogue set (manifest + 16 kHz WAVs), apply the
     filters and write the dataset card with its plots: the bytes a one-machine build makes."""
     import time
     from pathlib import Path
 
+    from components.pipeline_metrics import step_metrics
     from components.synthesis import SynthesisConfig, merge_parts
 
-    start = time.time()
-    config = SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction, text_backend=text_backend)
-    summary = merge_parts(config, [Path(part.path) for part in parts], Path(dataset.path))
-    dataset.metadata.update({"rows": summary.n, "shards": summary.shards, "parts": len(parts),
-                             "wall_seconds": round(time.time() - start, 2)})
+    with step_metrics("synthesize", lineage_id):
+        start = time.time()
+        config = SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction, text_backend=text_backend)
+        summary = merge_parts(config, [Path(part.path) for part in parts], Path(dataset.path))
+        dataset.metadata.update({"rows": summary.n, "shards": summary.shards, "parts": len(parts),
+                                 "wall_seconds": round(time.time() - start, 2)})
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
@@ -77,26 +87,29 @@ def train(dataset: Input[Dataset], epochs: int, nproc: int, max_steps: int, seed
     import time
     from pathlib import Path
 
+    from components.pipeline_metrics import step_metrics
     from components.training import TrainConfig
     from components.training.backend import train_with_backend
     from components.training.mirror import run_checkpoint_uri
 
-    start = time.time()
-    config = TrainConfig.from_dict({**json.loads(config_json or "{}"), "epochs": epochs, "nproc": nproc,
-                                    "max_steps": max_steps, "seed": seed})
-    if checkpoint_root:
-        config.checkpoint_uri = run_checkpoint_uri(checkpoint_root, run_id, config.stage)
-    job = {**json.loads(trainjob_json or "{}"), "num_nodes": num_nodes, "gpus_per_node": gpus_per_node}
-    result = train_with_backend(Path(dataset.path), Path(training.path), config, backend, job, resume=True)
-    shutil.copytree(result.model_dir, model.path)
-    model.metadata.update({**result.summary, "framework": "pytorch+deepspeed", "train_backend": backend,
-                           "wall_seconds": round(time.time() - start, 2)})
-    training.metadata.update(result.summary)
+    with step_metrics("train", run_id):
+        start = time.time()
+        config = TrainConfig.from_dict({**json.loads(config_json or "{}"), "epochs": epochs, "nproc": nproc,
+                                        "max_steps": max_steps, "seed": seed})
+        if checkpoint_root:
+            config.checkpoint_uri = run_checkpoint_uri(checkpoint_root, run_id, config.stage)
+        job = {**json.loads(trainjob_json or "{}"), "num_nodes": num_nodes, "gpus_per_node": gpus_per_node,
+               "lineage_id": run_id}
+        result = train_with_backend(Path(dataset.path), Path(training.path), config, backend, job, resume=True)
+        shutil.copytree(result.model_dir, model.path)
+        model.metadata.update({**result.summary, "framework": "pytorch+deepspeed", "train_backend": backend,
+                               "wall_seconds": round(time.time() - start, 2)})
+        training.metadata.update(result.summary)
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def speech_units(dataset: Input[Dataset], token2wav_json: str, restyled_per_reply: int, seed: int,
-                 units: Output[Artifact]):
+                 lineage_id: str, units: Output[Artifact]):
     """Step 2b: fit the speech-unit extractor (k-means over log-mel frames) on the reply audio and write every
     reply's units, the targets stage 2 trains the talker on. `token2wav_json`: EmotionOmniToken2WavConfig fields;
     `restyled_per_reply` > 0 also speaks each train reply in that many other emotions (components.speech.restyle)."""
@@ -105,19 +118,22 @@ def speech_units(dataset: Input[Dataset], token2wav_json: str, restyled_per_repl
     from pathlib import Path
 
     from components.cpu import fit_torch_threads
+    from components.pipeline_metrics import step_metrics
     from components.speech.config import EmotionOmniToken2WavConfig
     from components.speech.dataset_units import build_speech_units
 
-    fit_torch_threads()
-    start = time.time()
-    config = EmotionOmniToken2WavConfig.from_dict(json.loads(token2wav_json or "{}"))
-    summary = build_speech_units(Path(dataset.path), Path(units.path), config,
-                                 restyled_per_reply=restyled_per_reply, seed=seed)
-    card = summary.card
-    units.metadata.update({"num_units": card["num_units"], "units_used": card["units_used"],
-                           "restyled_replies": card["restyled_replies"], "wall_seconds": round(time.time() - start, 2)})
-    if "centroid_resynthesis_stoi" in card:  # the local backend's k-means floor
-        units.metadata["centroid_resynthesis_stoi"] = card["centroid_resynthesis_stoi"]["mean"]
+    with step_metrics("speech-units", lineage_id):
+        fit_torch_threads()
+        start = time.time()
+        config = EmotionOmniToken2WavConfig.from_dict(json.loads(token2wav_json or "{}"))
+        summary = build_speech_units(Path(dataset.path), Path(units.path), config,
+                                     restyled_per_reply=restyled_per_reply, seed=seed)
+        card = summary.card
+        units.metadata.update({"num_units": card["num_units"], "units_used": card["units_used"],
+                               "restyled_replies": card["restyled_replies"],
+                               "wall_seconds": round(time.time() - start, 2)})
+        if "centroid_resynthesis_stoi" in card:  # the local backend's k-means floor
+            units.metadata["centroid_resynthesis_stoi"] = card["centroid_resynthesis_stoi"]["mean"]
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
@@ -133,26 +149,29 @@ def train_speech(dataset: Input[Dataset], stage1_model: Input[Model], units: Inp
     import time
     from pathlib import Path
 
+    from components.pipeline_metrics import step_metrics
     from components.training.backend import train_with_backend
     from components.training.config import SpeechTrainConfig
     from components.training.mirror import run_checkpoint_uri
 
-    start = time.time()
-    config = SpeechTrainConfig.from_dict({**json.loads(config_json or "{}"), "stage": 2, "epochs": epochs,
-                                          "nproc": nproc, "max_steps": max_steps, "seed": seed})
-    if checkpoint_root:
-        config.checkpoint_uri = run_checkpoint_uri(checkpoint_root, run_id, config.stage)
-    job = {**json.loads(trainjob_json or "{}"), "num_nodes": num_nodes, "gpus_per_node": gpus_per_node}
-    result = train_with_backend(Path(dataset.path), Path(training.path), config, backend, job,
-                                init_model=Path(stage1_model.path), speech_units=Path(units.path), resume=True)
-    shutil.copytree(result.model_dir, model.path)
-    model.metadata.update({**result.summary, "framework": "pytorch+deepspeed", "train_backend": backend,
-                           "wall_seconds": round(time.time() - start, 2)})
-    training.metadata.update(result.summary)
+    with step_metrics("train-speech", run_id):
+        start = time.time()
+        config = SpeechTrainConfig.from_dict({**json.loads(config_json or "{}"), "stage": 2, "epochs": epochs,
+                                              "nproc": nproc, "max_steps": max_steps, "seed": seed})
+        if checkpoint_root:
+            config.checkpoint_uri = run_checkpoint_uri(checkpoint_root, run_id, config.stage)
+        job = {**json.loads(trainjob_json or "{}"), "num_nodes": num_nodes, "gpus_per_node": gpus_per_node,
+               "lineage_id": run_id}
+        result = train_with_backend(Path(dataset.path), Path(training.path), config, backend, job,
+                                    init_model=Path(stage1_model.path), speech_units=Path(units.path), resume=True)
+        shutil.copytree(result.model_dir, model.path)
+        model.metadata.update({**result.summary, "framework": "pytorch+deepspeed", "train_backend": backend,
+                               "wall_seconds": round(time.time() - start, 2)})
+        training.metadata.update(result.summary)
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def evaluate(model: Input[Model], dataset: Input[Dataset], metrics: Output[Metrics],
+def evaluate(model: Input[Model], dataset: Input[Dataset], lineage_id: str, metrics: Output[Metrics],
              report_html: Output[HTML], report_md: Output[Markdown], evaluation: Output[Artifact]):
     """Step 3: held-out emotion accuracy/F1, confusion matrices, chrF, latency, and the model's speech (judged
     emotion agreement, resynthesis STOI, MCD, prosody per emotion, DNSMOS); report as HTML and Markdown."""
@@ -162,97 +181,129 @@ def evaluate(model: Input[Model], dataset: Input[Dataset], metrics: Output[Metri
 
     from components.cpu import fit_torch_threads
     from components.evaluation.evaluate import evaluate_model
+    from components.pipeline_metrics import push_evaluation, step_metrics
 
-    fit_torch_threads()
-    start = time.time()
-    outcome = evaluate_model(Path(model.path), Path(dataset.path), Path(evaluation.path))
-    for name, value in outcome.summary().items():
-        metrics.log_metric(name, value)
-    shutil.copyfile(outcome.report.html, report_html.path)
-    shutil.copyfile(outcome.report.markdown, report_md.path)
-    if outcome.speech:
-        for target in outcome.speech.targets:
-            print("target", target.line())
-    evaluation.metadata.update({**outcome.summary(), "wall_seconds": round(time.time() - start, 2)})
+    with step_metrics("evaluate", lineage_id):
+        fit_torch_threads()
+        start = time.time()
+        outcome = evaluate_model(Path(model.path), Path(dataset.path), Path(evaluation.path))
+        for name, value in outcome.summary().items():
+            metrics.log_metric(name, value)
+        shutil.copyfile(outcome.report.html, report_html.path)
+        shutil.copyfile(outcome.report.markdown, report_md.path)
+        if outcome.speech:
+            for target in outcome.speech.targets:
+                print("target", target.line())
+        evaluation.metadata.update({**outcome.summary(), "wall_seconds": round(time.time() - start, 2)})
+        push_evaluation(lineage_id, outcome.summary())
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def register(model: Input[Model], training: Input[Artifact], speech_training: Input[Artifact],
-             evaluation: Input[Artifact], tracking_uri: str, artifact_location: str, model_name: str, gate_json: str,
-             registration: Output[Artifact]) -> str:
-    """Step 4a: log the run to MLflow (each training stage as a child run), register the speaking model (thinker,
-    talker and token2wav together) as a version, alias it `challenger`. Returns the version."""
+             evaluation: Input[Artifact], dataset: Input[Dataset], tracking_uri: str, artifact_location: str,
+             model_name: str, gate_json: str, lineage_id: str, registration: Output[Artifact],
+             gate_report: Output[HTML]) -> str:
+    """Step 4a: decide the gate once (the floors, and no step back from the champion on the same split), log the run
+    to MLflow (each training stage a child run; the decision, the report and a model card with it), register the
+    speaking model as a version aliased `challenger`, tagged with the run's lineage ID. A retry of this step returns
+    the version it registered. Returns the version; check_gate reads the decision."""
     import json
+    import shutil
     import time
     from pathlib import Path
 
+    from components.contracts import REPORT_HTML_FILE
+    from components.pipeline_metrics import push_evaluation, step_metrics
     from components.registry.workflow import register_candidate
 
-    start = time.time()
-    version = register_candidate(Path(model.path), [Path(training.path), Path(speech_training.path)],
-                                 Path(evaluation.path),
-                                 tracking_uri=tracking_uri, artifact_location=artifact_location,
-                                 model_name=model_name, gate_json=gate_json)
-    registration.metadata.update({**version, "wall_seconds": round(time.time() - start, 2)})
-    Path(registration.path).write_text(json.dumps(version, indent=2))
-    return version["version"]
+    with step_metrics("register", lineage_id):
+        start = time.time()
+        version = register_candidate(Path(model.path), [Path(training.path), Path(speech_training.path)],
+                                     Path(evaluation.path), Path(dataset.path), Path(registration.path),
+                                     tracking_uri=tracking_uri, artifact_location=artifact_location,
+                                     model_name=model_name, gate_json=gate_json, lineage_id=lineage_id)
+        registration.metadata.update({**version, "wall_seconds": round(time.time() - start, 2)})
+        (Path(registration.path) / "registration.json").write_text(json.dumps(version, indent=2))
+        shutil.copyfile(Path(registration.path) / "evaluation" / REPORT_HTML_FILE, gate_report.path)
+        push_evaluation(lineage_id, {}, gate_passed=version["gate"] == "passed")
+        return version["version"]
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def check_gate(evaluation: Input[Artifact], gate_json: str) -> bool:
-    """Step 4b: the evaluation gate. A single bool output so `dsl.If` can branch on it."""
+def check_gate(registration: Input[Artifact], lineage_id: str) -> bool:
+    """Step 4b: the gate decision register made (read, not decided again), as the bool `dsl.If` branches on; its
+    log prints the decision and each metric against the champion."""
     from pathlib import Path
 
-    from components.registry.workflow import gate_decision
+    from components.pipeline_metrics import step_metrics
+    from components.registry.workflow import read_gate_decision
 
-    decision = gate_decision(Path(evaluation.path), gate_json)
-    print("gate", "PASSED" if decision.passed else "FAILED", *decision.reasons, sep="\n  ")
-    return decision.passed
+    with step_metrics("check-gate", lineage_id):
+        decision = read_gate_decision(Path(registration.path))
+        print("\n".join(decision.lines()))
+        return decision.passed
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def promote(version: str, tracking_uri: str, model_name: str) -> str:
+def promote(version: str, tracking_uri: str, model_name: str, lineage_id: str) -> str:
     """Step 4c (only when the gate passed): move the `champion` alias to this version."""
+    from components.pipeline_metrics import step_metrics
     from components.registry.workflow import promote_champion
 
-    return promote_champion(version, tracking_uri=tracking_uri, model_name=model_name)
+    with step_metrics("promote", lineage_id):
+        return promote_champion(version, tracking_uri=tracking_uri, model_name=model_name)
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def export_triton(version: str, tracking_uri: str, model_name: str, publish_uri: str,
+def export_triton(version: str, tracking_uri: str, model_name: str, publish_uri: str, lineage_id: str,
                   model_repository: Output[Artifact], publish_instance_kind: str = "cpu"):
     """Step 5a: a Triton model repository (python backend) built from the registered model version, and,
     when `publish_uri` is set, uploaded to `<publish_uri>/<version>/` where the Helm chart serves it.
 
-    The artifact is a CPU repository (the smoke test runs in a CPU pod); the published copy gets
-    `publish_instance_kind` ("gpu" for the chart's gpu profile)."""
+    The repository carries the lineage: a "lineage_id" parameter in config.pbtxt, lineage.json and the model card
+    beside the version; the MLflow version is tagged with where the repository went. The artifact is a CPU
+    repository (the smoke test runs in a CPU pod); the published copy gets `publish_instance_kind` ("gpu" for the
+    chart's gpu profile)."""
     import time
     from pathlib import Path
 
-    from components.registry.workflow import download_version
+    from components.pipeline_metrics import step_metrics
+    from components.registry.workflow import download_version, record_serving, serving_lineage
     from serving.repository import build_model_repository, publish_model_repository
 
-    start = time.time()
-    model_dir = download_version(version, Path(model_repository.path + ".download"),
-                                 tracking_uri=tracking_uri, model_name=model_name)
-    build_model_repository(model_dir, Path(model_repository.path), version=int(version))
-    if publish_uri:
-        model_repository.metadata["published_uri"] = publish_model_repository(
-            Path(model_repository.path), publish_uri, version=int(version), instance_kind=publish_instance_kind)
-        model_repository.metadata["published_instance_kind"] = publish_instance_kind
-    model_repository.metadata.update({"model_version": version, "wall_seconds": round(time.time() - start, 2)})
+    with step_metrics("export-triton", lineage_id):
+        start = time.time()
+        model_dir = download_version(version, Path(model_repository.path + ".download"),
+                                     tracking_uri=tracking_uri, model_name=model_name)
+        lineage, card = serving_lineage(version, tracking_uri=tracking_uri, model_name=model_name,
+                                        lineage_id=lineage_id)
+        build_model_repository(model_dir, Path(model_repository.path), version=int(version), lineage=lineage,
+                               model_card=card)
+        published = ""
+        if publish_uri:
+            published = publish_model_repository(Path(model_repository.path), publish_uri, version=int(version),
+                                                 instance_kind=publish_instance_kind)
+            model_repository.metadata.update({"published_uri": published,
+                                              "published_instance_kind": publish_instance_kind})
+        record_serving(version, tracking_uri=tracking_uri, model_name=model_name, repository=model_repository.uri,
+                       published_uri=published)
+        model_repository.metadata.update({"model_version": version, "lineage_id": lineage_id,
+                                          "wall_seconds": round(time.time() - start, 2)})
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def serve_smoke_test(model_repository: Input[Artifact], dataset: Input[Dataset], reply: Output[Artifact]) -> str:
+def serve_smoke_test(model_repository: Input[Artifact], dataset: Input[Dataset], lineage_id: str,
+                     reply: Output[Artifact]) -> str:
     """Step 5b: start tritonserver on the repository, send one held-out utterance, keep the spoken reply."""
     import json
     import time
     from pathlib import Path
 
+    from components.pipeline_metrics import step_metrics
     from serving.smoke import smoke_test
 
-    start = time.time()
-    result = smoke_test(Path(model_repository.path), Path(dataset.path), Path(reply.path))
-    reply.metadata.update({**result, "wall_seconds": round(time.time() - start, 2)})
-    return json.dumps(result)
+    with step_metrics("serve-smoke-test", lineage_id):
+        start = time.time()
+        result = smoke_test(Path(model_repository.path), Path(dataset.path), Path(reply.path))
+        reply.metadata.update({**result, "wall_seconds": round(time.time() - start, 2)})
+        return json.dumps(result)

@@ -4,15 +4,17 @@ import json
 from pathlib import Path
 
 from components.contracts import (
-    METRIC_CHRF, METRIC_DNSMOS_OVRL, METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS, METRIC_MCD_DB,
+    GATE_FILE, METRIC_CHRF, METRIC_DNSMOS_OVRL, METRIC_EMPATHY_SCORE, METRIC_RELEVANCE_REFERENCE,
+    METRIC_RELEVANCE_USER, MODEL_CARD_FILE, METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS, METRIC_MCD_DB,
     METRIC_PITCH_ORDER_SPEARMAN, METRIC_RESPONSE_EMOTION_ACCURACY, METRIC_RESYNTHESIS_STOI,
     METRIC_SPEECH_EMOTION_AGREEMENT, METRIC_SPEECH_JUDGE_ACCURACY, METRIC_SPEECH_RTF, METRIC_UNSEEN_VOICE_CHRF,
     METRIC_UNSEEN_VOICE_USER_EMOTION_ACCURACY, METRIC_UNSEEN_VOICE_USER_EMOTION_GAP, METRIC_USER_EMOTION_ACCURACY,
-    METRIC_USER_EMOTION_MACRO_F1,
+    METRIC_USER_EMOTION_MACRO_F1, METRIC_UTMOS,
 )
 from components.evaluation.generalization import GENERALIZATION_TARGETS
 from components.evaluation.speech_eval import SPEECH_TARGETS
 from components.evaluation.targets import TargetCheck, check_targets
+from components.registry.gate import GateDecision
 from pipelines.local_run import LocalRun
 
 # KFP task name -> (label in the summary, output whose metadata carries wall_seconds)
@@ -23,25 +25,27 @@ STEP_OUTPUTS = {
     "speech-units": ("2b speech units (k-means)", "units"),
     "train-speech": ("2c train stage 2 (talker)", "model"),
     "evaluate": ("3 evaluate", "evaluation"),
-    "register": ("4 register (MLflow)", "registration"),
+    "register": ("4 gate + register (MLflow)", "registration"),
     "export-triton": ("5a export (Triton repo)", "model_repository"),
     "serve-smoke-test": ("5b serve (tritonserver)", "reply"),
 }
 METRIC_KEYS = (METRIC_USER_EMOTION_ACCURACY, METRIC_USER_EMOTION_MACRO_F1, METRIC_UNSEEN_VOICE_USER_EMOTION_ACCURACY,
                METRIC_UNSEEN_VOICE_USER_EMOTION_GAP, METRIC_RESPONSE_EMOTION_ACCURACY, METRIC_CHRF,
-               METRIC_UNSEEN_VOICE_CHRF, METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS, METRIC_SPEECH_EMOTION_AGREEMENT,
+               METRIC_UNSEEN_VOICE_CHRF, METRIC_RELEVANCE_USER, METRIC_RELEVANCE_REFERENCE, METRIC_EMPATHY_SCORE, METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS, METRIC_SPEECH_EMOTION_AGREEMENT,
                METRIC_SPEECH_JUDGE_ACCURACY, METRIC_RESYNTHESIS_STOI, METRIC_PITCH_ORDER_SPEARMAN, METRIC_MCD_DB,
-               METRIC_DNSMOS_OVRL, METRIC_SPEECH_RTF)
+               METRIC_DNSMOS_OVRL, METRIC_UTMOS, METRIC_SPEECH_RTF)
 TRAIN_KEYS = ("stage", "steps", "samples_per_second", "parameters", "trainable_parameters", "world_size", "zero_stage")
 
 
 def build_summary(run: LocalRun, data_dir: Path) -> dict:
     steps = run.steps
     evaluation = steps["evaluate"].artifacts["evaluation"]
-    registration = steps["register"].artifacts["registration"]["metadata"]
+    registered = steps["register"].artifacts["registration"]
+    registration = registered["metadata"]
     repository = steps["export-triton"].artifacts["model_repository"]
     reply = json.loads(steps["serve-smoke-test"].parameters["Output"])
     gate_passed = bool(steps["check-gate"].parameters["Output"])
+    evaluation_copy = Path(registered["uri"]) / "evaluation"   # the report, completed with the gate's section
     return {
         "data_dir": str(data_dir),
         "run_dir": str(run.run_dir),
@@ -50,7 +54,11 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
         "stage1_model": steps["train"].artifacts["model"]["uri"],
         "training_runs": [steps[t].artifacts["training"]["uri"] for t in ("train", "train-speech")],
         "speech_units": steps["speech-units"].artifacts["units"]["uri"],
-        "report": str(Path(evaluation["uri"]) / "report.html"),
+        "report": str(evaluation_copy / "report.html"),
+        "model_card": str(Path(registered["uri"]) / MODEL_CARD_FILE),
+        "lineage_id": registration["lineage_id"],
+        "gate": json.loads((evaluation_copy / GATE_FILE).read_text()),
+        "not_computed": _not_computed(Path(evaluation["uri"])),
         "mlflow": {
             "tracking_uri": registration["tracking_uri"], "model_name": registration["name"],
             "version": registration["version"], "run_id": registration["run_id"],
@@ -73,6 +81,11 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
     }
 
 
+def _not_computed(evaluation_dir: Path) -> dict[str, str]:
+    """metric -> why the evaluation could not compute it (its metrics.json says)."""
+    return json.loads((evaluation_dir / "metrics.json").read_text()).get("not_computed") or {}
+
+
 def format_summary(summary: dict) -> str:
     m, r = summary["mlflow"], summary["triton"]["reply"]
     lines = ["", "Emotion Omni: pipeline finished", "=" * 64, f"data      {summary['dataset']}",
@@ -85,22 +98,35 @@ def format_summary(summary: dict) -> str:
         f"report    {summary['report']}",
         f"mlflow    {m['tracking_uri']}  model '{m['model_name']}' v{m['version']} "
         f"aliases {m['aliases']}  run {m['run_id']}",
-        f"gate      {'PASSED: champion moved' if summary['gate_passed'] else 'FAILED: champion unchanged'}",
+        f"lineage   {summary['lineage_id']}  (`omni lineage {summary['lineage_id']}` walks it; model card "
+        f"{summary['model_card']})",
+        *_gate_lines(summary["gate"]),
         f"triton    repository {summary['triton']['model_repository']}"
         + (f"\n          published to {summary['triton']['published_uri']}"
            f" ({summary['triton']['published_instance_kind']} instances)" if summary['triton']['published_uri'] else ""),
-        f"          answered at {summary['triton']['endpoint_used']} in {r['latency_s']} s "
+        f"          answered at {summary['triton']['endpoint_used']} by v{r['model_version']} "
+        f"(lineage {r['lineage_id'] or 'not recorded'}) in {r['latency_s']} s "
         "(stopped after the smoke test; `omni serve --model-repository <repository>` serves it again)",
         f"          user said   \"{r['user_text']}\" ({r['user_emotion_reference']}; heard: {r['user_emotion']})",
         f"          model said  \"{r['response_text']}\" ({r['response_emotion']})",
         f"          its voice   {r['reply_wav']} ({r['reply_audio_s']} s, the talker's units through the token2wav)"
         if not r["speech_note"] else f"          its voice   none: {r['speech_note']}",
+        f"          DNSMOS of the served reply: {r['served_dnsmos_ovrl']} ({r['served_dnsmos_note']})",
         "", "metrics (held-out test split; unseen_voice_*: the split spoken by voices no training turn used)",
     ]
-    lines += [f"  {k:36s} {'not computed' if v is None else format(v, '.4g')}" for k, v in summary["metrics"].items()]
+    lines += [f"  {k:36s} " + (format(v, ".4g") if v is not None else
+                               f"not computed: {summary['not_computed'].get(k, 'see the report')}")
+              for k, v in summary["metrics"].items()]
     lines += ["", "speech targets"]
     lines += [f"  {TargetCheck(**t).line()}" for t in summary["targets"]]
     lines += ["", "wall time per step"]
     lines += [f"  {k:36s} {v:7.1f} s" for k, v in summary["step_seconds"].items() if v is not None]
     lines += [f"  {'whole pipeline (kfp.local)':36s} {summary['pipeline_seconds']:7.1f} s", ""]
     return "\n".join(lines)
+
+
+
+def _gate_lines(gate: dict) -> list[str]:
+    """The gate's decision (GATE_FILE) as GateDecision.lines() puts it, aligned with the summary's columns."""
+    first, *rest = GateDecision.from_dict(gate).lines()
+    return [first.replace("gate ", "gate      ", 1)] + [f"        {line}" for line in rest]

@@ -45,6 +45,8 @@ class ChatReply:
     audio_wav: bytes  # the model's own spoken reply, 16 kHz mono 16-bit WAV; b"" when there is none
     latency_s: float  # round trip as seen by the client
     speech_note: str = ""  # why audio_wav is empty (e.g. nothing speakable); "" when it is not
+    model_version: str = ""  # the Triton (= MLflow registry) version that answered; EmotionOmniClient.lineage() tells
+                             # which pipeline run made it
 
 
 class ServingError(RuntimeError):
@@ -111,7 +113,20 @@ class EmotionOmniClient:
             audio_wav=bytes(first(OUTPUT_RESPONSE_AUDIO)[0]),
             speech_note=first(OUTPUT_SPEECH_NOTE)[0].decode("utf-8"),
             latency_s=latency_s,
+            model_version=str(result.get_response().get("model_version", "")),
         )
+
+    def lineage(self) -> dict[str, str | list[str]]:
+        """What is serving: the loaded versions (Triton's model metadata) and the lineage ID the published repository
+        carries (its config.pbtxt "lineage_id" parameter; "" for a repository built without one)."""
+        try:
+            metadata = self._client.get_model_metadata(self.model_name)
+            config = self._client.get_model_config(self.model_name)
+        except InferenceServerException as err:
+            raise ServingError(err.message(), url=self.url, status=err.status()) from err
+        parameter = (config.get("parameters") or {}).get("lineage_id") or {}
+        return {"model_name": self.model_name, "versions": list(metadata.get("versions", [])),
+                "lineage_id": parameter.get("string_value", "")}
 
     def chat_file(self, path: str | Path) -> ChatReply:
         """`chat` with the bytes of a WAV file on disk."""

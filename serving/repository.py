@@ -14,6 +14,7 @@ system allows (no second copy on disk; each model still loads its own into memor
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -21,7 +22,8 @@ import tempfile
 from pathlib import Path
 
 from components.contracts import (
-    MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE, TRITON_MODEL_NAME, TRITON_STREAM_MODEL_NAME,
+    LINEAGE_FILE, MODEL_CARD_FILE, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE, TRITON_MODEL_NAME,
+    TRITON_STREAM_MODEL_NAME,
 )
 
 TEMPLATES = Path(__file__).parent / "model_repository"
@@ -66,12 +68,27 @@ def with_instance_count(config_text: str, count: int) -> str:
     return text
 
 
-def build_model_repository(model_dir: Path, repo_dir: Path, *, version: int = 1, instance_kind: str = "cpu") -> Path:
+def with_parameter(config_text: str, key: str, value: str) -> str:
+    """config.pbtxt text with a string parameter `key` set to `value` (replaced if present, else appended)."""
+    if not re.fullmatch(r"[\w.-]*", value):
+        raise ValueError(f"config.pbtxt parameter {key}={value!r}: only letters, digits, '_', '.' and '-' are allowed")
+    block = f'parameters: {{\n  key: "{key}"\n  value: {{ string_value: "{value}" }}\n}}\n'
+    pattern = re.compile(r'parameters:\s*\{\s*key:\s*"' + re.escape(key) + r'"\s*value:\s*\{[^}]*\}\s*\}\n?')
+    text, found = pattern.subn(block, config_text)
+    return text if found else config_text.rstrip("\n") + "\n\n" + block
+
+
+def build_model_repository(model_dir: Path, repo_dir: Path, *, version: int = 1, instance_kind: str = "cpu",
+                           lineage: dict | None = None, model_card: str = "") -> Path:
     """Copy the emotion_omni trio and the exported model in `model_dir` into `repo_dir`; return `repo_dir`.
 
     An existing `<repo_dir>/emotion_omni/<version>` is replaced; other versions are left alone (Triton
     serves the highest one). `instance_kind` "gpu" writes KIND_GPU into config.pbtxt, so model.py runs on
     the GPU Triton assigns: the repository for the Helm chart's gpu profile.
+
+    `lineage` (at least {"lineage_id": ...}: the pipeline run, MLflow version and run) goes into config.pbtxt as the
+    "lineage_id" parameter, which Triton's model-config API and EmotionOmniClient.lineage() show, and into
+    LINEAGE_FILE beside the version; `model_card` into MODEL_CARD_FILE beside it.
     """
     model_dir, repo_dir = Path(model_dir), Path(repo_dir)
     if not model_dir.is_dir():
@@ -87,6 +104,8 @@ def build_model_repository(model_dir: Path, repo_dir: Path, *, version: int = 1,
     weights = None
     for name in MODELS:
         config_text = with_instance_kind((TEMPLATES / name / "config.pbtxt").read_text(), instance_kind)
+        if lineage:
+            config_text = with_parameter(config_text, "lineage_id", str(lineage["lineage_id"]))
         model_root = repo_dir / name
         version_dir = model_root / str(version)
         if version_dir.exists():
@@ -94,6 +113,10 @@ def build_model_repository(model_dir: Path, repo_dir: Path, *, version: int = 1,
         version_dir.mkdir(parents=True)
         (model_root / "config.pbtxt").write_text(config_text)
         shutil.copy2(TEMPLATE_DIR / "1" / "model.py", version_dir / "model.py")
+        if lineage:
+            (version_dir / LINEAGE_FILE).write_text(json.dumps(lineage, indent=2, sort_keys=True) + "\n")
+        if model_card:
+            (version_dir / MODEL_CARD_FILE).write_text(model_card, encoding="utf-8")
         target = version_dir / weights_dir_name(config_text)
         if weights is None:
             weights = Path(shutil.copytree(model_dir, target))

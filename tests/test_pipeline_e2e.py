@@ -23,7 +23,8 @@ pytestmark = pytest.mark.e2e
 # Thresholds of 0 make the gate pass whatever a few training steps achieve, so the champion branch runs; the
 # speech-agreement check is off (null): a 4-step thinker may say nothing speakable, leaving it not computed.
 OPEN_GATE = json.dumps({"min_user_emotion_accuracy": 0, "min_user_emotion_macro_f1": 0,
-                        "min_response_emotion_accuracy": 0, "min_chrf": 0, "max_latency_p95_ms": 1e9,
+                        "min_response_emotion_accuracy": 0, "min_chrf": 0, "min_relevance_user": -1,
+                        "max_latency_p95_ms": 1e9,
                         "min_speech_emotion_agreement": None, "min_resynthesis_stoi": 0})
 
 
@@ -101,6 +102,11 @@ def test_registration_and_gate(demo_run):
     run = client.get_run(mlflow["run_id"])
     assert run.data.metrics["user_emotion_accuracy"] == pytest.approx(summary["metrics"]["user_emotion_accuracy"])
     assert run.data.tags["gate"] == "passed" and summary["gate_passed"] is True
+    # The first version in a fresh registry: no champion to compare with, the floors alone decided.
+    assert summary["gate"]["champion_version"] is None and summary["gate"]["passed"]
+    assert "## Gate" in (Path(summary["report"]).parent / "report.md").read_text()
+    assert "empathy_score" in summary["not_computed"]  # no OMNI_JUDGE_* here: not computed, never estimated
+    assert -1 <= summary["metrics"]["relevance_user"] <= 1
     # Each training stage is its own child run, with its params and its loss curve as metric history.
     children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
     by_name = {c.info.run_name: c for c in children}
@@ -131,7 +137,7 @@ def test_summary_lists_every_step_time(demo_run):
     assert set(summary["step_seconds"]) == {"1a synthesize parts (slowest part)", "1b synthesize: merge, filter, card",
                                             "2a train stage 1 (thinker)",
                                             "2b speech units (k-means)", "2c train stage 2 (talker)",
-                                            "3 evaluate", "4 register (MLflow)", "5a export (Triton repo)",
+                                            "3 evaluate", "4 gate + register (MLflow)", "5a export (Triton repo)",
                                             "5b serve (tritonserver)"}
     assert all(v > 0 for v in summary["step_seconds"].values())
     assert json.loads((data_dir / "demo_summary.json").read_text())["mlflow"] == summary["mlflow"]
@@ -152,3 +158,34 @@ def test_published_where_the_helm_chart_reads(demo_run):
     assert "kind: KIND_GPU" in published_config  # what the chart's gpu profile serves
     local_config = Path(summary["triton"]["model_repository"]) / "emotion_omni" / "config.pbtxt"
     assert "kind: KIND_CPU" in local_config.read_text()  # the smoke-tested copy is left as it was
+
+
+def test_lineage_walks_the_run_from_pipeline_to_triton(demo_run, capsys):
+    """One ID: the summary's lineage ID is on the MLflow version, in the served config.pbtxt and lineage.json (locally
+    and in S3), in Triton's answer, and `omni lineage` walks the whole chain from it."""
+    from minio import Minio
+
+    from omni.cli import main
+
+    data_dir, summary, (endpoint, key, secret) = demo_run
+    lineage_id, version = summary["lineage_id"], mlflow_version(summary)
+    reply = summary["triton"]["reply"]
+    assert (reply["lineage_id"], reply["model_version"]) == (lineage_id, version)
+    local = Path(summary["triton"]["model_repository"]) / "emotion_omni"
+    assert f'string_value: "{lineage_id}"' in (local / "config.pbtxt").read_text()
+    assert json.loads((local / version / "lineage.json").read_text())["lineage_id"] == lineage_id
+    assert f"# emotion-omni v{version}" in (local / version / "MODEL_CARD.md").read_text()
+    client = Minio(endpoint, access_key=key, secret_key=secret, secure=False)
+    published = client.get_object("models", f"emotion-omni/triton/{version}/emotion_omni/{version}/lineage.json")
+    assert json.loads(published.read())["lineage_id"] == lineage_id
+
+    assert main(["lineage", lineage_id, "--data-dir", str(data_dir)]) == 0
+    chain = capsys.readouterr().out
+    for expected in (f"lineage {lineage_id}", summary["mlflow"]["run_id"], f"emotion-omni v{version}",
+                     "stage 1: thinker", "stage 2: talker", "gate             passed", summary["triton"]["published_uri"],
+                     summary["triton"]["model_repository"]):
+        assert expected in chain, expected
+    assert main(["lineage", version, "--data-dir", str(data_dir)]) == 0   # a version number walks the same chain
+    assert f"lineage {lineage_id}" in capsys.readouterr().out
+    assert main(["lineage", "no-such-run", "--data-dir", str(data_dir)]) == 2
+    assert "carries lineage ID 'no-such-run'" in capsys.readouterr().err

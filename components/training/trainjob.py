@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from components.contracts import LINEAGE_LABEL
+
 # The TrainJob API (the CRD's served version) and the names the torch runtimes use.
 GROUP, VERSION, PLURAL, KIND = "trainer.kubeflow.org", "v1alpha1", "trainjobs", "TrainJob"
 TRAINER_JOB = "node"             # replicated job and container name of the trainer in torch runtimes
@@ -39,6 +41,7 @@ WORKER_MODULE = "components.training.worker"
 RESERVED_ENV = ("PET_NNODES", "PET_NPROC_PER_NODE", "PET_NODE_RANK", "PET_MASTER_ADDR", "PET_MASTER_PORT")
 CLEANUP_POLICIES = ("always", "on_success", "never")
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # the CRD's rule for metadata.name (<= 63 characters)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")  # Kubernetes' rule for label values
 _NAME_SUFFIX_LEN = 7  # "-" + 6 hex characters
 
 
@@ -70,6 +73,9 @@ class TrainJobConfig:
     poll_interval_s: float = 10.0
     cleanup: str = "on_success"      # delete the finished job: always | on_success | never (see trainjob_run)
     log_tail_lines: int = 40         # per pod, quoted in the error when the job fails
+    # The pipeline run's lineage ID (its KFP run id), a label on the TrainJob: `kubectl get trainjobs -l
+    # empathy-omni.io/lineage-id=<id>` finds the jobs of one run, and `omni lineage` names them. "" = no label.
+    lineage_id: str = ""
 
     def validate(self) -> None:
         if not self.pvc:
@@ -90,6 +96,9 @@ class TrainJobConfig:
         if not _DNS_LABEL.match(self.name_prefix) or len(self.name_prefix) > 63 - _NAME_SUFFIX_LEN:
             raise ValueError(f"TrainJobConfig.name_prefix={self.name_prefix!r} must be a lowercase DNS label "
                              f"(a-z, 0-9, '-', starting with a letter) of at most {63 - _NAME_SUFFIX_LEN} characters")
+        if not _LABEL_VALUE.match(self.lineage_id):
+            raise ValueError(f"TrainJobConfig.lineage_id={self.lineage_id!r} is not a valid Kubernetes label value "
+                             "(at most 63 of A-Z, a-z, 0-9, '-', '_', '.', starting and ending alphanumeric)")
         reserved = sorted(set(self.env) & set(RESERVED_ENV))
         if reserved:
             raise ValueError(f"TrainJobConfig.env sets {reserved}: the runtime's torch plugin owns those "
@@ -197,7 +206,8 @@ def build_trainjob(config: TrainJobConfig, run_dir: str | PurePosixPath, dataset
     metadata: dict[str, Any] = {
         "name": name,
         "labels": {"app.kubernetes.io/name": "emotion-omni", "app.kubernetes.io/component": "trainer",
-                   "app.kubernetes.io/managed-by": "omni"},
+                   "app.kubernetes.io/managed-by": "omni",
+                   **({LINEAGE_LABEL: config.lineage_id} if config.lineage_id else {})},
         "annotations": {"empathy-omni.io/run-dir": str(run_dir), "empathy-omni.io/dataset": str(dataset_dir)},
     }
     namespace = namespace if namespace is not None else config.namespace

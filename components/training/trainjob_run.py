@@ -350,5 +350,8 @@ def train_on_cluster(dataset_dir: Path, out_dir: Path, train_config: TrainConfig
     out_dir = Path(out_dir)
     shutil.copytree(stage / "run", out_dir, dirs_exist_ok=True)
     shutil.rmtree(stage, ignore_errors=True)
+    # The job's name goes with the run's summary (and so to MLflow's stage run), for `omni lineage`.
+    summary = {**result.summary, "trainjob": name}
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return TrainResult(out_dir, out_dir / "model", out_dir / LOG_FILE, out_dir / result.loss_curve.name,
-                       result.summary, round(time.time() - start, 2))
+                       summary, round(time.time() - start, 2))

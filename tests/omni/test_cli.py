@@ -15,7 +15,7 @@ def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("demo", "data", "train", "bench", "evaluate", "serve", "chat", "pipeline"):
+    for command in ("demo", "data", "train", "bench", "evaluate", "serve", "chat", "lineage", "pipeline"):
         assert command in out
     sub = build_parser().parse_args(["chat", "--audio", "a.wav", "--out", "b.wav"])
     assert sub.url is None and not sub.stream  # chat() then calls 127.0.0.1:8000 (HTTP), or :8001 with --stream
@@ -81,3 +81,10 @@ def test_missing_espeak_names_the_install_step(tmp_path, capsys, monkeypatch):
     assert main(["data", "synthesize", "--out", str(tmp_path / "ds"), "--n", "18"]) == 2
     err = capsys.readouterr().err
     assert "apt-get install espeak-ng" in err and "Traceback" not in err
+
+
+def test_lineage_without_a_registry_names_the_fix(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["lineage", "12345678", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"no MLflow registry at {tmp_path / 'mlflow.db'}" in err and "omni demo --data-dir" in err

@@ -51,12 +51,33 @@ def test_stage_two_trains_on_stage_one_and_the_units_and_is_what_gets_registered
         assert model["producerTask"] == "train-speech"
 
 
-def test_gate_branches_on_check_gate(compiled):
+def test_the_gate_is_decided_once_by_register_and_promote_branches_on_it(compiled):
     tasks = compiled[0]["root"]["dag"]["tasks"]
     gate = next(t for t in tasks.values() if t["taskInfo"]["name"] == "gate-passed")
     assert gate["triggerPolicy"]["condition"] == "inputs.parameter_values['pipelinechannel--check-gate-Output'] == true"
+    # check-gate reads the decision register wrote (its registration artifact); it has no evaluation to re-decide.
+    check = tasks["check-gate"]["inputs"]
+    assert set(check["artifacts"]) == {"registration"} and "gate_json" not in check["parameters"]
     inner = compiled[0]["components"][gate["componentRef"]["name"]]["dag"]["tasks"]
     assert set(inner) == {"promote"}
+    # register compares with the champion on the same split: it gets the dataset to evaluate the champion again.
+    assert tasks["register"]["inputs"]["artifacts"]["dataset"]["taskOutputArtifact"]["producerTask"] == "synthesize"
+
+
+def test_every_step_gets_the_runs_lineage_id_and_the_pushgateway(compiled):
+    spec, _ = compiled
+    tasks = spec["root"]["dag"]["tasks"]
+    gate = next(t for t in tasks.values() if t["taskInfo"]["name"] == "gate-passed")
+    loop = next(t for t in tasks.values() if t["taskInfo"]["name"].startswith("for-loop"))
+    nested = {**spec["components"][gate["componentRef"]["name"]]["dag"]["tasks"],
+              **spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]}
+    for name in STEPS:
+        task = tasks.get(name) or nested[name]
+        parameters = task["inputs"]["parameters"]
+        lineage = parameters.get("lineage_id") or parameters["run_id"]   # the train steps call it run_id
+        assert lineage == {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}, name
+        env = spec["deploymentSpec"]["executors"][task["componentRef"]["name"].replace("comp-", "exec-")]
+        assert {"name": "OMNI_PUSHGATEWAY_URL", "value": ClusterSettings.pushgateway_url} in env["container"]["env"]
 
 
 def test_registry_steps_get_mlflow_secret_as_env_and_retries(compiled):
@@ -97,6 +118,17 @@ def test_llm_secret_reaches_only_the_synthesis_steps(tmp_path):
     with_llm = [name for name, spec in executors.items()
                 if any(s["secretName"] == "llm-credentials" for s in spec.get("secretAsEnv", []))]
     assert sorted(with_llm) == ["exec-plan-synthesis", "exec-synthesize", "exec-synthesize-part"]
+
+
+def test_judge_secret_reaches_the_steps_that_evaluate(tmp_path):
+    path = compile_pipeline(str(tmp_path / "p.yaml"), ClusterSettings(judge_secret="judge-credentials"))
+    executors = list(yaml.safe_load_all(Path(path).read_text()))[1]["platforms"]["kubernetes"]["deploymentSpec"][
+        "executors"]
+    with_judge = {name: spec for name, spec in executors.items()
+                  if any(s["secretName"] == "judge-credentials" for s in spec.get("secretAsEnv", []))}
+    assert sorted(with_judge) == ["exec-evaluate", "exec-register"]   # register may evaluate the champion again
+    keys = next(s for s in with_judge["exec-evaluate"]["secretAsEnv"] if s["secretName"] == "judge-credentials")
+    assert {k["envVar"] for k in keys["keyToEnv"]} == {"OMNI_JUDGE_BASE_URL", "OMNI_JUDGE_MODEL", "OMNI_JUDGE_API_KEY"}
 
 
 def test_every_step_requests_cpu_and_memory(compiled):

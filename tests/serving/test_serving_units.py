@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import json
 import re
 import socket
 
@@ -11,7 +12,13 @@ from components import contracts
 from serving import launcher
 from serving.client import EmotionOmniClient, ServingError
 from serving.launcher import TritonConfig, TritonServer, find_tritonserver
-from serving.repository import TEMPLATE_DIR, build_model_repository, weights_dir_name, with_instance_kind
+from serving.repository import (
+    TEMPLATE_DIR,
+    build_model_repository,
+    weights_dir_name,
+    with_instance_kind,
+    with_parameter,
+)
 
 
 def _config_tensors(text: str) -> dict[str, str]:
@@ -79,6 +86,22 @@ def test_build_model_repository_lays_out_the_trio_and_weights(tmp_path):
     assert (stream_root / "3" / "model.py").read_text() == (TEMPLATE_DIR / "1" / "model.py").read_text()
     weights_file = f"3/weights/{contracts.MODEL_WEIGHTS_FILE}"
     assert (stream_root / weights_file).stat().st_ino == (model_root / weights_file).stat().st_ino
+
+
+def test_the_repository_carries_the_lineage_and_the_model_card(tmp_path):
+    lineage = {"lineage_id": "0b6c3a4e-8f0e", "model_name": "emotion-omni", "model_version": "3"}
+    repo = build_model_repository(_exported(tmp_path), tmp_path / "repo", version=3, lineage=lineage,
+                                  model_card="# emotion-omni v3\n")
+    for name in (contracts.TRITON_MODEL_NAME, contracts.TRITON_STREAM_MODEL_NAME):
+        config = (repo / name / "config.pbtxt").read_text()
+        assert weights_dir_name(config) == "weights"   # the parameter it already had is untouched
+        assert re.search(r'key: "lineage_id"\s*value: \{ string_value: "0b6c3a4e-8f0e" \}', config), config
+        assert json.loads((repo / name / "3" / contracts.LINEAGE_FILE).read_text()) == lineage
+        assert (repo / name / "3" / contracts.MODEL_CARD_FILE).read_text() == "# emotion-omni v3\n"
+    again = with_parameter(config, "lineage_id", "next-run")
+    assert again.count('key: "lineage_id"') == 1 and "next-run" in again   # replaced, not appended twice
+    with pytest.raises(ValueError, match="only letters, digits"):
+        with_parameter(config, "lineage_id", 'a" } evil {')
 
 
 def test_gpu_instance_kind_writes_kind_gpu(tmp_path):

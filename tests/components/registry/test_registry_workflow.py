@@ -6,7 +6,8 @@ import json
 import pytest
 
 from components.registry import GateError
-from components.registry.workflow import gate_config, gate_decision, registry_config
+from components.registry import evaluate_gate
+from components.registry.workflow import evaluation_summary, gate_config, registry_config
 
 
 def test_tracking_uri_falls_back_to_the_environment(monkeypatch, tmp_path):
@@ -28,10 +29,11 @@ def test_gate_thresholds_from_json():
 def test_gate_decision_reads_the_evaluation_report(tmp_path):
     summary = {"num_samples": 10, "user_emotion_accuracy": 0.9, "user_emotion_macro_f1": 0.9,
                "response_emotion_accuracy": 0.6, "chrf": 10.0, "latency_p50_ms": 30, "latency_p95_ms": 50,
-               "latency_mean_ms": 35, "speech_emotion_agreement": 0.5, "resynthesis_stoi": 0.8}
+               "latency_mean_ms": 35, "speech_emotion_agreement": 0.5, "resynthesis_stoi": 0.8,
+               "relevance_user": 0.4}
     (tmp_path / "metrics.json").write_text(json.dumps({"summary": summary}))
-    decision = gate_decision(tmp_path, "{}")
+    decision = evaluate_gate(evaluation_summary(tmp_path), gate_config("{}"))
     assert not decision.passed and len(decision.reasons) == 1 and "chrf" in decision.reasons[0]
-    assert gate_decision(tmp_path, '{"min_chrf": 5}').passed
+    assert evaluate_gate(evaluation_summary(tmp_path), gate_config('{"min_chrf": 5}')).passed
     with pytest.raises(FileNotFoundError, match="metrics.json"):
-        gate_decision(tmp_path / "nowhere", "{}")
+        evaluation_summary(tmp_path / "nowhere")

@@ -7,6 +7,7 @@ import jsonschema
 import pytest
 import yaml
 
+from components.contracts import LINEAGE_LABEL
 from components.training.trainjob import RESERVED_ENV, TRAIN_METRICS_LABEL, TrainJobConfig, build_trainjob, job_name
 
 # The vendored CRDs live beside the project (../shared), never inside it.
@@ -98,6 +99,16 @@ def test_resumed_job_and_its_metrics_label(validator):
     assert pod_template["metadata"]["labels"] == {TRAIN_METRICS_LABEL[0]: TRAIN_METRICS_LABEL[1]}
 
 
+def test_the_pipeline_runs_lineage_id_labels_the_job(validator):
+    """`kubectl get trainjobs -l empathy-omni.io/lineage-id=<run id>` finds a pipeline run's jobs."""
+    run_id = "0b6c3a4e-8f0e-4f5e-9a51-2d1c0f9e7a10"   # a KFP run id
+    job = build_trainjob(gpu_config(lineage_id=run_id), "/mnt/omni-shared/r", "/mnt/omni-shared/d", name="x1")
+    validator.validate(job)
+    assert job["metadata"]["labels"][LINEAGE_LABEL] == run_id
+    unlabelled = build_trainjob(gpu_config(), "/mnt/omni-shared/r", "/mnt/omni-shared/d", name="x1")
+    assert LINEAGE_LABEL not in unlabelled["metadata"]["labels"]
+
+
 def test_the_schema_check_bites(validator):
     """The validator is not a no-op: a manifest the API server would refuse fails here too."""
     job = build_trainjob(gpu_config(), "/mnt/omni-shared/r", "/mnt/omni-shared/d", name="x1")
@@ -124,6 +135,7 @@ def test_job_names_are_fresh_dns_labels():
     ({"cleanup": "sometimes"}, "cleanup='sometimes'"),
     ({"name_prefix": "Emotion_Omni"}, "name_prefix='Emotion_Omni'"),
     ({"env": {"PET_NNODES": "4"}}, r"\['PET_NNODES'\]"),
+    ({"lineage_id": "run/7"}, "lineage_id='run/7' is not a valid Kubernetes label value"),
 ])
 def test_bad_config_names_the_key(overrides, message):
     with pytest.raises(ValueError, match=message):
