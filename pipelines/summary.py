@@ -9,11 +9,12 @@ from components.contracts import (
     METRIC_PITCH_ORDER_SPEARMAN, METRIC_RESPONSE_EMOTION_ACCURACY, METRIC_RESYNTHESIS_STOI,
     METRIC_SPEECH_EMOTION_AGREEMENT, METRIC_SPEECH_JUDGE_ACCURACY, METRIC_SPEECH_RTF, METRIC_UNSEEN_VOICE_CHRF,
     METRIC_UNSEEN_VOICE_USER_EMOTION_ACCURACY, METRIC_UNSEEN_VOICE_USER_EMOTION_GAP, METRIC_USER_EMOTION_ACCURACY,
-    METRIC_USER_EMOTION_MACRO_F1, METRIC_UTMOS,
+    METRIC_USER_EMOTION_MACRO_F1, METRIC_UTMOS, REPORT_HTML_FILE, REPORT_METRICS_FILE,
 )
 from components.evaluation.generalization import GENERALIZATION_TARGETS
 from components.evaluation.speech_eval import SPEECH_TARGETS
 from components.evaluation.targets import TargetCheck, check_targets
+from components.registry.config import RegistryConfig
 from components.registry.gate import GateDecision
 from pipelines.local_run import LocalRun
 
@@ -54,7 +55,7 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
         "stage1_model": steps["train"].artifacts["model"]["uri"],
         "training_runs": [steps[t].artifacts["training"]["uri"] for t in ("train", "train-speech")],
         "speech_units": steps["speech-units"].artifacts["units"]["uri"],
-        "report": str(evaluation_copy / "report.html"),
+        "report": str(evaluation_copy / REPORT_HTML_FILE),
         "model_card": str(Path(registered["uri"]) / MODEL_CARD_FILE),
         "lineage_id": registration["lineage_id"],
         "gate": json.loads((evaluation_copy / GATE_FILE).read_text()),
@@ -62,7 +63,7 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
         "mlflow": {
             "tracking_uri": registration["tracking_uri"], "model_name": registration["name"],
             "version": registration["version"], "run_id": registration["run_id"],
-            "aliases": ["challenger"] + (["champion"] if gate_passed else []),
+            "aliases": [RegistryConfig.challenger_alias] + ([RegistryConfig.champion_alias] if gate_passed else []),
         },
         "gate_passed": gate_passed,
         "triton": {"model_repository": repository["uri"],
@@ -83,7 +84,7 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
 
 def _not_computed(evaluation_dir: Path) -> dict[str, str]:
     """metric -> why the evaluation could not compute it (its metrics.json says)."""
-    return json.loads((evaluation_dir / "metrics.json").read_text()).get("not_computed") or {}
+    return json.loads((evaluation_dir / REPORT_METRICS_FILE).read_text()).get("not_computed") or {}
 
 
 def format_summary(summary: dict) -> str:

@@ -156,3 +156,24 @@ def test_trace_of_an_unknown_id_or_version_names_the_fix(registry):
         trace(registry.config, "no-such-run")
     with pytest.raises(RegistryError, match="has no version 999"):
         trace(registry.config, "999")
+
+
+def test_a_champion_evaluated_on_another_split_is_evaluated_again_on_this_one(tmp_path, tiny_model_dir,
+                                                                              tiny_dialogues):
+    """After a dataset change the stored metrics describe other turns: the champion is downloaded and scored on the
+    challenger's split, so the comparison is like for like."""
+    from components.registry import register_model
+    from components.registry.champion import EVAL_SPLIT_TAG, champion_metrics
+    from components.registry.workflow import promote_champion
+
+    config = RegistryConfig.local(tmp_path / "mlflow")
+    version = register_model(tiny_model_dir, config=config, params={}, metrics={"user_emotion_accuracy": 0.99},
+                             tags={EVAL_SPLIT_TAG: "an-older-split"}, lineage_id="old-run")
+    promote_champion(version.version, tracking_uri=config.tracking_uri, model_name=config.model_name)
+
+    champion = champion_metrics(config, "this-split", tiny_dialogues)
+
+    assert (champion.version, champion.source) == ("1", "re-evaluated")
+    assert champion.summary["user_emotion_accuracy"] != 0.99      # measured again, not the stored figure
+    assert {"chrf", "relevance_user", "resynthesis_stoi"} <= set(champion.summary)
+    assert champion_metrics(config, "an-older-split", tiny_dialogues).source == "stored"
