@@ -79,7 +79,8 @@ class GateConfig:
         if unknown:
             raise GateError(f"tolerances given for {unknown}, which the gate does not compare; it compares "
                             f"{sorted(COMPARISON_RULES)}. Fix: use one of those names.")
-        bad = {k: v for k, v in self.tolerances.items() if v is not None and not (math.isfinite(v) and v >= 0)}
+        bad = {k: v for k, v in self.tolerances.items() if v is not None and not (
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0)}
         if bad:
             raise GateError(f"tolerances {bad} must be finite numbers >= 0 (or null to skip the metric)")
 

@@ -127,6 +127,8 @@ def test_tolerances_are_configurable_and_a_metric_can_be_left_out():
         GateConfig(tolerances={"bleu": 1.0})
     with pytest.raises(GateError, match=">= 0"):
         GateConfig(tolerances={"chrf": -1.0})
+    with pytest.raises(GateError, match=r"\{'chrf': '2'\} must be finite numbers"):
+        GateConfig(tolerances={"chrf": "2"})      # as a hand-written --gate JSON might say it
 
 
 def test_a_metric_only_one_side_has_is_not_compared_and_decides_nothing():
