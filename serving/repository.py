@@ -21,15 +21,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from components.contracts import (
-    LINEAGE_FILE, MODEL_CARD_FILE, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE, TRITON_MODEL_NAME,
-    TRITON_STREAM_MODEL_NAME,
-)
+from components.contracts import LINEAGE_FILE, MODEL_CARD_FILE, TRITON_MODEL_NAME, TRITON_STREAM_MODEL_NAME
+from components.export.model_dir import check_model_dir
 
 TEMPLATES = Path(__file__).parent / "model_repository"
 TEMPLATE_DIR = TEMPLATES / TRITON_MODEL_NAME                 # emotion_omni: config.pbtxt and 1/model.py
 MODELS = (TRITON_MODEL_NAME, TRITON_STREAM_MODEL_NAME)       # every model a repository holds
-_REQUIRED_FILES = (MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE)
 
 
 def weights_dir_name(config_text: str) -> str:
@@ -91,13 +88,7 @@ def build_model_repository(model_dir: Path, repo_dir: Path, *, version: int = 1,
     LINEAGE_FILE beside the version; `model_card` into MODEL_CARD_FILE beside it.
     """
     model_dir, repo_dir = Path(model_dir), Path(repo_dir)
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"model_dir={str(model_dir)!r} is not a directory; pass the exported model "
-                                "directory (the export stage's output)")
-    missing = [name for name in _REQUIRED_FILES if not (model_dir / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f"model_dir={str(model_dir)!r} is missing {', '.join(missing)}; an exported "
-                                f"model directory holds {', '.join(_REQUIRED_FILES)}. Re-run the export stage.")
+    check_model_dir(model_dir, fix="pass the exported model directory (the export stage's output), or re-run it")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"version={version!r}: Triton model versions are integers >= 1")
 

@@ -12,12 +12,10 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from components.contracts import MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE
+from components.contracts import TOKENIZER_FILE
+from components.export.model_dir import check_model_dir
 from components.model.modeling import EmotionOmniForConditionalGeneration
 from components.model.tokenizer import load_tokenizer
-
-REQUIRED_FILES = (MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE)
-
 
 def save_pretrained(model: EmotionOmniForConditionalGeneration, tokenizer: Tokenizer, out_dir: Path,
                     metadata: dict | None = None) -> Path:
@@ -27,20 +25,10 @@ def save_pretrained(model: EmotionOmniForConditionalGeneration, tokenizer: Token
     return out_dir
 
 
-def check_model_dir(model_dir: Path) -> Path:
-    """Raise FileNotFoundError naming what is missing when `model_dir` is not an exported model."""
-    model_dir = Path(model_dir)
-    missing = [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"{model_dir} is not an exported Emotion Omni model: missing {missing}. Point at the directory "
-            "that `omni train` exported (…/model) or download a registered version first")
-    return model_dir
-
-
 def load_pretrained(model_dir: Path, device: str = "cpu") -> tuple[EmotionOmniForConditionalGeneration, Tokenizer]:
     """Rebuild the model and its tokenizer from their directory; eval mode, on `device`."""
-    model_dir = check_model_dir(model_dir)
+    model_dir = check_model_dir(model_dir, fix="point at the directory `omni train` exported (.../model), or "
+                                               "download a registered version first")
     model = EmotionOmniForConditionalGeneration.from_pretrained(model_dir, device=device)
     return model, load_tokenizer(model_dir / TOKENIZER_FILE)
 

@@ -29,7 +29,8 @@ from mlflow.entities import Experiment, LoggedModelOutput, LoggedModelStatus, Me
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from components.contracts import LINEAGE_TAG, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE
+from components.contracts import LINEAGE_TAG
+from components.export.model_dir import check_model_dir as model_dir_contract
 from components.registry.config import RegistryConfig
 from components.registry.connection import (
     RegistryError,
@@ -39,8 +40,6 @@ from components.registry.connection import (
     open_client,
 )
 
-# What Triton's model and the responder load; a directory without them is not worth registering.
-REQUIRED_MODEL_FILES = (MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE)
 
 
 @dataclass
@@ -212,15 +211,10 @@ def download_model(config: RegistryConfig, ref: str | int, dst: Path) -> Path:
 
 
 def check_model_dir(model_dir: Path) -> None:
-    """Raise RegistryError unless `model_dir` is a directory holding REQUIRED_MODEL_FILES."""
-    if not model_dir.is_dir():
-        raise RegistryError(f"model directory {model_dir} does not exist. Fix: pass the export step's output dir.")
-    missing = [name for name in REQUIRED_MODEL_FILES if not (model_dir / name).is_file()]
-    if missing:
-        raise RegistryError(
-            f"model directory {model_dir} lacks {missing}; it has {sorted(p.name for p in model_dir.iterdir())}. "
-            "Fix: register the directory written by the export step (save_pretrained), which holds all of "
-            f"{list(REQUIRED_MODEL_FILES)}.")
+    """Raise RegistryError unless `model_dir` holds what Triton's model and the responder load: not worth registering
+    otherwise."""
+    model_dir_contract(model_dir, error=RegistryError,
+                       fix="register the directory the export step wrote (save_pretrained)")
 
 
 def _log_batch(client: MlflowClient, run_id: str, metrics: list[Metric], params: list[Param]) -> None:

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from components.contracts import MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE
-from components.export.pretrained import check_model_dir
+from components.export.model_dir import check_model_dir
 from components.model.configuration import EmotionOmniConfig, EmotionOmniThinkerConfig
 from components.model.modeling import EmotionOmniForConditionalGeneration
 from components.speech.dataset_units import SpeechUnits, load_speech_units
@@ -135,10 +135,8 @@ def check_lora_targets(config: TrainConfig) -> None:
 def _emotion_encoder_weights(model_dir: Path) -> dict[str, torch.Tensor]:
     """The emotion encoder of an exported Emotion Omni model (our stand-in for a pretrained emotion2vec)."""
     prefix = "thinker.emotion_encoder."
-    try:
-        check_model_dir(model_dir)
-    except FileNotFoundError as error:
-        raise ValueError(f"TrainConfig.emotion_encoder_path: {error}") from None
+    check_model_dir(model_dir, error=ValueError, fix="set TrainConfig.emotion_encoder_path to a trained Emotion Omni "
+                                                   "model's directory (.../model), whose emotion encoder it takes")
     weights = load_file(str(model_dir / MODEL_WEIGHTS_FILE))
     return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
 

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from components.contracts import MODEL_CONFIG_FILE
-from components.export.pretrained import check_model_dir
+from components.export.model_dir import check_model_dir
 from components.model.configuration import EmotionOmniConfig, EmotionOmniTalkerConfig
 from components.model.tokenizer import apply_tokenizer, load_tokenizer, train_tokenizer
 from components.speech.backends import carry_checkpoint
@@ -72,7 +72,7 @@ def _prepare_speech(run_dir: Path, config: TrainConfig, init_model: Path | None,
     if init_model is None or speech_units is None:
         raise ValueError("stage 2 trains on a stage-1 model and speech units: pass init_model (the stage-1 "
                          "model directory) and speech_units (the speech-units step's directory)")
-    check_model_dir(init_model)
+    check_model_dir(init_model, fix="pass init_model: the stage-1 model directory `omni train` exported (.../model)")
     stage1 = EmotionOmniConfig.load(Path(init_model) / MODEL_CONFIG_FILE)
     token2wav = load_speech_units(speech_units).config  # checks the directory before anything is copied
     init = run_dir / INIT_DIR

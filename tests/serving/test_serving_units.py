@@ -129,7 +129,7 @@ def test_build_model_repository_names_the_missing_file(tmp_path):
     (model_dir / contracts.MODEL_WEIGHTS_FILE).unlink()
     with pytest.raises(FileNotFoundError, match=contracts.MODEL_WEIGHTS_FILE):
         build_model_repository(model_dir, tmp_path / "repo")
-    with pytest.raises(FileNotFoundError, match="not a directory"):
+    with pytest.raises(FileNotFoundError, match="the directory does not exist"):
         build_model_repository(tmp_path / "nope", tmp_path / "repo")
     with pytest.raises(ValueError, match="version"):
         build_model_repository(_exported(tmp_path / "v"), tmp_path / "repo", version=0)

@@ -17,8 +17,9 @@ from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 
 from components.contracts import LINEAGE_TAG
+from components.export.model_dir import MODEL_DIR_FILES
 from components.registry import RegistryConfig, RegistryError, download_model, promote, register_model, resolve
-from components.registry.mlflow_registry import REQUIRED_MODEL_FILES, find_version_by_lineage
+from components.registry.mlflow_registry import find_version_by_lineage
 from tests.components.registry.conftest import SERVER_BUCKET, SERVER_PREFIX, free_port
 from tests.components.registry.test_mlflow_registry import _model_dir
 
@@ -62,7 +63,7 @@ def test_round_trip_through_the_server_keeps_the_model_in_s3(mlflow_server, s3_s
     assert _files(local) == _files(model)
     # The server proxies artifacts: the client sees mlflow-artifacts:/..., the bytes live in the bucket.
     model_prefix = f"{SERVER_PREFIX}/{version.source_uri.removeprefix('mlflow-artifacts:/')}/"
-    assert _bucket_keys(s3_server, SERVER_BUCKET, model_prefix) == {model_prefix + f for f in REQUIRED_MODEL_FILES}
+    assert _bucket_keys(s3_server, SERVER_BUCKET, model_prefix) == {model_prefix + f for f in MODEL_DIR_FILES}
     run_keys = _bucket_keys(s3_server, SERVER_BUCKET, SERVER_PREFIX)
     assert any(k.endswith(f"/{version.run_id}/artifacts/report.md") for k in run_keys), sorted(run_keys)
     client = MlflowClient(mlflow_server.uri)
@@ -188,7 +189,7 @@ def test_registering_straight_into_the_database_with_s3_artifacts(mlflow_server,
     assert version.source_uri.startswith("s3://models/direct/")
     assert postgres_server.password not in version.tracking_uri
     prefix = version.source_uri.removeprefix("s3://models/") + "/"
-    assert _bucket_keys(s3_server, "models", prefix) == {prefix + f for f in REQUIRED_MODEL_FILES}
+    assert _bucket_keys(s3_server, "models", prefix) == {prefix + f for f in MODEL_DIR_FILES}
     assert _files(download_model(config, "challenger", tmp_path / "download")) == _files(model)
     through_server = RegistryConfig(mlflow_server.uri, model_name="direct")
     assert resolve(through_server, "challenger").source_uri == version.source_uri

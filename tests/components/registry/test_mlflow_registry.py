@@ -115,7 +115,7 @@ def no_aws_credentials(monkeypatch, tmp_path):
 def test_bad_inputs_fail_before_a_run_starts(registry, tmp_path, no_aws_credentials):
     incomplete = _model_dir(tmp_path / "incomplete", seed=3)
     (incomplete / TOKENIZER_FILE).unlink()
-    with pytest.raises(RegistryError, match=r"lacks \['tokenizer.json'\]"):
+    with pytest.raises(RegistryError, match=r"lacks \['tokenizer.json'\].*Fix: register the directory"):
         register_model(incomplete, config=registry.config, params={}, metrics={})
     s3 = RegistryConfig(registry.config.tracking_uri, artifact_location="s3://mlflow/artifacts", experiment="s3")
     with pytest.raises(RegistryError, match="AWS_ACCESS_KEY_ID"):
