@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,17 +38,29 @@ class TrainResult:
     summary: dict              # steps, throughput, parameter count, ...
     wall_seconds: float        # including process start-up and DeepSpeed op compilation
 
+    @classmethod
+    def of_run(cls, run_dir: Path, started: float, summary: dict | None = None) -> TrainResult:
+        """The result of the finished run in `run_dir` (its summary file unless `summary` is given), its loss curve
+        drawn; `started` is the time.time() the caller's training began."""
+        summary = summary if summary is not None else json.loads((run_dir / SUMMARY_FILE).read_text())
+        loss_curve = plot_loss_curve(run_dir / LOG_FILE, run_dir / LOSS_CURVE_FILE)
+        return cls(run_dir, run_dir / "model", run_dir / LOG_FILE, loss_curve, summary,
+                   round(time.time() - started, 2))
+
 
 # A rank's own exception line, e.g. "[rank1]: components.audio.io.AudioError: ...".
 _RANK_ERROR = re.compile(r"^\[rank\d+\]: [\w.]*(Error|Exception)\b.*")
 
 
+def first_rank_error(lines: Iterable[str]) -> str | None:
+    """The first exception a rank raised, from log lines: the other ranks then fail only on closed connections, so
+    the first one that is not about a closed connection is the root cause. None when no rank reported one."""
+    return next((line for line in lines if _RANK_ERROR.match(line) and "Connection closed by peer" not in line), None)
+
+
 def _root_cause(log_path: Path) -> str:
-    """The first exception a rank raised: the other ranks then fail only on closed connections."""
-    for line in log_path.read_text(errors="replace").splitlines():
-        if _RANK_ERROR.match(line) and "Connection closed by peer" not in line:
-            return line
-    return "no rank reported an exception (killed for memory? see the log)"
+    return (first_rank_error(log_path.read_text(errors="replace").splitlines())
+            or "no rank reported an exception (killed for memory? see the log)")
 
 
 def resume_point(run_dir: Path, config: TrainConfig, world_size: int, resume: bool) -> CheckpointInfo | None:
@@ -130,7 +143,4 @@ def train(dataset_dir: Path, run_dir: Path, config: TrainConfig | None = None, *
     if code != 0:
         raise TrainingError(f"training failed (torchrun exit {code}): {_root_cause(run_dir / 'train.log')}\n"
                             f"full log: {run_dir / 'train.log'}; its end:\n" + "\n".join(tail))
-    summary = json.loads((run_dir / SUMMARY_FILE).read_text())
-    loss_curve = plot_loss_curve(run_dir / LOG_FILE, run_dir / LOSS_CURVE_FILE)
-    return TrainResult(run_dir, run_dir / "model", run_dir / LOG_FILE, loss_curve, summary,
-                       round(time.time() - start, 2))
+    return TrainResult.of_run(run_dir, start)

@@ -27,10 +27,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from components.training.config import LOG_FILE, LOSS_CURVE_FILE, SUMMARY_FILE, TrainConfig
-from components.training.launch import _RANK_ERROR, TrainingError, TrainResult, resume_point
+from components.training.config import SUMMARY_FILE, TrainConfig
+from components.training.launch import TrainingError, TrainResult, first_rank_error, resume_point
 from components.training.prepare import prepare_run
-from components.training.plots import plot_loss_curve
 from components.training.trainjob import (
     GROUP, PLURAL, TRAIN_METRICS_PORT, TRAINER_JOB, VERSION, TrainJobConfig, build_trainjob, job_name,
 )
@@ -163,11 +162,7 @@ class _PodLogs:
 
     def root_cause(self) -> str | None:
         """The first exception a rank printed (the other ranks then fail only on closed connections)."""
-        for tail in self.tails.values():
-            for line in tail:
-                if _RANK_ERROR.match(line) and "Connection closed by peer" not in line:
-                    return line
-        return None
+        return first_rank_error(line for tail in self.tails.values() for line in tail)
 
     def last_lines(self) -> list[str]:
         return [f"[{self.labels[pod]}] {line}" for pod, tail in self.tails.items() for line in tail]
@@ -314,10 +309,7 @@ def run_trainjob(config: TrainJobConfig, run_dir: Path, dataset_dir: Path, train
     if not summary_path.is_file():
         raise TrainingError(f"{watch.where} completed but {summary_path} is missing: do the launcher and the "
                             f"trainer pods mount the same PVC ({config.pvc}) at {config.mount_path}?")
-    summary = json.loads(summary_path.read_text())
-    loss_curve = plot_loss_curve(run_dir / LOG_FILE, run_dir / LOSS_CURVE_FILE)
-    return TrainResult(run_dir, run_dir / "model", run_dir / LOG_FILE, loss_curve, summary,
-                       round(time.time() - start, 2))
+    return TrainResult.of_run(run_dir, start)
 
 
 def train_on_cluster(dataset_dir: Path, out_dir: Path, train_config: TrainConfig | None = None,
@@ -353,5 +345,4 @@ def train_on_cluster(dataset_dir: Path, out_dir: Path, train_config: TrainConfig
     # The job's name goes with the run's summary (and so to MLflow's stage run), for `omni lineage`.
     summary = {**result.summary, "trainjob": name}
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-    return TrainResult(out_dir, out_dir / "model", out_dir / LOG_FILE, out_dir / result.loss_curve.name,
-                       summary, round(time.time() - start, 2))
+    return TrainResult.of_run(out_dir, start, summary)
