@@ -139,7 +139,7 @@ def test_building_a_model_leaves_its_config_alone(tiny_tokenizer):
 
 def test_load_names_missing_files(tmp_path):
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(FileNotFoundError, match=r"missing \['model.safetensors', 'tokenizer.json'\]"):
+    with pytest.raises(FileNotFoundError, match=r"lacks \['model.safetensors', 'tokenizer.json'\]"):
         load_pretrained(tmp_path)
 
 
