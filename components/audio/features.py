@@ -9,6 +9,19 @@ from transformers import WhisperFeatureExtractor
 
 from components.contracts import SAMPLE_RATE
 
+HOP_LENGTH = 160         # Whisper's mel hop: 10 ms, 100 mel frames a second
+ENCODER_STRIDE = 2       # Whisper's encoder halves the frame rate (its second convolution)
+
+
+def mel_frames(window_seconds: float) -> int:
+    """Mel frames in a window of `window_seconds`."""
+    return int(round(window_seconds * SAMPLE_RATE / HOP_LENGTH))
+
+
+def adapter_frames(window_seconds: float, stack_factor: int) -> int:
+    """Frames the adapter hands the LLM for a whole window: mel hop -> encoder stride -> stacking k frames."""
+    return mel_frames(window_seconds) // ENCODER_STRIDE // stack_factor
+
 
 class LogMelFrontend:
     """Waveforms -> (B, n_mels, window frames) log-mel + the number of valid 10 Hz frames per item.
@@ -21,14 +34,14 @@ class LogMelFrontend:
         self.window_samples = int(round(window_seconds * SAMPLE_RATE))
         self.stack_factor = stack_factor
         self.extractor = WhisperFeatureExtractor(
-            feature_size=n_mels, sampling_rate=SAMPLE_RATE, hop_length=160, n_fft=400,
+            feature_size=n_mels, sampling_rate=SAMPLE_RATE, hop_length=HOP_LENGTH, n_fft=400,
             chunk_length=window_seconds)
-        self.max_frames = int(round(window_seconds * 100)) // 2 // stack_factor
+        self.max_frames = adapter_frames(window_seconds, stack_factor)
 
     def valid_frames(self, n_samples: int) -> int:
-        """10 Hz adapter frames that carry audio: mel hop 160 -> encoder stride 2 -> stack k."""
+        """10 Hz adapter frames that carry audio: mel hop -> encoder stride -> stack k."""
         n = min(n_samples, self.window_samples)
-        return max(1, min(self.max_frames, math.ceil(n / 160 / 2 / self.stack_factor)))
+        return max(1, min(self.max_frames, math.ceil(n / HOP_LENGTH / ENCODER_STRIDE / self.stack_factor)))
 
     def __call__(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         clipped = [np.asarray(w, dtype=np.float32)[: self.window_samples] for w in waves]

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from components.audio.features import LogMelFrontend
+from components.audio.features import ENCODER_STRIDE, LogMelFrontend
 from components.audio.io import load_wav
 from components.contracts import UNSEEN_VOICE_SPLIT, USER_EMOTIONS
 from components.evaluation.classification import accuracy, confusion_matrix
@@ -94,7 +94,7 @@ def probe_user_emotion(train_dirs: list[Path], eval_dir: Path, config: ProbeConf
 
     torch.manual_seed(config.seed)
     x, frames, y = _features(frontend, train_rows, progress)
-    encoder = EmotionEncoder(c.n_mels, c.emotion_encoder_dim, c.emotion_encoder_layers, c.mel_frames // 2,
+    encoder = EmotionEncoder(c.n_mels, c.emotion_encoder_dim, c.emotion_encoder_layers, c.encoder_frames,
                              c.emotion_encoder_dropout)
     classifier = UserEmotionClassifier(c.emotion_encoder_dim, len(USER_EMOTIONS))
     parameters = [*encoder.parameters(), *classifier.parameters()]
@@ -102,7 +102,8 @@ def probe_user_emotion(train_dirs: list[Path], eval_dir: Path, config: ProbeConf
     steps_per_epoch = -(-len(y) // config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_schedule(config.epochs * steps_per_epoch, config.warmup_ratio))
-    mel_frames_per_frame = c.stack_factor * 2  # valid frames count 10 Hz adapter frames; SpecAugment masks mel frames
+    # Valid frames count 10 Hz adapter frames; SpecAugment masks mel frames.
+    mel_frames_per_frame = c.stack_factor * ENCODER_STRIDE
 
     def logits(batch_x: torch.Tensor, batch_frames: torch.Tensor) -> torch.Tensor:
         return classifier(encoder(batch_x), batch_frames * c.stack_factor)

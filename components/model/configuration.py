@@ -19,6 +19,7 @@ from typing import Any
 
 from transformers import Qwen2Config, WhisperConfig
 
+from components.audio.features import ENCODER_STRIDE, mel_frames
 from components.contracts import RESPONSE_EMOTIONS, USER_EMOTIONS
 from components.speech.config import check_keys as _check_keys
 from components.speech.config import EmotionOmniToken2WavConfig
@@ -86,12 +87,17 @@ class EmotionOmniThinkerConfig:
     @property
     def mel_frames(self) -> int:
         """Mel frames in one window (Whisper's hop is 10 ms, so 100 per second)."""
-        return int(round(self.window_seconds * 100))
+        return mel_frames(self.window_seconds)
+
+    @property
+    def encoder_frames(self) -> int:
+        """Whisper encoder positions for one window (and the emotion encoder's)."""
+        return self.mel_frames // ENCODER_STRIDE
 
     def whisper_config(self) -> WhisperConfig:
         """audio_config with the front end's mel bins and window (a copy: the config itself is not changed)."""
         return WhisperConfig(**{**self.audio_config.to_dict(), "num_mel_bins": self.n_mels,
-                                "max_source_positions": self.mel_frames // 2})
+                                "max_source_positions": self.encoder_frames})
 
     def qwen2_config(self) -> Qwen2Config:
         """text_config with the tokenizer's special ids, grown to the tokenizer's size if it is smaller."""
@@ -115,11 +121,11 @@ class EmotionOmniThinkerConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the field and the fix when the config cannot build a thinker."""
-        if self.mel_frames % (2 * self.stack_factor):
+        if self.mel_frames % (ENCODER_STRIDE * self.stack_factor):
             raise ValueError(
                 f"window_seconds={self.window_seconds} gives {self.mel_frames} mel frames, not divisible by "
-                f"2*stack_factor={2 * self.stack_factor}; pick a window that is a multiple of "
-                f"{2 * self.stack_factor / 100:g} s")
+                f"{ENCODER_STRIDE}*stack_factor={ENCODER_STRIDE * self.stack_factor}; pick a window that is a multiple "
+                f"of {ENCODER_STRIDE * self.stack_factor / 100:g} s")
         if self.emotion_dim < len(self.response_emotions):
             raise ValueError(
                 f"emotion_dim={self.emotion_dim} is smaller than the {len(self.response_emotions)} response "

@@ -19,6 +19,7 @@ from torch import nn
 from transformers import Qwen2ForCausalLM, WhisperModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
+from components.audio.features import ENCODER_STRIDE
 from components.model.adapters import FrameStackAdapter, interleave
 from components.model.configuration import EmotionOmniThinkerConfig
 from components.model.emotion_encoder import EmotionEncoder
@@ -60,7 +61,7 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
         self.config = config
         self.speech_encoder = WhisperEncoder(config.whisper_config())
         self.emotion_encoder = EmotionEncoder(
-            config.n_mels, config.emotion_encoder_dim, config.emotion_encoder_layers, config.mel_frames // 2,
+            config.n_mels, config.emotion_encoder_dim, config.emotion_encoder_layers, config.encoder_frames,
             config.emotion_encoder_dropout)
         self.llm = Qwen2ForCausalLM(config.qwen2_config())
         hidden = config.hidden_size
@@ -103,7 +104,7 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
         with `audio_frames` (valid 10 Hz frames per item), SpecAugment masks the log-mel first."""
         c = self.config
         if self.training and audio_frames is not None and (c.spec_freq_masks or c.spec_time_masks):
-            input_features = spec_augment(input_features, audio_frames * c.stack_factor * 2,
+            input_features = spec_augment(input_features, audio_frames * c.stack_factor * ENCODER_STRIDE,
                                           freq_masks=c.spec_freq_masks, freq_width=c.spec_freq_width,
                                           time_masks=c.spec_time_masks, time_width=c.spec_time_width)
         speech = self.speech_encoder(input_features).last_hidden_state  # (B, T50, d_model)
