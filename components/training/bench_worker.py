@@ -22,9 +22,10 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from components.contracts import TOKENIZER_FILE, TRAIN_CONFIG_FILE
 from components.model.tokenizer import load_tokenizer
 from components.synthesis import read_manifest
-from components.training.config import CONFIG_FILE, TOKENIZER_FILE, TrainConfig, deepspeed_config
+from components.training.config import TrainConfig, deepspeed_config
 from components.training.consolidate import parameter_counts
 from components.training.data import DialogueDataset, collate, to_device
 from components.training.flops import batch_tokens, flops_per_token, peak_tflops
@@ -45,7 +46,7 @@ def _batches(loader, sampler):
 def run(run_dir: Path, dataset_dir: Path, mode: str, steps: int, warmup: int, out: Path) -> None:
     if mode not in MODES:
         raise ValueError(f"--mode {mode!r}: use one of {MODES}")
-    config = TrainConfig.load(run_dir / CONFIG_FILE)
+    config = TrainConfig.load(run_dir / TRAIN_CONFIG_FILE)
     distributed = mode != "torch"
     on_gpu = torch.cuda.is_available()
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if on_gpu else torch.device("cpu")

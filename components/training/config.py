@@ -14,15 +14,9 @@ from typing import Any
 
 import torch
 
-from components.contracts import (  # noqa: F401 (LOSS_CURVE_FILE, TOKENIZER_FILE: the launcher's and workers' import)
-    LOSS_CURVE_FILE, TOKENIZER_FILE, TRAIN_CONFIG_FILE, TRAIN_LOG_FILE, TRAIN_SUMMARY_FILE,
-)
 from components.model.configuration import EmotionOmniConfig
 
-# Files in a run directory, shared by the launcher (parent) and the workers (ranks); named in contracts.py.
-CONFIG_FILE = TRAIN_CONFIG_FILE
-LOG_FILE = TRAIN_LOG_FILE
-SUMMARY_FILE = TRAIN_SUMMARY_FILE
+# A run directory's files are named in contracts.py (TRAIN_CONFIG_FILE, TRAIN_LOG_FILE, TRAIN_SUMMARY_FILE, ...).
 INIT_DIR = "init"                    # stage 2: the stage-1 model and the speech units, copied into the run
 INIT_MODEL = "model"                 # RUN/init/model: the stage-1 model the thinker comes from
 INIT_UNITS = "units"                 # RUN/init/units: the speech-units step's output

@@ -17,9 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.contracts import LOSS_CURVE_FILE, TRAIN_LOG_FILE, TRAIN_SUMMARY_FILE
 from components.cpu import thread_env
 from components.training.checkpoints import CHECKPOINT_DIR, CheckpointInfo, check_resumable, latest_complete
-from components.training.config import LOG_FILE, LOSS_CURVE_FILE, SUMMARY_FILE, TrainConfig
+from components.training.config import TrainConfig
 from components.training.mirror import CheckpointMirror
 from components.training.plots import plot_loss_curve
 from components.training.prepare import prepare_run
@@ -42,9 +43,9 @@ class TrainResult:
     def of_run(cls, run_dir: Path, started: float, summary: dict | None = None) -> TrainResult:
         """The result of the finished run in `run_dir` (its summary file unless `summary` is given), its loss curve
         drawn; `started` is the time.time() the caller's training began."""
-        summary = summary if summary is not None else json.loads((run_dir / SUMMARY_FILE).read_text())
-        loss_curve = plot_loss_curve(run_dir / LOG_FILE, run_dir / LOSS_CURVE_FILE)
-        return cls(run_dir, run_dir / "model", run_dir / LOG_FILE, loss_curve, summary,
+        summary = summary if summary is not None else json.loads((run_dir / TRAIN_SUMMARY_FILE).read_text())
+        loss_curve = plot_loss_curve(run_dir / TRAIN_LOG_FILE, run_dir / LOSS_CURVE_FILE)
+        return cls(run_dir, run_dir / "model", run_dir / TRAIN_LOG_FILE, loss_curve, summary,
                    round(time.time() - started, 2))
 
 

@@ -11,7 +11,7 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from components.contracts import MODEL_CONFIG_FILE
+from components.contracts import MODEL_CONFIG_FILE, TOKENIZER_FILE, TRAIN_CONFIG_FILE
 from components.export.model_dir import check_model_dir
 from components.model.configuration import EmotionOmniConfig, EmotionOmniTalkerConfig
 from components.model.tokenizer import apply_tokenizer, load_tokenizer, train_tokenizer
@@ -21,7 +21,7 @@ from components.synthesis import read_manifest
 from components.training.model_setup import (
     check_lora_targets, check_pretrained_paths, emotion_encoder_architecture,
 )
-from components.training.config import CONFIG_FILE, INIT_DIR, INIT_MODEL, INIT_UNITS, TOKENIZER_FILE, TrainConfig
+from components.training.config import INIT_DIR, INIT_MODEL, INIT_UNITS, TrainConfig
 
 
 def prepare_run(dataset_dir: Path, run_dir: Path, config: TrainConfig, init_model: Path | None = None,
@@ -41,7 +41,7 @@ def prepare_run(dataset_dir: Path, run_dir: Path, config: TrainConfig, init_mode
         _prepare_speech(run_dir, config, init_model, speech_units)
     config.model.validate()
     check_lora_targets(config)
-    config.save(run_dir / CONFIG_FILE)
+    config.save(run_dir / TRAIN_CONFIG_FILE)
     return config
 
 

@@ -16,7 +16,8 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from components.training.config import LOG_FILE, TrainConfig
+from components.contracts import TRAIN_LOG_FILE
+from components.training.config import TrainConfig
 from components.training.flops import batch_tokens
 
 
@@ -27,7 +28,7 @@ class Progress:
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
         self.flops_per_token, self.peak_tflops = flops_per_token, peak_tflops
         rank0 = self.rank == 0
-        self.log = _open_log(Path(run_dir) / LOG_FILE, start_step) if rank0 else None
+        self.log = _open_log(Path(run_dir) / TRAIN_LOG_FILE, start_step) if rank0 else None
         self.metrics = None
         if rank0 and config.metrics_port:
             from components.training.metrics import TrainMetrics

@@ -27,7 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from components.training.config import SUMMARY_FILE, TrainConfig
+from components.contracts import TRAIN_SUMMARY_FILE
+from components.training.config import TrainConfig
 from components.training.launch import TrainingError, TrainResult, first_rank_error, resume_point
 from components.training.prepare import prepare_run
 from components.training.trainjob import (
@@ -305,7 +306,7 @@ def run_trainjob(config: TrainJobConfig, run_dir: Path, dataset_dir: Path, train
         lines += ["last log lines:", *tail] if tail else ["no log lines were read from the trainer pods"]
         raise TrainingError("\n".join(lines))
 
-    summary_path = run_dir / SUMMARY_FILE
+    summary_path = run_dir / TRAIN_SUMMARY_FILE
     if not summary_path.is_file():
         raise TrainingError(f"{watch.where} completed but {summary_path} is missing: do the launcher and the "
                             f"trainer pods mount the same PVC ({config.pvc}) at {config.mount_path}?")
@@ -344,5 +345,5 @@ def train_on_cluster(dataset_dir: Path, out_dir: Path, train_config: TrainConfig
     shutil.rmtree(stage, ignore_errors=True)
     # The job's name goes with the run's summary (and so to MLflow's stage run), for `omni lineage`.
     summary = {**result.summary, "trainjob": name}
-    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / TRAIN_SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return TrainResult.of_run(out_dir, start, summary)

@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
+from components.contracts import TOKENIZER_FILE, TRAIN_CONFIG_FILE, TRAIN_SUMMARY_FILE
 from components.export.pretrained import save_pretrained
 from components.model.modeling import EmotionOmniForConditionalGeneration, EmotionOmniOutput
 from components.model.tokenizer import load_tokenizer
@@ -31,7 +32,7 @@ from components.training.checkpoints import (
     CHECKPOINT_DIR, CheckpointInfo, TrainPosition, check_resumable, fingerprint, latest_complete, load_rng,
     mark_complete, prune, save_rng, tag_for,
 )
-from components.training.config import CONFIG_FILE, SUMMARY_FILE, TOKENIZER_FILE, TrainConfig, deepspeed_config
+from components.training.config import TrainConfig, deepspeed_config
 from components.training.consolidate import gathered_state_dict, parameter_counts
 from components.training.data import DialogueDataset, collate, to_device
 from components.training.faults import maybe_fault
@@ -72,7 +73,7 @@ class ResumableSampler(DistributedSampler):
 def train_worker(run_dir: Path, dataset_dir: Path, resume: bool = False) -> None:
     import deepspeed  # heavy; imported only in the training processes
 
-    config = TrainConfig.load(run_dir / CONFIG_FILE)
+    config = TrainConfig.load(run_dir / TRAIN_CONFIG_FILE)
     on_gpu = torch.cuda.is_available()
     # NCCL between GPUs (a TrainJob on a GPU node pool); gloo on CPU (local runs, CI).
     deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo")
@@ -178,7 +179,7 @@ def train_worker(run_dir: Path, dataset_dir: Path, resume: bool = False) -> None
                             "stage": config.stage})
     if rank == 0:
         total, trainable = parameter_counts(engine.module)
-        (run_dir / SUMMARY_FILE).write_text(json.dumps({
+        (run_dir / TRAIN_SUMMARY_FILE).write_text(json.dumps({
             "stage": config.stage, "steps": position.step, "epochs_run": epochs_run, "world_size": world,
             "train_samples": len(dataset), "samples_seen": position.samples, "train_seconds": round(elapsed, 2),
             "samples_per_second": round(position.samples / max(elapsed, 1e-9), 2),
