@@ -2,7 +2,7 @@
 VENV ?= .venv
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test test-fast compile clean
+.PHONY: setup demo test test-fast lint compile clean
 
 setup:            ## system packages + venv + pinned stack (idempotent)
 	VENV=$(VENV) bash infra/setup.sh
@@ -10,8 +10,11 @@ setup:            ## system packages + venv + pinned stack (idempotent)
 demo: setup       ## the whole pipeline locally with kfp.local, then a summary
 	$(VENV)/bin/omni demo
 
-test: setup       ## the whole suite, including the end-to-end pipeline test
+test: setup lint  ## lint, then the whole suite, including the end-to-end pipeline test
 	$(VENV)/bin/python -m pytest -q
+
+lint: setup       ## ruff (rules in pyproject.toml)
+	$(VENV)/bin/ruff check .
 
 test-fast: setup  ## everything but the end-to-end pipeline run
 	$(VENV)/bin/python -m pytest -q -m "not e2e"

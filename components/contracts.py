@@ -78,7 +78,8 @@ OUTPUT_RESPONSE_TEXT = "RESPONSE_TEXT"        # BYTES [1]: UTF-8 reply text
 OUTPUT_RESPONSE_EMOTION = "RESPONSE_EMOTION"  # BYTES [1]: one of RESPONSE_EMOTIONS
 OUTPUT_USER_EMOTION = "USER_EMOTION"          # BYTES [1]: one of USER_EMOTIONS
 OUTPUT_EMOTION_VECTOR = "EMOTION_VECTOR"      # FP32 [E]: the predicted response-emotion embedding
-OUTPUT_RESPONSE_AUDIO = "RESPONSE_AUDIO"      # BYTES [1]: 16 kHz mono WAV bytes of the model's own spoken reply (talker + token2wav); b"" when there is none
+# BYTES [1]: 16 kHz mono WAV bytes of the model's own spoken reply (talker + token2wav); b"" when there is none
+OUTPUT_RESPONSE_AUDIO = "RESPONSE_AUDIO"
 OUTPUT_SPEECH_NOTE = "SPEECH_NOTE"            # BYTES [1]: why RESPONSE_AUDIO is empty (UTF-8); b"" when it is not
 
 # Custom metrics the Triton model exports beside Triton's own nv_* series (pb_utils.MetricFamily). Triton counts

@@ -41,11 +41,10 @@ def demo(data_dir: Path = DEFAULT_DATA_DIR, n: int | None = None, epochs: int | 
          instance_kind: str = "cpu", speech_epochs: int | None = None, speech_max_steps: int = 0,
          speech_train_config_json: str = "{}", token2wav_json: str = "{}", restyled_per_reply: int = 0) -> dict:
     """Run the whole pipeline with kfp.local and print where everything is, the metrics and step times."""
-    from pipelines.local_run import run_local
-    from pipelines.summary import build_summary, format_summary
-
     from components.synthesis.config import SynthesisConfig
     from components.training.config import SpeechTrainConfig, TrainConfig
+    from pipelines.local_run import run_local
+    from pipelines.summary import build_summary, format_summary
 
     data_dir = Path(data_dir).resolve()
     n, epochs = n or SynthesisConfig.n, epochs or TrainConfig.epochs
@@ -108,7 +107,8 @@ def train(dataset: Path, out: Path, epochs: int | None = None, nproc: int | None
           resume: bool = False):
     """Training stage 1 (the thinker) or, with --stage 2, the talker on a stage-1 model and speech units;
     `resume` continues a killed run from its newest complete checkpoint."""
-    from components.training import TrainConfig, train as run_training
+    from components.training import TrainConfig
+    from components.training import train as run_training
     from components.training.config import SpeechTrainConfig
 
     if stage == 2 and (init_model is None or units is None):
@@ -362,7 +362,8 @@ def lineage(ref: str, tracking_uri: str = "", data_dir: Path = DEFAULT_DATA_DIR,
 
 def compile_pipeline(out: Path = Path("pipeline.yaml"), settings=None) -> Path:
     """Write the IR YAML; `settings` (a ClusterSettings) defaults to the pipeline's defaults."""
-    from pipelines.emotion_omni import ClusterSettings, compile_pipeline as compile_ir
+    from pipelines.emotion_omni import ClusterSettings
+    from pipelines.emotion_omni import compile_pipeline as compile_ir
 
     compile_ir(str(out), settings or ClusterSettings())
     print(f"compiled IR YAML: {out}")

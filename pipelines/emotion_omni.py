@@ -8,7 +8,8 @@ kfp.local ignores them, so the local run and the cluster run execute the same gr
 
 Stage 1 trains the thinker (reply text + emotion); the speech-units step fits k-means units on the reply audio;
 stage 2 freezes the thinker and trains the talker and the unit -> mel model, so the registered and served model
-speaks with its own voice. Both stages run where the `train_backend` parameter says: "local" (default) trains inside the train step's pod
+speaks with its own voice. Both stages run where the `train_backend` parameter says: "local" (default) trains inside
+the train step's pod
 with torchrun; "trainjob" makes the step a launcher that runs a Kubeflow Trainer TrainJob of
 `trainjob_num_nodes` x `trainjob_gpus_per_node` ranks and waits for it. That needs, on the cluster:
 - a ReadWriteMany PVC (`ClusterSettings.shared_pvc`), mounted into the train step and every TrainJob node at

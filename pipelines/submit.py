@@ -19,9 +19,9 @@ import os
 import socket
 import tempfile
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -196,7 +196,7 @@ def _package(package: Path | None, settings: ClusterSettings) -> Iterator[Path]:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H-%M-%S")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H-%M-%S")
 
 
 # --- submit / schedule --------------------------------------------------------------------------------------

@@ -4,12 +4,30 @@ import json
 from pathlib import Path
 
 from components.contracts import (
-    GATE_FILE, METRIC_CHRF, METRIC_DNSMOS_OVRL, METRIC_EMPATHY_SCORE, METRIC_RELEVANCE_REFERENCE,
-    METRIC_RELEVANCE_USER, MODEL_CARD_FILE, METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS, METRIC_MCD_DB,
-    METRIC_PITCH_ORDER_SPEARMAN, METRIC_RESPONSE_EMOTION_ACCURACY, METRIC_RESYNTHESIS_STOI,
-    METRIC_SPEECH_EMOTION_AGREEMENT, METRIC_SPEECH_JUDGE_ACCURACY, METRIC_SPEECH_RTF, METRIC_UNSEEN_VOICE_CHRF,
-    METRIC_UNSEEN_VOICE_USER_EMOTION_ACCURACY, METRIC_UNSEEN_VOICE_USER_EMOTION_GAP, METRIC_USER_EMOTION_ACCURACY,
-    METRIC_USER_EMOTION_MACRO_F1, METRIC_UTMOS, REPORT_HTML_FILE, REPORT_METRICS_FILE,
+    GATE_FILE,
+    METRIC_CHRF,
+    METRIC_DNSMOS_OVRL,
+    METRIC_EMPATHY_SCORE,
+    METRIC_LATENCY_P50_MS,
+    METRIC_LATENCY_P95_MS,
+    METRIC_MCD_DB,
+    METRIC_PITCH_ORDER_SPEARMAN,
+    METRIC_RELEVANCE_REFERENCE,
+    METRIC_RELEVANCE_USER,
+    METRIC_RESPONSE_EMOTION_ACCURACY,
+    METRIC_RESYNTHESIS_STOI,
+    METRIC_SPEECH_EMOTION_AGREEMENT,
+    METRIC_SPEECH_JUDGE_ACCURACY,
+    METRIC_SPEECH_RTF,
+    METRIC_UNSEEN_VOICE_CHRF,
+    METRIC_UNSEEN_VOICE_USER_EMOTION_ACCURACY,
+    METRIC_UNSEEN_VOICE_USER_EMOTION_GAP,
+    METRIC_USER_EMOTION_ACCURACY,
+    METRIC_USER_EMOTION_MACRO_F1,
+    METRIC_UTMOS,
+    MODEL_CARD_FILE,
+    REPORT_HTML_FILE,
+    REPORT_METRICS_FILE,
 )
 from components.evaluation.generalization import GENERALIZATION_TARGETS
 from components.evaluation.speech_eval import SPEECH_TARGETS
@@ -32,7 +50,8 @@ STEP_OUTPUTS = {
 }
 METRIC_KEYS = (METRIC_USER_EMOTION_ACCURACY, METRIC_USER_EMOTION_MACRO_F1, METRIC_UNSEEN_VOICE_USER_EMOTION_ACCURACY,
                METRIC_UNSEEN_VOICE_USER_EMOTION_GAP, METRIC_RESPONSE_EMOTION_ACCURACY, METRIC_CHRF,
-               METRIC_UNSEEN_VOICE_CHRF, METRIC_RELEVANCE_USER, METRIC_RELEVANCE_REFERENCE, METRIC_EMPATHY_SCORE, METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS, METRIC_SPEECH_EMOTION_AGREEMENT,
+               METRIC_UNSEEN_VOICE_CHRF, METRIC_RELEVANCE_USER, METRIC_RELEVANCE_REFERENCE, METRIC_EMPATHY_SCORE,
+               METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS, METRIC_SPEECH_EMOTION_AGREEMENT,
                METRIC_SPEECH_JUDGE_ACCURACY, METRIC_RESYNTHESIS_STOI, METRIC_PITCH_ORDER_SPEARMAN, METRIC_MCD_DB,
                METRIC_DNSMOS_OVRL, METRIC_UTMOS, METRIC_SPEECH_RTF)
 TRAIN_KEYS = ("stage", "steps", "samples_per_second", "parameters", "trainable_parameters", "world_size", "zero_stage")
@@ -74,7 +93,8 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
         "metrics": {k: evaluation["metadata"].get(k) for k in METRIC_KEYS},
         "targets": [dataclasses.asdict(t)
                     for t in check_targets(evaluation["metadata"], {**SPEECH_TARGETS, **GENERALIZATION_TARGETS})],
-        "train": [{k: steps[t].artifacts["model"]["metadata"][k] for k in TRAIN_KEYS} for t in ("train", "train-speech")],
+        "train": [{k: steps[t].artifacts["model"]["metadata"][k] for k in TRAIN_KEYS}
+                  for t in ("train", "train-speech")],
         "step_seconds": {label: max((steps[name].artifacts[output]["metadata"].get("wall_seconds") or 0
                                      for name in steps if name == task or name.startswith(f"{task}[")), default=None)
                          for task, (label, output) in STEP_OUTPUTS.items()},
@@ -88,7 +108,7 @@ def _not_computed(evaluation_dir: Path) -> dict[str, str]:
 
 
 def format_summary(summary: dict) -> str:
-    m, r = summary["mlflow"], summary["triton"]["reply"]
+    m, t, r = summary["mlflow"], summary["triton"], summary["triton"]["reply"]
     lines = ["", "Emotion Omni: pipeline finished", "=" * 64, f"data      {summary['dataset']}",
              f"model     {summary['model']}  (thinker + talker + token2wav)"]
     for t in summary["train"]:
@@ -102,9 +122,9 @@ def format_summary(summary: dict) -> str:
         f"lineage   {summary['lineage_id']}  (`omni lineage {summary['lineage_id']}` walks it; model card "
         f"{summary['model_card']})",
         *_gate_lines(summary["gate"]),
-        f"triton    repository {summary['triton']['model_repository']}"
-        + (f"\n          published to {summary['triton']['published_uri']}"
-           f" ({summary['triton']['published_instance_kind']} instances)" if summary['triton']['published_uri'] else ""),
+        f"triton    repository {t['model_repository']}"
+        + (f"\n          published to {t['published_uri']} ({t['published_instance_kind']} instances)"
+           if t["published_uri"] else ""),
         f"          answered at {summary['triton']['endpoint_used']} by v{r['model_version']} "
         f"(lineage {r['lineage_id'] or 'not recorded'}) in {r['latency_s']} s "
         "(stopped after the smoke test; `omni serve --model-repository <repository>` serves it again)",

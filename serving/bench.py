@@ -425,7 +425,8 @@ def plot_bench(rows: list[LevelResult], path: Path) -> Path:
     latency.set(xlabel="concurrent clients", ylabel="seconds", title="Latency (whole reply; first audio dotted)")
     for axes in (throughput, latency):
         axes.set_xscale("log", base=2)
-        axes.set_xticks(sorted({r.concurrency for r in rows}), labels=[str(c) for c in sorted({r.concurrency for r in rows})])
+        levels = sorted({r.concurrency for r in rows})
+        axes.set_xticks(levels, labels=[str(c) for c in levels])
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
     figure.savefig(path, dpi=110)

@@ -22,8 +22,15 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from components.contracts import (
-    INPUT_AUDIO, OUTPUT_AUDIO_CHUNK, OUTPUT_EMOTION_VECTOR, OUTPUT_RESPONSE_EMOTION, OUTPUT_RESPONSE_TEXT,
-    OUTPUT_SPEECH_NOTE, OUTPUT_USER_EMOTION, SAMPLE_RATE, TRITON_STREAM_MODEL_NAME,
+    INPUT_AUDIO,
+    OUTPUT_AUDIO_CHUNK,
+    OUTPUT_EMOTION_VECTOR,
+    OUTPUT_RESPONSE_EMOTION,
+    OUTPUT_RESPONSE_TEXT,
+    OUTPUT_SPEECH_NOTE,
+    OUTPUT_USER_EMOTION,
+    SAMPLE_RATE,
+    TRITON_STREAM_MODEL_NAME,
 )
 from serving.client import ServingError, check_size
 
@@ -85,7 +92,8 @@ class EmotionOmniStreamClient:
                 try:
                     result, error = results.get(timeout=self.timeout_s)
                 except queue.Empty:
-                    raise ServingError(f"no stream response within timeout_s={self.timeout_s} s", url=self.url)
+                    raise ServingError(f"no stream response within timeout_s={self.timeout_s} s",
+                                       url=self.url) from None
                 if error is not None:
                     done = True  # an error response ends the request
                     raise _serving_error(error, self.url)

@@ -1,6 +1,7 @@
 """Fixtures shared across the suite: tiny models the project makes itself (nothing is downloaded)."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -121,8 +122,8 @@ def s3_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("seaweedfs")
     key, secret = "omni-test", "omni-test-secret-" + os.urandom(6).hex()
     (root / "s3.json").write_text(
-        '{"identities":[{"name":"omni","credentials":[{"accessKey":"%s","secretKey":"%s"}],'
-        '"actions":["Admin","Read","Write","List","Tagging"]}]}' % (key, secret))
+        json.dumps({"identities": [{"name": "omni", "credentials": [{"accessKey": key, "secretKey": secret}],
+                                    "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
 
     def free_port() -> int:
         with socket.socket() as s:

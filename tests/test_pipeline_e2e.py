@@ -153,7 +153,8 @@ def test_published_where_the_helm_chart_reads(demo_run):
     client = Minio(endpoint, access_key=key, secret_key=secret, secure=False)
     names = {o.object_name for o in client.list_objects("models", prefix="emotion-omni/triton/", recursive=True)}
     base = f"emotion-omni/triton/{version}/emotion_omni"
-    assert {f"{base}/config.pbtxt", f"{base}/{version}/model.py", f"{base}/{version}/weights/model.safetensors"} <= names
+    expected = {f"{base}/config.pbtxt", f"{base}/{version}/model.py", f"{base}/{version}/weights/model.safetensors"}
+    assert expected <= names
     published_config = client.get_object("models", f"{base}/config.pbtxt").read().decode()
     assert "kind: KIND_GPU" in published_config  # what the chart's gpu profile serves
     local_config = Path(summary["triton"]["model_repository"]) / "emotion_omni" / "config.pbtxt"
@@ -182,7 +183,8 @@ def test_lineage_walks_the_run_from_pipeline_to_triton(demo_run, capsys):
     assert main(["lineage", lineage_id, "--data-dir", str(data_dir)]) == 0
     chain = capsys.readouterr().out
     for expected in (f"lineage {lineage_id}", summary["mlflow"]["run_id"], f"emotion-omni v{version}",
-                     "stage 1: thinker", "stage 2: talker", "gate             passed", summary["triton"]["published_uri"],
+                     "stage 1: thinker", "stage 2: talker", "gate             passed",
+                     summary["triton"]["published_uri"],
                      summary["triton"]["model_repository"]):
         assert expected in chain, expected
     assert main(["lineage", version, "--data-dir", str(data_dir)]) == 0   # a version number walks the same chain

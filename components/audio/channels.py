@@ -109,10 +109,11 @@ def describe_channel(effects: list[dict]) -> str:
     parts = []
     for e in effects:
         name = e["effect"]
-        detail = {"reverb": lambda: f"{e['reverberance']},{e['room_scale']}",
-                  "noise": lambda: f"{e['color']},{e['snr_db']:g}dB", "level": lambda: f"{e['gain_db']:+g}dB",
-                  "clip": lambda: f"x{e['gain']:g}", "resample": lambda: f"{e['rate']}Hz",
-                  "codec": lambda: e["codec"], "telephone": lambda: ""}[name]()
+        # Each lambda runs at once on this effect; lambdas keep the keys other effects lack from being read.
+        detail = {"reverb": lambda e=e: f"{e['reverberance']},{e['room_scale']}",
+                  "noise": lambda e=e: f"{e['color']},{e['snr_db']:g}dB", "level": lambda e=e: f"{e['gain_db']:+g}dB",
+                  "clip": lambda e=e: f"x{e['gain']:g}", "resample": lambda e=e: f"{e['rate']}Hz",
+                  "codec": lambda e=e: e["codec"], "telephone": lambda e=e: ""}[name]()
         parts.append(f"{name}({detail})" if detail else name)
     return "+".join(parts)
 
@@ -151,7 +152,8 @@ def _apply(wave: np.ndarray, e: dict) -> np.ndarray:
             raise ChannelError(f"codec {e['codec']!r}: use one of {CODECS}")
         coded = _run([_sox_binary(), "-R", "-V1", "-t", "wav", "-", "-t", e["codec"], "-r", "8000", "-c", "1", "-"],
                      encode_wav(wave), f"encoding {e['codec']}")
-        decoded = _run([_sox_binary(), "-R", "-V1", "-t", e["codec"], "-", *SOX_RAW_PCM16], coded, f"decoding {e['codec']}")
+        decoded = _run([_sox_binary(), "-R", "-V1", "-t", e["codec"], "-", *SOX_RAW_PCM16], coded,
+                       f"decoding {e['codec']}")
         return _fit(decode_pcm16(decoded), len(wave))
     raise ChannelError(f"unknown effect {name!r}: use one of {EFFECTS}")
 

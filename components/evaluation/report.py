@@ -14,16 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.contracts import (
+    EMPATHY_JUDGE_FILE,
     METRIC_CHRF,
     METRIC_DNSMOS_BAK,
     METRIC_DNSMOS_OVRL,
     METRIC_DNSMOS_SIG,
-    METRIC_UTMOS,
     METRIC_EMPATHY_SCORE,
+    METRIC_LATENCY_MEAN_MS,
+    METRIC_LATENCY_P50_MS,
+    METRIC_LATENCY_P95_MS,
+    METRIC_MCD_DB,
+    METRIC_NUM_SAMPLES,
+    METRIC_PITCH_ORDER_SPEARMAN,
     METRIC_RELEVANCE_REFERENCE,
     METRIC_RELEVANCE_USER,
-    METRIC_MCD_DB,
-    METRIC_PITCH_ORDER_SPEARMAN,
+    METRIC_RESPONSE_EMOTION_ACCURACY,
     METRIC_RESYNTHESIS_MCD_DB,
     METRIC_RESYNTHESIS_STOI,
     METRIC_SPEECH_EMOTION_AGREEMENT,
@@ -31,18 +36,13 @@ from components.contracts import (
     METRIC_SPEECH_JUDGE_ACCURACY,
     METRIC_SPEECH_RTF,
     METRIC_SPEECH_SILENT_FRACTION,
-    METRIC_LATENCY_MEAN_MS,
-    METRIC_LATENCY_P50_MS,
-    METRIC_LATENCY_P95_MS,
-    METRIC_NUM_SAMPLES,
-    METRIC_RESPONSE_EMOTION_ACCURACY,
     METRIC_USER_EMOTION_ACCURACY,
     METRIC_USER_EMOTION_MACRO_F1,
+    METRIC_UTMOS,
+    RELEVANCE_FILE,
     REPORT_HTML_FILE,
     REPORT_MARKDOWN_FILE,
     REPORT_METRICS_FILE,
-    EMPATHY_JUDGE_FILE,
-    RELEVANCE_FILE,
     SPEECH_JUDGE_FILE,
     SPEECH_METRICS_FILE,
     UNSEEN_VOICE_SPLIT,
@@ -180,7 +180,8 @@ def write_report(
 
 
 def _sections(result: EvalResult, samples: list[PredictionRecord], reply_metrics: dict[str, float]) -> list[Section]:
-    metrics = [[key, f"{value:.4g}", _METRIC_NOTES[key]] for key, value in {**result.summary(), **reply_metrics}.items()]
+    metrics = [[key, f"{value:.4g}", _METRIC_NOTES[key]]
+               for key, value in {**result.summary(), **reply_metrics}.items()]
     classes = [[c.label, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", str(c.support)]
                for c in result.user_emotion_per_class]
     sections = [

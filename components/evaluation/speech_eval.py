@@ -25,21 +25,40 @@ from scipy.stats import spearmanr
 
 from components.audio.io import load_wav, save_wav
 from components.contracts import (
-    METRIC_DNSMOS_BAK, METRIC_DNSMOS_OVRL, METRIC_DNSMOS_SIG, METRIC_MCD_DB, METRIC_PITCH_ORDER_SPEARMAN,
-    METRIC_RESYNTHESIS_MCD_DB, METRIC_RESYNTHESIS_STOI, METRIC_SPEECH_EMOTION_AGREEMENT,
-    METRIC_SPEECH_EMOTION_REFERENCE, METRIC_SPEECH_JUDGE_ACCURACY, METRIC_SPEECH_RTF, METRIC_SPEECH_SILENT_FRACTION,
-    METRIC_UTMOS, SAMPLE_RATE, SPEECH_JUDGE_FILE, SPEECH_METRICS_FILE,
+    METRIC_DNSMOS_BAK,
+    METRIC_DNSMOS_OVRL,
+    METRIC_DNSMOS_SIG,
+    METRIC_MCD_DB,
+    METRIC_PITCH_ORDER_SPEARMAN,
+    METRIC_RESYNTHESIS_MCD_DB,
+    METRIC_RESYNTHESIS_STOI,
+    METRIC_SPEECH_EMOTION_AGREEMENT,
+    METRIC_SPEECH_EMOTION_REFERENCE,
+    METRIC_SPEECH_JUDGE_ACCURACY,
+    METRIC_SPEECH_RTF,
+    METRIC_SPEECH_SILENT_FRACTION,
+    METRIC_UTMOS,
+    SAMPLE_RATE,
+    SPEECH_JUDGE_FILE,
+    SPEECH_METRICS_FILE,
 )
 from components.evaluation.dnsmos import MetricNotComputed, dnsmos
-from components.evaluation.utmos import utmos
 from components.evaluation.speech_emotion import (
-    JudgeScore, SpeechEmotionClassifier, judge_accuracy, speak_in_every_emotion,
+    JudgeScore,
+    SpeechEmotionClassifier,
+    judge_accuracy,
+    speak_in_every_emotion,
 )
 from components.evaluation.speech_metrics import (
-    Prosody, SpeechMetricError, mel_cepstral_distortion, prosody, stoi_score,
+    Prosody,
+    SpeechMetricError,
+    mel_cepstral_distortion,
+    prosody,
+    stoi_score,
 )
 from components.evaluation.speech_plots import plot_prosody_by_emotion, plot_spectrograms
 from components.evaluation.targets import TargetCheck, Targets, check_targets
+from components.evaluation.utmos import utmos
 from components.inference import EmotionOmniResponder
 from components.model.tokenizer import encode_response
 
@@ -154,8 +173,8 @@ def evaluate_speech(responder: EmotionOmniResponder, rows: list[dict], dataset_d
     for i in spoken[:2]:
         files.append(save_wav(out_dir / f"reply_{rows[i]['id']}.wav", replies[i].audio))
 
-    return _finish(SpeechEvalResult(summary, not_computed, check_targets(summary, SPEECH_TARGETS), score, per_emotion, files),
-                   out_dir)
+    targets = check_targets(summary, SPEECH_TARGETS)
+    return _finish(SpeechEvalResult(summary, not_computed, targets, score, per_emotion, files), out_dir)
 
 
 def _finish(result: SpeechEvalResult, out_dir: Path) -> SpeechEvalResult:

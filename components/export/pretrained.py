@@ -17,6 +17,7 @@ from components.export.model_dir import check_model_dir
 from components.model.modeling import EmotionOmniForConditionalGeneration
 from components.model.tokenizer import load_tokenizer
 
+
 def save_pretrained(model: EmotionOmniForConditionalGeneration, tokenizer: Tokenizer, out_dir: Path,
                     metadata: dict | None = None) -> Path:
     """Write the model directory; `metadata` (e.g. training facts) goes into safetensors' header."""

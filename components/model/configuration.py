@@ -21,8 +21,8 @@ from transformers import Qwen2Config, WhisperConfig
 
 from components.audio.features import ENCODER_STRIDE, mel_frames
 from components.contracts import RESPONSE_EMOTIONS, USER_EMOTIONS
-from components.speech.config import check_keys as _check_keys
 from components.speech.config import EmotionOmniToken2WavConfig
+from components.speech.config import check_keys as _check_keys
 
 # Tiny defaults for the two pretrained-architecture parts. A JSON override of a few keys (e.g. hidden_size) is
 # laid over these, never over transformers' own defaults, which describe multi-billion-parameter models.

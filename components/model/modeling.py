@@ -28,7 +28,9 @@ from components.model.configuration import EmotionOmniConfig
 from components.model.heads import nearest_emotion
 from components.model.talker import EmotionOmniTalkerForConditionalGeneration, EmotionOmniTalkerOutput
 from components.model.thinker import (
-    EmotionOmniThinkerForConditionalGeneration, EmotionOmniThinkerGenerateOutput, EmotionOmniThinkerOutput,
+    EmotionOmniThinkerForConditionalGeneration,
+    EmotionOmniThinkerGenerateOutput,
+    EmotionOmniThinkerOutput,
 )
 from components.speech.backends import build_token2wav, carry_checkpoint
 from components.speech.token2wav import EmotionOmniToken2Wav

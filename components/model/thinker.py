@@ -2,7 +2,8 @@
 
 Layout of one sequence (the LM sees embeddings, not ids, for the audio span):
 
-    "<|im_start|>user\\n" | s0 e0 s1 e1 ... (10 Hz speech/emotion frames) | "<|im_end|>\\n<|im_start|>assistant\\n" | reply <|im_end|>
+    "<|im_start|>user\\n" | s0 e0 s1 e1 ... (10 Hz speech/emotion frames)
+        | "<|im_end|>\\n<|im_start|>assistant\\n" | reply <|im_end|>
 
 Loss only on the reply tokens. Besides text and the emotion vector it hands the talker what the paper's speech
 generator reads: the LM's last hidden state at each reply token and that token's input embedding.
@@ -23,10 +24,14 @@ from components.audio.features import ENCODER_STRIDE
 from components.model.adapters import FrameStackAdapter, interleave
 from components.model.configuration import EmotionOmniThinkerConfig
 from components.model.emotion_encoder import EmotionEncoder
-from components.model.spec_augment import spec_augment
 from components.model.heads import (
-    EmotionPredictHead, UserEmotionClassifier, emotion_codebook, emotion_loss, nearest_emotion,
+    EmotionPredictHead,
+    UserEmotionClassifier,
+    emotion_codebook,
+    emotion_loss,
+    nearest_emotion,
 )
+from components.model.spec_augment import spec_augment
 
 
 @dataclass

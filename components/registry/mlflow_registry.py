@@ -41,7 +41,6 @@ from components.registry.connection import (
 )
 
 
-
 @dataclass
 class StageRun:
     """One training stage, logged as a child run of the registering run: its own params, loss curves (per-step

@@ -43,7 +43,8 @@ def model_card(card: CardInputs) -> str:
              f"- {card.dataset.get('n_dialogues', '?')} synthetic dialogues, seed {card.dataset.get('seed', '?')}, "
              f"text from the {generator.get('text', '?')} backend",
              f"- splits: {', '.join(f'{k} {v}' for k, v in counts.get('split', {}).items())}",
-             f"- voices held out for the unseen-voice split: {', '.join(generator.get('held_out_speakers', [])) or '-'}",
+             "- voices held out for the unseen-voice split: "
+             f"{', '.join(generator.get('held_out_speakers', [])) or '-'}",
              f"- evaluated on split `{card.split.get('name', '?')}` ({card.split.get('rows', '?')} turns with the "
              f"unseen-voice split), fingerprint `{card.split.get('fingerprint', '?')}`", "", "## Training", ""]
     for stage in card.training:

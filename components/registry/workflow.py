@@ -36,6 +36,7 @@ from components.registry.mlflow_registry import (
     register_model,
 )
 from components.registry.model_card import CardInputs, model_card
+
 # What each stage trains: the part of the model config its child run records as params.
 STAGE_NAMES = {1: "stage 1: thinker (text + emotion)", 2: "stage 2: talker + token2wav (speech)"}
 STAGE_MODEL_PARTS = {1: ("thinker_config",), 2: ("talker_config", "token2wav_config")}

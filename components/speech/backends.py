@@ -43,7 +43,8 @@ def cosyvoice2_config(path: Path, prompt_wav: str = "") -> EmotionOmniToken2WavC
                                       cosyvoice2_path=str(path.resolve()), cosyvoice2_prompt_wav=prompt_wav)
 
 
-def carry_checkpoint(config: EmotionOmniToken2WavConfig, root: Path | None, out_dir: Path) -> EmotionOmniToken2WavConfig:
+def carry_checkpoint(config: EmotionOmniToken2WavConfig, root: Path | None,
+                     out_dir: Path) -> EmotionOmniToken2WavConfig:
     """Copy a cosyvoice2 checkpoint into `out_dir`/COSYVOICE2_DIR and return the config naming it relatively;
     a local backend's config comes back unchanged (its weights are in the model's safetensors)."""
     if config.backend != "cosyvoice2":

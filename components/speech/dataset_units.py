@@ -26,7 +26,11 @@ from tqdm import tqdm
 
 from components.audio.io import load_wav
 from components.contracts import (
-    SAMPLE_RATE, SPEECH_UNITS_CARD_FILE, SPEECH_UNITS_FILE, TOKEN2WAV_CONFIG_FILE, UNIT_EXTRACTOR_FILE,
+    SAMPLE_RATE,
+    SPEECH_UNITS_CARD_FILE,
+    SPEECH_UNITS_FILE,
+    TOKEN2WAV_CONFIG_FILE,
+    UNIT_EXTRACTOR_FILE,
 )
 from components.speech.config import EmotionOmniToken2WavConfig
 from components.speech.mel import GriffinLim, MelSpectrogram

@@ -62,7 +62,8 @@ class EmotionOmniToken2Wav(nn.Module):
 
     # --- training ---
     def forward(self, units: torch.Tensor, unit_lengths: torch.Tensor, emotion: torch.Tensor,
-                speaker: torch.Tensor, target_mel: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                speaker: torch.Tensor, target_mel: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """units (B, N) padded, target_mel (B, n_mels, N*k) of the reference audio -> (mel, masked L1 loss)."""
         k = self.config.frames_per_unit
         padded = torch.where(torch.arange(units.shape[1], device=units.device)[None] < unit_lengths[:, None],

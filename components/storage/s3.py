@@ -31,7 +31,7 @@ class S3Location:
         scheme = "https" if self.secure else "http"
         return f"s3://{scheme}://{self.endpoint}/{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
 
-    def child(self, *parts: str) -> "S3Location":
+    def child(self, *parts: str) -> S3Location:
         prefix = "/".join(p.strip("/") for p in (self.prefix, *parts) if p.strip("/"))
         return S3Location(self.endpoint, self.secure, self.bucket, prefix)
 

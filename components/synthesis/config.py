@@ -10,7 +10,6 @@ from components.synthesis.filters import FilterConfig
 from components.synthesis.speech import SpeechConfig
 from components.synthesis.taxonomy import ENGINE_VOICES, HELD_OUT_SPEAKERS
 
-
 TEXT_BACKENDS = ("template", "llm")
 
 

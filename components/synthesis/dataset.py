@@ -36,8 +36,8 @@ import numpy as np
 from tqdm import tqdm
 
 from components.audio import save_wav
-from components.audio.io import decode_wav, encode_wav
 from components.audio.channels import apply_channel, channel_to_json, sample_channel
+from components.audio.io import decode_wav, encode_wav
 from components.contracts import DATASET_CARD_FILE, DATASET_STATS_FILE, MANIFEST_FILE, SAMPLE_RATE, USER_EMOTIONS
 from components.synthesis.card import CARD_PLOTS_DIR, dataset_stats, render_card
 from components.synthesis.config import SynthesisConfig
@@ -47,8 +47,21 @@ from components.synthesis.manifest import write_manifest
 from components.synthesis.plan import DialoguePlan, plan_dialogues
 from components.synthesis.remote import S3Output, is_s3_uri
 from components.synthesis.shards import (
-    FINGERPRINT_FILE, SHARD_DIR, SHARD_LAYOUT_VERSION, WAV_COLUMNS, Shard, ShardRun, SynthesisError, describe_difference,
-    finished_names, finished_rows, locked, make_shards, prepare_work_dir, run_shards, stopped,
+    FINGERPRINT_FILE,
+    SHARD_DIR,
+    SHARD_LAYOUT_VERSION,
+    WAV_COLUMNS,
+    Shard,
+    ShardRun,
+    SynthesisError,
+    describe_difference,
+    finished_names,
+    finished_rows,
+    locked,
+    make_shards,
+    prepare_work_dir,
+    run_shards,
+    stopped,
 )
 from components.synthesis.speech import EspeakSpeech
 from components.synthesis.taxonomy import ASSISTANT_SPEAKER

@@ -38,7 +38,7 @@ def plan_dialogues(config: SynthesisConfig) -> list[DialoguePlan]:
     emotions = [USER_EMOTIONS[i % len(USER_EMOTIONS)] for i in rng.permutation(config.n)]
     by_emotion = {e: [i for i, emotion in enumerate(emotions) if emotion == e] for e in USER_EMOTIONS}
     domains, speakers, splits = [""] * config.n, [""] * config.n, [TRAIN] * config.n
-    for emotion, rows in by_emotion.items():
+    for rows in by_emotion.values():
         for row, domain in zip(rows, _cycle(rng, DOMAINS, len(rows))):
             domains[row] = domain
         # At least one row in each held-out split, and never all of them, so every emotion is in every split.

@@ -22,10 +22,21 @@ from pathlib import Path
 
 from components.contracts import DATASET_CARD_FILE, DATASET_STATS_FILE, MANIFEST_FILE
 from components.storage.s3 import (
-    ENDPOINT_ENV, StorageError, delete_prefix, download_directory, list_objects, parse_s3_uri, upload_directory,
+    ENDPOINT_ENV,
+    StorageError,
+    delete_prefix,
+    download_directory,
+    list_objects,
+    parse_s3_uri,
+    upload_directory,
 )
 from components.synthesis.shards import (
-    FINGERPRINT_FILE, SHARD_DIR, WAV_COLUMNS, Shard, describe_difference, finished_rows,
+    FINGERPRINT_FILE,
+    SHARD_DIR,
+    WAV_COLUMNS,
+    Shard,
+    describe_difference,
+    finished_rows,
 )
 
 PARTIAL = ".partial"

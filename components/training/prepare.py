@@ -18,10 +18,12 @@ from components.model.tokenizer import apply_tokenizer, load_tokenizer, train_to
 from components.speech.backends import carry_checkpoint
 from components.speech.dataset_units import load_speech_units
 from components.synthesis import read_manifest
-from components.training.model_setup import (
-    check_lora_targets, check_pretrained_paths, emotion_encoder_architecture,
-)
 from components.training.config import INIT_DIR, INIT_MODEL, INIT_UNITS, TrainConfig
+from components.training.model_setup import (
+    check_lora_targets,
+    check_pretrained_paths,
+    emotion_encoder_architecture,
+)
 
 
 def prepare_run(dataset_dir: Path, run_dir: Path, config: TrainConfig, init_model: Path | None = None,

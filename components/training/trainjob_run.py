@@ -32,7 +32,14 @@ from components.training.config import TrainConfig
 from components.training.launch import TrainingError, TrainResult, first_rank_error, resume_point
 from components.training.prepare import prepare_run
 from components.training.trainjob import (
-    GROUP, PLURAL, TRAIN_METRICS_PORT, TRAINER_JOB, VERSION, TrainJobConfig, build_trainjob, job_name,
+    GROUP,
+    PLURAL,
+    TRAIN_METRICS_PORT,
+    TRAINER_JOB,
+    VERSION,
+    TrainJobConfig,
+    build_trainjob,
+    job_name,
 )
 
 JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"  # on every pod of the TrainJob's JobSet (named like the job)

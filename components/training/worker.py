@@ -29,16 +29,25 @@ from components.model.modeling import EmotionOmniForConditionalGeneration, Emoti
 from components.model.tokenizer import load_tokenizer
 from components.synthesis import read_manifest
 from components.training.checkpoints import (
-    CHECKPOINT_DIR, CheckpointInfo, TrainPosition, check_resumable, fingerprint, latest_complete, load_rng,
-    mark_complete, prune, save_rng, tag_for,
+    CHECKPOINT_DIR,
+    CheckpointInfo,
+    TrainPosition,
+    check_resumable,
+    fingerprint,
+    latest_complete,
+    load_rng,
+    mark_complete,
+    prune,
+    save_rng,
+    tag_for,
 )
 from components.training.config import TrainConfig, deepspeed_config
 from components.training.consolidate import gathered_state_dict, parameter_counts
 from components.training.data import DialogueDataset, collate, to_device
 from components.training.faults import maybe_fault
 from components.training.flops import flops_per_token, peak_tflops
-from components.training.model_setup import build_model, export_model, param_groups
 from components.training.mirror import CheckpointMirror
+from components.training.model_setup import build_model, export_model, param_groups
 from components.training.progress import Progress
 from components.training.schedule import lr_schedule
 

@@ -113,7 +113,7 @@ def require_shared_crds() -> None:
         pytest.skip(f"{SHARED_CRDS} is absent: the vendored CRD schemas live in ../shared/schemas/crds")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def crd_validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
     """A strict jsonschema validator for the served version `api_version` of the CRD defining `kind`."""
     require_shared_crds()

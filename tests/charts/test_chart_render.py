@@ -7,7 +7,14 @@ import helm_python as helm
 import pytest
 
 from tests.charts.rendering import (
-    CHART_DIR, CRD_FILES, KUBE_VERSION, NAMESPACE, ci_scenarios, render, require_shared_crds, validate_object,
+    CHART_DIR,
+    CRD_FILES,
+    KUBE_VERSION,
+    NAMESPACE,
+    ci_scenarios,
+    render,
+    require_shared_crds,
+    validate_object,
 )
 
 SCENARIOS = ci_scenarios()

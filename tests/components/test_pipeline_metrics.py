@@ -130,7 +130,8 @@ def test_a_later_run_replaces_the_earlier_one(gateway, pipeline, monkeypatch):
 
     push_evaluation("run-2", {}, gate_passed=True, pipeline=pipeline)
     found = scraped(gateway, pipeline)
-    gate = {dict(key)["lineage_id"]: value for (name, key), value in found.items() if name == "omni_pipeline_gate_passed"}
+    gate = {dict(key)["lineage_id"]: value for (name, key), value in found.items()
+            if name == "omni_pipeline_gate_passed"}
     assert gate == {"run-2": 1.0}
     assert ("omni_pipeline_evaluation_metric", labels(job="omni_pipeline_evaluation", pipeline=pipeline,
                                                       lineage_id="run-2", metric="emotion_accuracy")) in found

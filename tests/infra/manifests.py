@@ -142,7 +142,7 @@ def _strict(schema: Any) -> Any:
     return schema
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
     """The strict openAPIV3Schema of the served version of a vendored CRD (skips when ../shared is absent)."""
     path = SHARED_CRDS / CRD_FILES[(api_version, kind)]

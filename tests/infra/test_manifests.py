@@ -11,8 +11,15 @@ import pytest
 import yaml
 
 from tests.infra.manifests import (
-    BOOTSTRAP, KIND_CONFIG, PROJECT_ROOT, TRAINING_NAMESPACE, kustomizations, load_docs, local_objects,
-    validate_object, yaml_files,
+    BOOTSTRAP,
+    KIND_CONFIG,
+    PROJECT_ROOT,
+    TRAINING_NAMESPACE,
+    kustomizations,
+    load_docs,
+    local_objects,
+    validate_object,
+    yaml_files,
 )
 
 OBJECTS = local_objects()

@@ -9,7 +9,13 @@ import pytest
 import yaml
 
 from tests.infra.manifests import (
-    BOOTSTRAP, HELMFILE, INFRA, PROJECT_ROOT, containers, load_docs, workloads,
+    BOOTSTRAP,
+    HELMFILE,
+    INFRA,
+    PROJECT_ROOT,
+    containers,
+    load_docs,
+    workloads,
 )
 
 SCRIPT = BOOTSTRAP / "bootstrap.sh"

@@ -15,7 +15,12 @@ import pytest
 import yaml
 
 from tests.infra.manifests import (
-    BOOTSTRAP, PROJECT_ROOT, TRAINING_NAMESPACE, kustomizations, load_docs, local_objects,
+    BOOTSTRAP,
+    PROJECT_ROOT,
+    TRAINING_NAMESPACE,
+    kustomizations,
+    load_docs,
+    local_objects,
 )
 
 MONITORING = BOOTSTRAP / "06-monitoring"

@@ -9,7 +9,13 @@ import tomllib
 import pytest
 
 from tests.infra.manifests import (
-    BOOTSTRAP, LONG_RUNNING, PROJECT_ROOT, RUN_TO_COMPLETION, containers, local_objects, workloads,
+    BOOTSTRAP,
+    LONG_RUNNING,
+    PROJECT_ROOT,
+    RUN_TO_COMPLETION,
+    containers,
+    local_objects,
+    workloads,
 )
 
 WORKLOADS = workloads()

@@ -29,7 +29,8 @@ class TritonPythonModel:
         for request in requests:
             data = bytes(pb_utils.get_input_tensor_by_name(request, c.INPUT_AUDIO).as_numpy().reshape(-1)[0])
             if not data:
-                error = pb_utils.TritonError("AUDIO: audio payload is empty (0 bytes)", pb_utils.TritonError.INVALID_ARG)
+                error = pb_utils.TritonError("AUDIO: audio payload is empty (0 bytes)",
+                                             pb_utils.TritonError.INVALID_ARG)
                 responses.append(pb_utils.InferenceResponse(error=error))
                 continue
             facts = {"n_bytes": len(data), "batch": len(requests), "numpy": np.__version__, "prefix": sys.prefix}

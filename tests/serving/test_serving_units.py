@@ -1,8 +1,8 @@
 """Serving pieces that need no running server: the trio's contract, repository building, client/launcher errors."""
 from __future__ import annotations
 
-import os
 import json
+import os
 import re
 import socket
 
@@ -152,7 +152,7 @@ def test_launcher_refuses_bad_config(tmp_path):
     with pytest.raises(FileNotFoundError, match="build_model_repository"):
         TritonServer(TritonConfig(model_repository=str(tmp_path / "missing"))).start()
     with pytest.raises(RuntimeError, match="start"):
-        TritonServer(TritonConfig(model_repository=str(tmp_path))).http_url
+        _ = TritonServer(TritonConfig(model_repository=str(tmp_path))).http_url
 
 
 def test_server_env_puts_this_interpreter_first():

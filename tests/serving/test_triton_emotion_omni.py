@@ -14,7 +14,12 @@ import pytest
 import torch
 
 from components.contracts import (
-    MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, RESPONSE_EMOTIONS, SAMPLE_RATE, TOKENIZER_FILE, USER_EMOTIONS,
+    MODEL_CONFIG_FILE,
+    MODEL_WEIGHTS_FILE,
+    RESPONSE_EMOTIONS,
+    SAMPLE_RATE,
+    TOKENIZER_FILE,
+    USER_EMOTIONS,
 )
 from serving.client import EmotionOmniClient, ServingError
 from serving.launcher import TritonConfig, TritonServer, TritonStartupError

@@ -89,9 +89,10 @@ class CosyVoice2Frontend:
         tokens = np.asarray(outputs[0]).reshape(-1)
         if tokens.size and (not np.issubdtype(tokens.dtype, np.integer) or tokens.min() < 0
                             or tokens.max() >= self.config.flow.vocab_size):
-            raise CheckpointError(f"{self.tokenizer_path} returned token ids outside [0, {self.config.flow.vocab_size}) "
-                                  f"(dtype {tokens.dtype}, range {tokens.min()}..{tokens.max()}); it does not belong "
-                                  "to this flow model (CosyVoice2 needs speech_tokenizer_v2)")
+            raise CheckpointError(f"{self.tokenizer_path} returned token ids outside "
+                                  f"[0, {self.config.flow.vocab_size}) (dtype {tokens.dtype}, range "
+                                  f"{tokens.min()}..{tokens.max()}); it does not belong to this flow model "
+                                  "(CosyVoice2 needs speech_tokenizer_v2)")
         return tokens.astype(np.int64).tolist()
 
     def speaker_embedding(self, wave16k: np.ndarray) -> torch.Tensor:

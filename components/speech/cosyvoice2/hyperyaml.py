@@ -6,7 +6,8 @@ do arithmetic, `!ref <token_frame_rate> * <token_mel_ratio>`). That needs the `c
 `omegaconf` packages and executes whatever the file names. Here every tag becomes inert data instead:
 
     doc = load_hyperyaml(Path("ckpt/cosyvoice.yaml"))
-    flow = doc.get("flow")        # Tagged(kind="new", target="cosyvoice.flow.flow.CausalMaskedDiffWithXvec", args={...})
+    # Tagged(kind="new", target="cosyvoice.flow.flow.CausalMaskedDiffWithXvec", args={...})
+    flow = doc.get("flow")
     flow.args["input_frame_rate"] # 25: `!ref` resolved on access
 
 `!ref` is resolved lazily, only for the keys read, so parts of the file this backend never uses (the LLM,

@@ -10,7 +10,13 @@ from components.chat import ChatError
 from components.contracts import METRIC_EMPATHY_SCORE
 from components.evaluation import empathy_judge
 from components.evaluation.empathy_judge import (
-    JUDGE_SCHEMA, RUBRIC, EmpathyJudge, JudgeConfig, JudgeItem, JudgeRow, judge_replies,
+    JUDGE_SCHEMA,
+    RUBRIC,
+    EmpathyJudge,
+    JudgeConfig,
+    JudgeItem,
+    JudgeRow,
+    judge_replies,
 )
 from tests.fake_chat import Reply, serve_chat
 

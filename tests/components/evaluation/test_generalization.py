@@ -4,7 +4,9 @@ import json
 import pytest
 
 from components.contracts import (
-    METRIC_UNSEEN_VOICE_NUM_SAMPLES, METRIC_UNSEEN_VOICE_USER_EMOTION_ACCURACY, METRIC_UNSEEN_VOICE_USER_EMOTION_GAP,
+    METRIC_UNSEEN_VOICE_NUM_SAMPLES,
+    METRIC_UNSEEN_VOICE_USER_EMOTION_ACCURACY,
+    METRIC_UNSEEN_VOICE_USER_EMOTION_GAP,
     UNSEEN_VOICE_SPLIT,
 )
 from components.evaluation import PredictionRecord, compute_metrics, write_report
@@ -63,6 +65,6 @@ def test_report_shows_both_splits_side_by_side(cases, tmp_path):
     assert document["summary"][METRIC_UNSEEN_VOICE_USER_EMOTION_ACCURACY] == 0.75
     assert document["generalization"]["by_voice"][0]["group"] == "espeak-ng:en-us+m3"
     markdown = paths.markdown.read_text()
-    assert f"| user_emotion_accuracy | 1 | 0.75 | +0.25 |" in markdown
+    assert "| user_emotion_accuracy | 1 | 0.75 | +0.25 |" in markdown
     assert "| festival:kal_diphone | test_unseen_voice | 2 | 0.500 |" in markdown
     assert paths.html.read_text().count("src='data:image/png;base64,") == 6

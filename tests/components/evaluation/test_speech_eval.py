@@ -7,10 +7,20 @@ import json
 import pytest
 
 from components.contracts import (
-    METRIC_PITCH_ORDER_SPEARMAN, METRIC_RESYNTHESIS_STOI, METRIC_SPEECH_EMOTION_AGREEMENT,
-    METRIC_SPEECH_JUDGE_ACCURACY, METRIC_SPEECH_SILENT_FRACTION, SPEECH_METRICS_FILE,
+    METRIC_PITCH_ORDER_SPEARMAN,
+    METRIC_RESYNTHESIS_STOI,
+    METRIC_SPEECH_EMOTION_AGREEMENT,
+    METRIC_SPEECH_JUDGE_ACCURACY,
+    METRIC_SPEECH_SILENT_FRACTION,
+    SPEECH_METRICS_FILE,
 )
-from components.evaluation.speech_eval import CONTRAST_PNG, PROSODY_PNG, SPEECH_TARGETS, SpeechEvalConfig, evaluate_speech
+from components.evaluation.speech_eval import (
+    CONTRAST_PNG,
+    PROSODY_PNG,
+    SPEECH_TARGETS,
+    SpeechEvalConfig,
+    evaluate_speech,
+)
 from components.inference import EmotionOmniResponder
 from components.synthesis import read_manifest
 

@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from components.registry import GateError
-from components.registry import evaluate_gate
+from components.registry import GateError, evaluate_gate
 from components.registry.workflow import evaluation_summary, gate_config, registry_config
 
 

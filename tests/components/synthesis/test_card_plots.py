@@ -8,8 +8,8 @@ from matplotlib.image import imread
 from components.audio import save_wav
 from components.contracts import SAMPLE_RATE, USER_EMOTIONS
 from components.synthesis.card_plots import CARD_PLOTS, median_pitch_hz, write_card_plots
-from components.synthesis.taxonomy import speaker_engine
 from components.synthesis.filters import FilterConfig, apply_filters, read_turns
+from components.synthesis.taxonomy import speaker_engine
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Old manifests name a bare espeak-ng voice; newer ones "<engine>:<voice>".

@@ -7,8 +7,7 @@ import pytest
 
 from components.audio.formants import warp_formants
 from components.contracts import RESPONSE_EMOTIONS, SAMPLE_RATE, USER_EMOTIONS
-from components.synthesis import SpeechError
-from components.synthesis import engines
+from components.synthesis import SpeechError, engines
 from components.synthesis.engines import EngineSpeech
 from components.synthesis.taxonomy import ENGINE_VOICES
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from components.contracts import SAMPLE_RATE, USER_EMOTIONS
-from components.synthesis.engines import EngineSpeech
 from components.synthesis.asr import NO_WHISPER_REASON, AsrError, asr_wer, normalize_words, word_error_rate
+from components.synthesis.engines import EngineSpeech
 from components.synthesis.filters import FilterConfig, FilterError, apply_filters, check_audio, emotion_consistency
 
 # Two voices of two engines, 8 clips per emotion (4 texts x 2 voices), spoken without the per-utterance speaker
@@ -212,8 +212,13 @@ def test_asr_is_skipped_without_a_path_and_refuses_a_bad_one(tmp_path):
 
 def tiny_whisper(directory) -> str:
     """A random Whisper with a byte-level tokenizer (256 bytes, no merges) and an 80-bin front end, saved."""
-    from transformers import (WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration,
-                              WhisperProcessor, WhisperTokenizer)
+    from transformers import (
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
     vocab = {char: i for i, char in enumerate(bytes_to_unicode().values())}

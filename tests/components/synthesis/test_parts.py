@@ -8,10 +8,10 @@ import pytest
 
 from components.synthesis import SynthesisError, merge_parts, plan_parts, synthesize_part
 from components.synthesis.shards import SHARD_DIR
-from tests.components.synthesis.test_shards import SHARDED, files, spoken, spoken_log  # noqa: F401 (a fixture)
+from tests.components.synthesis.test_shards import SHARDED, files, spoken, spoken_log  # noqa: F401 (fixtures)
 
 
-def test_parts_merge_to_the_bytes_of_a_one_machine_build(tiny_dataset, tmp_path, spoken_log):
+def test_parts_merge_to_the_bytes_of_a_one_machine_build(tiny_dataset, tmp_path, spoken_log):  # noqa: F811
     assert plan_parts(SHARDED, 2) == [0, 1] and plan_parts(SHARDED, 9) == [0, 1, 2, 3, 4]  # 5 shards at most
     first = synthesize_part(SHARDED, tmp_path / "part-0", part=0, parts=2, progress=False)
     assert spoken(spoken_log) == [0, 1, 2, 3, 8, 9, 10, 11, 16, 17]  # shards 0, 2 and 4

@@ -8,8 +8,17 @@ import soundfile as sf
 
 from components.audio import load_wav
 from components.contracts import (
-    DATASET_CARD_FILE, DATASET_STATS_FILE, DOMAINS, EMPATHY_MAP, MANIFEST_COLUMNS, MANIFEST_FILE, RESPONSE_EMOTIONS,
-    SAMPLE_RATE, SPLITS, UNSEEN_VOICE_SPLIT, USER_EMOTIONS,
+    DATASET_CARD_FILE,
+    DATASET_STATS_FILE,
+    DOMAINS,
+    EMPATHY_MAP,
+    MANIFEST_COLUMNS,
+    MANIFEST_FILE,
+    RESPONSE_EMOTIONS,
+    SAMPLE_RATE,
+    SPLITS,
+    UNSEEN_VOICE_SPLIT,
+    USER_EMOTIONS,
 )
 from components.synthesis import EspeakSpeech, SynthesisConfig, read_manifest, synthesize_dataset
 from components.synthesis.shards import SynthesisError
@@ -93,7 +102,8 @@ def test_channels_degrade_user_turns_as_recorded_and_leave_the_rest(tiny_dataset
     for row, clean in zip(rows, clean_rows):
         assert load_wav(noisy.out_dir / row["response_wav"]).tolist() == \
             load_wav(tiny_dataset.out_dir / clean["response_wav"]).tolist()
-        remade = apply_channel(load_wav(tiny_dataset.out_dir / clean["user_wav"]), channel_from_json(row["user_channel"]))
+        remade = apply_channel(load_wav(tiny_dataset.out_dir / clean["user_wav"]),
+                               channel_from_json(row["user_channel"]))
         assert np.abs(load_wav(noisy.out_dir / row["user_wav"]) - remade).max() <= 2 / 32768  # 16-bit rounding
     stats = json.loads((noisy.out_dir / DATASET_STATS_FILE).read_text())
     assert stats["counts"]["user_channel"]["clean"] == sum(not r["user_channel"] for r in rows)

@@ -12,7 +12,8 @@ def row(number: int, **changes) -> dict:
         "id": f"{number:06d}", "split": "train", "domain": "travel", "speaker": "en-us+m3",
         "user_emotion": "angry", "user_text": "My flight got cancelled again!",
         "user_wav": f"wavs/{number:06d}_user.wav",
-        "user_duration_s": 2.1, "user_channel": "", "response_emotion": "apologetic", "response_text": "I'm really sorry about that.",
+        "user_duration_s": 2.1, "user_channel": "", "response_emotion": "apologetic",
+        "response_text": "I'm really sorry about that.",
         "response_wav": f"wavs/{number:06d}_response.wav", "response_duration_s": 3.4,
     }
     return {**good, **changes}

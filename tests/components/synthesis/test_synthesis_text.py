@@ -6,7 +6,13 @@ import pytest
 
 from components.contracts import DOMAINS, EMPATHY_MAP, RESPONSE_EMOTIONS, USER_EMOTIONS
 from components.synthesis.text import (
-    CLOSINGS, MIDDLES, OPENERS, USER_TEMPLATES, generate_dialogue_text, render_response, render_user,
+    CLOSINGS,
+    MIDDLES,
+    OPENERS,
+    USER_TEMPLATES,
+    generate_dialogue_text,
+    render_response,
+    render_user,
 )
 from components.synthesis.topics import TOPICS
 

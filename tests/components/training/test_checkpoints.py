@@ -10,8 +10,16 @@ import pytest
 
 from components.training import TrainConfig
 from components.training.checkpoints import (
-    COMPLETE_FILE, CheckpointInfo, TrainPosition, check_resumable, complete_checkpoints, fingerprint, latest_complete,
-    mark_complete, prune, tag_for,
+    COMPLETE_FILE,
+    CheckpointInfo,
+    TrainPosition,
+    check_resumable,
+    complete_checkpoints,
+    fingerprint,
+    latest_complete,
+    mark_complete,
+    prune,
+    tag_for,
 )
 from components.training.config import deepspeed_config
 from components.training.faults import parse_fault

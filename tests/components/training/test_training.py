@@ -9,11 +9,11 @@ import torch
 from safetensors import safe_open
 
 from components.export.pretrained import load_pretrained
+from components.synthesis import read_manifest
 from components.training import TrainConfig, TrainingError, train
 from components.training.config import deepspeed_config
 from components.training.data import DialogueDataset, collate, to_device
 from components.training.prepare import prepare_run
-from components.synthesis import read_manifest
 from tests.conftest import tiny_config, tiny_thinker_config
 
 

@@ -16,7 +16,13 @@ from components.training import TrainingError
 from components.training.trainjob import TrainJobConfig, build_trainjob
 from components.training.trainjob_run import _should_delete, run_trainjob, train_on_cluster
 from tests.components.training.fake_kube import (
-    COMPLETE, RUNNING, FakeKubeAPI, ProcessController, ScriptedController, condition, jobs_status,
+    COMPLETE,
+    RUNNING,
+    FakeKubeAPI,
+    ProcessController,
+    ScriptedController,
+    condition,
+    jobs_status,
 )
 from tests.components.training.test_training import tiny_train_config
 
