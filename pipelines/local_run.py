@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from components.registry.config import RegistryConfig
-from pipelines.emotion_omni import build_pipeline
+from pipelines.emotion_omni import ClusterSettings, build_pipeline
 
 
 @dataclass
@@ -68,7 +68,8 @@ def run_local(data_dir: Path, **arguments: Any) -> LocalRun:
         # image; and cluster-only settings (resources, GPUs, secrets) are ignored by design.
         warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom")
         warnings.filterwarnings("ignore", message="Task .* have no effect in the current local runner")
-        build_pipeline()(**arguments)
+        # No cluster Pushgateway here: steps push only when OMNI_PUSHGATEWAY_URL is in this environment.
+        build_pipeline(ClusterSettings(pushgateway_url=""))(**arguments)
     wall = time.time() - start
     new = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
     if not new:

@@ -108,7 +108,7 @@ def _not_computed(evaluation_dir: Path) -> dict[str, str]:
 
 
 def format_summary(summary: dict) -> str:
-    m, t, r = summary["mlflow"], summary["triton"], summary["triton"]["reply"]
+    m, served, r = summary["mlflow"], summary["triton"], summary["triton"]["reply"]
     lines = ["", "Emotion Omni: pipeline finished", "=" * 64, f"data      {summary['dataset']}",
              f"model     {summary['model']}  (thinker + talker + token2wav)"]
     for t in summary["train"]:
@@ -122,9 +122,9 @@ def format_summary(summary: dict) -> str:
         f"lineage   {summary['lineage_id']}  (`omni lineage {summary['lineage_id']}` walks it; model card "
         f"{summary['model_card']})",
         *_gate_lines(summary["gate"]),
-        f"triton    repository {t['model_repository']}"
-        + (f"\n          published to {t['published_uri']} ({t['published_instance_kind']} instances)"
-           if t["published_uri"] else ""),
+        f"triton    repository {served['model_repository']}"
+        + (f"\n          published to {served['published_uri']} ({served['published_instance_kind']} instances)"
+           if served["published_uri"] else ""),
         f"          answered at {summary['triton']['endpoint_used']} by v{r['model_version']} "
         f"(lineage {r['lineage_id'] or 'not recorded'}) in {r['latency_s']} s "
         "(stopped after the smoke test; `omni serve --model-repository <repository>` serves it again)",

@@ -120,6 +120,13 @@ def test_llm_secret_reaches_only_the_synthesis_steps(tmp_path):
     assert sorted(with_llm) == ["exec-plan-synthesis", "exec-synthesize", "exec-synthesize-part"]
 
 
+def test_no_pushgateway_sets_no_url(tmp_path):
+    """kfp.local runs with pushgateway_url="": a laptop has no cluster Pushgateway to warn about at every step."""
+    path = compile_pipeline(str(tmp_path / "p.yaml"), ClusterSettings(pushgateway_url=""))
+    executors = next(yaml.safe_load_all(Path(path).read_text()))["deploymentSpec"]["executors"]
+    assert not any("OMNI_PUSHGATEWAY_URL" in json.dumps(e["container"].get("env", [])) for e in executors.values())
+
+
 def test_judge_secret_reaches_the_steps_that_evaluate(tmp_path):
     path = compile_pipeline(str(tmp_path / "p.yaml"), ClusterSettings(judge_secret="judge-credentials"))
     executors = list(yaml.safe_load_all(Path(path).read_text()))[1]["platforms"]["kubernetes"]["deploymentSpec"][
