@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from components.registry.config import RegistryConfig
@@ -20,9 +21,9 @@ from components.registry.mlflow_registry import download_model
 EVAL_SPLIT_TAG = "omni.eval_split_fingerprint"
 
 
-def champion_version(config: RegistryConfig) -> str | None:
+def champion_version(config: RegistryConfig, client: MlflowClient | None = None) -> str | None:
     """The version the champion alias points at; None when the model or the alias does not exist yet."""
-    client = open_client(config)
+    client = client or open_client(config)
     try:
         registered = client.get_registered_model(config.model_name)
     except MlflowException as error:
@@ -38,10 +39,10 @@ def champion_metrics(config: RegistryConfig, fingerprint: str, dataset_dir: Path
 
     `dataset_dir` holds that split; it is needed only when the champion must be evaluated again (None then raises).
     """
-    version = champion_version(config)
+    client = open_client(config)   # one connection check for both lookups
+    version = champion_version(config, client)
     if version is None:
         return None
-    client = open_client(config)
     run = client.get_run(client.get_model_version(config.model_name, version).run_id)
     if run.data.tags.get(EVAL_SPLIT_TAG) == fingerprint:
         return ChampionMetrics(version, dict(run.data.metrics), source="stored")
