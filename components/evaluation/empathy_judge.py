@@ -207,3 +207,19 @@ def _verdict(data: dict) -> tuple[int, str]:
     if not reason:
         raise ValueError("the reason is empty")
     return int(data["score"]), reason[:REASON_CHARS]
+
+
+# Where verdicts are kept across runs (a reply is never judged twice); unset: no cache.
+JUDGE_CACHE_VAR = "OMNI_JUDGE_CACHE_DIR"
+
+
+def empathy_judge_from_env() -> EmpathyJudge | None:
+    """The empathy judge the OMNI_JUDGE_* variables configure, checked to answer; None when none is configured.
+    OMNI_JUDGE_CACHE_DIR keeps its verdicts across runs (a reply is never judged twice)."""
+    cache = os.environ.get(JUDGE_CACHE_VAR, "").strip()
+    config = JudgeConfig.from_env(cache_dir=Path(cache) if cache else None)
+    if config is None:
+        return None
+    judge = EmpathyJudge(config)
+    judge.check()
+    return judge

@@ -1,7 +1,6 @@
 """evaluate_model(): run a trained model over a held-out split and write metrics, plots and a report."""
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from tqdm import tqdm
 from components.audio.io import load_wav
 from components.contracts import METRIC_RELEVANCE_REFERENCE, METRIC_RELEVANCE_USER, UNSEEN_VOICE_SPLIT
 from components.evaluation.dnsmos import MetricNotComputed
-from components.evaluation.empathy_judge import EmpathyJudge, JudgeConfig, JudgeItem, JudgeResult, judge_replies
+from components.evaluation.empathy_judge import JudgeItem, JudgeResult, empathy_judge_from_env, judge_replies
 from components.evaluation.generalization import GeneralizationResult, generalization
 from components.evaluation.metrics import EvalResult, compute_metrics
 from components.evaluation.records import PredictionRecord
@@ -21,8 +20,6 @@ from components.evaluation.speech_eval import SpeechEvalConfig, SpeechEvalResult
 from components.evaluation.split import split_fingerprint
 from components.inference import EmotionOmniResponder
 from components.synthesis import read_manifest
-
-JUDGE_CACHE_VAR = "OMNI_JUDGE_CACHE_DIR"
 
 
 @dataclass
@@ -105,15 +102,3 @@ def text_relevance(records: list[PredictionRecord]) -> tuple[RelevanceResult | N
                                [r.user_text for r in records], [r.id for r in records]), {}
     except MetricNotComputed as err:
         return None, {METRIC_RELEVANCE_USER: err.reason, METRIC_RELEVANCE_REFERENCE: err.reason}
-
-
-def empathy_judge_from_env() -> EmpathyJudge | None:
-    """The empathy judge the OMNI_JUDGE_* variables configure, checked to answer; None when none is configured.
-    OMNI_JUDGE_CACHE_DIR keeps its verdicts across runs (a reply is never judged twice)."""
-    cache = os.environ.get(JUDGE_CACHE_VAR, "").strip()
-    config = JudgeConfig.from_env(cache_dir=Path(cache) if cache else None)
-    if config is None:
-        return None
-    judge = EmpathyJudge(config)
-    judge.check()
-    return judge
