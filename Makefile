@@ -13,8 +13,9 @@ demo: setup       ## the whole pipeline locally with kfp.local, then a summary
 test: setup lint  ## lint, then the whole suite, including the end-to-end pipeline test
 	$(VENV)/bin/python -m pytest -q
 
-lint: setup       ## ruff (rules in pyproject.toml)
+lint: setup       ## ruff lint and format check (rules in pyproject.toml)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test-fast: setup  ## everything but the end-to-end pipeline run
 	$(VENV)/bin/python -m pytest -q -m "not e2e"

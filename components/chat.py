@@ -17,6 +17,7 @@ backoff (or the server's Retry-After) for transport errors, 408, 429 and 5xx; at
 a new seed; a clear error for refusals (401/403/404/400); and an on-disk cache keyed by the request, so a rerun
 never asks the same question twice.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,7 +37,7 @@ from typing import Any, ClassVar, TypeVar
 import jsonschema
 import requests
 
-MAX_DELAY_S = 60.0   # caps backoff and Retry-After alike, so a misbehaving server cannot stall a run for long
+MAX_DELAY_S = 60.0  # caps backoff and Retry-After alike, so a misbehaving server cannot stall a run for long
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,10 @@ class _Retry(Exception):
 class ChatEndpoint:
     """Who uses an endpoint and under which environment variables, for messages that name what to fix."""
 
-    prefix: str          # "OMNI_LLM": OMNI_LLM_BASE_URL, OMNI_LLM_MODEL, OMNI_LLM_API_KEY, OMNI_LLM_API_KEY_FILE
-    user: str            # "the LLM dialogue writer", as in "... needs OMNI_LLM_MODEL"
-    answer: str = "answer"   # what one reply holds ("dialogue"), as in "gave no usable dialogue"
-    fallback: str = ""   # the way out without an endpoint ("use the template grammar"), appended to the advice
+    prefix: str  # "OMNI_LLM": OMNI_LLM_BASE_URL, OMNI_LLM_MODEL, OMNI_LLM_API_KEY, OMNI_LLM_API_KEY_FILE
+    user: str  # "the LLM dialogue writer", as in "... needs OMNI_LLM_MODEL"
+    answer: str = "answer"  # what one reply holds ("dialogue"), as in "gave no usable dialogue"
+    fallback: str = ""  # the way out without an endpoint ("use the template grammar"), appended to the advice
 
     @property
     def base_url_var(self) -> str:
@@ -94,25 +95,28 @@ class ChatConfig:
     """One endpoint's settings; subclass it with an ENDPOINT naming the environment variables."""
 
     ENDPOINT: ClassVar[ChatEndpoint]
-    base_url: str                     # ends in /v1; /chat/completions and /models are appended
+    base_url: str  # ends in /v1; /chat/completions and /models are appended
     model: str
     api_key: str = field(repr=False)  # never in a repr, log line or error message
-    timeout_s: float = 30.0           # per request
-    max_retries: int = 5              # extra attempts after the first, for transport errors and malformed answers
-    backoff_s: float = 1.0            # first retry delay; doubles per attempt, jittered, capped at MAX_DELAY_S
-    requests_per_s: float = 2.0       # across all threads sharing one client; separate processes each get this
-    cache_dir: Path | None = None     # None: no cache, every call is a request
+    timeout_s: float = 30.0  # per request
+    max_retries: int = 5  # extra attempts after the first, for transport errors and malformed answers
+    backoff_s: float = 1.0  # first retry delay; doubles per attempt, jittered, capped at MAX_DELAY_S
+    requests_per_s: float = 2.0  # across all threads sharing one client; separate processes each get this
+    cache_dir: Path | None = None  # None: no cache, every call is a request
     temperature: float = 0.8
 
     def __post_init__(self):
         e = self.ENDPOINT
         self.base_url = self.base_url.rstrip("/")
         if not self.base_url.startswith(("http://", "https://")) or not self.model:
-            raise ChatError(f"{e.base_url_var}={self.base_url!r} must start with http:// or https:// (e.g. https://"
-                            f"api.openai.com/v1) and {e.model_var}={self.model!r} must name a model (e.g. gpt-4o)")
+            raise ChatError(
+                f"{e.base_url_var}={self.base_url!r} must start with http:// or https:// (e.g. https://"
+                f"api.openai.com/v1) and {e.model_var}={self.model!r} must name a model (e.g. gpt-4o)"
+            )
         if min(self.timeout_s, self.requests_per_s) <= 0 or min(self.max_retries, self.backoff_s) < 0:
-            raise ChatError(f"{type(self).__name__}: timeout_s and requests_per_s must be > 0, max_retries and "
-                            "backoff_s >= 0")
+            raise ChatError(
+                f"{type(self).__name__}: timeout_s and requests_per_s must be > 0, max_retries and backoff_s >= 0"
+            )
         self.cache_dir = None if self.cache_dir is None else Path(self.cache_dir)
 
     @classmethod
@@ -125,17 +129,21 @@ class ChatConfig:
             try:
                 key = Path(key_file).read_text().strip()
             except OSError as err:
-                raise ChatError(f"{e.api_key_file_var}={key_file!r} cannot be read ({err.strerror}); point it at the "
-                                f"file where the Kubernetes Secret is mounted, or set {e.api_key_var}") from None
+                raise ChatError(
+                    f"{e.api_key_file_var}={key_file!r} cannot be read ({err.strerror}); point it at the "
+                    f"file where the Kubernetes Secret is mounted, or set {e.api_key_var}"
+                ) from None
             if not key:
                 raise ChatError(f"{e.api_key_file_var}={key_file!r} is empty; put the API key in that Secret")
         elif not key:
             missing.append(f"{e.api_key_var} (or {e.api_key_file_var})")
         if missing:
-            raise ChatError(f"{e.user} needs {', '.join(missing)}: export them (e.g. {e.base_url_var}="
-                            f"https://api.openai.com/v1 {e.model_var}=gpt-4o {e.api_key_var}=...), or in a cluster "
-                            f"mount the key from a Kubernetes Secret as a file and set {e.api_key_file_var} to its "
-                            f"path{e.or_fallback()}")
+            raise ChatError(
+                f"{e.user} needs {', '.join(missing)}: export them (e.g. {e.base_url_var}="
+                f"https://api.openai.com/v1 {e.model_var}=gpt-4o {e.api_key_var}=...), or in a cluster "
+                f"mount the key from a Kubernetes Secret as a file and set {e.api_key_file_var} to its "
+                f"path{e.or_fallback()}"
+            )
         return cls(environ[e.base_url_var].strip(), environ[e.model_var].strip(), key, cache_dir=cache_dir)
 
 
@@ -145,10 +153,11 @@ class ChatClient:
     def __init__(self, config: ChatConfig):
         self.config = config
         self._lock = threading.Lock()
-        self._next_start = 0.0        # monotonic time the next request may start
+        self._next_start = 0.0  # monotonic time the next request may start
 
-    def ask(self, messages: list[dict], schema: dict, parse: Callable[[dict], T], *, name: str, subject: str,
-            seed: int = 0) -> T:
+    def ask(
+        self, messages: list[dict], schema: dict, parse: Callable[[dict], T], *, name: str, subject: str, seed: int = 0
+    ) -> T:
         """`parse` of the endpoint's JSON answer to `messages`, constrained by response_format json_schema and
         validated against `schema` here too. `parse` raises ValueError for an answer that fits the schema but is
         still unusable; that counts as malformed and is asked again. The same request (model, messages,
@@ -157,14 +166,17 @@ class ChatClient:
         c, e = self.config, self.config.ENDPOINT
         request = {"model": c.model, "messages": messages, "temperature": c.temperature, "seed": seed}
         cache = self._cache_path({**request, "schema": schema})
-        if cache is not None:   # an absent or damaged entry falls through to a request, whose answer replaces it
-            with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError,
-                                     jsonschema.ValidationError):
+        if cache is not None:  # an absent or damaged entry falls through to a request, whose answer replaces it
+            with contextlib.suppress(
+                OSError, ValueError, KeyError, TypeError, AttributeError, jsonschema.ValidationError
+            ):
                 data = json.loads(cache.read_text())
                 jsonschema.validate(data, schema)
                 return parse(data)
-        body = {**request, "response_format": {"type": "json_schema", "json_schema": {
-            "name": name, "schema": schema, "strict": True}}}
+        body = {
+            **request,
+            "response_format": {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}},
+        }
         last, malformed = "", 0
         for attempt in range(c.max_retries + 1):
             try:
@@ -175,7 +187,7 @@ class ChatClient:
                 last = f"malformed {e.answer}: {err}" if err.malformed else str(err)
                 malformed, delay = malformed + err.malformed, err.retry_after
                 if delay is None:
-                    delay = c.backoff_s * 2 ** attempt * random.uniform(0.5, 1.0)
+                    delay = c.backoff_s * 2**attempt * random.uniform(0.5, 1.0)
             else:
                 if cache is not None:
                     _store(cache, data)
@@ -183,9 +195,11 @@ class ChatClient:
             if attempt < c.max_retries:
                 log.warning("attempt %d: %s; retrying in %.2f s", attempt + 1, last, min(delay, MAX_DELAY_S))
                 time.sleep(min(delay, MAX_DELAY_S))
-        raise ChatError(f"{c.model} at {c.base_url} gave no usable {e.answer} for {subject} in {c.max_retries + 1} "
-                        f"attempts; last: {last}. Check the server's health and rate limits, raise "
-                        f"{type(c).__name__}.max_retries{e.or_fallback()}")
+        raise ChatError(
+            f"{c.model} at {c.base_url} gave no usable {e.answer} for {subject} in {c.max_retries + 1} "
+            f"attempts; last: {last}. Check the server's health and rate limits, raise "
+            f"{type(c).__name__}.max_retries{e.or_fallback()}"
+        )
 
     def check(self) -> None:
         """One cheap request (GET /models) that raises ChatError when the endpoint is unreachable or refuses the
@@ -193,9 +207,11 @@ class ChatClient:
         try:
             response = self._request("GET", "/models")
         except requests.RequestException as err:
-            raise ChatError(f"cannot reach {self.config.ENDPOINT.base_url_var}={self.config.base_url!r} "
-                            f"({type(err).__name__}); check the URL, that the server is up, and that this pod may "
-                            "reach it") from None
+            raise ChatError(
+                f"cannot reach {self.config.ENDPOINT.base_url_var}={self.config.base_url!r} "
+                f"({type(err).__name__}); check the URL, that the server is up, and that this pod may "
+                "reach it"
+            ) from None
         # Some OpenAI-compatible servers have no /models; a 404 still proves the server is there.
         if response.status_code >= 400 and response.status_code != 404:
             raise ChatError(self._refused(response))
@@ -217,26 +233,29 @@ class ChatClient:
             raise ChatError(self._refused(response))
         try:
             return _content(response, schema)
-        except ValueError as err:   # a healthy server wrote a bad answer: no backoff, the rate limiter spaces retries
+        except ValueError as err:  # a healthy server wrote a bad answer: no backoff, the rate limiter spaces retries
             raise _Retry(str(err), retry_after=0.0, malformed=True) from None
 
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:
-        with self._lock:              # reserve a start slot, then sleep outside the lock so threads queue in order
+        with self._lock:  # reserve a start slot, then sleep outside the lock so threads queue in order
             now = time.monotonic()
             start = max(now, self._next_start)
             self._next_start = start + 1.0 / self.config.requests_per_s
         time.sleep(start - now)
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
-        return requests.request(method, self.config.base_url + path, headers=headers,
-                                timeout=self.config.timeout_s, **kwargs)
+        return requests.request(
+            method, self.config.base_url + path, headers=headers, timeout=self.config.timeout_s, **kwargs
+        )
 
     def _refused(self, response: requests.Response) -> str:
         status, c, e = response.status_code, self.config, self.config.ENDPOINT
         key_fix = f"check {e.api_key_var} (or the Secret behind {e.api_key_file_var}) and its access to {c.model}"
-        fix = {401: key_fix, 403: key_fix,
-               404: f"check {e.base_url_var}={c.base_url!r} ends in /v1 and {e.model_var}={c.model!r} exists there",
-               400: f"check that {e.model_var}={c.model!r} supports response_format json_schema",
-               }.get(status, "see the server's message")
+        fix = {
+            401: key_fix,
+            403: key_fix,
+            404: f"check {e.base_url_var}={c.base_url!r} ends in /v1 and {e.model_var}={c.model!r} exists there",
+            400: f"check that {e.model_var}={c.model!r} supports response_format json_schema",
+        }.get(status, "see the server's message")
         return f"{c.base_url} refused the request with HTTP {status} ({self._snippet(response)}); {fix}"
 
     def _snippet(self, response: requests.Response) -> str:
@@ -267,7 +286,7 @@ def _content(response: requests.Response, schema: dict) -> dict:
 def _parsed(data: dict, parse: Callable[[dict], T]) -> T:
     try:
         return parse(data)
-    except ValueError as err:       # fits the schema, but the caller cannot use it: as malformed as bad JSON
+    except ValueError as err:  # fits the schema, but the caller cannot use it: as malformed as bad JSON
         raise _Retry(str(err), retry_after=0.0, malformed=True) from None
 
 

@@ -13,6 +13,7 @@ The quota comes from cgroup v2 (`cpu.max`: "200000 100000" = 2 cores; "max" = no
 still not spread over the whole node: the Helm chart passes its CPU limit, or else its request, as OMNI_CPUS,
 which caps the count too. An explicit OMP_NUM_THREADS (an SRE's override) always wins.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,10 @@ def available_cpus(root: Path = CGROUP_ROOT) -> int:
         try:
             cores = min(cores, math.ceil(float(granted)))
         except ValueError:
-            raise ValueError(f"{CPUS_ENV}={granted!r} is not a number of cores; set it like the pod's CPU "
-                             "limit (e.g. 2 or 1.5) or unset it") from None
+            raise ValueError(
+                f"{CPUS_ENV}={granted!r} is not a number of cores; set it like the pod's CPU "
+                "limit (e.g. 2 or 1.5) or unset it"
+            ) from None
     return max(1, cores)
 
 

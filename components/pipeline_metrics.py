@@ -26,6 +26,7 @@ their own so that the gate step's push does not erase the metrics the evaluate s
 Non-finite metric values (NaN, +-inf: a metric that could not be computed) are skipped rather than pushed as NaN:
 the series is then absent for that run ("no data"), while a NaN would poison sums and averages over metrics.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -59,8 +60,10 @@ def _gateway_url() -> str | None:
     except ValueError:
         usable = False
     if not usable:
-        _warn(f"{URL_ENV}={url!r} is not an http(s) URL with a host, so pipeline metrics are not pushed. Fix: set "
-              f"it like {CLUSTER_URL}, or unset it to turn pushing off.")
+        _warn(
+            f"{URL_ENV}={url!r} is not an http(s) URL with a host, so pipeline metrics are not pushed. Fix: set "
+            f"it like {CLUSTER_URL}, or unset it to turn pushing off."
+        )
         return None
     return url
 
@@ -78,10 +81,12 @@ def _push(url: str, job: str, grouping_key: dict[str, str], fill) -> bool:
     try:
         push_to_gateway(url, job=job, registry=registry, grouping_key=grouping_key, timeout=TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001  (any failure here is the gateway's, never the step's)
-        _warn(f"could not push pipeline metrics (job {job}, {grouping_key}) to {URL_ENV}={url}: "
-              f"{type(exc).__name__}: {exc}. The step's result is unaffected. Fix: check that the Pushgateway "
-              f"answers there (kubectl -n monitoring get pods -l app.kubernetes.io/name=prometheus-pushgateway), "
-              f"or unset {URL_ENV} to turn pushing off.")
+        _warn(
+            f"could not push pipeline metrics (job {job}, {grouping_key}) to {URL_ENV}={url}: "
+            f"{type(exc).__name__}: {exc}. The step's result is unaffected. Fix: check that the Pushgateway "
+            f"answers there (kubectl -n monitoring get pods -l app.kubernetes.io/name=prometheus-pushgateway), "
+            f"or unset {URL_ENV} to turn pushing off."
+        )
         return False
     return True
 
@@ -95,8 +100,10 @@ def _gauge(registry, name: str, doc: str, labels: dict[str, str], value: float) 
 def _require(**names: str) -> None:
     for argument, value in names.items():
         if not isinstance(value, str) or not value:
-            raise ValueError(f"pipeline_metrics: {argument} must be a non-empty string, got {value!r}. Fix: pass "
-                             f"the step's name and the run's lineage id (the KFP run id, or local-<utc time>).")
+            raise ValueError(
+                f"pipeline_metrics: {argument} must be a non-empty string, got {value!r}. Fix: pass "
+                f"the step's name and the run's lineage id (the KFP run id, or local-<utc time>)."
+            )
 
 
 @contextlib.contextmanager
@@ -116,23 +123,31 @@ def step_metrics(step: str, lineage_id: str, pipeline: str = PIPELINE) -> Iterat
             labels = {"pipeline": pipeline, "step": step, "lineage_id": lineage_id}
 
             def fill(registry):
-                _gauge(registry, "step_success", "1 when the latest run of the step succeeded, 0 when it failed",
-                       labels, 1.0 if succeeded else 0.0)
+                _gauge(
+                    registry,
+                    "step_success",
+                    "1 when the latest run of the step succeeded, 0 when it failed",
+                    labels,
+                    1.0 if succeeded else 0.0,
+                )
                 _gauge(registry, "step_duration_seconds", "Wall time of the latest run of the step", labels, elapsed)
 
             _push(url, STEP_JOB, {"pipeline": pipeline, "step": step}, fill)
 
 
-def push_evaluation(lineage_id: str, metrics: Mapping[str, float], gate_passed: bool | None = None,
-                    pipeline: str = PIPELINE) -> None:
+def push_evaluation(
+    lineage_id: str, metrics: Mapping[str, float], gate_passed: bool | None = None, pipeline: str = PIPELINE
+) -> None:
     """Push the evaluation's metrics (when `metrics` is not empty; non-finite values skipped) and the gate's
     decision (when `gate_passed` is not None), each replacing the previous run's. A no-op without
     OMNI_PUSHGATEWAY_URL."""
     _require(lineage_id=lineage_id, pipeline=pipeline)
     for name, value in metrics.items():
         if not isinstance(value, numbers.Real):
-            raise TypeError(f"pipeline_metrics: metric {name!r} is {value!r}, not a number. Fix: pass only the "
-                            f"numeric metrics (Evaluation.summary()).")
+            raise TypeError(
+                f"pipeline_metrics: metric {name!r} is {value!r}, not a number. Fix: pass only the "
+                f"numeric metrics (Evaluation.summary())."
+            )
     url = _gateway_url()
     if not url:
         return
@@ -142,14 +157,23 @@ def push_evaluation(lineage_id: str, metrics: Mapping[str, float], gate_passed: 
         if finite:  # a Gauge without series would still be exposed as an empty family
             from prometheus_client import Gauge
 
-            gauge = Gauge(f"{PREFIX}_evaluation_metric", "The latest evaluation's metrics, by contract name",
-                          ("pipeline", "lineage_id", "metric"), registry=registry)
+            gauge = Gauge(
+                f"{PREFIX}_evaluation_metric",
+                "The latest evaluation's metrics, by contract name",
+                ("pipeline", "lineage_id", "metric"),
+                registry=registry,
+            )
             for name, value in finite.items():
                 gauge.labels(pipeline=pipeline, lineage_id=lineage_id, metric=name).set(value)
 
     def fill_gate(registry):
-        _gauge(registry, "gate_passed", "1 when the latest gate decision passed, 0 when it failed",
-               {"pipeline": pipeline, "lineage_id": lineage_id}, 1.0 if gate_passed else 0.0)
+        _gauge(
+            registry,
+            "gate_passed",
+            "1 when the latest gate decision passed, 0 when it failed",
+            {"pipeline": pipeline, "lineage_id": lineage_id},
+            1.0 if gate_passed else 0.0,
+        )
 
     # One warning per call: when the gateway refused the metrics it would refuse the gate too.
     if metrics and not _push(url, EVALUATION_JOB, {"pipeline": pipeline}, fill_metrics):

@@ -20,6 +20,7 @@ with torchrun; "trainjob" makes the step a launcher that runs a Kubeflow Trainer
   `omni pipeline submit --service-account NAME`.
 Clusters that train only with TrainJobs should compile with `train_gpus=0`: the launcher pod needs no GPU.
 """
+
 import json
 from dataclasses import dataclass, field
 
@@ -37,23 +38,25 @@ PIPELINE_NAME = "emotion-omni"
 class ClusterSettings:
     """What a cluster run needs beyond the graph. Defaults suit a small GPU node pool."""
 
-    train_gpus: int = 1                          # per training pod; DeepSpeed runs one rank per GPU
+    train_gpus: int = 1  # per training pod; DeepSpeed runs one rank per GPU
     accelerator_type: str = "nvidia.com/gpu"
     # Secret holding MLFLOW_TRACKING_URI (+ S3 keys for the artifact store); mounted as env, never in YAML.
     mlflow_secret: str = "mlflow-credentials"
-    mlflow_secret_keys: dict[str, str] = field(default_factory=lambda: {
-        "MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI",
-        "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
-        "MLFLOW_S3_ENDPOINT_URL": "MLFLOW_S3_ENDPOINT_URL",
-    })
+    mlflow_secret_keys: dict[str, str] = field(
+        default_factory=lambda: {
+            "MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI",
+            "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
+            "MLFLOW_S3_ENDPOINT_URL": "MLFLOW_S3_ENDPOINT_URL",
+        }
+    )
     # Secret holding the LLM dialogue writer's OMNI_LLM_BASE_URL, OMNI_LLM_MODEL and OMNI_LLM_API_KEY, mounted on the
     # synthesis steps as env; "" mounts none (text_backend="llm" then fails at once, naming the variables).
     llm_secret: str = ""
     # Secret holding the empathy judge's OMNI_JUDGE_BASE_URL, OMNI_JUDGE_MODEL and OMNI_JUDGE_API_KEY, mounted on the
     # evaluate and register steps (register may evaluate the champion again); "" leaves empathy_score not computed.
     judge_secret: str = ""
-    retries: int = 2                             # for steps that talk to services (MLflow, Triton start)
+    retries: int = 2  # for steps that talk to services (MLflow, Triton start)
     # Synthesis parts (the `synthesis_parts` parameter): at most this many pods at once, each with this CPU request;
     # a part runs one synthesizer process per CPU it gets.
     synthesis_parallelism: int = 16
@@ -70,53 +73,86 @@ class ClusterSettings:
     shared_pvc: str = ""
     shared_mount_path: str = "/mnt/omni-shared"
     trainjob_runtime: str = "torch-distributed-deepspeed"  # a ClusterTrainingRuntime (torch ML policy)
-    trainjob_cpu: str = "8"                      # per TrainJob node
-    trainjob_memory: str = "32Gi"                # per TrainJob node
+    trainjob_cpu: str = "8"  # per TrainJob node
+    trainjob_memory: str = "32Gi"  # per TrainJob node
     # Every step pushes its duration and outcome (evaluate its metrics, register the gate) here; the bootstrap
     # installs this Pushgateway. "" pushes nothing.
     pushgateway_url: str = pipeline_metrics.CLUSTER_URL
 
 
 def _registry_env(task: dsl.PipelineTask, settings: ClusterSettings) -> dsl.PipelineTask:
-    return kubernetes.use_secret_as_env(task, secret_name=settings.mlflow_secret,
-                                        secret_key_to_env=settings.mlflow_secret_keys)
+    return kubernetes.use_secret_as_env(
+        task, secret_name=settings.mlflow_secret, secret_key_to_env=settings.mlflow_secret_keys
+    )
 
 
 def _trainjob_json(settings: ClusterSettings) -> str:
     """The compile-time part of the train step's TrainJobConfig (num_nodes, gpus_per_node come at run time)."""
-    return json.dumps({
-        "runtime": settings.trainjob_runtime, "image": steps.COMPONENT_IMAGE, "pvc": settings.shared_pvc,
-        "mount_path": settings.shared_mount_path, "cpu": settings.trainjob_cpu, "memory": settings.trainjob_memory,
-        "gpu_resource": settings.accelerator_type, "node_selector": dict(settings.gpu_node_selector),
-        "tolerations": [dict(t) for t in settings.gpu_tolerations],
-    }, sort_keys=True)
+    return json.dumps(
+        {
+            "runtime": settings.trainjob_runtime,
+            "image": steps.COMPONENT_IMAGE,
+            "pvc": settings.shared_pvc,
+            "mount_path": settings.shared_mount_path,
+            "cpu": settings.trainjob_cpu,
+            "memory": settings.trainjob_memory,
+            "gpu_resource": settings.accelerator_type,
+            "node_selector": dict(settings.gpu_node_selector),
+            "tolerations": [dict(t) for t in settings.gpu_tolerations],
+        },
+        sort_keys=True,
+    )
 
 
 def _on_gpu_nodes(task: dsl.PipelineTask, settings: ClusterSettings) -> dsl.PipelineTask:
     for key, value in sorted(settings.gpu_node_selector.items()):
         kubernetes.add_node_selector(task, label_key=key, label_value=value)
     for t in settings.gpu_tolerations:
-        kubernetes.add_toleration(task, key=t.get("key"), operator=t.get("operator", "Equal"), value=t.get("value"),
-                                  effect=t.get("effect"), toleration_seconds=t.get("tolerationSeconds"))
+        kubernetes.add_toleration(
+            task,
+            key=t.get("key"),
+            operator=t.get("operator", "Equal"),
+            value=t.get("value"),
+            effect=t.get("effect"),
+            toleration_seconds=t.get("tolerationSeconds"),
+        )
     return task
 
 
 def build_pipeline(settings: ClusterSettings = ClusterSettings()):
     """Return the pipeline function, with `settings` applied to its tasks."""
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="Emotion Omni: synthesize, train both stages (thinker, then "
-                                                  "talker on speech units) with DeepSpeed, evaluate text and speech, "
-                                                  "gate against the champion and register in MLflow, export to "
-                                                  "Triton, smoke-serve.")
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Emotion Omni: synthesize, train both stages (thinker, then "
+        "talker on speech units) with DeepSpeed, evaluate text and speech, "
+        "gate against the champion and register in MLflow, export to "
+        "Triton, smoke-serve.",
+    )
     def emotion_omni(
-        n: int = SynthesisConfig.n, seed: int = 0, test_fraction: float = SynthesisConfig.test_fraction,
-        text_backend: str = SynthesisConfig.text_backend, synthesis_parts: int = 1,
-        epochs: int = TrainConfig.epochs, nproc: int = 2, max_steps: int = 0, train_config_json: str = "{}",
-        speech_epochs: int = SpeechTrainConfig.epochs, speech_max_steps: int = 0, speech_train_config_json: str = "{}",
-        token2wav_json: str = "{}", restyled_per_reply: int = 0,
-        train_backend: str = "local", trainjob_num_nodes: int = 1, trainjob_gpus_per_node: int = 1,
-        tracking_uri: str = "", artifact_location: str = "", model_name: str = "emotion-omni",
-        gate_json: str = "{}", triton_publish_uri: str = "", triton_instance_kind: str = "cpu",
+        n: int = SynthesisConfig.n,
+        seed: int = 0,
+        test_fraction: float = SynthesisConfig.test_fraction,
+        text_backend: str = SynthesisConfig.text_backend,
+        synthesis_parts: int = 1,
+        epochs: int = TrainConfig.epochs,
+        nproc: int = 2,
+        max_steps: int = 0,
+        train_config_json: str = "{}",
+        speech_epochs: int = SpeechTrainConfig.epochs,
+        speech_max_steps: int = 0,
+        speech_train_config_json: str = "{}",
+        token2wav_json: str = "{}",
+        restyled_per_reply: int = 0,
+        train_backend: str = "local",
+        trainjob_num_nodes: int = 1,
+        trainjob_gpus_per_node: int = 1,
+        tracking_uri: str = "",
+        artifact_location: str = "",
+        model_name: str = "emotion-omni",
+        gate_json: str = "{}",
+        triton_publish_uri: str = "",
+        triton_instance_kind: str = "cpu",
         checkpoint_root: str = "",
     ):
         # Synthesis fans out over `synthesis_parts` pods, each speaking every parts-th shard on its CPUs; the plan
@@ -124,8 +160,13 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
         # A part is a cached KFP task, so a resubmitted run reuses the parts that finished.
         # The run's lineage ID (the KFP run id) goes to every step: MLflow, TrainJobs, Triton and metrics carry it.
         lineage = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-        synthesis = {"n": n, "seed": seed, "test_fraction": test_fraction, "text_backend": text_backend,
-                     "lineage_id": lineage}
+        synthesis = {
+            "n": n,
+            "seed": seed,
+            "test_fraction": test_fraction,
+            "text_backend": text_backend,
+            "lineage_id": lineage,
+        }
         planned = steps.plan_synthesis(parts=synthesis_parts, **synthesis)
         with dsl.ParallelFor(planned.output, parallelism=settings.synthesis_parallelism) as part:
             spoken_part = steps.synthesize_part(part=part, parts=synthesis_parts, **synthesis)
@@ -135,24 +176,53 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
         planned.set_cpu_request("500m").set_memory_request("512Mi")
         if settings.llm_secret:
             for task in (planned, spoken_part, data):
-                kubernetes.use_secret_as_env(task, secret_name=settings.llm_secret, secret_key_to_env={
-                    name: name for name in ("OMNI_LLM_BASE_URL", "OMNI_LLM_MODEL", "OMNI_LLM_API_KEY")})
+                kubernetes.use_secret_as_env(
+                    task,
+                    secret_name=settings.llm_secret,
+                    secret_key_to_env={
+                        name: name for name in ("OMNI_LLM_BASE_URL", "OMNI_LLM_MODEL", "OMNI_LLM_API_KEY")
+                    },
+                )
 
-        trained = steps.train(dataset=data.outputs["dataset"], epochs=epochs, nproc=nproc, max_steps=max_steps,
-                              seed=seed, config_json=train_config_json, backend=train_backend,
-                              num_nodes=trainjob_num_nodes, gpus_per_node=trainjob_gpus_per_node,
-                              trainjob_json=_trainjob_json(settings), checkpoint_root=checkpoint_root,
-                              run_id=lineage)
-        units = steps.speech_units(dataset=data.outputs["dataset"], token2wav_json=token2wav_json,
-                                   restyled_per_reply=restyled_per_reply, seed=seed, lineage_id=lineage)
+        trained = steps.train(
+            dataset=data.outputs["dataset"],
+            epochs=epochs,
+            nproc=nproc,
+            max_steps=max_steps,
+            seed=seed,
+            config_json=train_config_json,
+            backend=train_backend,
+            num_nodes=trainjob_num_nodes,
+            gpus_per_node=trainjob_gpus_per_node,
+            trainjob_json=_trainjob_json(settings),
+            checkpoint_root=checkpoint_root,
+            run_id=lineage,
+        )
+        units = steps.speech_units(
+            dataset=data.outputs["dataset"],
+            token2wav_json=token2wav_json,
+            restyled_per_reply=restyled_per_reply,
+            seed=seed,
+            lineage_id=lineage,
+        )
         units.set_cpu_request("2").set_memory_request("4Gi")
 
-        spoken = steps.train_speech(dataset=data.outputs["dataset"], stage1_model=trained.outputs["model"],
-                                    units=units.outputs["units"], epochs=speech_epochs, nproc=nproc,
-                                    max_steps=speech_max_steps, seed=seed, config_json=speech_train_config_json,
-                                    backend=train_backend, num_nodes=trainjob_num_nodes,
-                                    gpus_per_node=trainjob_gpus_per_node, trainjob_json=_trainjob_json(settings),
-                                    checkpoint_root=checkpoint_root, run_id=lineage)
+        spoken = steps.train_speech(
+            dataset=data.outputs["dataset"],
+            stage1_model=trained.outputs["model"],
+            units=units.outputs["units"],
+            epochs=speech_epochs,
+            nproc=nproc,
+            max_steps=speech_max_steps,
+            seed=seed,
+            config_json=speech_train_config_json,
+            backend=train_backend,
+            num_nodes=trainjob_num_nodes,
+            gpus_per_node=trainjob_gpus_per_node,
+            trainjob_json=_trainjob_json(settings),
+            checkpoint_root=checkpoint_root,
+            run_id=lineage,
+        )
         for task in (trained, spoken):
             # The registry Secret's S3 keys and endpoint reach the steps for an s3:// checkpoint_root.
             _registry_env(task, settings).set_retry(settings.train_retries)
@@ -163,15 +233,21 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
             if settings.shared_pvc:
                 kubernetes.mount_pvc(task, pvc_name=settings.shared_pvc, mount_path=settings.shared_mount_path)
 
-        evaluated = steps.evaluate(model=spoken.outputs["model"], dataset=data.outputs["dataset"],
-                                   lineage_id=lineage)
+        evaluated = steps.evaluate(model=spoken.outputs["model"], dataset=data.outputs["dataset"], lineage_id=lineage)
         evaluated.set_cpu_request("2").set_memory_request("4Gi")
 
         registered = steps.register(
-            model=spoken.outputs["model"], training=trained.outputs["training"],
-            speech_training=spoken.outputs["training"], evaluation=evaluated.outputs["evaluation"],
-            dataset=data.outputs["dataset"], tracking_uri=tracking_uri, artifact_location=artifact_location,
-            model_name=model_name, gate_json=gate_json, lineage_id=lineage)
+            model=spoken.outputs["model"],
+            training=trained.outputs["training"],
+            speech_training=spoken.outputs["training"],
+            evaluation=evaluated.outputs["evaluation"],
+            dataset=data.outputs["dataset"],
+            tracking_uri=tracking_uri,
+            artifact_location=artifact_location,
+            model_name=model_name,
+            gate_json=gate_json,
+            lineage_id=lineage,
+        )
         _registry_env(registered, settings).set_retry(settings.retries)
         # 4 GiB: when the champion was evaluated on another split, this step evaluates it again on this one.
         registered.set_cpu_request("2").set_memory_request("4Gi")
@@ -179,32 +255,58 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
         gate = steps.check_gate(registration=registered.outputs["registration"], lineage_id=lineage)
         gate.set_cpu_request("500m").set_memory_request("512Mi")
         with dsl.If(gate.output == True, name="gate-passed"):  # noqa: E712  (KFP needs ==, not `is`)
-            promoted = steps.promote(version=registered.outputs["Output"], tracking_uri=tracking_uri,
-                                     model_name=model_name, lineage_id=lineage)
+            promoted = steps.promote(
+                version=registered.outputs["Output"],
+                tracking_uri=tracking_uri,
+                model_name=model_name,
+                lineage_id=lineage,
+            )
             _registry_env(promoted, settings).set_retry(settings.retries)
             promoted.set_cpu_request("500m").set_memory_request("512Mi")
 
         # triton_publish_uri, e.g. s3://minio.minio.svc.cluster.local:9000/models/emotion-omni/triton: the base the
         # Helm chart's modelRepository points at ("" keeps the repository as a pipeline artifact only).
         # triton_instance_kind "gpu" publishes KIND_GPU, for the chart's gpu profile.
-        exported = steps.export_triton(version=registered.outputs["Output"], tracking_uri=tracking_uri,
-                                       model_name=model_name, publish_uri=triton_publish_uri,
-                                       lineage_id=lineage,
-                                       publish_instance_kind=triton_instance_kind)
+        exported = steps.export_triton(
+            version=registered.outputs["Output"],
+            tracking_uri=tracking_uri,
+            model_name=model_name,
+            publish_uri=triton_publish_uri,
+            lineage_id=lineage,
+            publish_instance_kind=triton_instance_kind,
+        )
         _registry_env(exported, settings).set_retry(settings.retries)
         exported.set_cpu_request("1").set_memory_request("4Gi")  # downloads and repackages the model
 
-        served = steps.serve_smoke_test(model_repository=exported.outputs["model_repository"],
-                                        dataset=data.outputs["dataset"], lineage_id=lineage)
+        served = steps.serve_smoke_test(
+            model_repository=exported.outputs["model_repository"], dataset=data.outputs["dataset"], lineage_id=lineage
+        )
         served.set_cpu_request("2").set_memory_request("4Gi").set_retry(settings.retries)
 
         if settings.judge_secret:
             for task in (evaluated, registered):
-                kubernetes.use_secret_as_env(task, secret_name=settings.judge_secret, secret_key_to_env={
-                    name: name for name in ("OMNI_JUDGE_BASE_URL", "OMNI_JUDGE_MODEL", "OMNI_JUDGE_API_KEY")})
+                kubernetes.use_secret_as_env(
+                    task,
+                    secret_name=settings.judge_secret,
+                    secret_key_to_env={
+                        name: name for name in ("OMNI_JUDGE_BASE_URL", "OMNI_JUDGE_MODEL", "OMNI_JUDGE_API_KEY")
+                    },
+                )
         if settings.pushgateway_url:
-            for task in (planned, spoken_part, data, trained, units, spoken, evaluated, registered, gate, promoted,
-                         exported, served):
+            for task in (
+                planned,
+                spoken_part,
+                data,
+                trained,
+                units,
+                spoken,
+                evaluated,
+                registered,
+                gate,
+                promoted,
+                exported,
+                served,
+            ):
                 task.set_env_variable(pipeline_metrics.URL_ENV, settings.pushgateway_url)
 
     return emotion_omni

@@ -3,6 +3,7 @@
 Each step runs as a subprocess of the current interpreter, so the project must be installed in it
 (`pip install -e .`). Outputs land under DATA_DIR/kfp/<run>/<task>/...; MLflow uses DATA_DIR/mlflow.
 """
+
 import json
 import time
 import warnings
@@ -18,7 +19,7 @@ from pipelines.emotion_omni import ClusterSettings, build_pipeline
 class StepResult:
     task: str
     parameters: dict[str, Any]
-    artifacts: dict[str, dict[str, Any]]   # output name -> {"uri": ..., "metadata": {...}}
+    artifacts: dict[str, dict[str, Any]]  # output name -> {"uri": ..., "metadata": {...}}
 
 
 @dataclass
@@ -38,8 +39,10 @@ def _collect(run_dir: Path) -> dict[str, StepResult]:
     loops = sorted(run_dir.glob("for-loop-*-iteration-*/*/executor_output.json"))
     for output_file in sorted(run_dir.glob("*/executor_output.json")) + loops:
         data = json.loads(output_file.read_text())
-        artifacts = {name: {"uri": spec["artifacts"][0]["uri"], "metadata": spec["artifacts"][0].get("metadata", {})}
-                     for name, spec in data.get("artifacts", {}).items()}
+        artifacts = {
+            name: {"uri": spec["artifacts"][0]["uri"], "metadata": spec["artifacts"][0].get("metadata", {})}
+            for name, spec in data.get("artifacts", {}).items()
+        }
         task = output_file.parent.name
         if output_file.parent.parent != run_dir:
             task += f"[{output_file.parent.parent.name.rsplit('-', 1)[1]}]"

@@ -19,8 +19,9 @@ COMPONENT_IMAGE = "ghcr.io/empathy-omni/omni-components:0.1.0"
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def plan_synthesis(n: int, seed: int, test_fraction: float, text_backend: str, parts: int,
-                   lineage_id: str) -> List[int]:
+def plan_synthesis(
+    n: int, seed: int, test_fraction: float, text_backend: str, parts: int, lineage_id: str
+) -> List[int]:
     """Step 1a: check what synthesis needs (TTS engines, the LLM endpoint for text_backend "llm") before any part
     starts, and return the parts to fan out over (at most `parts`; fewer when the build has fewer shards)."""
     from components.pipeline_metrics import step_metrics
@@ -32,8 +33,16 @@ def plan_synthesis(n: int, seed: int, test_fraction: float, text_backend: str, p
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def synthesize_part(n: int, seed: int, test_fraction: float, text_backend: str, part: int, parts: int,
-                    lineage_id: str, shards: Output[Artifact]):
+def synthesize_part(
+    n: int,
+    seed: int,
+    test_fraction: float,
+    text_backend: str,
+    part: int,
+    parts: int,
+    lineage_id: str,
+    shards: Output[Artifact],
+):
     """Step 1b, one pod per part (ParallelFor): speak every `parts`-th shard of the build from shard `part`, on one
     process per CPU; text_backend "llm" reads OMNI_LLM_* from the environment (a Secret)."""
     import time
@@ -45,16 +54,31 @@ def synthesize_part(n: int, seed: int, test_fraction: float, text_backend: str, 
 
     with step_metrics("synthesize-part", lineage_id):
         start = time.time()
-        config = SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction, text_backend=text_backend,
-                                 workers=available_cpus())
+        config = SynthesisConfig(
+            n=n, seed=seed, test_fraction=test_fraction, text_backend=text_backend, workers=available_cpus()
+        )
         run = synthesize_part(config, Path(shards.path), part=part, parts=parts)
-        shards.metadata.update({"part": part, "parts": parts, "rows": len(run.rows), "shards": run.shards,
-                                "wall_seconds": round(time.time() - start, 2)})
+        shards.metadata.update(
+            {
+                "part": part,
+                "parts": parts,
+                "rows": len(run.rows),
+                "shards": run.shards,
+                "wall_seconds": round(time.time() - start, 2),
+            }
+        )
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def synthesize(n: int, seed: int, test_fraction: float, text_backend: str, parts: Input[List[Artifact]],
-               lineage_id: str, dataset: Output[Dataset]):
+def synthesize(
+    n: int,
+    seed: int,
+    test_fraction: float,
+    text_backend: str,
+    parts: Input[List[Artifact]],
+    lineage_id: str,
+    dataset: Output[Dataset],
+):
     """Step 1c: gather the parts' shards into the emotional dialogue set (manifest + 16 kHz WAVs), apply the
     filters and write the dataset card with its plots: the bytes a one-machine build makes."""
     import time
@@ -67,14 +91,33 @@ def synthesize(n: int, seed: int, test_fraction: float, text_backend: str, parts
         start = time.time()
         config = SynthesisConfig(n=n, seed=seed, test_fraction=test_fraction, text_backend=text_backend)
         summary = merge_parts(config, [Path(part.path) for part in parts], Path(dataset.path))
-        dataset.metadata.update({"rows": summary.n, "shards": summary.shards, "parts": len(parts),
-                                 "wall_seconds": round(time.time() - start, 2)})
+        dataset.metadata.update(
+            {
+                "rows": summary.n,
+                "shards": summary.shards,
+                "parts": len(parts),
+                "wall_seconds": round(time.time() - start, 2),
+            }
+        )
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def train(dataset: Input[Dataset], epochs: int, nproc: int, max_steps: int, seed: int, config_json: str,
-          backend: str, num_nodes: int, gpus_per_node: int, trainjob_json: str, checkpoint_root: str, run_id: str,
-          model: Output[Model], training: Output[Artifact]):
+def train(
+    dataset: Input[Dataset],
+    epochs: int,
+    nproc: int,
+    max_steps: int,
+    seed: int,
+    config_json: str,
+    backend: str,
+    num_nodes: int,
+    gpus_per_node: int,
+    trainjob_json: str,
+    checkpoint_root: str,
+    run_id: str,
+    model: Output[Model],
+    training: Output[Artifact],
+):
     """Step 2a: training stage 1 (the thinker: reply text + emotion) with DeepSpeed ZeRO-2; exports the model.
 
     backend "local": `nproc` torchrun ranks inside this pod. backend "trainjob": a Kubeflow Trainer TrainJob of
@@ -94,22 +137,39 @@ def train(dataset: Input[Dataset], epochs: int, nproc: int, max_steps: int, seed
 
     with step_metrics("train", run_id):
         start = time.time()
-        config = TrainConfig.from_dict({**json.loads(config_json or "{}"), "epochs": epochs, "nproc": nproc,
-                                        "max_steps": max_steps, "seed": seed})
+        config = TrainConfig.from_dict(
+            {**json.loads(config_json or "{}"), "epochs": epochs, "nproc": nproc, "max_steps": max_steps, "seed": seed}
+        )
         if checkpoint_root:
             config.checkpoint_uri = run_checkpoint_uri(checkpoint_root, run_id, config.stage)
-        job = {**json.loads(trainjob_json or "{}"), "num_nodes": num_nodes, "gpus_per_node": gpus_per_node,
-               "lineage_id": run_id}
+        job = {
+            **json.loads(trainjob_json or "{}"),
+            "num_nodes": num_nodes,
+            "gpus_per_node": gpus_per_node,
+            "lineage_id": run_id,
+        }
         result = train_with_backend(Path(dataset.path), Path(training.path), config, backend, job, resume=True)
         shutil.copytree(result.model_dir, model.path)
-        model.metadata.update({**result.summary, "framework": "pytorch+deepspeed", "train_backend": backend,
-                               "wall_seconds": round(time.time() - start, 2)})
+        model.metadata.update(
+            {
+                **result.summary,
+                "framework": "pytorch+deepspeed",
+                "train_backend": backend,
+                "wall_seconds": round(time.time() - start, 2),
+            }
+        )
         training.metadata.update(result.summary)
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def speech_units(dataset: Input[Dataset], token2wav_json: str, restyled_per_reply: int, seed: int,
-                 lineage_id: str, units: Output[Artifact]):
+def speech_units(
+    dataset: Input[Dataset],
+    token2wav_json: str,
+    restyled_per_reply: int,
+    seed: int,
+    lineage_id: str,
+    units: Output[Artifact],
+):
     """Step 2b: fit the speech-unit extractor (k-means over log-mel frames) on the reply audio and write every
     reply's units, the targets stage 2 trains the talker on. `token2wav_json`: EmotionOmniToken2WavConfig fields;
     `restyled_per_reply` > 0 also speaks each train reply in that many other emotions (components.speech.restyle)."""
@@ -126,21 +186,41 @@ def speech_units(dataset: Input[Dataset], token2wav_json: str, restyled_per_repl
         fit_torch_threads()
         start = time.time()
         config = EmotionOmniToken2WavConfig.from_dict(json.loads(token2wav_json or "{}"))
-        summary = build_speech_units(Path(dataset.path), Path(units.path), config,
-                                     restyled_per_reply=restyled_per_reply, seed=seed)
+        summary = build_speech_units(
+            Path(dataset.path), Path(units.path), config, restyled_per_reply=restyled_per_reply, seed=seed
+        )
         card = summary.card
-        units.metadata.update({"num_units": card["num_units"], "units_used": card["units_used"],
-                               "restyled_replies": card["restyled_replies"],
-                               "wall_seconds": round(time.time() - start, 2)})
+        units.metadata.update(
+            {
+                "num_units": card["num_units"],
+                "units_used": card["units_used"],
+                "restyled_replies": card["restyled_replies"],
+                "wall_seconds": round(time.time() - start, 2),
+            }
+        )
         if "centroid_resynthesis_stoi" in card:  # the local backend's k-means floor
             units.metadata["centroid_resynthesis_stoi"] = card["centroid_resynthesis_stoi"]["mean"]
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def train_speech(dataset: Input[Dataset], stage1_model: Input[Model], units: Input[Artifact], epochs: int,
-                 nproc: int, max_steps: int, seed: int, config_json: str, backend: str, num_nodes: int,
-                 gpus_per_node: int, trainjob_json: str, checkpoint_root: str, run_id: str, model: Output[Model],
-                 training: Output[Artifact]):
+def train_speech(
+    dataset: Input[Dataset],
+    stage1_model: Input[Model],
+    units: Input[Artifact],
+    epochs: int,
+    nproc: int,
+    max_steps: int,
+    seed: int,
+    config_json: str,
+    backend: str,
+    num_nodes: int,
+    gpus_per_node: int,
+    trainjob_json: str,
+    checkpoint_root: str,
+    run_id: str,
+    model: Output[Model],
+    training: Output[Artifact],
+):
     """Step 2c: training stage 2 with DeepSpeed: the stage-1 thinker frozen, the talker (gated fusion, AdaLN,
     speech-unit decoder) and the unit -> mel model trained. Exports the speaking model: thinker, talker and
     token2wav together. Checkpoints and retries as in step 2a (under <root>/<run_id>/stage2)."""
@@ -156,23 +236,56 @@ def train_speech(dataset: Input[Dataset], stage1_model: Input[Model], units: Inp
 
     with step_metrics("train-speech", run_id):
         start = time.time()
-        config = SpeechTrainConfig.from_dict({**json.loads(config_json or "{}"), "stage": 2, "epochs": epochs,
-                                              "nproc": nproc, "max_steps": max_steps, "seed": seed})
+        config = SpeechTrainConfig.from_dict(
+            {
+                **json.loads(config_json or "{}"),
+                "stage": 2,
+                "epochs": epochs,
+                "nproc": nproc,
+                "max_steps": max_steps,
+                "seed": seed,
+            }
+        )
         if checkpoint_root:
             config.checkpoint_uri = run_checkpoint_uri(checkpoint_root, run_id, config.stage)
-        job = {**json.loads(trainjob_json or "{}"), "num_nodes": num_nodes, "gpus_per_node": gpus_per_node,
-               "lineage_id": run_id}
-        result = train_with_backend(Path(dataset.path), Path(training.path), config, backend, job,
-                                    init_model=Path(stage1_model.path), speech_units=Path(units.path), resume=True)
+        job = {
+            **json.loads(trainjob_json or "{}"),
+            "num_nodes": num_nodes,
+            "gpus_per_node": gpus_per_node,
+            "lineage_id": run_id,
+        }
+        result = train_with_backend(
+            Path(dataset.path),
+            Path(training.path),
+            config,
+            backend,
+            job,
+            init_model=Path(stage1_model.path),
+            speech_units=Path(units.path),
+            resume=True,
+        )
         shutil.copytree(result.model_dir, model.path)
-        model.metadata.update({**result.summary, "framework": "pytorch+deepspeed", "train_backend": backend,
-                               "wall_seconds": round(time.time() - start, 2)})
+        model.metadata.update(
+            {
+                **result.summary,
+                "framework": "pytorch+deepspeed",
+                "train_backend": backend,
+                "wall_seconds": round(time.time() - start, 2),
+            }
+        )
         training.metadata.update(result.summary)
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def evaluate(model: Input[Model], dataset: Input[Dataset], lineage_id: str, metrics: Output[Metrics],
-             report_html: Output[HTML], report_md: Output[Markdown], evaluation: Output[Artifact]):
+def evaluate(
+    model: Input[Model],
+    dataset: Input[Dataset],
+    lineage_id: str,
+    metrics: Output[Metrics],
+    report_html: Output[HTML],
+    report_md: Output[Markdown],
+    evaluation: Output[Artifact],
+):
     """Step 3: held-out emotion accuracy/F1, confusion matrices, chrF, latency, and the model's speech (judged
     emotion agreement, resynthesis STOI, MCD, prosody per emotion, DNSMOS); report as HTML and Markdown."""
     import shutil
@@ -199,10 +312,20 @@ def evaluate(model: Input[Model], dataset: Input[Dataset], lineage_id: str, metr
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def register(model: Input[Model], training: Input[Artifact], speech_training: Input[Artifact],
-             evaluation: Input[Artifact], dataset: Input[Dataset], tracking_uri: str, artifact_location: str,
-             model_name: str, gate_json: str, lineage_id: str, registration: Output[Artifact],
-             gate_report: Output[HTML]) -> str:
+def register(
+    model: Input[Model],
+    training: Input[Artifact],
+    speech_training: Input[Artifact],
+    evaluation: Input[Artifact],
+    dataset: Input[Dataset],
+    tracking_uri: str,
+    artifact_location: str,
+    model_name: str,
+    gate_json: str,
+    lineage_id: str,
+    registration: Output[Artifact],
+    gate_report: Output[HTML],
+) -> str:
     """Step 4a: decide the gate once (the floors, and no step back from the champion on the same split), log the run
     to MLflow (each training stage a child run; the decision, the report and a model card with it), register the
     speaking model as a version aliased `challenger`, tagged with the run's lineage ID. A retry of this step returns
@@ -218,10 +341,18 @@ def register(model: Input[Model], training: Input[Artifact], speech_training: In
 
     with step_metrics("register", lineage_id):
         start = time.time()
-        version = register_candidate(Path(model.path), [Path(training.path), Path(speech_training.path)],
-                                     Path(evaluation.path), Path(dataset.path), Path(registration.path),
-                                     tracking_uri=tracking_uri, artifact_location=artifact_location,
-                                     model_name=model_name, gate_json=gate_json, lineage_id=lineage_id)
+        version = register_candidate(
+            Path(model.path),
+            [Path(training.path), Path(speech_training.path)],
+            Path(evaluation.path),
+            Path(dataset.path),
+            Path(registration.path),
+            tracking_uri=tracking_uri,
+            artifact_location=artifact_location,
+            model_name=model_name,
+            gate_json=gate_json,
+            lineage_id=lineage_id,
+        )
         registration.metadata.update({**version, "wall_seconds": round(time.time() - start, 2)})
         (Path(registration.path) / "registration.json").write_text(json.dumps(version, indent=2))
         shutil.copyfile(Path(registration.path) / "evaluation" / REPORT_HTML_FILE, gate_report.path)
@@ -255,8 +386,15 @@ def promote(version: str, tracking_uri: str, model_name: str, lineage_id: str) -
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def export_triton(version: str, tracking_uri: str, model_name: str, publish_uri: str, lineage_id: str,
-                  model_repository: Output[Artifact], publish_instance_kind: str = "cpu"):
+def export_triton(
+    version: str,
+    tracking_uri: str,
+    model_name: str,
+    publish_uri: str,
+    lineage_id: str,
+    model_repository: Output[Artifact],
+    publish_instance_kind: str = "cpu",
+):
     """Step 5a: a Triton model repository (python backend) built from the registered model version, and,
     when `publish_uri` is set, uploaded to `<publish_uri>/<version>/` where the Helm chart serves it.
 
@@ -273,27 +411,39 @@ def export_triton(version: str, tracking_uri: str, model_name: str, publish_uri:
 
     with step_metrics("export-triton", lineage_id):
         start = time.time()
-        model_dir = download_version(version, Path(model_repository.path + ".download"),
-                                     tracking_uri=tracking_uri, model_name=model_name)
-        lineage, card = serving_lineage(version, tracking_uri=tracking_uri, model_name=model_name,
-                                        lineage_id=lineage_id)
-        build_model_repository(model_dir, Path(model_repository.path), version=int(version), lineage=lineage,
-                               model_card=card)
+        model_dir = download_version(
+            version, Path(model_repository.path + ".download"), tracking_uri=tracking_uri, model_name=model_name
+        )
+        lineage, card = serving_lineage(
+            version, tracking_uri=tracking_uri, model_name=model_name, lineage_id=lineage_id
+        )
+        build_model_repository(
+            model_dir, Path(model_repository.path), version=int(version), lineage=lineage, model_card=card
+        )
         published = ""
         if publish_uri:
-            published = publish_model_repository(Path(model_repository.path), publish_uri, version=int(version),
-                                                 instance_kind=publish_instance_kind)
-            model_repository.metadata.update({"published_uri": published,
-                                              "published_instance_kind": publish_instance_kind})
-        record_serving(version, tracking_uri=tracking_uri, model_name=model_name, repository=model_repository.uri,
-                       published_uri=published)
-        model_repository.metadata.update({"model_version": version, "lineage_id": lineage_id,
-                                          "wall_seconds": round(time.time() - start, 2)})
+            published = publish_model_repository(
+                Path(model_repository.path), publish_uri, version=int(version), instance_kind=publish_instance_kind
+            )
+            model_repository.metadata.update(
+                {"published_uri": published, "published_instance_kind": publish_instance_kind}
+            )
+        record_serving(
+            version,
+            tracking_uri=tracking_uri,
+            model_name=model_name,
+            repository=model_repository.uri,
+            published_uri=published,
+        )
+        model_repository.metadata.update(
+            {"model_version": version, "lineage_id": lineage_id, "wall_seconds": round(time.time() - start, 2)}
+        )
 
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
-def serve_smoke_test(model_repository: Input[Artifact], dataset: Input[Dataset], lineage_id: str,
-                     reply: Output[Artifact]) -> str:
+def serve_smoke_test(
+    model_repository: Input[Artifact], dataset: Input[Dataset], lineage_id: str, reply: Output[Artifact]
+) -> str:
     """Step 5b: start tritonserver on the repository, send one held-out utterance, keep the spoken reply."""
     import json
     import time

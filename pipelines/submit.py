@@ -9,6 +9,7 @@ Credentials come from the environment, never from arguments: KF_PIPELINES_SA_TOK
 ServiceAccount token (kfp's projected-token mechanism; inside a pod its default path is used when present);
 kfp also reads KF_PIPELINES_IAP_OAUTH2_CLIENT_ID and the session cookie in ~/.config/kfp/context.json itself.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,7 +31,7 @@ import yaml
 from pipelines.emotion_omni import PIPELINE_NAME, ClusterSettings, compile_pipeline
 
 DEFAULT_EXPERIMENT = "emotion-omni"
-TOKEN_PATH_ENV = "KF_PIPELINES_SA_TOKEN_PATH"               # kfp's own variable
+TOKEN_PATH_ENV = "KF_PIPELINES_SA_TOKEN_PATH"  # kfp's own variable
 DEFAULT_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"  # where KFP projects the token in a pod
 _CONNECT_TIMEOUT_S = 5.0
 
@@ -41,13 +42,13 @@ class SubmitError(RuntimeError):
 
 @dataclass
 class Submission:
-    kind: str                      # "run" or "recurring_run"
+    kind: str  # "run" or "recurring_run"
     id: str
     name: str
     experiment_id: str
-    url: str                       # the run's (or recurring run's) page in the KFP UI
+    url: str  # the run's (or recurring run's) page in the KFP UI
     parameters: dict[str, Any] = field(default_factory=dict)
-    cron: str | None = None        # as sent to KFP (6 fields, seconds first)
+    cron: str | None = None  # as sent to KFP (6 fields, seconds first)
 
 
 # --- parameters -----------------------------------------------------------------------------------------
@@ -66,13 +67,17 @@ def _json(kind: type):
         if not isinstance(value, kind):
             raise ValueError(raw)
         return value
+
     return parse
 
 
 # IR parameter type -> (parser, how to describe it in an error)
 _PARSERS = {
-    "STRING": (str, "a string"), "NUMBER_INTEGER": (int, "an integer"), "NUMBER_DOUBLE": (float, "a number"),
-    "BOOLEAN": (_bool, "a boolean (true/false)"), "LIST": (_json(list), "a JSON list"),
+    "STRING": (str, "a string"),
+    "NUMBER_INTEGER": (int, "an integer"),
+    "NUMBER_DOUBLE": (float, "a number"),
+    "BOOLEAN": (_bool, "a boolean (true/false)"),
+    "LIST": (_json(list), "a JSON list"),
     "STRUCT": (_json(dict), "a JSON object"),
 }
 
@@ -100,8 +105,10 @@ def parse_params(pairs: Iterable[str], parameters: dict[str, dict[str, Any]]) ->
         if not sep or not key:
             raise SubmitError(f"--param {pair!r}: expected KEY=VALUE, e.g. --param epochs=5")
         if key not in parameters:
-            raise SubmitError(f"--param {key}: the pipeline has no parameter {key!r}; known parameters: "
-                              f"{', '.join(sorted(parameters))}")
+            raise SubmitError(
+                f"--param {key}: the pipeline has no parameter {key!r}; known parameters: "
+                f"{', '.join(sorted(parameters))}"
+            )
         parse, described = _PARSERS.get(parameters[key]["parameterType"], (str, "a string"))
         try:
             values[key] = parse(raw)
@@ -123,8 +130,10 @@ def normalize_cron(expression: str) -> str:
         return " ".join(["0", *fields])
     if len(fields) == 6:
         return " ".join(fields)
-    raise SubmitError(f"--cron {expression!r}: expected 5 fields (minute hour day month weekday, e.g. "
-                      f"'0 3 * * *') or KFP's 6 (seconds first, e.g. '0 0 3 * * *')")
+    raise SubmitError(
+        f"--cron {expression!r}: expected 5 fields (minute hour day month weekday, e.g. "
+        f"'0 3 * * *') or KFP's 6 (seconds first, e.g. '0 0 3 * * *')"
+    )
 
 
 # --- connection -------------------------------------------------------------------------------------------
@@ -137,9 +146,11 @@ def _check_reachable(host: str) -> None:
     try:
         socket.create_connection((url.hostname, port), timeout=_CONNECT_TIMEOUT_S).close()
     except OSError as error:
-        raise SubmitError(f"cannot reach Kubeflow Pipelines at {host}: {error}. Check the URL (e.g. "
-                          "`kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80`, then --host "
-                          "http://127.0.0.1:8080)") from None
+        raise SubmitError(
+            f"cannot reach Kubeflow Pipelines at {host}: {error}. Check the URL (e.g. "
+            "`kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80`, then --host "
+            "http://127.0.0.1:8080)"
+        ) from None
 
 
 def _credentials():
@@ -165,11 +176,15 @@ def _api_errors(host: str) -> Iterator[None]:
             warnings.simplefilter("ignore", FutureWarning)  # kfp.Client warns on every construction
             yield
     except kfp_server_api.ApiException as error:
-        hint = {401: f"; set {TOKEN_PATH_ENV} to a file with a valid token",
-                403: "; the identity lacks access to that namespace or experiment"}.get(error.status, "")
+        hint = {
+            401: f"; set {TOKEN_PATH_ENV} to a file with a valid token",
+            403: "; the identity lacks access to that namespace or experiment",
+        }.get(error.status, "")
         body = (error.body or "").strip().replace("\n", " ")[:300] if isinstance(error.body, str) else ""
-        raise SubmitError(f"Kubeflow Pipelines at {host} answered HTTP {error.status} {error.reason}"
-                          f"{': ' + body if body else ''}{hint}") from None
+        raise SubmitError(
+            f"Kubeflow Pipelines at {host} answered HTTP {error.status} {error.reason}"
+            f"{': ' + body if body else ''}{hint}"
+        ) from None
     except (urllib3.exceptions.HTTPError, TimeoutError, ConnectionError) as error:
         raise SubmitError(f"cannot talk to Kubeflow Pipelines at {host}: {error}") from None
 
@@ -200,10 +215,18 @@ def _now() -> str:
 
 
 # --- submit / schedule --------------------------------------------------------------------------------------
-def submit_run(host: str, package: Path | None = None, *, params: Iterable[str] = (), run_name: str | None = None,
-               experiment: str = DEFAULT_EXPERIMENT, enable_caching: bool | None = None,
-               namespace: str | None = None, service_account: str | None = None,
-               settings: ClusterSettings = ClusterSettings()) -> Submission:
+def submit_run(
+    host: str,
+    package: Path | None = None,
+    *,
+    params: Iterable[str] = (),
+    run_name: str | None = None,
+    experiment: str = DEFAULT_EXPERIMENT,
+    enable_caching: bool | None = None,
+    namespace: str | None = None,
+    service_account: str | None = None,
+    settings: ClusterSettings = ClusterSettings(),
+) -> Submission:
     """Start one run of the pipeline (compiled with `settings`, or `package`) on the KFP at `host`.
 
     `enable_caching` None keeps the compiled settings; `namespace` is the profile namespace of a multi-user
@@ -215,18 +238,39 @@ def submit_run(host: str, package: Path | None = None, *, params: Iterable[str] 
         client = connect(host, namespace)
         with _api_errors(host):
             result = client.create_run_from_pipeline_package(
-                str(path), arguments=values, run_name=run_name or f"{PIPELINE_NAME} {_now()}",
-                experiment_name=experiment, namespace=namespace, enable_caching=enable_caching,
-                service_account=service_account)
+                str(path),
+                arguments=values,
+                run_name=run_name or f"{PIPELINE_NAME} {_now()}",
+                experiment_name=experiment,
+                namespace=namespace,
+                enable_caching=enable_caching,
+                service_account=service_account,
+            )
     run = result.run_info
-    return Submission("run", run.run_id, run.display_name, run.experiment_id,
-                      f"{host.rstrip('/')}/#/runs/details/{run.run_id}", values)
+    return Submission(
+        "run",
+        run.run_id,
+        run.display_name,
+        run.experiment_id,
+        f"{host.rstrip('/')}/#/runs/details/{run.run_id}",
+        values,
+    )
 
 
-def schedule_run(host: str, cron: str, package: Path | None = None, *, job_name: str | None = None,
-                 max_concurrency: int = 1, params: Iterable[str] = (), experiment: str = DEFAULT_EXPERIMENT,
-                 enable_caching: bool | None = None, namespace: str | None = None,
-                 service_account: str | None = None, settings: ClusterSettings = ClusterSettings()) -> Submission:
+def schedule_run(
+    host: str,
+    cron: str,
+    package: Path | None = None,
+    *,
+    job_name: str | None = None,
+    max_concurrency: int = 1,
+    params: Iterable[str] = (),
+    experiment: str = DEFAULT_EXPERIMENT,
+    enable_caching: bool | None = None,
+    namespace: str | None = None,
+    service_account: str | None = None,
+    settings: ClusterSettings = ClusterSettings(),
+) -> Submission:
     """Create a recurring run on `cron` (5 standard fields, or KFP's 6). Missed runs are not backfilled."""
     cron = normalize_cron(cron)
     if max_concurrency < 1:
@@ -237,8 +281,22 @@ def schedule_run(host: str, cron: str, package: Path | None = None, *, job_name:
         with _api_errors(host):
             found = client.create_experiment(experiment, namespace=namespace)
             job = client.create_recurring_run(
-                found.experiment_id, job_name or f"{PIPELINE_NAME} ({cron})", cron_expression=cron,
-                max_concurrency=max_concurrency, no_catchup=True, params=values,
-                pipeline_package_path=str(path), enable_caching=enable_caching, service_account=service_account)
-    return Submission("recurring_run", job.recurring_run_id, job.display_name, found.experiment_id,
-                      f"{host.rstrip('/')}/#/recurringrun/details/{job.recurring_run_id}", values, cron)
+                found.experiment_id,
+                job_name or f"{PIPELINE_NAME} ({cron})",
+                cron_expression=cron,
+                max_concurrency=max_concurrency,
+                no_catchup=True,
+                params=values,
+                pipeline_package_path=str(path),
+                enable_caching=enable_caching,
+                service_account=service_account,
+            )
+    return Submission(
+        "recurring_run",
+        job.recurring_run_id,
+        job.display_name,
+        found.experiment_id,
+        f"{host.rstrip('/')}/#/recurringrun/details/{job.recurring_run_id}",
+        values,
+        cron,
+    )

@@ -1,4 +1,5 @@
 """The main job's closing summary: where everything is, the metrics, and each step's wall time."""
+
 import dataclasses
 import json
 from pathlib import Path
@@ -48,12 +49,28 @@ STEP_OUTPUTS = {
     "export-triton": ("5a export (Triton repo)", "model_repository"),
     "serve-smoke-test": ("5b serve (tritonserver)", "reply"),
 }
-METRIC_KEYS = (METRIC_USER_EMOTION_ACCURACY, METRIC_USER_EMOTION_MACRO_F1, METRIC_UNSEEN_VOICE_USER_EMOTION_ACCURACY,
-               METRIC_UNSEEN_VOICE_USER_EMOTION_GAP, METRIC_RESPONSE_EMOTION_ACCURACY, METRIC_CHRF,
-               METRIC_UNSEEN_VOICE_CHRF, METRIC_RELEVANCE_USER, METRIC_RELEVANCE_REFERENCE, METRIC_EMPATHY_SCORE,
-               METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS, METRIC_SPEECH_EMOTION_AGREEMENT,
-               METRIC_SPEECH_JUDGE_ACCURACY, METRIC_RESYNTHESIS_STOI, METRIC_PITCH_ORDER_SPEARMAN, METRIC_MCD_DB,
-               METRIC_DNSMOS_OVRL, METRIC_UTMOS, METRIC_SPEECH_RTF)
+METRIC_KEYS = (
+    METRIC_USER_EMOTION_ACCURACY,
+    METRIC_USER_EMOTION_MACRO_F1,
+    METRIC_UNSEEN_VOICE_USER_EMOTION_ACCURACY,
+    METRIC_UNSEEN_VOICE_USER_EMOTION_GAP,
+    METRIC_RESPONSE_EMOTION_ACCURACY,
+    METRIC_CHRF,
+    METRIC_UNSEEN_VOICE_CHRF,
+    METRIC_RELEVANCE_USER,
+    METRIC_RELEVANCE_REFERENCE,
+    METRIC_EMPATHY_SCORE,
+    METRIC_LATENCY_P50_MS,
+    METRIC_LATENCY_P95_MS,
+    METRIC_SPEECH_EMOTION_AGREEMENT,
+    METRIC_SPEECH_JUDGE_ACCURACY,
+    METRIC_RESYNTHESIS_STOI,
+    METRIC_PITCH_ORDER_SPEARMAN,
+    METRIC_MCD_DB,
+    METRIC_DNSMOS_OVRL,
+    METRIC_UTMOS,
+    METRIC_SPEECH_RTF,
+)
 TRAIN_KEYS = ("stage", "steps", "samples_per_second", "parameters", "trainable_parameters", "world_size", "zero_stage")
 
 
@@ -65,7 +82,7 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
     repository = steps["export-triton"].artifacts["model_repository"]
     reply = json.loads(steps["serve-smoke-test"].parameters["Output"])
     gate_passed = bool(steps["check-gate"].parameters["Output"])
-    evaluation_copy = Path(registered["uri"]) / "evaluation"   # the report, completed with the gate's section
+    evaluation_copy = Path(registered["uri"]) / "evaluation"  # the report, completed with the gate's section
     return {
         "data_dir": str(data_dir),
         "run_dir": str(run.run_dir),
@@ -80,24 +97,40 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
         "gate": json.loads((evaluation_copy / GATE_FILE).read_text()),
         "not_computed": _not_computed(Path(evaluation["uri"])),
         "mlflow": {
-            "tracking_uri": registration["tracking_uri"], "model_name": registration["name"],
-            "version": registration["version"], "run_id": registration["run_id"],
+            "tracking_uri": registration["tracking_uri"],
+            "model_name": registration["name"],
+            "version": registration["version"],
+            "run_id": registration["run_id"],
             "aliases": [RegistryConfig.challenger_alias] + ([RegistryConfig.champion_alias] if gate_passed else []),
         },
         "gate_passed": gate_passed,
-        "triton": {"model_repository": repository["uri"],
-                   "published_uri": repository["metadata"].get("published_uri", ""),
-                   "published_instance_kind": repository["metadata"].get("published_instance_kind", ""),
-                   "endpoint_used": reply["endpoint"], "reply": reply},
+        "triton": {
+            "model_repository": repository["uri"],
+            "published_uri": repository["metadata"].get("published_uri", ""),
+            "published_instance_kind": repository["metadata"].get("published_instance_kind", ""),
+            "endpoint_used": reply["endpoint"],
+            "reply": reply,
+        },
         # A metric the evaluation could not compute is absent from its metadata: None here, "not computed" below.
         "metrics": {k: evaluation["metadata"].get(k) for k in METRIC_KEYS},
-        "targets": [dataclasses.asdict(t)
-                    for t in check_targets(evaluation["metadata"], {**SPEECH_TARGETS, **GENERALIZATION_TARGETS})],
-        "train": [{k: steps[t].artifacts["model"]["metadata"][k] for k in TRAIN_KEYS}
-                  for t in ("train", "train-speech")],
-        "step_seconds": {label: max((steps[name].artifacts[output]["metadata"].get("wall_seconds") or 0
-                                     for name in steps if name == task or name.startswith(f"{task}[")), default=None)
-                         for task, (label, output) in STEP_OUTPUTS.items()},
+        "targets": [
+            dataclasses.asdict(t)
+            for t in check_targets(evaluation["metadata"], {**SPEECH_TARGETS, **GENERALIZATION_TARGETS})
+        ],
+        "train": [
+            {k: steps[t].artifacts["model"]["metadata"][k] for k in TRAIN_KEYS} for t in ("train", "train-speech")
+        ],
+        "step_seconds": {
+            label: max(
+                (
+                    steps[name].artifacts[output]["metadata"].get("wall_seconds") or 0
+                    for name in steps
+                    if name == task or name.startswith(f"{task}[")
+                ),
+                default=None,
+            )
+            for task, (label, output) in STEP_OUTPUTS.items()
+        },
         "pipeline_seconds": run.wall_seconds,
     }
 
@@ -109,12 +142,19 @@ def _not_computed(evaluation_dir: Path) -> dict[str, str]:
 
 def format_summary(summary: dict) -> str:
     m, served, r = summary["mlflow"], summary["triton"], summary["triton"]["reply"]
-    lines = ["", "Emotion Omni: pipeline finished", "=" * 64, f"data      {summary['dataset']}",
-             f"model     {summary['model']}  (thinker + talker + token2wav)"]
+    lines = [
+        "",
+        "Emotion Omni: pipeline finished",
+        "=" * 64,
+        f"data      {summary['dataset']}",
+        f"model     {summary['model']}  (thinker + talker + token2wav)",
+    ]
     for t in summary["train"]:
-        lines.append(f"  stage {t['stage']}  {t['trainable_parameters']:,} of {t['parameters']:,} params trained, "
-                     f"{t['steps']} steps, ZeRO-{t['zero_stage']} x {t['world_size']} ranks, "
-                     f"{t['samples_per_second']} samples/s")
+        lines.append(
+            f"  stage {t['stage']}  {t['trainable_parameters']:,} of {t['parameters']:,} params trained, "
+            f"{t['steps']} steps, ZeRO-{t['zero_stage']} x {t['world_size']} ranks, "
+            f"{t['samples_per_second']} samples/s"
+        )
     lines += [
         f"report    {summary['report']}",
         f"mlflow    {m['tracking_uri']}  model '{m['model_name']}' v{m['version']} "
@@ -123,28 +163,34 @@ def format_summary(summary: dict) -> str:
         f"{summary['model_card']})",
         *_gate_lines(summary["gate"]),
         f"triton    repository {served['model_repository']}"
-        + (f"\n          published to {served['published_uri']} ({served['published_instance_kind']} instances)"
-           if served["published_uri"] else ""),
+        + (
+            f"\n          published to {served['published_uri']} ({served['published_instance_kind']} instances)"
+            if served["published_uri"]
+            else ""
+        ),
         f"          answered at {summary['triton']['endpoint_used']} by v{r['model_version']} "
         f"(lineage {r['lineage_id'] or 'not recorded'}) in {r['latency_s']} s "
         "(stopped after the smoke test; `omni serve --model-repository <repository>` serves it again)",
-        f"          user said   \"{r['user_text']}\" ({r['user_emotion_reference']}; heard: {r['user_emotion']})",
-        f"          model said  \"{r['response_text']}\" ({r['response_emotion']})",
+        f'          user said   "{r["user_text"]}" ({r["user_emotion_reference"]}; heard: {r["user_emotion"]})',
+        f'          model said  "{r["response_text"]}" ({r["response_emotion"]})',
         f"          its voice   {r['reply_wav']} ({r['reply_audio_s']} s, the talker's units through the token2wav)"
-        if not r["speech_note"] else f"          its voice   none: {r['speech_note']}",
+        if not r["speech_note"]
+        else f"          its voice   none: {r['speech_note']}",
         f"          DNSMOS of the served reply: {r['served_dnsmos_ovrl']} ({r['served_dnsmos_note']})",
-        "", "metrics (held-out test split; unseen_voice_*: the split spoken by voices no training turn used)",
+        "",
+        "metrics (held-out test split; unseen_voice_*: the split spoken by voices no training turn used)",
     ]
-    lines += [f"  {k:36s} " + (format(v, ".4g") if v is not None else
-                               f"not computed: {summary['not_computed'].get(k, 'see the report')}")
-              for k, v in summary["metrics"].items()]
+    lines += [
+        f"  {k:36s} "
+        + (format(v, ".4g") if v is not None else f"not computed: {summary['not_computed'].get(k, 'see the report')}")
+        for k, v in summary["metrics"].items()
+    ]
     lines += ["", "speech targets"]
     lines += [f"  {TargetCheck(**t).line()}" for t in summary["targets"]]
     lines += ["", "wall time per step"]
     lines += [f"  {k:36s} {v:7.1f} s" for k, v in summary["step_seconds"].items() if v is not None]
     lines += [f"  {'whole pipeline (kfp.local)':36s} {summary['pipeline_seconds']:7.1f} s", ""]
     return "\n".join(lines)
-
 
 
 def _gate_lines(gate: dict) -> list[str]:

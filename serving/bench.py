@@ -17,6 +17,7 @@ average, and errors. Written as a Markdown table, JSON and a PNG.
 `soak` drives dynamic batching for a bounded number of minutes and samples the memory of the server's process
 tree (tritonserver and its python-backend stubs): it passes with 0 errors and RSS growth under 10 %.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -43,13 +44,13 @@ from serving.repository import build_model_repository, link_or_copy, with_instan
 
 BASELINE, BATCHED, STREAMING = "one-at-a-time", "dynamic-batching", "streaming"
 MODES = (BASELINE, BATCHED, STREAMING)
-UNBATCHED_MODEL = f"{TRITON_MODEL_NAME}_unbatched"   # bench-only: never in a published repository
+UNBATCHED_MODEL = f"{TRITON_MODEL_NAME}_unbatched"  # bench-only: never in a published repository
 MODEL_OF = {BASELINE: UNBATCHED_MODEL, BATCHED: TRITON_MODEL_NAME, STREAMING: TRITON_STREAM_MODEL_NAME}
 CONCURRENCY = (1, 4, 8, 16)
 RESULT_FILE, TABLE_FILE, PLOT_FILE = "bench_serve.json", "bench_serve.md", "bench_serve.png"
 SOAK_FILE, SOAK_PLOT_FILE = "bench_serve_soak.json", "bench_serve_soak.png"
-MAX_SOAK_MINUTES = 120          # bounded: a soak is a check, not a load test left running
-SOAK_RSS_GROWTH_LIMIT = 0.10    # the issue's bar: memory that grows more than 10 % over a soak is a leak
+MAX_SOAK_MINUTES = 120  # bounded: a soak is a check, not a load test left running
+SOAK_RSS_GROWTH_LIMIT = 0.10  # the issue's bar: memory that grows more than 10 % over a soak is a leak
 
 
 @dataclass
@@ -57,8 +58,8 @@ class Sample:
     """One request as its client saw it."""
 
     latency_s: float
-    first_audio_s: float | None     # when audio could first play; None without audio or on error
-    audio_s: float                  # seconds of reply audio received
+    first_audio_s: float | None  # when audio could first play; None without audio or on error
+    audio_s: float  # seconds of reply audio received
     error: str = ""
 
 
@@ -69,13 +70,13 @@ class LevelResult:
     requests: int
     errors: int
     requests_per_s: float
-    latency_p50_s: float | None     # None when every request failed
+    latency_p50_s: float | None  # None when every request failed
     latency_p95_s: float | None
     latency_p99_s: float | None
     first_audio_p50_s: float | None
     first_audio_p95_s: float | None
-    rtf_p50: float | None           # seconds to answer per second of reply audio; < 1 is faster than real time
-    mean_batch: float | None        # requests per model execution, from Triton's own counters
+    rtf_p50: float | None  # seconds to answer per second of reply audio; < 1 is faster than real time
+    mean_batch: float | None  # requests per model execution, from Triton's own counters
     vs_baseline: float | None = None
     first_error: str = ""
 
@@ -105,9 +106,11 @@ class SoakResult:
 
     def line(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
-        return (f"soak {verdict}: {self.requests} requests in {self.minutes:g} min at concurrency {self.concurrency},"
-                f" {self.errors} errors, server RSS {self.rss_start_mb:.0f} -> {self.rss_end_mb:.0f} MB "
-                f"({self.rss_growth:+.1%}; limit +{SOAK_RSS_GROWTH_LIMIT:.0%}), peak {self.rss_peak_mb:.0f} MB")
+        return (
+            f"soak {verdict}: {self.requests} requests in {self.minutes:g} min at concurrency {self.concurrency},"
+            f" {self.errors} errors, server RSS {self.rss_start_mb:.0f} -> {self.rss_end_mb:.0f} MB "
+            f"({self.rss_growth:+.1%}; limit +{SOAK_RSS_GROWTH_LIMIT:.0%}), peak {self.rss_peak_mb:.0f} MB"
+        )
 
 
 # --- the repository and the server ----------------------------------------------------------------------------
@@ -135,8 +138,7 @@ def build_bench_repository(model_dir: Path, repo_dir: Path) -> Path:
         shutil.rmtree(twin)
     shutil.copytree(source, twin, copy_function=link_or_copy)
     (twin / "config.pbtxt").unlink()  # a link to the source's: write a new file, never through the link
-    (twin / "config.pbtxt").write_text(
-        one_at_a_time((source / "config.pbtxt").read_text(), UNBATCHED_MODEL))
+    (twin / "config.pbtxt").write_text(one_at_a_time((source / "config.pbtxt").read_text(), UNBATCHED_MODEL))
     return repo_dir
 
 
@@ -209,9 +211,15 @@ class StreamCaller:
 Caller = HttpCaller | StreamCaller
 
 
-def drive(make_caller: Callable[[], Caller], wavs: Sequence[bytes], concurrency: int,
-          *, requests: int | None = None, until: float | None = None,
-          progress: tqdm | None = None) -> tuple[list[Sample], float]:
+def drive(
+    make_caller: Callable[[], Caller],
+    wavs: Sequence[bytes],
+    concurrency: int,
+    *,
+    requests: int | None = None,
+    until: float | None = None,
+    progress: tqdm | None = None,
+) -> tuple[list[Sample], float]:
     """`concurrency` closed-loop clients send `wavs` in turn until `requests` are done (or time.monotonic()
     passes `until`); returns every request's Sample and the wall seconds from first send to last reply."""
     if (requests is None) == (until is None):
@@ -246,8 +254,9 @@ def drive(make_caller: Callable[[], Caller], wavs: Sequence[bytes], concurrency:
     return samples, time.perf_counter() - started
 
 
-def summarize(mode: str, concurrency: int, samples: list[Sample], seconds: float,
-              mean_batch: float | None) -> LevelResult:
+def summarize(
+    mode: str, concurrency: int, samples: list[Sample], seconds: float, mean_batch: float | None
+) -> LevelResult:
     ok = [s for s in samples if not s.error]
     latency = np.array([s.latency_s for s in ok])
     first = np.array([s.first_audio_s for s in ok if s.first_audio_s is not None])
@@ -257,12 +266,20 @@ def summarize(mode: str, concurrency: int, samples: list[Sample], seconds: float
         return round(float(np.percentile(values, q)), 4) if values.size else None
 
     return LevelResult(
-        mode=mode, concurrency=concurrency, requests=len(samples), errors=len(samples) - len(ok),
+        mode=mode,
+        concurrency=concurrency,
+        requests=len(samples),
+        errors=len(samples) - len(ok),
         requests_per_s=round(len(ok) / seconds, 3) if seconds > 0 else 0.0,
-        latency_p50_s=pct(latency, 50), latency_p95_s=pct(latency, 95), latency_p99_s=pct(latency, 99),
-        first_audio_p50_s=pct(first, 50), first_audio_p95_s=pct(first, 95), rtf_p50=pct(rtf, 50),
+        latency_p50_s=pct(latency, 50),
+        latency_p95_s=pct(latency, 95),
+        latency_p99_s=pct(latency, 99),
+        first_audio_p50_s=pct(first, 50),
+        first_audio_p95_s=pct(first, 95),
+        rtf_p50=pct(rtf, 50),
         mean_batch=None if mean_batch is None else round(mean_batch, 2),
-        first_error=next((s.error for s in samples if s.error), ""))
+        first_error=next((s.error for s in samples if s.error), ""),
+    )
 
 
 # --- the benchmark ----------------------------------------------------------------------------------------------
@@ -277,12 +294,23 @@ def _server(model_dir: Path, work_dir: Path, modes: Sequence[str]) -> TritonServ
     """A server (not started: use it as a context manager) on 127.0.0.1 with free ports, loading `modes`' models."""
     repo = build_bench_repository(model_dir, work_dir / "model_repository")
     models = tuple(MODEL_OF[m] for m in modes)
-    return TritonServer(TritonConfig(model_repository=str(repo), models=models, startup_timeout_s=300,
-                                     work_dir=str(work_dir / "triton")))
+    return TritonServer(
+        TritonConfig(
+            model_repository=str(repo), models=models, startup_timeout_s=300, work_dir=str(work_dir / "triton")
+        )
+    )
 
 
-def bench_serve(model_dir: Path, wavs: Sequence[bytes], out_dir: Path, *, modes: Sequence[str] = MODES,
-                concurrency: Sequence[int] = CONCURRENCY, requests: int = 32, warmup: int = 2) -> ServeBench:
+def bench_serve(
+    model_dir: Path,
+    wavs: Sequence[bytes],
+    out_dir: Path,
+    *,
+    modes: Sequence[str] = MODES,
+    concurrency: Sequence[int] = CONCURRENCY,
+    requests: int = 32,
+    warmup: int = 2,
+) -> ServeBench:
     """Every mode at every concurrency, `requests` replies per level (at least 2 per client)."""
     _check(modes, concurrency, wavs)
     if requests < 1 or warmup < 0:
@@ -305,15 +333,26 @@ def bench_serve(model_dir: Path, wavs: Sequence[bytes], out_dir: Path, *, modes:
     _add_ratios(rows)
     table = format_table(rows)
     json_path, table_path, plot_path = out_dir / RESULT_FILE, out_dir / TABLE_FILE, out_dir / PLOT_FILE
-    json_path.write_text(json.dumps({"rows": [asdict(r) for r in rows], "requests_per_level": requests,
-                                     "model_dir": str(model_dir)}, indent=2) + "\n")
+    json_path.write_text(
+        json.dumps(
+            {"rows": [asdict(r) for r in rows], "requests_per_level": requests, "model_dir": str(model_dir)}, indent=2
+        )
+        + "\n"
+    )
     table_path.write_text(table + "\n")
     plot_bench(rows, plot_path)
     return ServeBench(rows, table, json_path, table_path, plot_path)
 
 
-def soak(model_dir: Path, wavs: Sequence[bytes], out_dir: Path, minutes: float, concurrency: int = 8,
-         sample_every_s: float = 2.0, warmup: int = 4) -> SoakResult:
+def soak(
+    model_dir: Path,
+    wavs: Sequence[bytes],
+    out_dir: Path,
+    minutes: float,
+    concurrency: int = 8,
+    sample_every_s: float = 2.0,
+    warmup: int = 4,
+) -> SoakResult:
     """Dynamic batching at `concurrency` for `minutes`; the server's RSS sampled every `sample_every_s`."""
     if not 0 < minutes <= MAX_SOAK_MINUTES:
         raise ValueError(f"soak minutes={minutes}: give 0 < minutes <= {MAX_SOAK_MINUTES}")
@@ -343,10 +382,19 @@ def soak(model_dir: Path, wavs: Sequence[bytes], out_dir: Path, minutes: float, 
     first, last = float(np.median(rss[:ends])), float(np.median(rss[-ends:]))
     errors = [s for s in samples if s.error]
     growth = (last - first) / first
-    result = SoakResult(minutes=minutes, concurrency=concurrency, requests=len(samples), errors=len(errors),
-                        rss_start_mb=round(first, 1), rss_end_mb=round(last, 1), rss_peak_mb=max(rss),
-                        rss_growth=round(growth, 4), passed=not errors and growth < SOAK_RSS_GROWTH_LIMIT,
-                        first_error=errors[0].error if errors else "", rss_series=series)
+    result = SoakResult(
+        minutes=minutes,
+        concurrency=concurrency,
+        requests=len(samples),
+        errors=len(errors),
+        rss_start_mb=round(first, 1),
+        rss_end_mb=round(last, 1),
+        rss_peak_mb=max(rss),
+        rss_growth=round(growth, 4),
+        passed=not errors and growth < SOAK_RSS_GROWTH_LIMIT,
+        first_error=errors[0].error if errors else "",
+        rss_series=series,
+    )
     (out_dir / SOAK_FILE).write_text(json.dumps(asdict(result), indent=2) + "\n")
     plot_soak(result, out_dir / SOAK_PLOT_FILE)
     return result
@@ -389,22 +437,29 @@ def _s(value: float | None, digits: int = 2) -> str:
 
 
 def _row_line(r: LevelResult) -> str:
-    return (f"{r.mode:>16} x{r.concurrency:<3} {r.requests_per_s:6.2f} req/s  p50 {_s(r.latency_p50_s)} s  "
-            f"p99 {_s(r.latency_p99_s)} s  first audio p50 {_s(r.first_audio_p50_s)} s  errors {r.errors}")
+    return (
+        f"{r.mode:>16} x{r.concurrency:<3} {r.requests_per_s:6.2f} req/s  p50 {_s(r.latency_p50_s)} s  "
+        f"p99 {_s(r.latency_p99_s)} s  first audio p50 {_s(r.first_audio_p50_s)} s  errors {r.errors}"
+    )
 
 
 def format_table(rows: list[LevelResult]) -> str:
-    lines = ["| mode | concurrency | req/s | vs one-at-a-time | p50 s | p95 s | p99 s | first audio p50 s | "
-             "first audio / p50 | RTF p50 | mean batch | errors |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| mode | concurrency | req/s | vs one-at-a-time | p50 s | p95 s | p99 s | first audio p50 s | "
+        "first audio / p50 | RTF p50 | mean batch | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        fraction = (r.first_audio_p50_s / r.latency_p50_s
-                    if r.first_audio_p50_s is not None and r.latency_p50_s else None)
-        lines.append(f"| {r.mode} | {r.concurrency} | {r.requests_per_s:.2f} | "
-                     f"{'n/a' if r.vs_baseline is None else f'{r.vs_baseline:.2f}x'} | {_s(r.latency_p50_s)} | "
-                     f"{_s(r.latency_p95_s)} | {_s(r.latency_p99_s)} | {_s(r.first_audio_p50_s)} | "
-                     f"{'n/a' if fraction is None else f'{fraction:.0%}'} | {_s(r.rtf_p50, 3)} | "
-                     f"{_s(r.mean_batch, 1)} | {r.errors} |")
+        fraction = (
+            r.first_audio_p50_s / r.latency_p50_s if r.first_audio_p50_s is not None and r.latency_p50_s else None
+        )
+        lines.append(
+            f"| {r.mode} | {r.concurrency} | {r.requests_per_s:.2f} | "
+            f"{'n/a' if r.vs_baseline is None else f'{r.vs_baseline:.2f}x'} | {_s(r.latency_p50_s)} | "
+            f"{_s(r.latency_p95_s)} | {_s(r.latency_p99_s)} | {_s(r.first_audio_p50_s)} | "
+            f"{'n/a' if fraction is None else f'{fraction:.0%}'} | {_s(r.rtf_p50, 3)} | "
+            f"{_s(r.mean_batch, 1)} | {r.errors} |"
+        )
     return "\n".join(lines)
 
 
@@ -414,13 +469,18 @@ def plot_bench(rows: list[LevelResult], path: Path) -> Path:
     for mode in dict.fromkeys(r.mode for r in rows):
         mine = [r for r in rows if r.mode == mode]
         levels = [r.concurrency for r in mine]
-        line, = throughput.plot(levels, [r.requests_per_s for r in mine], marker="o", label=mode)
-        latency.plot(levels, [r.latency_p50_s for r in mine], marker="o", color=line.get_color(),
-                     label=f"{mode} p50")
+        (line,) = throughput.plot(levels, [r.requests_per_s for r in mine], marker="o", label=mode)
+        latency.plot(levels, [r.latency_p50_s for r in mine], marker="o", color=line.get_color(), label=f"{mode} p50")
         latency.plot(levels, [r.latency_p99_s for r in mine], ls="--", color=line.get_color(), label=f"{mode} p99")
         if mode == STREAMING:
-            latency.plot(levels, [r.first_audio_p50_s for r in mine], ls=":", marker="s", color=line.get_color(),
-                         label="streaming first audio p50")
+            latency.plot(
+                levels,
+                [r.first_audio_p50_s for r in mine],
+                ls=":",
+                marker="s",
+                color=line.get_color(),
+                label="streaming first audio p50",
+            )
     throughput.set(xlabel="concurrent clients", ylabel="replies / s", title="Throughput")
     latency.set(xlabel="concurrent clients", ylabel="seconds", title="Latency (whole reply; first audio dotted)")
     for axes in (throughput, latency):
@@ -439,8 +499,11 @@ def plot_soak(result: SoakResult, path: Path) -> Path:
     seconds, mb = zip(*result.rss_series) if result.rss_series else ((), ())
     axes.plot([s / 60 for s in seconds], mb)
     axes.axhline(result.rss_start_mb * (1 + SOAK_RSS_GROWTH_LIMIT), ls="--", color="tab:red", label="+10 % limit")
-    axes.set(xlabel="minutes", ylabel="server RSS, MB",
-             title=f"Soak: {result.requests} requests, {result.errors} errors, RSS {result.rss_growth:+.1%}")
+    axes.set(
+        xlabel="minutes",
+        ylabel="server RSS, MB",
+        title=f"Soak: {result.requests} requests, {result.errors} errors, RSS {result.rss_growth:+.1%}",
+    )
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.savefig(path, dpi=110)

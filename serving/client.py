@@ -8,6 +8,7 @@
 One of a trio with model_repository/emotion_omni/{config.pbtxt, 1/model.py}; the tensor names are the
 ones in components.contracts.
 """
+
 from __future__ import annotations
 
 import time
@@ -30,8 +31,14 @@ from components.contracts import (
     TRITON_MODEL_NAME,
 )
 
-_OUTPUTS = (OUTPUT_RESPONSE_TEXT, OUTPUT_RESPONSE_EMOTION, OUTPUT_USER_EMOTION, OUTPUT_EMOTION_VECTOR,
-            OUTPUT_RESPONSE_AUDIO, OUTPUT_SPEECH_NOTE)
+_OUTPUTS = (
+    OUTPUT_RESPONSE_TEXT,
+    OUTPUT_RESPONSE_EMOTION,
+    OUTPUT_USER_EMOTION,
+    OUTPUT_EMOTION_VECTOR,
+    OUTPUT_RESPONSE_AUDIO,
+    OUTPUT_SPEECH_NOTE,
+)
 
 
 @dataclass
@@ -46,7 +53,7 @@ class ChatReply:
     latency_s: float  # round trip as seen by the client
     speech_note: str = ""  # why audio_wav is empty (e.g. nothing speakable); "" when it is not
     model_version: str = ""  # the Triton (= MLflow registry) version that answered; EmotionOmniClient.lineage() tells
-                             # which pipeline run made it
+    # which pipeline run made it
 
 
 class ServingError(RuntimeError):
@@ -79,8 +86,10 @@ class EmotionOmniClient:
     def chat(self, wav_bytes: bytes) -> ChatReply:
         """Send one WAV file's bytes (any rate; the server resamples) and return the model's reply."""
         if not isinstance(wav_bytes, (bytes, bytearray, memoryview)):
-            raise TypeError(f"wav_bytes must be the bytes of a WAV file, got {type(wav_bytes).__name__}; "
-                            "use chat_file(path) for a file on disk")
+            raise TypeError(
+                f"wav_bytes must be the bytes of a WAV file, got {type(wav_bytes).__name__}; "
+                "use chat_file(path) for a file on disk"
+            )
         wav_bytes = bytes(wav_bytes)
         check_size(len(wav_bytes), "the audio")
         audio = httpclient.InferInput(INPUT_AUDIO, [1, 1], "BYTES")  # (batch=1, 1)
@@ -92,14 +101,23 @@ class EmotionOmniClient:
         except InferenceServerException as err:
             raise ServingError(err.message(), url=self.url, status=err.status()) from err
         except ConnectionError as err:
-            raise ServingError(f"cannot connect to Triton at {self.url} ({err}); start the server with "
-                               "`omni serve` or pass the right url", url=self.url) from err
+            raise ServingError(
+                f"cannot connect to Triton at {self.url} ({err}); start the server with "
+                "`omni serve` or pass the right url",
+                url=self.url,
+            ) from err
         except TimeoutError as err:
-            raise ServingError(f"no reply within timeout_s={self.timeout_s} s; the server may be overloaded, "
-                               "or raise timeout_s for long clips on a CPU", url=self.url) from err
+            raise ServingError(
+                f"no reply within timeout_s={self.timeout_s} s; the server may be overloaded, "
+                "or raise timeout_s for long clips on a CPU",
+                url=self.url,
+            ) from err
         except Exception as err:  # e.g. geventhttpclient's HTTPParseError when the port is not Triton's HTTP
-            raise ServingError(f"{type(err).__name__}: {err}; is {self.url} Triton's HTTP port (default 8000, "
-                               "not gRPC 8001 or metrics 8002)?", url=self.url) from err
+            raise ServingError(
+                f"{type(err).__name__}: {err}; is {self.url} Triton's HTTP port (default 8000, "
+                "not gRPC 8001 or metrics 8002)?",
+                url=self.url,
+            ) from err
         latency_s = time.perf_counter() - start
 
         def first(name: str):
@@ -125,8 +143,11 @@ class EmotionOmniClient:
         except InferenceServerException as err:
             raise ServingError(err.message(), url=self.url, status=err.status()) from err
         parameter = (config.get("parameters") or {}).get("lineage_id") or {}
-        return {"model_name": self.model_name, "versions": list(metadata.get("versions", [])),
-                "lineage_id": parameter.get("string_value", "")}
+        return {
+            "model_name": self.model_name,
+            "versions": list(metadata.get("versions", [])),
+            "lineage_id": parameter.get("string_value", ""),
+        }
 
     def chat_file(self, path: str | Path) -> ChatReply:
         """`chat` with the bytes of a WAV file on disk."""
@@ -146,5 +167,7 @@ class EmotionOmniClient:
 
 def check_size(n_bytes: int, what: str) -> None:
     if n_bytes > MAX_AUDIO_BYTES:
-        raise ValueError(f"{what} is {n_bytes} bytes, over the server's limit of MAX_AUDIO_BYTES={MAX_AUDIO_BYTES} "
-                         "(30 s of 48 kHz 16-bit stereo); send a shorter clip, or mono 16 kHz audio")
+        raise ValueError(
+            f"{what} is {n_bytes} bytes, over the server's limit of MAX_AUDIO_BYTES={MAX_AUDIO_BYTES} "
+            "(30 s of 48 kHz 16-bit stereo); send a shorter clip, or mono 16 kHz audio"
+        )

@@ -15,6 +15,7 @@ the system copy may be an older patch release than this interpreter's stdlib (De
 pyenv's 3.11.7 fails in `_ssl`), so this interpreter's own shared libpython is put first on
 LD_LIBRARY_PATH as well.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -79,7 +80,8 @@ def _pytriton_root() -> Path:
     spec = importlib.util.find_spec("pytriton")
     if spec is None or spec.origin is None:
         raise FileNotFoundError(
-            f"tritonserver not found: the nvidia-pytriton wheel is not installed; run `{_PIP_HINT}`")
+            f"tritonserver not found: the nvidia-pytriton wheel is not installed; run `{_PIP_HINT}`"
+        )
     return Path(spec.origin).parent
 
 
@@ -107,8 +109,10 @@ def prepare_backend_dir(work_dir: Path) -> Path:
     root = _pytriton_root() / "tritonserver"
     stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
     if not stub.is_file():
-        raise FileNotFoundError(f"no python-backend stub for Python {version} in {stub.parent.parent}; "
-                                f"use a Python the wheel ships a stub for, or `{_PIP_HINT}`")
+        raise FileNotFoundError(
+            f"no python-backend stub for Python {version} in {stub.parent.parent}; "
+            f"use a Python the wheel ships a stub for, or `{_PIP_HINT}`"
+        )
     backends = work_dir / "backends"
     python_dir = backends / "python"
     python_dir.mkdir(parents=True, exist_ok=True)
@@ -150,8 +154,10 @@ def _check_numpy() -> None:
     import numpy
 
     if int(numpy.__version__.split(".")[0]) >= 2:
-        raise RuntimeError(f"numpy {numpy.__version__} is installed; Triton's python-backend stub silently "
-                           "returns empty outputs with numpy 2. Fix: pip install 'numpy<2'")
+        raise RuntimeError(
+            f"numpy {numpy.__version__} is installed; Triton's python-backend stub silently "
+            "returns empty outputs with numpy 2. Fix: pip install 'numpy<2'"
+        )
 
 
 class TritonServer:
@@ -213,9 +219,12 @@ class TritonServer:
             str(find_tritonserver()),
             f"--model-repository={repo}",
             f"--backend-directory={backend_dir}",
-            f"--http-address={cfg.host}", f"--http-port={http}",
-            f"--grpc-address={cfg.host}", f"--grpc-port={grpc}",
-            f"--metrics-address={cfg.host}", f"--metrics-port={metrics}",
+            f"--http-address={cfg.host}",
+            f"--http-port={http}",
+            f"--grpc-address={cfg.host}",
+            f"--grpc-port={grpc}",
+            f"--metrics-address={cfg.host}",
+            f"--metrics-port={metrics}",
             f"--model-control-mode={cfg.model_control_mode}",
             # Our configs are complete; auto-complete would start one extra stub per model at load.
             "--disable-auto-complete-config",
@@ -239,8 +248,10 @@ class TritonServer:
         cfg = self.config
         _check_numpy()
         if "://" not in cfg.model_repository and not Path(cfg.model_repository).is_dir():
-            raise FileNotFoundError(f"model_repository={cfg.model_repository!r} is not a directory; "
-                                    "build one with serving.repository.build_model_repository")
+            raise FileNotFoundError(
+                f"model_repository={cfg.model_repository!r} is not a directory; "
+                "build one with serving.repository.build_model_repository"
+            )
         self._work_dir = Path(cfg.work_dir) if cfg.work_dir else Path(tempfile.mkdtemp(prefix="omni-triton-"))
         self._work_dir.mkdir(parents=True, exist_ok=True)
         backend_dir = prepare_backend_dir(self._work_dir)
@@ -250,8 +261,12 @@ class TritonServer:
 
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
-                self._command(backend_dir), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=server_env(), cwd=self._work_dir,  # cwd: the stub has "" on sys.path
+                self._command(backend_dir),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=server_env(),
+                cwd=self._work_dir,  # cwd: the stub has "" on sys.path
                 start_new_session=True,  # its own process group, so stop() can also reap the stubs
             )
         try:
@@ -274,12 +289,15 @@ class TritonServer:
         while pending:
             code = self._process.poll()
             if code is not None:
-                raise TritonStartupError(f"tritonserver exited with code {code} before it was ready.\n"
-                                         + self._log_excerpt())
+                raise TritonStartupError(
+                    f"tritonserver exited with code {code} before it was ready.\n" + self._log_excerpt()
+                )
             if time.monotonic() > deadline:
-                raise TritonStartupError(f"tritonserver was not ready after {self.config.startup_timeout_s:.0f} s "
-                                         f"(still waiting on {pending[0]}); raise TritonConfig.startup_timeout_s "
-                                         "if loading is just slow.\n" + self._log_excerpt())
+                raise TritonStartupError(
+                    f"tritonserver was not ready after {self.config.startup_timeout_s:.0f} s "
+                    f"(still waiting on {pending[0]}); raise TritonConfig.startup_timeout_s "
+                    "if loading is just slow.\n" + self._log_excerpt()
+                )
             if self._get(pending[0]):
                 pending.pop(0)
             else:

@@ -6,6 +6,7 @@ placeholders filled the way the chart fills them (thresholds from `values.yaml`)
 scrape adds the namespace/service/pod labels the cluster's ServiceMonitor adds, so the same expressions match.
 Needs a checkout (the chart is not part of the installed package) and `apt-get install prometheus`.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,12 +31,20 @@ def local_rules(chart_dir: Path = CHART_DIR) -> str:
     """The chart's alert rules, filled for the local release (as templates/_helpers.tpl's fillFile does)."""
     rules_file, values_file = chart_dir / "files" / "alerts.yaml", chart_dir / "values.yaml"
     if not rules_file.is_file():
-        raise FileNotFoundError(f"{rules_file} is missing: `omni serve --prometheus` reads the Helm chart's alert "
-                                "rules from a checkout of the project")
+        raise FileNotFoundError(
+            f"{rules_file} is missing: `omni serve --prometheus` reads the Helm chart's alert "
+            "rules from a checkout of the project"
+        )
     values = yaml.safe_load(values_file.read_text())
     thresholds = values["prometheusRule"]["thresholds"]
-    fills = {"namespace": NAMESPACE, "service": SERVICE, "deployment": SERVICE, "release": RELEASE,
-             "model": values["model"]["name"], **{k: str(v) for k, v in thresholds.items()}}
+    fills = {
+        "namespace": NAMESPACE,
+        "service": SERVICE,
+        "deployment": SERVICE,
+        "release": RELEASE,
+        "model": values["model"]["name"],
+        **{k: str(v) for k, v in thresholds.items()},
+    }
 
     def fill(match: re.Match) -> str:
         if match.group(1) not in fills:
@@ -50,11 +59,17 @@ def prometheus_config(metrics_target: str, rules_file: Path, interval_s: int = 5
     return {
         "global": {"scrape_interval": f"{interval_s}s", "evaluation_interval": f"{interval_s}s"},
         "rule_files": [str(rules_file)],
-        "scrape_configs": [{
-            "job_name": "triton",
-            "static_configs": [{"targets": [metrics_target],
-                                "labels": {"namespace": NAMESPACE, "service": SERVICE, "pod": f"{SERVICE}-0"}}],
-        }],
+        "scrape_configs": [
+            {
+                "job_name": "triton",
+                "static_configs": [
+                    {
+                        "targets": [metrics_target],
+                        "labels": {"namespace": NAMESPACE, "service": SERVICE, "pod": f"{SERVICE}-0"},
+                    }
+                ],
+            }
+        ],
     }
 
 
@@ -64,8 +79,10 @@ class LocalPrometheus:
     def __init__(self, metrics_url: str, work_dir: Path, port: int = 0, interval_s: int = 5):
         binary = shutil.which("prometheus")
         if binary is None:
-            raise FileNotFoundError("prometheus is not installed: apt-get install prometheus (Debian's package "
-                                    "ships the server and promtool)")
+            raise FileNotFoundError(
+                "prometheus is not installed: apt-get install prometheus (Debian's package "
+                "ships the server and promtool)"
+            )
         self.binary, self.work_dir, self.interval_s = binary, Path(work_dir), interval_s
         self.target = metrics_url.split("://")[-1].split("/")[0]  # host:port
         self.port = port or free_ports("127.0.0.1", 1)[0]
@@ -84,9 +101,16 @@ class LocalPrometheus:
         self.log_path = self.work_dir / "prometheus.log"
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(
-                [self.binary, f"--config.file={config}", f"--storage.tsdb.path={self.work_dir / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1d"],
-                stdout=log, stderr=subprocess.STDOUT)
+                [
+                    self.binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={self.work_dir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--storage.tsdb.retention.time=1d",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

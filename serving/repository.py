@@ -12,6 +12,7 @@ data); both models run the one model.py. The weights directory name is read from
 parameter so the two cannot disagree. The streaming model's weights are hard links to the other's where the file
 system allows (no second copy on disk; each model still loads its own into memory).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,8 @@ from components.contracts import LINEAGE_FILE, MODEL_CARD_FILE, TRITON_MODEL_NAM
 from components.export.model_dir import check_model_dir
 
 TEMPLATES = Path(__file__).parent / "model_repository"
-TEMPLATE_DIR = TEMPLATES / TRITON_MODEL_NAME                 # emotion_omni: config.pbtxt and 1/model.py
-MODELS = (TRITON_MODEL_NAME, TRITON_STREAM_MODEL_NAME)       # every model a repository holds
+TEMPLATE_DIR = TEMPLATES / TRITON_MODEL_NAME  # emotion_omni: config.pbtxt and 1/model.py
+MODELS = (TRITON_MODEL_NAME, TRITON_STREAM_MODEL_NAME)  # every model a repository holds
 
 
 def weights_dir_name(config_text: str) -> str:
@@ -75,8 +76,15 @@ def with_parameter(config_text: str, key: str, value: str) -> str:
     return text if found else config_text.rstrip("\n") + "\n\n" + block
 
 
-def build_model_repository(model_dir: Path, repo_dir: Path, *, version: int = 1, instance_kind: str = "cpu",
-                           lineage: dict | None = None, model_card: str = "") -> Path:
+def build_model_repository(
+    model_dir: Path,
+    repo_dir: Path,
+    *,
+    version: int = 1,
+    instance_kind: str = "cpu",
+    lineage: dict | None = None,
+    model_card: str = "",
+) -> Path:
     """Copy the emotion_omni trio and the exported model in `model_dir` into `repo_dir`; return `repo_dir`.
 
     An existing `<repo_dir>/emotion_omni/<version>` is replaced; other versions are left alone (Triton
@@ -134,8 +142,11 @@ def publish_model_repository(repo_dir: Path, base_uri: str, *, version: int, ins
     from components.storage import parse_s3_uri, upload_directory
 
     repo_dir = Path(repo_dir)
-    configs = {name: (repo_dir / name / "config.pbtxt").read_text() for name in MODELS
-               if (repo_dir / name / "config.pbtxt").is_file()}
+    configs = {
+        name: (repo_dir / name / "config.pbtxt").read_text()
+        for name in MODELS
+        if (repo_dir / name / "config.pbtxt").is_file()
+    }
     published = {name: with_instance_kind(text, instance_kind) for name, text in configs.items()}
     target = parse_s3_uri(base_uri).child(str(version))
     with tempfile.TemporaryDirectory() as tmp:

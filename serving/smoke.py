@@ -4,6 +4,7 @@ The pipeline's last step, and the proof that what was registered actually serves
 emotions and WAV (the model's own voice) are kept as the step's output, with the version and lineage ID that
 answered and the served audio's DNSMOS (a stand-in for UTMOS: components.evaluation.dnsmos).
 """
+
 from __future__ import annotations
 
 import io
@@ -35,13 +36,21 @@ def smoke_test(model_repository: Path, dataset_dir: Path, out_dir: Path, split: 
     (out_dir / "reply.wav").write_bytes(reply.audio_wav)
     quality = _served_dnsmos(reply.audio_wav)
     result = {
-        "endpoint": endpoint, "utterance_id": row["id"], "user_text": row["user_text"],
-        "user_emotion_reference": row["user_emotion"], "user_emotion": reply.user_emotion,
-        "response_text": reply.text, "response_emotion": reply.response_emotion,
-        "reference_response": row["response_text"], "latency_s": round(reply.latency_s, 3),
-        "reply_wav": str(out_dir / "reply.wav"), "speech_note": reply.speech_note,
+        "endpoint": endpoint,
+        "utterance_id": row["id"],
+        "user_text": row["user_text"],
+        "user_emotion_reference": row["user_emotion"],
+        "user_emotion": reply.user_emotion,
+        "response_text": reply.text,
+        "response_emotion": reply.response_emotion,
+        "reference_response": row["response_text"],
+        "latency_s": round(reply.latency_s, 3),
+        "reply_wav": str(out_dir / "reply.wav"),
+        "speech_note": reply.speech_note,
         "reply_audio_s": round(sf.info(io.BytesIO(reply.audio_wav)).duration, 2) if reply.audio_wav else 0.0,
-        "model_version": reply.model_version, "lineage_id": serving["lineage_id"], **quality,
+        "model_version": reply.model_version,
+        "lineage_id": serving["lineage_id"],
+        **quality,
     }
     (out_dir / "reply.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -56,5 +65,9 @@ def _served_dnsmos(wav: bytes) -> dict:
         [score] = dnsmos([wave], rate)
     except (MetricNotComputed, ValueError) as err:  # ValueError: a silent or empty clip
         return {"served_dnsmos_ovrl": None, "served_dnsmos_note": f"not computed: {err}"}
-    return {"served_dnsmos_ovrl": round(score["ovrl"], 3), "served_dnsmos_sig": round(score["sig"], 3),
-            "served_dnsmos_bak": round(score["bak"], 3), "served_dnsmos_note": "DNSMOS P.835, a stand-in for UTMOS"}
+    return {
+        "served_dnsmos_ovrl": round(score["ovrl"], 3),
+        "served_dnsmos_sig": round(score["sig"], 3),
+        "served_dnsmos_bak": round(score["bak"], 3),
+        "served_dnsmos_note": "DNSMOS P.835, a stand-in for UTMOS",
+    }

@@ -10,6 +10,7 @@
 Events arrive in order: one ReplyText, then AudioChunks, then one StreamEnd. Stopping the iteration early (break,
 an exception) cancels the request, and the server stops generating. `chat_stream_async` is the asyncio form.
 """
+
 from __future__ import annotations
 
 import queue
@@ -45,22 +46,22 @@ class ReplyText:
     response_emotion: str
     user_emotion: str
     emotion_vector: np.ndarray
-    speech_note: str          # why no audio will follow; "" when it will
-    latency_s: float          # since the request was sent
+    speech_note: str  # why no audio will follow; "" when it will
+    latency_s: float  # since the request was sent
 
 
 @dataclass
 class AudioChunk:
-    samples: np.ndarray       # float32 mono at SAMPLE_RATE: the next piece of the spoken reply
-    index: int                # 0, 1, ... in playing order
-    latency_s: float          # since the request was sent
+    samples: np.ndarray  # float32 mono at SAMPLE_RATE: the next piece of the spoken reply
+    index: int  # 0, 1, ... in playing order
+    latency_s: float  # since the request was sent
 
 
 @dataclass
 class StreamEnd:
     first_audio_s: float | None  # when the first chunk arrived; None when the reply had no audio
     total_s: float
-    audio_s: float               # seconds of audio received
+    audio_s: float  # seconds of audio received
 
     @property
     def first_audio_fraction(self) -> float | None:
@@ -74,8 +75,9 @@ StreamEvent = ReplyText | AudioChunk | StreamEnd
 class EmotionOmniStreamClient:
     """Client of emotion_omni_stream over Triton's gRPC streaming API."""
 
-    def __init__(self, url: str = "127.0.0.1:8001", timeout_s: float = 120.0,
-                 model_name: str = TRITON_STREAM_MODEL_NAME):
+    def __init__(
+        self, url: str = "127.0.0.1:8001", timeout_s: float = 120.0, model_name: str = TRITON_STREAM_MODEL_NAME
+    ):
         self.url, self.timeout_s, self.model_name = url, timeout_s, model_name
         self._client = grpcclient.InferenceServerClient(url)
 
@@ -85,15 +87,17 @@ class EmotionOmniStreamClient:
         self._client.start_stream(callback=lambda result, error: results.put((result, error)))
         start, done = time.perf_counter(), False
         try:
-            self._client.async_stream_infer(self.model_name, [_audio_input(wav_bytes)],
-                                            enable_empty_final_response=True)
+            self._client.async_stream_infer(
+                self.model_name, [_audio_input(wav_bytes)], enable_empty_final_response=True
+            )
             parser = _Parser(start)
             while not done:
                 try:
                     result, error = results.get(timeout=self.timeout_s)
                 except queue.Empty:
-                    raise ServingError(f"no stream response within timeout_s={self.timeout_s} s",
-                                       url=self.url) from None
+                    raise ServingError(
+                        f"no stream response within timeout_s={self.timeout_s} s", url=self.url
+                    ) from None
                 if error is not None:
                     done = True  # an error response ends the request
                     raise _serving_error(error, self.url)
@@ -144,11 +148,16 @@ class _Parser:
         now, events = time.perf_counter() - self.start, []
         text = result.as_numpy(OUTPUT_RESPONSE_TEXT)
         if text is not None:
-            events.append(ReplyText(
-                text=text[0].decode("utf-8"), response_emotion=result.as_numpy(OUTPUT_RESPONSE_EMOTION)[0].decode(),
-                user_emotion=result.as_numpy(OUTPUT_USER_EMOTION)[0].decode(),
-                emotion_vector=result.as_numpy(OUTPUT_EMOTION_VECTOR).astype(np.float32),
-                speech_note=result.as_numpy(OUTPUT_SPEECH_NOTE)[0].decode("utf-8"), latency_s=now))
+            events.append(
+                ReplyText(
+                    text=text[0].decode("utf-8"),
+                    response_emotion=result.as_numpy(OUTPUT_RESPONSE_EMOTION)[0].decode(),
+                    user_emotion=result.as_numpy(OUTPUT_USER_EMOTION)[0].decode(),
+                    emotion_vector=result.as_numpy(OUTPUT_EMOTION_VECTOR).astype(np.float32),
+                    speech_note=result.as_numpy(OUTPUT_SPEECH_NOTE)[0].decode("utf-8"),
+                    latency_s=now,
+                )
+            )
         chunk = result.as_numpy(OUTPUT_AUDIO_CHUNK)
         if chunk is not None:
             self.first_audio = now if self.first_audio is None else self.first_audio

@@ -1,4 +1,5 @@
 """Fixtures shared across the suite: tiny models the project makes itself (nothing is downloaded)."""
+
 from __future__ import annotations
 
 import json
@@ -23,13 +24,23 @@ def tiny_thinker_config(tokenizer):
     from components.model.configuration import EmotionOmniThinkerConfig
     from components.model.tokenizer import apply_tokenizer
 
-    config = EmotionOmniThinkerConfig.from_dict({
-        "window_seconds": 2.0,
-        "audio_config": {"d_model": 32, "encoder_layers": 1, "encoder_attention_heads": 2, "encoder_ffn_dim": 64},
-        "emotion_encoder_dim": 32, "adapter_hidden": 64,
-        "text_config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256},
-        "max_response_tokens": 12})
+    config = EmotionOmniThinkerConfig.from_dict(
+        {
+            "window_seconds": 2.0,
+            "audio_config": {"d_model": 32, "encoder_layers": 1, "encoder_attention_heads": 2, "encoder_ffn_dim": 64},
+            "emotion_encoder_dim": 32,
+            "adapter_hidden": 64,
+            "text_config": {
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "max_position_embeddings": 256,
+            },
+            "max_response_tokens": 12,
+        }
+    )
     return apply_tokenizer(config, tokenizer)
 
 
@@ -38,9 +49,18 @@ def tiny_speech_configs(num_units: int = 16):
     from components.model.configuration import EmotionOmniTalkerConfig
     from components.speech.config import EmotionOmniToken2WavConfig
 
-    talker = EmotionOmniTalkerConfig(thinker_hidden_size=32, emotion_dim=16, hidden_size=32, intermediate_size=64,
-                                     num_attention_heads=4, prenet_layers=1, decoder_layers=2, num_units=num_units,
-                                     max_position_embeddings=512, max_units_per_token=4)
+    talker = EmotionOmniTalkerConfig(
+        thinker_hidden_size=32,
+        emotion_dim=16,
+        hidden_size=32,
+        intermediate_size=64,
+        num_attention_heads=4,
+        prenet_layers=1,
+        decoder_layers=2,
+        num_units=num_units,
+        max_position_embeddings=512,
+        max_units_per_token=4,
+    )
     token2wav = EmotionOmniToken2WavConfig(num_units=num_units, hidden_size=32, emotion_dim=16, griffin_lim_iters=4)
     return talker, token2wav
 
@@ -50,13 +70,15 @@ def tiny_config(tokenizer, speech: bool = False):
     from components.model.configuration import EmotionOmniConfig
 
     talker, token2wav = tiny_speech_configs() if speech else (None, None)
-    return EmotionOmniConfig(thinker_config=tiny_thinker_config(tokenizer), talker_config=talker,
-                             token2wav_config=token2wav)
+    return EmotionOmniConfig(
+        thinker_config=tiny_thinker_config(tokenizer), talker_config=talker, token2wav_config=token2wav
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     from components.model.tokenizer import train_tokenizer
+
     return train_tokenizer(TINY_TEXTS * 4, vocab_size=300)
 
 
@@ -122,8 +144,18 @@ def s3_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("seaweedfs")
     key, secret = "omni-test", "omni-test-secret-" + os.urandom(6).hex()
     (root / "s3.json").write_text(
-        json.dumps({"identities": [{"name": "omni", "credentials": [{"accessKey": key, "secretKey": secret}],
-                                    "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "omni",
+                        "credentials": [{"accessKey": key, "secretKey": secret}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
 
     def free_port() -> int:
         with socket.socket() as s:
@@ -138,10 +170,25 @@ def s3_server(tmp_path_factory):
             ports[len(ports)] = port
     s3, master, filer, volume, admin = ports.values()
     process = subprocess.Popen(
-        [weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-         "-master.telemetry=false", "-webdav=false", "-admin.ui=false", f"-s3.port={s3}", f"-master.port={master}",
-         f"-filer.port={filer}", f"-volume.port={volume}", f"-admin.port={admin}", f"-s3.config={root / 's3.json'}"],
-        stdout=open(root / "weed.log", "w"), stderr=subprocess.STDOUT)
+        [
+            weed,
+            "mini",
+            f"-dir={root / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-webdav=false",
+            "-admin.ui=false",
+            f"-s3.port={s3}",
+            f"-master.port={master}",
+            f"-filer.port={filer}",
+            f"-volume.port={volume}",
+            f"-admin.port={admin}",
+            f"-s3.config={root / 's3.json'}",
+        ],
+        stdout=open(root / "weed.log", "w"),
+        stderr=subprocess.STDOUT,
+    )
     client = Minio(f"127.0.0.1:{s3}", access_key=key, secret_key=secret, secure=False)
     deadline = time.time() + 60
     while True:

@@ -1,8 +1,9 @@
 """An OpenAI-compatible /v1 on 127.0.0.1 for chat-client tests: scripted replies, a key check, every request logged.
 
-    with serve_chat(answer=lambda body: '{"score": 4, "reason": "kind"}', key="sk-test") as server:
-        ...                                   # point the client at server.url; server.chat_requests() afterwards
+with serve_chat(answer=lambda body: '{"score": 4, "reason": "kind"}', key="sk-test") as server:
+    ...                                   # point the client at server.url; server.chat_requests() afterwards
 """
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,9 @@ class Reply:
     """One scripted answer to a chat request."""
 
     status: int = 200
-    content: str | None = None        # the assistant message content; None: the server's `answer` to the request
+    content: str | None = None  # the assistant message content; None: the server's `answer` to the request
     headers: dict = field(default_factory=dict)
-    body: str | None = None           # the raw HTTP body, overriding content
+    body: str | None = None  # the raw HTTP body, overriding content
 
 
 @dataclass
@@ -35,7 +36,7 @@ class FakeChatServer:
     url: str = ""
     script: list[Reply] = field(default_factory=list)
     models_status: int = 200
-    seen: list = field(default_factory=list)     # (monotonic arrival, method, path, json body or None)
+    seen: list = field(default_factory=list)  # (monotonic arrival, method, path, json body or None)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def chat_requests(self) -> list:
@@ -62,7 +63,7 @@ def serve_chat(answer: Callable[[dict], str], key: str | None) -> Iterator[FakeC
 
     class Handler(BaseHTTPRequestHandler):
         def setup(self):
-            self.accepted = time.monotonic()     # before parsing, so arrival gaps show the client's spacing
+            self.accepted = time.monotonic()  # before parsing, so arrival gaps show the client's spacing
             super().setup()
 
         def do_POST(self):
@@ -75,8 +76,9 @@ def serve_chat(answer: Callable[[dict], str], key: str | None) -> Iterator[FakeC
             with fake.lock:
                 fake.seen.append((self.accepted, self.command, self.path, body))
             reply, content = fake.reply(self.command, self.path, self.headers.get("Authorization"), body)
-            data = (reply.body or json.dumps({"choices": [{"message": {"role": "assistant",
-                                                                        "content": content}}]})).encode()
+            data = (
+                reply.body or json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]})
+            ).encode()
             self.send_response(reply.status)
             for name, value in {"Content-Type": "application/json", **reply.headers}.items():
                 self.send_header(name, value)

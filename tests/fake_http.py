@@ -1,4 +1,5 @@
 """Shared by the in-process fake APIs (Kubernetes, KFP): answer a request with a JSON body."""
+
 from __future__ import annotations
 
 import json

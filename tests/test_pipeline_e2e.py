@@ -5,6 +5,7 @@ talker on k-means speech units), real MLflow registration with aliases and a chi
 tritonserver answering through tritonclient with the model's own voice. Asserts on the artifacts each step
 leaves, not on exit codes.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,10 +23,18 @@ pytestmark = pytest.mark.e2e
 
 # Thresholds of 0 make the gate pass whatever a few training steps achieve, so the champion branch runs; the
 # speech-agreement check is off (null): a 4-step thinker may say nothing speakable, leaving it not computed.
-OPEN_GATE = json.dumps({"min_user_emotion_accuracy": 0, "min_user_emotion_macro_f1": 0,
-                        "min_response_emotion_accuracy": 0, "min_chrf": 0, "min_relevance_user": -1,
-                        "max_latency_p95_ms": 1e9,
-                        "min_speech_emotion_agreement": None, "min_resynthesis_stoi": 0})
+OPEN_GATE = json.dumps(
+    {
+        "min_user_emotion_accuracy": 0,
+        "min_user_emotion_macro_f1": 0,
+        "min_response_emotion_accuracy": 0,
+        "min_chrf": 0,
+        "min_relevance_user": -1,
+        "max_latency_p95_ms": 1e9,
+        "min_speech_emotion_agreement": None,
+        "min_resynthesis_stoi": 0,
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,21 +43,56 @@ def demo_run(tmp_path_factory, s3_server):
 
     endpoint, key, secret = s3_server
     data_dir = tmp_path_factory.mktemp("e2e")
-    tiny_model = json.dumps({"model": {"thinker_config": {"window_seconds": 6.0, "text_config": {
-        "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "max_position_embeddings": 512}}}})
-    tiny_talker = json.dumps({"log_every_steps": 1, "model": {
-        "talker_config": {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4, "prenet_layers": 1,
-                          "decoder_layers": 1, "max_units_per_token": 4},
-        "token2wav_config": {"hidden_size": 32}}})
+    tiny_model = json.dumps(
+        {
+            "model": {
+                "thinker_config": {
+                    "window_seconds": 6.0,
+                    "text_config": {
+                        "hidden_size": 64,
+                        "intermediate_size": 128,
+                        "num_hidden_layers": 1,
+                        "num_attention_heads": 4,
+                        "num_key_value_heads": 2,
+                        "max_position_embeddings": 512,
+                    },
+                }
+            }
+        }
+    )
+    tiny_talker = json.dumps(
+        {
+            "log_every_steps": 1,
+            "model": {
+                "talker_config": {
+                    "hidden_size": 32,
+                    "intermediate_size": 64,
+                    "num_attention_heads": 4,
+                    "prenet_layers": 1,
+                    "decoder_layers": 1,
+                    "max_units_per_token": 4,
+                },
+                "token2wav_config": {"hidden_size": 32},
+            },
+        }
+    )
     with pytest.MonkeyPatch.context() as env:  # the steps' subprocesses inherit these, as pods get the Secret
         env.setenv("AWS_ACCESS_KEY_ID", key)
         env.setenv("AWS_SECRET_ACCESS_KEY", secret)
-        summary = demo(data_dir=data_dir, n=30, epochs=2, max_steps=4, gate_json=OPEN_GATE,
-                       train_config_json=tiny_model, publish_uri=f"s3://{endpoint}/models/emotion-omni/triton",
-                       instance_kind="gpu",  # the smoke test still serves a CPU copy; only the upload is KIND_GPU
-                       speech_epochs=2, speech_max_steps=3, speech_train_config_json=tiny_talker,
-                       token2wav_json=json.dumps({"num_units": 32}))
+        summary = demo(
+            data_dir=data_dir,
+            n=30,
+            epochs=2,
+            max_steps=4,
+            gate_json=OPEN_GATE,
+            train_config_json=tiny_model,
+            publish_uri=f"s3://{endpoint}/models/emotion-omni/triton",
+            instance_kind="gpu",  # the smoke test still serves a CPU copy; only the upload is KIND_GPU
+            speech_epochs=2,
+            speech_max_steps=3,
+            speech_train_config_json=tiny_talker,
+            token2wav_json=json.dumps({"num_units": 32}),
+        )
     return data_dir, summary, s3_server
 
 
@@ -134,11 +178,17 @@ def mlflow_version(summary) -> str:
 
 def test_summary_lists_every_step_time(demo_run):
     data_dir, summary, _ = demo_run
-    assert set(summary["step_seconds"]) == {"1a synthesize parts (slowest part)", "1b synthesize: merge, filter, card",
-                                            "2a train stage 1 (thinker)",
-                                            "2b speech units (k-means)", "2c train stage 2 (talker)",
-                                            "3 evaluate", "4 gate + register (MLflow)", "5a export (Triton repo)",
-                                            "5b serve (tritonserver)"}
+    assert set(summary["step_seconds"]) == {
+        "1a synthesize parts (slowest part)",
+        "1b synthesize: merge, filter, card",
+        "2a train stage 1 (thinker)",
+        "2b speech units (k-means)",
+        "2c train stage 2 (talker)",
+        "3 evaluate",
+        "4 gate + register (MLflow)",
+        "5a export (Triton repo)",
+        "5b serve (tritonserver)",
+    }
     assert all(v > 0 for v in summary["step_seconds"].values())
     assert json.loads((data_dir / "demo_summary.json").read_text())["mlflow"] == summary["mlflow"]
 
@@ -182,12 +232,18 @@ def test_lineage_walks_the_run_from_pipeline_to_triton(demo_run, capsys):
 
     assert main(["lineage", lineage_id, "--data-dir", str(data_dir)]) == 0
     chain = capsys.readouterr().out
-    for expected in (f"lineage {lineage_id}", summary["mlflow"]["run_id"], f"emotion-omni v{version}",
-                     "stage 1: thinker", "stage 2: talker", "gate             passed",
-                     summary["triton"]["published_uri"],
-                     summary["triton"]["model_repository"]):
+    for expected in (
+        f"lineage {lineage_id}",
+        summary["mlflow"]["run_id"],
+        f"emotion-omni v{version}",
+        "stage 1: thinker",
+        "stage 2: talker",
+        "gate             passed",
+        summary["triton"]["published_uri"],
+        summary["triton"]["model_repository"],
+    ):
         assert expected in chain, expected
-    assert main(["lineage", version, "--data-dir", str(data_dir)]) == 0   # a version number walks the same chain
+    assert main(["lineage", version, "--data-dir", str(data_dir)]) == 0  # a version number walks the same chain
     assert f"lineage {lineage_id}" in capsys.readouterr().out
     assert main(["lineage", "no-such-run", "--data-dir", str(data_dir)]) == 2
     assert "carries lineage ID 'no-such-run'" in capsys.readouterr().err

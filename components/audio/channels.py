@@ -15,6 +15,7 @@ Effects, in the order a signal meets them (room, then the device, then the line)
 `resample` (a low-rate device), `telephone` (the 300-3400 Hz band at 8 kHz) and `codec` (a lossy round trip
 through sox's AMR-NB or GSM 06.10, the codecs of mobile and older phone lines). Each keeps the clip's length.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,12 +45,12 @@ class ChannelConfig:
     # held-out turns 0.88, clipped ones 0.42. Clipping at 2-6x gain is overdrive, which is how anger sounds here,
     # so it taught "angry"; real hot microphones clip gently. Hence gentler clipping, no +6 dB level, and at most
     # two effects a turn.
-    clean_prob: float = 0.4                       # some turns stay as the synthesizer made them
-    max_effects: int = 2                          # 1..max_effects effects per degraded clip
-    snr_db: tuple[float, float] = (8.0, 30.0)     # additive noise, against the speech's mean power
+    clean_prob: float = 0.4  # some turns stay as the synthesizer made them
+    max_effects: int = 2  # 1..max_effects effects per degraded clip
+    snr_db: tuple[float, float] = (8.0, 30.0)  # additive noise, against the speech's mean power
     level_db: tuple[float, float] = (-18.0, 3.0)  # a quiet or hot microphone (peaks above 1 are clipped)
-    clip_gain: tuple[float, float] = (1.2, 2.5)   # overdrive before clipping at full scale
-    reverberance: tuple[int, int] = (20, 80)      # sox reverb's 0-100 scales
+    clip_gain: tuple[float, float] = (1.2, 2.5)  # overdrive before clipping at full scale
+    reverberance: tuple[int, int] = (20, 80)  # sox reverb's 0-100 scales
     room_scale: tuple[int, int] = (20, 80)
     resample_rates: tuple[int, ...] = (8000, 11025)
 
@@ -77,11 +78,18 @@ def sample_channel(rng: np.random.Generator, config: ChannelConfig = ChannelConf
 
 def _draw(name: str, rng: np.random.Generator, c: ChannelConfig) -> dict:
     if name == "reverb":
-        return {"effect": name, "reverberance": int(rng.integers(c.reverberance[0], c.reverberance[1] + 1)),
-                "room_scale": int(rng.integers(c.room_scale[0], c.room_scale[1] + 1))}
+        return {
+            "effect": name,
+            "reverberance": int(rng.integers(c.reverberance[0], c.reverberance[1] + 1)),
+            "room_scale": int(rng.integers(c.room_scale[0], c.room_scale[1] + 1)),
+        }
     if name == "noise":
-        return {"effect": name, "snr_db": round(float(rng.uniform(*c.snr_db)), 1),
-                "color": NOISE_COLORS[int(rng.integers(len(NOISE_COLORS)))], "seed": int(rng.integers(2**31))}
+        return {
+            "effect": name,
+            "snr_db": round(float(rng.uniform(*c.snr_db)), 1),
+            "color": NOISE_COLORS[int(rng.integers(len(NOISE_COLORS)))],
+            "seed": int(rng.integers(2**31)),
+        }
     if name == "level":
         return {"effect": name, "gain_db": round(float(rng.uniform(*c.level_db)), 1)}
     if name == "clip":
@@ -110,10 +118,15 @@ def describe_channel(effects: list[dict]) -> str:
     for e in effects:
         name = e["effect"]
         # Each lambda runs at once on this effect; lambdas keep the keys other effects lack from being read.
-        detail = {"reverb": lambda e=e: f"{e['reverberance']},{e['room_scale']}",
-                  "noise": lambda e=e: f"{e['color']},{e['snr_db']:g}dB", "level": lambda e=e: f"{e['gain_db']:+g}dB",
-                  "clip": lambda e=e: f"x{e['gain']:g}", "resample": lambda e=e: f"{e['rate']}Hz",
-                  "codec": lambda e=e: e["codec"], "telephone": lambda e=e: ""}[name]()
+        detail = {
+            "reverb": lambda e=e: f"{e['reverberance']},{e['room_scale']}",
+            "noise": lambda e=e: f"{e['color']},{e['snr_db']:g}dB",
+            "level": lambda e=e: f"{e['gain_db']:+g}dB",
+            "clip": lambda e=e: f"x{e['gain']:g}",
+            "resample": lambda e=e: f"{e['rate']}Hz",
+            "codec": lambda e=e: e["codec"],
+            "telephone": lambda e=e: "",
+        }[name]()
         parts.append(f"{name}({detail})" if detail else name)
     return "+".join(parts)
 
@@ -126,8 +139,7 @@ def channel_to_json(effects: list[dict]) -> str:
 def channel_from_json(text: str) -> list[dict]:
     """Back from the manifest's form; refuses anything apply_channel could not run."""
     effects = json.loads(text) if text else []
-    if not isinstance(effects, list) or any(not isinstance(e, dict) or e.get("effect") not in EFFECTS
-                                            for e in effects):
+    if not isinstance(effects, list) or any(not isinstance(e, dict) or e.get("effect") not in EFFECTS for e in effects):
         raise ChannelError(f"{text[:120]!r} is not a channel: expected a JSON list of effects named in {EFFECTS}")
     return effects
 
@@ -150,10 +162,14 @@ def _apply(wave: np.ndarray, e: dict) -> np.ndarray:
     if name == "codec":
         if e["codec"] not in CODECS:
             raise ChannelError(f"codec {e['codec']!r}: use one of {CODECS}")
-        coded = _run([_sox_binary(), "-R", "-V1", "-t", "wav", "-", "-t", e["codec"], "-r", "8000", "-c", "1", "-"],
-                     encode_wav(wave), f"encoding {e['codec']}")
-        decoded = _run([_sox_binary(), "-R", "-V1", "-t", e["codec"], "-", *SOX_RAW_PCM16], coded,
-                       f"decoding {e['codec']}")
+        coded = _run(
+            [_sox_binary(), "-R", "-V1", "-t", "wav", "-", "-t", e["codec"], "-r", "8000", "-c", "1", "-"],
+            encode_wav(wave),
+            f"encoding {e['codec']}",
+        )
+        decoded = _run(
+            [_sox_binary(), "-R", "-V1", "-t", e["codec"], "-", *SOX_RAW_PCM16], coded, f"decoding {e['codec']}"
+        )
         return _fit(decode_pcm16(decoded), len(wave))
     raise ChannelError(f"unknown effect {name!r}: use one of {EFFECTS}")
 
@@ -168,7 +184,7 @@ def _noise(length: int, color: str, seed: int) -> np.ndarray:
         f[0] = f[1] if length > 1 else 1.0
         spectrum /= np.sqrt(f) if color == "pink" else f
         white = np.fft.irfft(spectrum, n=length)
-    return (white / (np.sqrt(np.mean(white ** 2)) + 1e-12)).astype(np.float32)
+    return (white / (np.sqrt(np.mean(white**2)) + 1e-12)).astype(np.float32)
 
 
 def _noise_scale(wave: np.ndarray, snr_db: float) -> np.float32:
@@ -179,8 +195,9 @@ def _noise_scale(wave: np.ndarray, snr_db: float) -> np.float32:
 
 
 def _sox(wave: np.ndarray, effects: list[str]) -> np.ndarray:
-    raw = _run([_sox_binary(), "-R", "-V1", "-t", "wav", "-", *SOX_RAW_PCM16, *effects], encode_wav(wave),
-               " ".join(effects))
+    raw = _run(
+        [_sox_binary(), "-R", "-V1", "-t", "wav", "-", *SOX_RAW_PCM16, *effects], encode_wav(wave), " ".join(effects)
+    )
     return _fit(decode_pcm16(raw), len(wave))
 
 
@@ -199,7 +216,9 @@ def _sox_binary() -> str:
 def _run(command: list[str], stdin: bytes, what: str) -> bytes:
     result = subprocess.run(command, input=stdin, capture_output=True, timeout=60)
     if result.returncode != 0 or not result.stdout:
-        raise ChannelError(f"sox failed (exit {result.returncode}) {what}: "
-                           f"{result.stderr.decode(errors='replace').strip() or 'no output'}; "
-                           "check `sox -h` lists the format (amr-nb and gsm come with Debian's libsox3)")
+        raise ChannelError(
+            f"sox failed (exit {result.returncode}) {what}: "
+            f"{result.stderr.decode(errors='replace').strip() or 'no output'}; "
+            "check `sox -h` lists the format (amr-nb and gsm come with Debian's libsox3)"
+        )
     return result.stdout

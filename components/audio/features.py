@@ -1,4 +1,5 @@
 """Whisper's log-mel front end, fixed-window, shared by training, evaluation and serving."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,8 @@ from transformers import WhisperFeatureExtractor
 
 from components.contracts import SAMPLE_RATE
 
-HOP_LENGTH = 160         # Whisper's mel hop: 10 ms, 100 mel frames a second
-ENCODER_STRIDE = 2       # Whisper's encoder halves the frame rate (its second convolution)
+HOP_LENGTH = 160  # Whisper's mel hop: 10 ms, 100 mel frames a second
+ENCODER_STRIDE = 2  # Whisper's encoder halves the frame rate (its second convolution)
 
 
 def mel_frames(window_seconds: float) -> int:
@@ -34,8 +35,12 @@ class LogMelFrontend:
         self.window_samples = int(round(window_seconds * SAMPLE_RATE))
         self.stack_factor = stack_factor
         self.extractor = WhisperFeatureExtractor(
-            feature_size=n_mels, sampling_rate=SAMPLE_RATE, hop_length=HOP_LENGTH, n_fft=400,
-            chunk_length=window_seconds)
+            feature_size=n_mels,
+            sampling_rate=SAMPLE_RATE,
+            hop_length=HOP_LENGTH,
+            n_fft=400,
+            chunk_length=window_seconds,
+        )
         self.max_frames = adapter_frames(window_seconds, stack_factor)
 
     def valid_frames(self, n_samples: int) -> int:
@@ -45,7 +50,12 @@ class LogMelFrontend:
 
     def __call__(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         clipped = [np.asarray(w, dtype=np.float32)[: self.window_samples] for w in waves]
-        feats = self.extractor(clipped, sampling_rate=SAMPLE_RATE, return_tensors="pt",
-                               padding="max_length", max_length=self.window_samples)
+        feats = self.extractor(
+            clipped,
+            sampling_rate=SAMPLE_RATE,
+            return_tensors="pt",
+            padding="max_length",
+            max_length=self.window_samples,
+        )
         frames = torch.tensor([self.valid_frames(len(w)) for w in clipped], dtype=torch.long)
         return feats.input_features.float(), frames  # (B, n_mels, T_mel), (B,)

@@ -7,6 +7,7 @@ or float WAV goes in; mono float32 in [-1, 1] at SAMPLE_RATE comes out.
     wave = load_wav("wavs/000001_user.wav")     # (T,) float32, 16 kHz
     data = encode_wav(wave)                     # 16-bit PCM WAV bytes
 """
+
 from __future__ import annotations
 
 import io
@@ -86,9 +87,7 @@ def encode_wav(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     if not isinstance(wave, np.ndarray):
         raise AudioError(f"wave must be a numpy array, got {type(wave).__name__}; wrap it with np.asarray(...)")
     if wave.ndim != 1:
-        raise AudioError(
-            f"wave must be 1-D (mono), got shape {wave.shape}; downmix first, e.g. wave.mean(axis=1)"
-        )
+        raise AudioError(f"wave must be 1-D (mono), got shape {wave.shape}; downmix first, e.g. wave.mean(axis=1)")
     if not np.issubdtype(wave.dtype, np.floating):
         raise AudioError(
             f"wave must be float in [-1, 1], got dtype {wave.dtype}; for int16 use wave.astype(np.float32) / 32768"
@@ -110,8 +109,7 @@ class WavStreamWriter:
     def __init__(self, path: str | Path, sample_rate: int = SAMPLE_RATE):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=1, format="WAV",
-                                  subtype="PCM_16")
+        self._file = sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=1, format="WAV", subtype="PCM_16")
 
     def write(self, samples: np.ndarray) -> None:
         """Append float samples in [-1, 1] (clipped, as encode_wav does)."""
@@ -180,8 +178,8 @@ def _missing_data_bytes(data: bytes, max_bytes: int) -> int:
         return 0  # RF64 keeps its sizes elsewhere; libsndfile validated it
     pos = 12
     while pos + 8 <= len(data):
-        chunk_id = data[pos:pos + 4]
-        (size,) = struct.unpack("<I", data[pos + 4:pos + 8])
+        chunk_id = data[pos : pos + 4]
+        (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
         if chunk_id == b"data":
             available = len(data) - pos - 8
             return size - available if available < size <= max_bytes else 0

@@ -3,14 +3,20 @@
 The names below load on first use (PEP 562), as in components.training: the registry step imports the report's
 renderer and the split fingerprint, and must not load matplotlib, the model and torch with them.
 """
+
 from __future__ import annotations
 
 import importlib
 
-_EXPORTS = {"ClassMetrics": "components.evaluation.classification", "EvalResult": "components.evaluation.metrics",
-            "EvaluationError": "components.evaluation.metrics", "compute_metrics": "components.evaluation.metrics",
-            "PredictionRecord": "components.evaluation.records", "ReportPaths": "components.evaluation.report",
-            "write_report": "components.evaluation.report"}
+_EXPORTS = {
+    "ClassMetrics": "components.evaluation.classification",
+    "EvalResult": "components.evaluation.metrics",
+    "EvaluationError": "components.evaluation.metrics",
+    "compute_metrics": "components.evaluation.metrics",
+    "PredictionRecord": "components.evaluation.records",
+    "ReportPaths": "components.evaluation.report",
+    "write_report": "components.evaluation.report",
+}
 
 __all__ = sorted(_EXPORTS)
 

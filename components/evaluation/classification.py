@@ -4,6 +4,7 @@ Plain numpy so the numbers are easy to check by hand: rows are references, colum
 score whose denominator is zero (a class never predicted, or never present) is 0 rather than NaN, the
 convention scikit-learn's `zero_division=0` uses.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -16,9 +17,9 @@ import numpy as np
 class ClassMetrics:
     label: str
     precision: float  # of the utterances predicted as `label`, the fraction that really were
-    recall: float     # of the utterances that really were `label`, the fraction predicted as such
+    recall: float  # of the utterances that really were `label`, the fraction predicted as such
     f1: float
-    support: int      # how many references carry `label`
+    support: int  # how many references carry `label`
 
 
 def confusion_matrix(references: Sequence[str], predictions: Sequence[str], labels: Sequence[str]) -> np.ndarray:
@@ -44,7 +45,7 @@ def per_class_metrics(matrix: np.ndarray, labels: Sequence[str]) -> list[ClassMe
     """Precision, recall, F1 and support for every label, in `labels` order."""
     true_positives = np.diag(matrix).astype(np.float64)
     predicted = matrix.sum(axis=0)  # (L,) column sums: how often each label was predicted
-    support = matrix.sum(axis=1)    # (L,) row sums: how often each label is the reference
+    support = matrix.sum(axis=1)  # (L,) row sums: how often each label is the reference
     precision = _divide(true_positives, predicted)
     recall = _divide(true_positives, support)
     f1 = _divide(2 * precision * recall, precision + recall)

@@ -15,6 +15,7 @@ When `speechmos`, `onnxruntime` or the model files are missing, `dnsmos` raises 
 reason, which the caller reports as "not computed"; nothing here ever estimates a score. A model file that
 exists but does not load is a broken install and raises onnxruntime's own error.
 """
+
 from __future__ import annotations
 
 import functools

@@ -21,6 +21,7 @@ Without an endpoint the metric is not computed, never estimated. An item the jud
 retries fails the whole metric: a mean over the rest would be an estimate biased towards the easy replies. The
 cache makes the rerun cheap: it asks only for the items not yet scored.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,7 +40,7 @@ from components.chat import ChatClient, ChatConfig, ChatEndpoint
 from components.contracts import METRIC_EMPATHY_SCORE, RESPONSE_EMOTIONS, USER_EMOTIONS
 
 SCORES: tuple[int, ...] = (1, 2, 3, 4, 5)
-REASON_CHARS = 300   # the score is the metric; a rambling reason is clipped for the report, not asked again
+REASON_CHARS = 300  # the score is the metric; a rambling reason is clipped for the report, not asked again
 
 RUBRIC = """You rate how empathetic a voice assistant's spoken reply is. You get the user's words, the emotion the \
 user expressed, the reply's words, and the emotion the reply is spoken with. Rate the reply, not the user, on four \
@@ -68,7 +69,9 @@ what decided the score, then "score", an integer from 1 to 5."""
 # grounds before it commits to a number. Only keywords every json_schema server accepts (enum, not minimum/maximum;
 # no maxLength): REASON_CHARS is applied here instead.
 JUDGE_SCHEMA: dict = {
-    "type": "object", "required": ["reason", "score"], "additionalProperties": False,
+    "type": "object",
+    "required": ["reason", "score"],
+    "additionalProperties": False,
     "properties": {"reason": {"type": "string"}, "score": {"type": "integer", "enum": list(SCORES)}},
 }
 
@@ -78,13 +81,15 @@ class JudgeConfig(ChatConfig):
     """The judge's endpoint, read from OMNI_JUDGE_BASE_URL, OMNI_JUDGE_MODEL, OMNI_JUDGE_API_KEY(_FILE)."""
 
     ENDPOINT: ClassVar[ChatEndpoint] = ChatEndpoint(
-        "OMNI_JUDGE", "the empathy judge", answer="verdict",
-        fallback="unset every OMNI_JUDGE_* variable to report the empathy score as not computed")
-    temperature: float = 0.0          # the same reply should get the same score, run after run
+        "OMNI_JUDGE",
+        "the empathy judge",
+        answer="verdict",
+        fallback="unset every OMNI_JUDGE_* variable to report the empathy score as not computed",
+    )
+    temperature: float = 0.0  # the same reply should get the same score, run after run
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ,
-                 cache_dir: Path | None = None) -> JudgeConfig | None:
+    def from_env(cls, environ: Mapping[str, str] = os.environ, cache_dir: Path | None = None) -> JudgeConfig | None:
         """The config, or None when no OMNI_JUDGE_* variable is set (the metric is then not computed). Some set and
         some missing is a mistake, and raises ChatError naming the missing ones."""
         if not any(environ.get(name, "").strip() for name in cls.ENDPOINT.variables):
@@ -96,18 +101,21 @@ class JudgeConfig(ChatConfig):
 class JudgeItem:
     """One exchange to rate: what the user said and felt, and the reply with the emotion it was spoken in."""
 
-    id: str              # unique within one judge_replies call, e.g. the manifest row id
+    id: str  # unique within one judge_replies call, e.g. the manifest row id
     user_text: str
-    user_emotion: str    # one of USER_EMOTIONS: the user's label, not the model's guess
-    reply_text: str      # "" for a model that said nothing; the rubric scores it 1
-    reply_emotion: str   # one of RESPONSE_EMOTIONS: the emotion the model chose for its voice
+    user_emotion: str  # one of USER_EMOTIONS: the user's label, not the model's guess
+    reply_text: str  # "" for a model that said nothing; the rubric scores it 1
+    reply_emotion: str  # one of RESPONSE_EMOTIONS: the emotion the model chose for its voice
 
     def __post_init__(self):
-        for name, value, allowed in (("user_emotion", self.user_emotion, USER_EMOTIONS),
-                                     ("reply_emotion", self.reply_emotion, RESPONSE_EMOTIONS)):
+        for name, value, allowed in (
+            ("user_emotion", self.user_emotion, USER_EMOTIONS),
+            ("reply_emotion", self.reply_emotion, RESPONSE_EMOTIONS),
+        ):
             if value not in allowed:
-                raise ValueError(f"JudgeItem {self.id!r}: {name} {value!r} is not one of {allowed} "
-                                 "(components/contracts.py)")
+                raise ValueError(
+                    f"JudgeItem {self.id!r}: {name} {value!r} is not one of {allowed} (components/contracts.py)"
+                )
 
 
 @dataclass(frozen=True)
@@ -115,8 +123,8 @@ class JudgeRow:
     """The judge's verdict on one item."""
 
     id: str
-    score: int           # 1-5, see RUBRIC
-    reason: str          # the judge's one or two sentences, at most REASON_CHARS
+    score: int  # 1-5, see RUBRIC
+    reason: str  # the judge's one or two sentences, at most REASON_CHARS
 
 
 @dataclass
@@ -124,9 +132,9 @@ class JudgeResult:
     """The empathy score over a set of replies, or why it was not computed."""
 
     computed: bool
-    reason: str = ""                                       # why not computed; "" when computed
-    rows: list[JudgeRow] = field(default_factory=list)     # in the items' order
-    model: str = ""                                        # the judge model, when there was one
+    reason: str = ""  # why not computed; "" when computed
+    rows: list[JudgeRow] = field(default_factory=list)  # in the items' order
+    model: str = ""  # the judge model, when there was one
 
     @property
     def mean(self) -> float | None:
@@ -143,8 +151,12 @@ class JudgeResult:
     def to_dict(self) -> dict:
         """EMPATHY_JUDGE_FILE's content: the mean, how many got each score, and every row, lowest first."""
         return {
-            "metric": METRIC_EMPATHY_SCORE, "computed": self.computed, "reason": self.reason, "mean": self.mean,
-            "n": len(self.rows), "model": self.model,
+            "metric": METRIC_EMPATHY_SCORE,
+            "computed": self.computed,
+            "reason": self.reason,
+            "mean": self.mean,
+            "n": len(self.rows),
+            "model": self.model,
             # Scores from different rubrics are not comparable; the hash says whether two reports used the same one.
             "rubric_sha256": hashlib.sha256(RUBRIC.encode()).hexdigest(),
             "counts": {str(score): Counter(row.score for row in self.rows)[score] for score in SCORES},
@@ -166,25 +178,36 @@ class EmpathyJudge:
 
     def score(self, item: JudgeItem) -> JudgeRow:
         """The verdict on one item; the same (model, rubric, item texts and labels) is asked only once per cache."""
-        exchange = {"user_words": item.user_text, "user_emotion": item.user_emotion,
-                    "reply_words": item.reply_text, "reply_spoken_emotion": item.reply_emotion}
+        exchange = {
+            "user_words": item.user_text,
+            "user_emotion": item.user_emotion,
+            "reply_words": item.reply_text,
+            "reply_spoken_emotion": item.reply_emotion,
+        }
         # As JSON, the texts are plainly data: a reply that says "ignore the rubric" stays inside a string.
-        messages = [{"role": "system", "content": RUBRIC},
-                    {"role": "user", "content": "Rate this exchange:\n" + json.dumps(exchange, indent=1)}]
-        score, reason = self._client.ask(messages, JUDGE_SCHEMA, _verdict, name="empathy_verdict",
-                                         subject=f"item {item.id!r}")
+        messages = [
+            {"role": "system", "content": RUBRIC},
+            {"role": "user", "content": "Rate this exchange:\n" + json.dumps(exchange, indent=1)},
+        ]
+        score, reason = self._client.ask(
+            messages, JUDGE_SCHEMA, _verdict, name="empathy_verdict", subject=f"item {item.id!r}"
+        )
         return JudgeRow(item.id, score, reason)
 
 
-def judge_replies(items: Sequence[JudgeItem], judge: EmpathyJudge | None, workers: int = 4, *,
-                  progress: bool = False) -> JudgeResult:
+def judge_replies(
+    items: Sequence[JudgeItem], judge: EmpathyJudge | None, workers: int = 4, *, progress: bool = False
+) -> JudgeResult:
     """Every item's verdict and their mean. No judge, or no items: not computed, with the reason. Raises ValueError
     for repeated ids and ChatError when the endpoint refuses us or an item gets no usable verdict (nothing partial
     is returned). Calls wait on the network, so they run from a thread pool; the judge's rate limit spaces them."""
     if judge is None:
         e = JudgeConfig.ENDPOINT
-        return JudgeResult(False, f"no judge endpoint: set {e.base_url_var}, {e.model_var} and {e.api_key_var} "
-                                  f"(or {e.api_key_file_var}) to score replies with an LLM judge")
+        return JudgeResult(
+            False,
+            f"no judge endpoint: set {e.base_url_var}, {e.model_var} and {e.api_key_var} "
+            f"(or {e.api_key_file_var}) to score replies with an LLM judge",
+        )
     repeated = sorted(name for name, count in Counter(item.id for item in items).items() if count > 1)
     if repeated:
         raise ValueError(f"JudgeItem ids must be unique; repeated: {repeated[:5]}")

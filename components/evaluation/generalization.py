@@ -7,6 +7,7 @@ of the recognition was the voices rather than the emotion. Accuracy per voice an
     result = generalization(seen_result, unseen_result, records, manifest_rows)
     result.summary()   # {"unseen_voice_user_emotion_accuracy": 0.87, ..., "unseen_voice_user_emotion_gap": 0.05}
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -59,26 +60,33 @@ class GroupAccuracy:
 
 @dataclass
 class GeneralizationResult:
-    seen: EvalResult      # the in-distribution test split
-    unseen: EvalResult    # the unseen-voice split
+    seen: EvalResult  # the in-distribution test split
+    unseen: EvalResult  # the unseen-voice split
     by_voice: list[GroupAccuracy] = field(default_factory=list)
-    by_channel: list[GroupAccuracy] = field(default_factory=list)   # "clean" and each effect, both splits
+    by_channel: list[GroupAccuracy] = field(default_factory=list)  # "clean" and each effect, both splits
 
     def summary(self) -> dict[str, float]:
         unseen = self.unseen.summary()
-        return {**{name: unseen[base] for name, base in UNSEEN_VOICE_METRICS.items()},
-                METRIC_UNSEEN_VOICE_USER_EMOTION_GAP:
-                    self.seen.user_emotion_accuracy - self.unseen.user_emotion_accuracy}
+        return {
+            **{name: unseen[base] for name, base in UNSEEN_VOICE_METRICS.items()},
+            METRIC_UNSEEN_VOICE_USER_EMOTION_GAP: self.seen.user_emotion_accuracy - self.unseen.user_emotion_accuracy,
+        }
 
     def to_dict(self) -> dict:
         def rows(groups):
             return [{"group": g.group, "split": g.split, "n": g.n, "accuracy": round(g.accuracy, 4)} for g in groups]
-        return {"summary": self.summary(), "by_voice": rows(self.by_voice), "by_channel": rows(self.by_channel),
-                "unseen_detail": self.unseen.to_dict()}
+
+        return {
+            "summary": self.summary(),
+            "by_voice": rows(self.by_voice),
+            "by_channel": rows(self.by_channel),
+            "unseen_detail": self.unseen.to_dict(),
+        }
 
 
-def generalization(seen: EvalResult, unseen: EvalResult, records: list[PredictionRecord],
-                   rows: list[dict]) -> GeneralizationResult:
+def generalization(
+    seen: EvalResult, unseen: EvalResult, records: list[PredictionRecord], rows: list[dict]
+) -> GeneralizationResult:
     """`records`: the predictions of both splits; `rows`: their manifest rows (voice, split and channel by id)."""
     by_id = {row["id"]: row for row in rows}
     voices: dict[tuple[str, str], list[bool]] = defaultdict(list)
@@ -93,4 +101,5 @@ def generalization(seen: EvalResult, unseen: EvalResult, records: list[Predictio
 
     def groups(found: dict[tuple[str, str], list[bool]]) -> list[GroupAccuracy]:
         return [GroupAccuracy(group, split, len(hits), sum(hits)) for (group, split), hits in sorted(found.items())]
+
     return GeneralizationResult(seen, unseen, groups(voices), groups(channels))

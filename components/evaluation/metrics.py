@@ -6,6 +6,7 @@
 `summary()` is the flat scalar view whose keys (contracts.METRIC_*) the KFP Metrics artifact, the MLflow
 run and the promotion gate all share; the rest of EvalResult is the detail the report draws.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,16 +49,16 @@ class EvaluationError(ValueError):
 class EvalResult:
     n: int
     user_emotion_accuracy: float
-    user_emotion_macro_f1: float                 # over the USER_EMOTIONS present in the references
-    user_emotion_per_class: list[ClassMetrics]   # every USER_EMOTIONS label, in contract order
-    user_emotion_confusion: list[list[int]]      # rows: reference, columns: predicted, USER_EMOTIONS order
+    user_emotion_macro_f1: float  # over the USER_EMOTIONS present in the references
+    user_emotion_per_class: list[ClassMetrics]  # every USER_EMOTIONS label, in contract order
+    user_emotion_confusion: list[list[int]]  # rows: reference, columns: predicted, USER_EMOTIONS order
     response_emotion_accuracy: float
     response_emotion_confusion: list[list[int]]  # rows: reference, columns: predicted, RESPONSE_EMOTIONS order
-    chrf: float                                  # sacrebleu corpus chrF, 0-100
+    chrf: float  # sacrebleu corpus chrF, 0-100
     latency_p50_ms: float
     latency_p95_ms: float
     latency_mean_ms: float
-    latencies_ms: list[float]                    # per record, kept for the latency histogram
+    latencies_ms: list[float]  # per record, kept for the latency histogram
     # The label orders the matrices use, stored so metrics.json describes itself.
     user_emotion_labels: tuple[str, ...] = USER_EMOTIONS
     response_emotion_labels: tuple[str, ...] = RESPONSE_EMOTIONS
@@ -88,9 +89,11 @@ def compute_metrics(records: list[PredictionRecord]) -> EvalResult:
     """
     _validate(records)
     user = confusion_matrix(
-        [r.user_emotion for r in records], [r.predicted_user_emotion for r in records], USER_EMOTIONS)
+        [r.user_emotion for r in records], [r.predicted_user_emotion for r in records], USER_EMOTIONS
+    )
     response = confusion_matrix(
-        [r.response_emotion for r in records], [r.predicted_response_emotion for r in records], RESPONSE_EMOTIONS)
+        [r.response_emotion for r in records], [r.predicted_response_emotion for r in records], RESPONSE_EMOTIONS
+    )
     user_classes = per_class_metrics(user, USER_EMOTIONS)
     chrf = CHRF().corpus_score([r.predicted_text for r in records], [[r.reference_text for r in records]]).score
     latencies_ms = np.array([r.latency_s * 1000.0 for r in records])
@@ -115,7 +118,8 @@ def _validate(records: list[PredictionRecord]) -> None:
     if not records:
         raise EvaluationError(
             "no prediction records to score. Fix: check that the dataset's manifest has rows with "
-            "split == 'test' and that the evaluation loop appended a PredictionRecord for each.")
+            "split == 'test' and that the evaluation loop appended a PredictionRecord for each."
+        )
     problems = []
     for r in records:
         for name, value, allowed, contract in (
@@ -134,4 +138,5 @@ def _validate(records: list[PredictionRecord]) -> None:
         raise EvaluationError(
             f"cannot score {len(records)} records: {listed}{more}. Fix: take labels from "
             "components.contracts (map the model's class indices through USER_EMOTIONS / RESPONSE_EMOTIONS) "
-            "and time each reply with time.perf_counter().")
+            "and time each reply with time.perf_counter()."
+        )

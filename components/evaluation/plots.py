@@ -4,6 +4,7 @@ Figures are built with matplotlib's object API (`matplotlib.figure.Figure`), nev
 then renders through the Agg canvas without selecting a global backend, so plotting works headless in a
 pipeline pod, leaves an interactive session's backend alone and keeps no figure alive after returning.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -29,7 +30,8 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]
     if counts.shape != (len(labels), len(labels)):
         raise ValueError(
             f"confusion matrix has shape {counts.shape} but there are {len(labels)} labels. "
-            "Fix: pass the label tuple the matrix was built with.")
+            "Fix: pass the label tuple the matrix was built with."
+        )
     support = counts.sum(axis=1, keepdims=True)  # (L, 1)
     fractions = np.divide(counts, support, out=np.zeros(counts.shape), where=support > 0)
 
@@ -75,8 +77,9 @@ def plot_latency_histogram(latencies_ms: Sequence[float], path: Path, *, title: 
     return path
 
 
-def plot_group_accuracy(groups: Sequence[tuple[str, str, int, float]], path: Path, *, title: str,
-                        split_colours: dict[str, str]) -> Path:
+def plot_group_accuracy(
+    groups: Sequence[tuple[str, str, int, float]], path: Path, *, title: str, split_colours: dict[str, str]
+) -> Path:
     """Horizontal bars of accuracy per group (label, split, n, accuracy), coloured by split, n beside each bar."""
     if not groups:
         raise ValueError("no groups to plot. Fix: pass GeneralizationResult.by_voice or .by_channel.")

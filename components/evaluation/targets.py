@@ -4,6 +4,7 @@ A target is not a gate: a missed target is reported beside its figure, while the
 decides promotion. Each evaluation part keeps its own targets (speech_eval.SPEECH_TARGETS,
 generalization.GENERALIZATION_TARGETS); check them together with `check_targets(summary, {**a, **b})`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ class TargetCheck:
     op: str
     target: float
     value: float | None
-    met: bool | None               # None when the metric was not computed
+    met: bool | None  # None when the metric was not computed
 
     @property
     def status(self) -> str:

@@ -14,6 +14,7 @@ and mount the file. Unset, the metric is reported as not computed (MetricNotComp
 but unusable (missing, not TorchScript, wrong output), it is an error naming the variable: a configured metric that
 silently disappears would be worse than a failed evaluation.
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,8 +35,11 @@ def utmos(waves: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> list[f
     """UTMOS per clip (1-5), in input order, one clip at a time (clips differ in length)."""
     path = os.environ.get(CHECKPOINT_VAR, "").strip()
     if not path:
-        raise MetricNotComputed(METRIC_UTMOS, f"no UTMOS checkpoint: set {CHECKPOINT_VAR} to a TorchScript export "
-                                              "(components/evaluation/utmos.py says how); DNSMOS stands in")
+        raise MetricNotComputed(
+            METRIC_UTMOS,
+            f"no UTMOS checkpoint: set {CHECKPOINT_VAR} to a TorchScript export "
+            "(components/evaluation/utmos.py says how); DNSMOS stands in",
+        )
     import torch
 
     model = _load(str(Path(path).expanduser().resolve()))
@@ -48,9 +52,11 @@ def utmos(waves: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> list[f
             out = model(torch.from_numpy(wave)[None], sample_rate)
             value = float(out.reshape(-1)[0]) if out.numel() == 1 else math.nan
             if not math.isfinite(value):
-                raise ValueError(f"{CHECKPOINT_VAR}={path}: the model returned {tuple(out.shape)} values (or a "
-                                 "non-finite one) for one clip, not one MOS. Fix: export a model with UTMOS22's "
-                                 "interface, forward(wave (1, T), sr) -> (1,)")
+                raise ValueError(
+                    f"{CHECKPOINT_VAR}={path}: the model returned {tuple(out.shape)} values (or a "
+                    "non-finite one) for one clip, not one MOS. Fix: export a model with UTMOS22's "
+                    "interface, forward(wave (1, T), sr) -> (1,)"
+                )
             scores.append(value)
     return scores
 
@@ -60,10 +66,14 @@ def _load(path: str):
     import torch
 
     if not Path(path).is_file():
-        raise FileNotFoundError(f"{CHECKPOINT_VAR}={path} does not exist. Fix: mount the exported checkpoint there, "
-                                f"or unset {CHECKPOINT_VAR} to report UTMOS as not computed")
+        raise FileNotFoundError(
+            f"{CHECKPOINT_VAR}={path} does not exist. Fix: mount the exported checkpoint there, "
+            f"or unset {CHECKPOINT_VAR} to report UTMOS as not computed"
+        )
     try:
         return torch.jit.load(path, map_location="cpu").eval()
     except RuntimeError as error:
-        raise ValueError(f"{CHECKPOINT_VAR}={path} is not a TorchScript module ({str(error).splitlines()[0]}). "
-                         "Fix: save it with torch.jit.trace(...).save() or torch.jit.script(...).save()") from None
+        raise ValueError(
+            f"{CHECKPOINT_VAR}={path} is not a TorchScript module ({str(error).splitlines()[0]}). "
+            "Fix: save it with torch.jit.trace(...).save() or torch.jit.script(...).save()"
+        ) from None

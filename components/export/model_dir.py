@@ -4,6 +4,7 @@ registering, serving, the responder) needs, checked in one place.
 Kept apart from pretrained.py, which loads the model and torch: the registry and serving check a directory without
 either.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,5 +24,7 @@ def check_model_dir(model_dir: Path, *, fix: str, error: type[Exception] = FileN
         if not missing:
             return model_dir
         problem = f"it lacks {missing} (it has {sorted(p.name for p in model_dir.iterdir())})"
-    raise error(f"{model_dir} is not an exported Emotion Omni model: {problem}; an exported model directory holds "
-                f"{list(MODEL_DIR_FILES)}. Fix: {fix}")
+    raise error(
+        f"{model_dir} is not an exported Emotion Omni model: {problem}; an exported model directory holds "
+        f"{list(MODEL_DIR_FILES)}. Fix: {fix}"
+    )

@@ -5,6 +5,7 @@ The model saves and loads its own config and weights (`EmotionOmniForConditional
 directory before anything loads it. Training writes it, MLflow registers it, Triton serves it, evaluation and
 tests load it: one loading path.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,9 @@ from components.model.modeling import EmotionOmniForConditionalGeneration
 from components.model.tokenizer import load_tokenizer
 
 
-def save_pretrained(model: EmotionOmniForConditionalGeneration, tokenizer: Tokenizer, out_dir: Path,
-                    metadata: dict | None = None) -> Path:
+def save_pretrained(
+    model: EmotionOmniForConditionalGeneration, tokenizer: Tokenizer, out_dir: Path, metadata: dict | None = None
+) -> Path:
     """Write the model directory; `metadata` (e.g. training facts) goes into safetensors' header."""
     out_dir = model.save_pretrained(Path(out_dir), metadata=metadata)
     tokenizer.save(str(out_dir / TOKENIZER_FILE))
@@ -28,8 +30,10 @@ def save_pretrained(model: EmotionOmniForConditionalGeneration, tokenizer: Token
 
 def load_pretrained(model_dir: Path, device: str = "cpu") -> tuple[EmotionOmniForConditionalGeneration, Tokenizer]:
     """Rebuild the model and its tokenizer from their directory; eval mode, on `device`."""
-    model_dir = check_model_dir(model_dir, fix="point at the directory `omni train` exported (.../model), or "
-                                               "download a registered version first")
+    model_dir = check_model_dir(
+        model_dir,
+        fix="point at the directory `omni train` exported (.../model), or download a registered version first",
+    )
     model = EmotionOmniForConditionalGeneration.from_pretrained(model_dir, device=device)
     return model, load_tokenizer(model_dir / TOKENIZER_FILE)
 

@@ -1,4 +1,5 @@
 """Inference: user speech in, reply text + emotions + reply speech out. Shared by evaluation, Triton and CLI."""
+
 from components.inference.device import instance_device
 from components.inference.responder import EmotionOmniResponder, Reply
 

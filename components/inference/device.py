@@ -1,4 +1,5 @@
 """Which torch device an inference instance runs on, from what its host (Triton, the CLI) says."""
+
 from __future__ import annotations
 
 import torch
@@ -14,14 +15,19 @@ def instance_device(kind: str, device_id: int | str = 0) -> str:
     if kind in ("CPU", "KIND_CPU", "MODEL"):  # MODEL: the model picks; ours picks CPU
         return "cpu"
     if kind not in ("GPU", "KIND_GPU"):
-        raise ValueError(f"instance kind {kind!r} is not CPU or GPU; set instance_group kind in config.pbtxt "
-                         "to KIND_CPU or KIND_GPU")
+        raise ValueError(
+            f"instance kind {kind!r} is not CPU or GPU; set instance_group kind in config.pbtxt to KIND_CPU or KIND_GPU"
+        )
     if not torch.cuda.is_available():
-        raise RuntimeError("config.pbtxt asks for KIND_GPU but torch sees no CUDA device; run the pod with the "
-                           "chart's gpu profile (a GPU requested, NVIDIA runtime) and a CUDA torch build, or "
-                           "build the repository with instance kind cpu")
+        raise RuntimeError(
+            "config.pbtxt asks for KIND_GPU but torch sees no CUDA device; run the pod with the "
+            "chart's gpu profile (a GPU requested, NVIDIA runtime) and a CUDA torch build, or "
+            "build the repository with instance kind cpu"
+        )
     index = int(device_id)
     if index >= torch.cuda.device_count():
-        raise RuntimeError(f"Triton assigned GPU {index} but torch sees {torch.cuda.device_count()}; "
-                           "check NVIDIA_VISIBLE_DEVICES in the pod")
+        raise RuntimeError(
+            f"Triton assigned GPU {index} but torch sees {torch.cuda.device_count()}; "
+            "check NVIDIA_VISIBLE_DEVICES in the pod"
+        )
     return f"cuda:{index}"

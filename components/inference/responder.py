@@ -1,4 +1,5 @@
 """EmotionOmniResponder: the single object every consumer of a trained model goes through."""
+
 from __future__ import annotations
 
 import time
@@ -24,20 +25,21 @@ SPEECH_OFF = "speech was not requested"
 @dataclass
 class Reply:
     text: str
-    response_emotion: str          # one of contracts.RESPONSE_EMOTIONS
-    user_emotion: str              # one of contracts.USER_EMOTIONS
-    emotion_vector: np.ndarray     # float32 (emotion_dim,): the paper's vector output
-    audio: np.ndarray              # float32 mono 16 kHz: the model's own speech (talker + token2wav); may be empty
-    units: list[int]               # the speech units the talker produced for `audio`
-    speech_note: str = ""          # why `audio` is empty ("" when it is not)
+    response_emotion: str  # one of contracts.RESPONSE_EMOTIONS
+    user_emotion: str  # one of contracts.USER_EMOTIONS
+    emotion_vector: np.ndarray  # float32 (emotion_dim,): the paper's vector output
+    audio: np.ndarray  # float32 mono 16 kHz: the model's own speech (talker + token2wav); may be empty
+    units: list[int]  # the speech units the talker produced for `audio`
+    speech_note: str = ""  # why `audio` is empty ("" when it is not)
 
 
 class EmotionOmniResponder:
     """Wraps a loaded model, its tokenizer and the log-mel front end. Speech is the model's own: the talker's
     units through its token2wav; a text-only (stage-1) model answers with empty audio and says why."""
 
-    def __init__(self, model: EmotionOmniForConditionalGeneration, tokenizer, speak: bool = True,
-                 speaker: str | None = None):
+    def __init__(
+        self, model: EmotionOmniForConditionalGeneration, tokenizer, speak: bool = True, speaker: str | None = None
+    ):
         self.model = model.eval()
         self.device = next(model.parameters()).device  # inputs are built on CPU and moved here
         self.tokenizer = tokenizer
@@ -49,8 +51,7 @@ class EmotionOmniResponder:
         self.last_timings: dict[str, float] = {"think_s": 0.0, "speak_s": 0.0}
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path, speak: bool = True,
-                        device: str = "cpu") -> EmotionOmniResponder:
+    def from_pretrained(cls, model_dir: str | Path, speak: bool = True, device: str = "cpu") -> EmotionOmniResponder:
         model, tokenizer = load_pretrained(Path(model_dir), device=device)
         return cls(model, tokenizer, speak=speak)
 
@@ -91,13 +92,25 @@ class EmotionOmniResponder:
         with torch.inference_mode():
             return self.model.thinker.generate(features.to(self.device), frames.to(self.device))
 
-    def _reply(self, thinker: EmotionOmniThinkerGenerateOutput, i: int, text: str, units: list[int],
-               audio: np.ndarray, note: str) -> Reply:
+    def _reply(
+        self,
+        thinker: EmotionOmniThinkerGenerateOutput,
+        i: int,
+        text: str,
+        units: list[int],
+        audio: np.ndarray,
+        note: str,
+    ) -> Reply:
         config = self.model.config.thinker_config
-        return Reply(text=text, response_emotion=config.response_emotions[int(thinker.response_emotion[i])],
-                     user_emotion=config.user_emotions[int(thinker.user_emotion[i])],
-                     emotion_vector=thinker.emotion_vector[i].float().cpu().numpy().astype(np.float32),
-                     audio=audio, units=units, speech_note=note)
+        return Reply(
+            text=text,
+            response_emotion=config.response_emotions[int(thinker.response_emotion[i])],
+            user_emotion=config.user_emotions[int(thinker.user_emotion[i])],
+            emotion_vector=thinker.emotion_vector[i].float().cpu().numpy().astype(np.float32),
+            audio=audio,
+            units=units,
+            speech_note=note,
+        )
 
     def _speech_note(self, text: str) -> str:
         """Why this reply gets no audio, before any speech is generated ("" when it will be spoken)."""

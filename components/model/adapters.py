@@ -1,4 +1,5 @@
 """FrameStackAdapter: the paper's bridge from 50 Hz encoder frames to 10 Hz LLM embeddings."""
+
 from __future__ import annotations
 
 import torch
@@ -14,8 +15,7 @@ class FrameStackAdapter(nn.Module):
     def __init__(self, in_dim: int, hidden: int, out_dim: int, stack_factor: int):
         super().__init__()
         self.stack_factor = stack_factor
-        self.proj = nn.Sequential(
-            nn.Linear(in_dim * stack_factor, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+        self.proj = nn.Sequential(nn.Linear(in_dim * stack_factor, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b, t, d = frames.shape  # (B, T, D) at 50 Hz

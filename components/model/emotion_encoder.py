@@ -4,6 +4,7 @@ The paper uses a frozen emotion2vec; no pretrained weights can be fetched here, 
 convolution + transformer stack over the log-mel, trained jointly. Its output rate (50 Hz, stride 2) matches
 Whisper's so both streams line up frame for frame before the adapters.
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,11 +15,15 @@ class EmotionEncoder(nn.Module):
     def __init__(self, n_mels: int, dim: int, layers: int, max_frames: int, dropout: float = 0.0):
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv1d(n_mels, dim, kernel_size=3, stride=2, padding=1), nn.GELU(),
-            nn.Conv1d(dim, dim, kernel_size=3, padding=1), nn.GELU())
+            nn.Conv1d(n_mels, dim, kernel_size=3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv1d(dim, dim, kernel_size=3, padding=1),
+            nn.GELU(),
+        )
         self.position = nn.Parameter(torch.zeros(1, max_frames, dim))
         block = nn.TransformerEncoderLayer(
-            d_model=dim, nhead=4, dim_feedforward=2 * dim, dropout=dropout, batch_first=True, norm_first=True)
+            d_model=dim, nhead=4, dim_feedforward=2 * dim, dropout=dropout, batch_first=True, norm_first=True
+        )
         self.blocks = nn.TransformerEncoder(block, num_layers=layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
 

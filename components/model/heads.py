@@ -1,4 +1,5 @@
 """Emotion outputs: the paper's EmotionPredictHead, its loss, and the discrete labels the platform adds."""
+
 from __future__ import annotations
 
 import torch
@@ -12,7 +13,8 @@ class EmotionPredictHead(nn.Module):
     def __init__(self, hidden: int, emotion_dim: int, dropout: float):
         super().__init__()
         self.mlp = nn.Sequential(
-            nn.Linear(hidden, hidden // 2), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden // 2, emotion_dim))
+            nn.Linear(hidden, hidden // 2), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden // 2, emotion_dim)
+        )
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.mlp(pooled)  # (B, hidden) -> (B, emotion_dim)

@@ -11,6 +11,7 @@ and, with the local token2wav, its unit -> mel model (a batch with `speech_units
 frozen): the thinker, run without gradients and in eval mode, supplies the reply's hidden states, embeddings and
 emotion vector.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,17 +39,17 @@ from components.speech.token2wav import EmotionOmniToken2Wav
 
 @dataclass
 class EmotionOmniOutput:
-    loss: torch.Tensor | None                   # the stage's training loss, when its labels are given
+    loss: torch.Tensor | None  # the stage's training loss, when its labels are given
     thinker: EmotionOmniThinkerOutput
-    talker: EmotionOmniTalkerOutput | None      # stage 2 only
-    mel_loss: torch.Tensor | None               # stage 2 only: the unit -> mel model's L1
+    talker: EmotionOmniTalkerOutput | None  # stage 2 only
+    mel_loss: torch.Tensor | None  # stage 2 only: the unit -> mel model's L1
 
 
 @dataclass
 class EmotionOmniGenerateOutput:
-    thinker: EmotionOmniThinkerGenerateOutput   # reply ids, hidden states, embeddings, emotion vector, labels
-    units: list[list[int]] | None               # speech units per reply; None for a text-only model
-    audio: list[np.ndarray] | None              # float32 16 kHz per reply (empty when nothing was said)
+    thinker: EmotionOmniThinkerGenerateOutput  # reply ids, hidden states, embeddings, emotion vector, labels
+    units: list[list[int]] | None  # speech units per reply; None for a text-only model
+    audio: list[np.ndarray] | None  # float32 16 kHz per reply (empty when nothing was said)
 
 
 class EmotionOmniPreTrainedModel(nn.Module):
@@ -64,14 +65,14 @@ class EmotionOmniPreTrainedModel(nn.Module):
         out_dir.mkdir(parents=True, exist_ok=True)
         config = self.config
         if config.token2wav_config is not None:
-            config = dataclasses.replace(config, token2wav_config=carry_checkpoint(
-                config.token2wav_config, self.root, out_dir))
+            config = dataclasses.replace(
+                config, token2wav_config=carry_checkpoint(config.token2wav_config, self.root, out_dir)
+            )
         config.save(out_dir / MODEL_CONFIG_FILE)
         state = self.state_dict()
         # Clone: under DeepSpeed every parameter is a view into one flat buffer, which safetensors refuses.
         tensors = {name: state[name].detach().cpu().clone().contiguous() for name in unique_state_names(self)}
-        save_file(tensors, str(out_dir / MODEL_WEIGHTS_FILE),
-                  metadata={k: str(v) for k, v in (metadata or {}).items()})
+        save_file(tensors, str(out_dir / MODEL_WEIGHTS_FILE), metadata={k: str(v) for k, v in (metadata or {}).items()})
         return out_dir
 
     @classmethod
@@ -82,8 +83,10 @@ class EmotionOmniPreTrainedModel(nn.Module):
         missing, unexpected = model.load_state_dict(load_file(str(model_dir / MODEL_WEIGHTS_FILE)), strict=False)
         missing = [name for name in missing if name in unique_state_names(model)]  # tied aliases are not missing
         if missing or unexpected:
-            raise ValueError(f"{model_dir / MODEL_WEIGHTS_FILE} does not match {MODEL_CONFIG_FILE}: missing "
-                             f"{missing[:5]}, unexpected {unexpected[:5]}; export the model again")
+            raise ValueError(
+                f"{model_dir / MODEL_WEIGHTS_FILE} does not match {MODEL_CONFIG_FILE}: missing "
+                f"{missing[:5]}, unexpected {unexpected[:5]}; export the model again"
+            )
         return model.to(device).eval()
 
 
@@ -128,11 +131,19 @@ class EmotionOmniForConditionalGeneration(EmotionOmniPreTrainedModel):
             self.thinker.eval()
         return self
 
-    def forward(self, input_features: torch.Tensor, audio_frames: torch.Tensor, response_ids: list[torch.Tensor],
-                user_emotion: torch.Tensor | None = None, response_emotion: torch.Tensor | None = None,
-                speech_units: torch.Tensor | None = None, speech_unit_lengths: torch.Tensor | None = None,
-                speech_mel: torch.Tensor | None = None, speaker: torch.Tensor | None = None,
-                force_reference_emotion: torch.Tensor | None = None) -> EmotionOmniOutput:
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        audio_frames: torch.Tensor,
+        response_ids: list[torch.Tensor],
+        user_emotion: torch.Tensor | None = None,
+        response_emotion: torch.Tensor | None = None,
+        speech_units: torch.Tensor | None = None,
+        speech_unit_lengths: torch.Tensor | None = None,
+        speech_mel: torch.Tensor | None = None,
+        speaker: torch.Tensor | None = None,
+        force_reference_emotion: torch.Tensor | None = None,
+    ) -> EmotionOmniOutput:
         """Stage 1 without `speech_units`: the thinker's multitask loss. Stage 2 with them (B, N) + lengths, the
         reference reply's mel (B, n_mels, N*k) and speaker indices: unit CE (+ MTP) + the mel L1. Items flagged in
         `force_reference_emotion` (restyled replies) are always conditioned on `response_emotion`'s vector."""
@@ -140,14 +151,23 @@ class EmotionOmniForConditionalGeneration(EmotionOmniPreTrainedModel):
             thinker = self.thinker(input_features, audio_frames, response_ids, user_emotion, response_emotion)
             return EmotionOmniOutput(thinker.loss, thinker, None, None)
         if self.talker is None:
-            raise ValueError("this model has no talker (a stage-1 model): build it with talker_config and "
-                             "token2wav_config to train speech")
+            raise ValueError(
+                "this model has no talker (a stage-1 model): build it with talker_config and "
+                "token2wav_config to train speech"
+            )
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.thinker_frozen):
             thinker = self.thinker(input_features, audio_frames, response_ids)
         reference = None if response_emotion is None else self.thinker.emotion_codebook[response_emotion]
         emotion = self.talker.choose_emotion(thinker.emotion_vector, reference, force_reference_emotion)
-        talker = self.talker(thinker.reply_hidden_states, thinker.reply_inputs_embeds, thinker.reply_lengths,
-                             self.thinker.eos_embedding(), emotion, speech_units, speech_unit_lengths)
+        talker = self.talker(
+            thinker.reply_hidden_states,
+            thinker.reply_inputs_embeds,
+            thinker.reply_lengths,
+            self.thinker.eos_embedding(),
+            emotion,
+            speech_units,
+            speech_unit_lengths,
+        )
         mel_loss = None
         if self.trains_token2wav and speech_mel is not None:
             if speaker is None:
@@ -157,8 +177,13 @@ class EmotionOmniForConditionalGeneration(EmotionOmniPreTrainedModel):
         return EmotionOmniOutput(loss, thinker, talker, mel_loss)
 
     @torch.no_grad()
-    def generate(self, input_features: torch.Tensor, audio_frames: torch.Tensor, return_audio: bool = True,
-                 speaker: str | None = None) -> EmotionOmniGenerateOutput:
+    def generate(
+        self,
+        input_features: torch.Tensor,
+        audio_frames: torch.Tensor,
+        return_audio: bool = True,
+        speaker: str | None = None,
+    ) -> EmotionOmniGenerateOutput:
         """Reply text and emotion for a batch, then (a speaking model, `return_audio`) units and audio."""
         thinker = self.thinker.generate(input_features, audio_frames)
         if not return_audio or self.talker is None:
@@ -166,22 +191,33 @@ class EmotionOmniForConditionalGeneration(EmotionOmniPreTrainedModel):
         return EmotionOmniGenerateOutput(thinker, *self.speak(thinker, speaker=speaker))
 
     @torch.no_grad()
-    def speak(self, thinker: EmotionOmniThinkerGenerateOutput, speakable: list[bool] | None = None,
-              speaker: str | None = None) -> tuple[list[list[int]], list[np.ndarray]]:
+    def speak(
+        self, thinker: EmotionOmniThinkerGenerateOutput, speakable: list[bool] | None = None, speaker: str | None = None
+    ) -> tuple[list[list[int]], list[np.ndarray]]:
         """Units and audio for the thinker's replies; replies marked unspeakable get none (and cost nothing)."""
         if self.talker is None:
             raise ValueError("this model has no talker (a stage-1 model): it cannot speak")
         lengths = thinker.reply_lengths
         if speakable is not None:
             lengths = lengths * torch.tensor(speakable, dtype=lengths.dtype, device=lengths.device)
-        units = self.talker.generate(thinker.reply_hidden_states, thinker.reply_inputs_embeds, lengths,
-                                     self.thinker.eos_embedding(), thinker.emotion_vector)
+        units = self.talker.generate(
+            thinker.reply_hidden_states,
+            thinker.reply_inputs_embeds,
+            lengths,
+            self.thinker.eos_embedding(),
+            thinker.emotion_vector,
+        )
         return units, self.token2wav.synthesize_batch(units, thinker.emotion_vector, speaker)
 
     @torch.no_grad()
-    def speak_text(self, input_features: torch.Tensor, audio_frames: torch.Tensor, response_ids: list[torch.Tensor],
-                   emotion_vector: torch.Tensor | None = None,
-                   speaker: str | None = None) -> tuple[list[list[int]], list[np.ndarray], torch.Tensor]:
+    def speak_text(
+        self,
+        input_features: torch.Tensor,
+        audio_frames: torch.Tensor,
+        response_ids: list[torch.Tensor],
+        emotion_vector: torch.Tensor | None = None,
+        speaker: str | None = None,
+    ) -> tuple[list[list[int]], list[np.ndarray], torch.Tensor]:
         """Speak given reply texts (`response_ids`, ending in <|im_end|>) for the user turns, with the emotion
         the thinker predicts or `emotion_vector` (B, E): the talker's speech for a known text, to compare
         with reference audio or to hear one text in several emotions. Returns units, audio, the emotion used."""
@@ -189,20 +225,34 @@ class EmotionOmniForConditionalGeneration(EmotionOmniPreTrainedModel):
         emotion = out.emotion_vector if emotion_vector is None else emotion_vector.to(out.emotion_vector)
         thinker = EmotionOmniThinkerGenerateOutput(
             [r[r != self.config.thinker_config.eos_token_id].tolist() for r in response_ids],
-            out.reply_hidden_states, out.reply_inputs_embeds, out.reply_lengths, emotion,
-            nearest_emotion(emotion, self.thinker.emotion_codebook), out.user_emotion_logits.argmax(-1))
+            out.reply_hidden_states,
+            out.reply_inputs_embeds,
+            out.reply_lengths,
+            emotion,
+            nearest_emotion(emotion, self.thinker.emotion_codebook),
+            out.user_emotion_logits.argmax(-1),
+        )
         units, audio = self.speak(thinker, speaker=speaker)
         return units, audio, emotion
 
     @torch.no_grad()
-    def stream_speech(self, thinker: EmotionOmniThinkerGenerateOutput, index: int = 0,
-                      speaker: str | None = None) -> Iterator[np.ndarray]:
+    def stream_speech(
+        self, thinker: EmotionOmniThinkerGenerateOutput, index: int = 0, speaker: str | None = None
+    ) -> Iterator[np.ndarray]:
         """Audio chunks of reply `index` as the talker emits units and the token2wav vocodes them."""
         if self.talker is None:
             raise ValueError("this model has no talker (a stage-1 model): it cannot speak")
         item = slice(index, index + 1)
         emotion = thinker.emotion_vector[item]
-        unit_chunks = (chunk[0] for chunk in self.talker.stream(
-            thinker.reply_hidden_states[item], thinker.reply_inputs_embeds[item], thinker.reply_lengths[item],
-            self.thinker.eos_embedding(), emotion, every=1))
+        unit_chunks = (
+            chunk[0]
+            for chunk in self.talker.stream(
+                thinker.reply_hidden_states[item],
+                thinker.reply_inputs_embeds[item],
+                thinker.reply_lengths[item],
+                self.thinker.eos_embedding(),
+                emotion,
+                every=1,
+            )
+        )
         yield from self.token2wav.stream(unit_chunks, emotion[0], speaker)

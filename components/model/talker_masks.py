@@ -10,18 +10,25 @@ Text attends causally. The speech block attends causally to itself and, to the t
 (k + 1) * `chunk_text` text-block positions: speech can start when only a few text tokens exist. Unlike the
 reference, text is causal under the full mask too, as it is at inference.
 """
+
 from __future__ import annotations
 
 import torch
 
 
-def talker_attention_mask(text_lengths: torch.Tensor, speech_lengths: torch.Tensor, total: int,
-                          chunked: torch.Tensor, chunk_units: int, chunk_text: int) -> torch.Tensor:
+def talker_attention_mask(
+    text_lengths: torch.Tensor,
+    speech_lengths: torch.Tensor,
+    total: int,
+    chunked: torch.Tensor,
+    chunk_units: int,
+    chunk_text: int,
+) -> torch.Tensor:
     """(B, 1, total, total) bool, True = may attend. `text_lengths` = Lt (BOS + text + text-EOS) per item,
     `speech_lengths` = N + 1 (SOS + units), `chunked` (B,) bool selects the streaming mask per item."""
     device = text_lengths.device
-    q = torch.arange(total, device=device)[None, :, None]       # (1, L, 1)
-    k = torch.arange(total, device=device)[None, None, :]       # (1, 1, L)
+    q = torch.arange(total, device=device)[None, :, None]  # (1, L, 1)
+    k = torch.arange(total, device=device)[None, None, :]  # (1, 1, L)
     lt, ls = text_lengths[:, None, None], speech_lengths[:, None, None]
     text_q, text_k = q < lt, k < lt
     speech_q, speech_k = (q >= lt) & (q < lt + ls), (k >= lt) & (k < lt + ls)

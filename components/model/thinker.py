@@ -10,6 +10,7 @@ generator reads: the LM's last hidden state at each reply token and that token's
 Differences from the paper: the emotion encoder is trained (no emotion2vec offline), emotion targets are a
 fixed codebook, and the LM trains fully at tiny scale (LoRA only makes sense on a pretrained LLM).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,27 +37,27 @@ from components.model.spec_augment import spec_augment
 
 @dataclass
 class EmotionOmniThinkerOutput:
-    loss: torch.Tensor | None               # total multitask loss, only when labels are given
+    loss: torch.Tensor | None  # total multitask loss, only when labels are given
     text_loss: torch.Tensor | None
     emotion_loss: torch.Tensor | None
     user_emotion_loss: torch.Tensor | None
-    logits: torch.Tensor                    # (B, L, vocab)
-    emotion_vector: torch.Tensor            # (B, emotion_dim)
-    user_emotion_logits: torch.Tensor       # (B, num_user_emotions)
-    reply_hidden_states: torch.Tensor       # (B, R, H) LM's last hidden state at each reply token, zero-padded
-    reply_inputs_embeds: torch.Tensor       # (B, R, H) the LM input embedding of the same tokens
-    reply_lengths: torch.Tensor             # (B,) reply tokens per item, <|im_end|> excluded
+    logits: torch.Tensor  # (B, L, vocab)
+    emotion_vector: torch.Tensor  # (B, emotion_dim)
+    user_emotion_logits: torch.Tensor  # (B, num_user_emotions)
+    reply_hidden_states: torch.Tensor  # (B, R, H) LM's last hidden state at each reply token, zero-padded
+    reply_inputs_embeds: torch.Tensor  # (B, R, H) the LM input embedding of the same tokens
+    reply_lengths: torch.Tensor  # (B,) reply tokens per item, <|im_end|> excluded
 
 
 @dataclass
 class EmotionOmniThinkerGenerateOutput:
-    token_ids: list[list[int]]              # reply ids per item, <|im_end|> and padding removed
-    reply_hidden_states: torch.Tensor       # (B, R, H) as in EmotionOmniThinkerOutput, for token_ids
-    reply_inputs_embeds: torch.Tensor       # (B, R, H)
-    reply_lengths: torch.Tensor             # (B,) == [len(ids) for ids in token_ids]
-    emotion_vector: torch.Tensor            # (B, emotion_dim)
-    response_emotion: torch.Tensor          # (B,) index into config.response_emotions
-    user_emotion: torch.Tensor              # (B,) index into config.user_emotions
+    token_ids: list[list[int]]  # reply ids per item, <|im_end|> and padding removed
+    reply_hidden_states: torch.Tensor  # (B, R, H) as in EmotionOmniThinkerOutput, for token_ids
+    reply_inputs_embeds: torch.Tensor  # (B, R, H)
+    reply_lengths: torch.Tensor  # (B,) == [len(ids) for ids in token_ids]
+    emotion_vector: torch.Tensor  # (B, emotion_dim)
+    response_emotion: torch.Tensor  # (B,) index into config.response_emotions
+    user_emotion: torch.Tensor  # (B,) index into config.user_emotions
 
 
 class EmotionOmniThinkerForConditionalGeneration(nn.Module):
@@ -66,19 +67,23 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
         self.config = config
         self.speech_encoder = WhisperEncoder(config.whisper_config())
         self.emotion_encoder = EmotionEncoder(
-            config.n_mels, config.emotion_encoder_dim, config.emotion_encoder_layers, config.encoder_frames,
-            config.emotion_encoder_dropout)
+            config.n_mels,
+            config.emotion_encoder_dim,
+            config.emotion_encoder_layers,
+            config.encoder_frames,
+            config.emotion_encoder_dropout,
+        )
         self.llm = Qwen2ForCausalLM(config.qwen2_config())
         hidden = config.hidden_size
         self.speech_adapter = FrameStackAdapter(
-            self.speech_encoder.config.d_model, config.adapter_hidden, hidden, config.stack_factor)
+            self.speech_encoder.config.d_model, config.adapter_hidden, hidden, config.stack_factor
+        )
         self.emotion_adapter = FrameStackAdapter(
-            config.emotion_encoder_dim, config.adapter_hidden, hidden, config.stack_factor)
+            config.emotion_encoder_dim, config.adapter_hidden, hidden, config.stack_factor
+        )
         self.emotion_head = EmotionPredictHead(hidden, config.emotion_dim, config.head_dropout)
-        self.user_emotion_classifier = UserEmotionClassifier(
-            config.emotion_encoder_dim, len(config.user_emotions))
-        self.register_buffer(
-            "emotion_codebook", emotion_codebook(len(config.response_emotions), config.emotion_dim))
+        self.user_emotion_classifier = UserEmotionClassifier(config.emotion_encoder_dim, len(config.user_emotions))
+        self.register_buffer("emotion_codebook", emotion_codebook(len(config.response_emotions), config.emotion_dim))
         self.register_buffer("prompt_prefix", torch.tensor(config.prompt_prefix_ids, dtype=torch.long))
         self.register_buffer("prompt_suffix", torch.tensor(config.prompt_suffix_ids, dtype=torch.long))
 
@@ -88,9 +93,15 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
         The architecture must already match: build the config with
         `EmotionOmniThinkerConfig.with_pretrained_architectures` first.
         """
-        parts = ((speech_encoder_path, lambda p: WhisperModel.from_pretrained(p, local_files_only=True).encoder,
-                  self.speech_encoder, "speech encoder"),
-                 (llm_path, lambda p: Qwen2ForCausalLM.from_pretrained(p, local_files_only=True), self.llm, "LM"))
+        parts = (
+            (
+                speech_encoder_path,
+                lambda p: WhisperModel.from_pretrained(p, local_files_only=True).encoder,
+                self.speech_encoder,
+                "speech encoder",
+            ),
+            (llm_path, lambda p: Qwen2ForCausalLM.from_pretrained(p, local_files_only=True), self.llm, "LM"),
+        )
         for path, load, target, what in parts:
             if not path:
                 continue
@@ -98,9 +109,11 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
             mine = target.state_dict()
             wrong = [k for k in mine if k not in source or source[k].shape != mine[k].shape]
             if wrong:
-                raise ValueError(f"the {what} checkpoint at {path} does not fit the model's architecture (first "
-                                 f"mismatches: {wrong[:3]}); build the thinker config from the checkpoint with "
-                                 "EmotionOmniThinkerConfig.with_pretrained_architectures")
+                raise ValueError(
+                    f"the {what} checkpoint at {path} does not fit the model's architecture (first "
+                    f"mismatches: {wrong[:3]}); build the thinker config from the checkpoint with "
+                    "EmotionOmniThinkerConfig.with_pretrained_architectures"
+                )
             target.load_state_dict({k: source[k] for k in mine})
 
     # --- audio -> LLM embeddings ---
@@ -109,16 +122,22 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
         with `audio_frames` (valid 10 Hz frames per item), SpecAugment masks the log-mel first."""
         c = self.config
         if self.training and audio_frames is not None and (c.spec_freq_masks or c.spec_time_masks):
-            input_features = spec_augment(input_features, audio_frames * c.stack_factor * ENCODER_STRIDE,
-                                          freq_masks=c.spec_freq_masks, freq_width=c.spec_freq_width,
-                                          time_masks=c.spec_time_masks, time_width=c.spec_time_width)
+            input_features = spec_augment(
+                input_features,
+                audio_frames * c.stack_factor * ENCODER_STRIDE,
+                freq_masks=c.spec_freq_masks,
+                freq_width=c.spec_freq_width,
+                time_masks=c.spec_time_masks,
+                time_width=c.spec_time_width,
+            )
         speech = self.speech_encoder(input_features).last_hidden_state  # (B, T50, d_model)
-        emotion = self.emotion_encoder(input_features)                   # (B, T50, emo_dim)
+        emotion = self.emotion_encoder(input_features)  # (B, T50, emo_dim)
         fused = interleave(self.speech_adapter(speech), self.emotion_adapter(emotion))
         return fused, emotion
 
-    def _sequences(self, audio: torch.Tensor, audio_frames: torch.Tensor,
-                   responses: list[torch.Tensor], left_pad: bool):
+    def _sequences(
+        self, audio: torch.Tensor, audio_frames: torch.Tensor, responses: list[torch.Tensor], left_pad: bool
+    ):
         """Assemble per-item [prefix | valid audio | suffix | reply] embeddings and pad them into a batch."""
         embed = self.llm.get_input_embeddings()
         prefix, suffix = embed(self.prompt_prefix), embed(self.prompt_suffix)
@@ -136,42 +155,56 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
         offsets = []
         for i, (x, y) in enumerate(zip(items, labels)):
             start = length - x.shape[0] if left_pad else 0  # generation needs left padding
-            batch[i, start:start + x.shape[0]] = x
-            mask[i, start:start + x.shape[0]] = 1
-            label_batch[i, start:start + y.shape[0]] = y
+            batch[i, start : start + x.shape[0]] = x
+            mask[i, start : start + x.shape[0]] = 1
+            label_batch[i, start : start + y.shape[0]] = y
             offsets.append(start + reply_starts[i])
         return batch, mask, label_batch, torch.tensor(offsets, device=audio.device)
 
-    def _pool_reply_states(self, hidden: torch.Tensor, reply_start: torch.Tensor,
-                           reply_len: torch.Tensor) -> torch.Tensor:
+    def _pool_reply_states(
+        self, hidden: torch.Tensor, reply_start: torch.Tensor, reply_len: torch.Tensor
+    ) -> torch.Tensor:
         """Mean of the LM's last hidden states over the first `head_tokens` reply positions."""
         n = self.config.head_tokens
-        positions = reply_start[:, None] + torch.arange(n, device=hidden.device)[None]       # (B, n)
+        positions = reply_start[:, None] + torch.arange(n, device=hidden.device)[None]  # (B, n)
         keep = (torch.arange(n, device=hidden.device)[None] < reply_len.clamp(min=1)[:, None]).to(hidden.dtype)
         positions = positions.clamp(max=hidden.shape[1] - 1)
-        states = hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))       # (B, n, H)
+        states = hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))  # (B, n, H)
         return (states * keep[..., None]).sum(1) / keep.sum(1, keepdim=True)
 
-    def _reply_span(self, hidden: torch.Tensor, embeds: torch.Tensor, reply_start: torch.Tensor,
-                    responses: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _reply_span(
+        self, hidden: torch.Tensor, embeds: torch.Tensor, reply_start: torch.Tensor, responses: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Hidden states and input embeddings at each reply token, <|im_end|> excluded, zero-padded to (B, R, H)."""
         lengths = torch.tensor([int((r != self.config.eos_token_id).sum()) for r in responses], device=hidden.device)
         width = max(int(lengths.max()) if len(lengths) else 0, 1)
-        positions = reply_start[:, None] + torch.arange(width, device=hidden.device)[None]    # (B, R)
+        positions = reply_start[:, None] + torch.arange(width, device=hidden.device)[None]  # (B, R)
         positions = positions.clamp(max=hidden.shape[1] - 1)[..., None].expand(-1, -1, hidden.shape[-1])
         keep = (torch.arange(width, device=hidden.device)[None] < lengths[:, None])[..., None]
         return hidden.gather(1, positions) * keep, embeds.gather(1, positions) * keep, lengths
 
-    def forward(self, input_features: torch.Tensor, audio_frames: torch.Tensor,
-                response_ids: list[torch.Tensor], user_emotion: torch.Tensor | None = None,
-                response_emotion: torch.Tensor | None = None) -> EmotionOmniThinkerOutput:
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        audio_frames: torch.Tensor,
+        response_ids: list[torch.Tensor],
+        user_emotion: torch.Tensor | None = None,
+        response_emotion: torch.Tensor | None = None,
+    ) -> EmotionOmniThinkerOutput:
         """Teacher-forced pass. `response_ids` are reply ids ending in <|im_end|>; labels optional."""
-        return self._teacher_forced(*self.encode_audio(input_features, audio_frames), audio_frames, response_ids,
-                                    user_emotion, response_emotion)
+        return self._teacher_forced(
+            *self.encode_audio(input_features, audio_frames), audio_frames, response_ids, user_emotion, response_emotion
+        )
 
-    def _teacher_forced(self, audio: torch.Tensor, emotion_frames: torch.Tensor, audio_frames: torch.Tensor,
-                        response_ids: list[torch.Tensor], user_emotion: torch.Tensor | None = None,
-                        response_emotion: torch.Tensor | None = None) -> EmotionOmniThinkerOutput:
+    def _teacher_forced(
+        self,
+        audio: torch.Tensor,
+        emotion_frames: torch.Tensor,
+        audio_frames: torch.Tensor,
+        response_ids: list[torch.Tensor],
+        user_emotion: torch.Tensor | None = None,
+        response_emotion: torch.Tensor | None = None,
+    ) -> EmotionOmniThinkerOutput:
         """`forward` on already-encoded audio (generate encodes it once for both of its passes)."""
         embeds, mask, labels, reply_start = self._sequences(audio, audio_frames, response_ids, left_pad=False)
         out = self.llm(inputs_embeds=embeds, attention_mask=mask, output_hidden_states=True)
@@ -184,14 +217,24 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
         text_loss = emo_loss = user_loss = loss = None
         if response_emotion is not None and user_emotion is not None:
             shift_logits, shift_labels = out.logits[:, :-1], labels[:, 1:]
-            text_loss = F.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]),
-                                        shift_labels.reshape(-1), ignore_index=-100)
+            text_loss = F.cross_entropy(
+                shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1), ignore_index=-100
+            )
             emo_loss = emotion_loss(vector, self.emotion_codebook[response_emotion])
             user_loss = F.cross_entropy(user_logits, user_emotion)
-            loss = (text_loss + self.config.emotion_weight * emo_loss
-                    + self.config.user_emotion_weight * user_loss)
-        return EmotionOmniThinkerOutput(loss, text_loss, emo_loss, user_loss, out.logits, vector, user_logits,
-                                        reply_hidden, reply_embeds, reply_lengths)
+            loss = text_loss + self.config.emotion_weight * emo_loss + self.config.user_emotion_weight * user_loss
+        return EmotionOmniThinkerOutput(
+            loss,
+            text_loss,
+            emo_loss,
+            user_loss,
+            out.logits,
+            vector,
+            user_logits,
+            reply_hidden,
+            reply_embeds,
+            reply_lengths,
+        )
 
     def eos_embedding(self) -> torch.Tensor:
         """The LM input embedding of <|im_end|>: the talker appends it after the reply (the text-EOS).
@@ -202,8 +245,9 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
         return self.llm.get_input_embeddings()(eos)[0]  # (H,)
 
     @torch.no_grad()
-    def generate(self, input_features: torch.Tensor, audio_frames: torch.Tensor,
-                 max_new_tokens: int | None = None) -> EmotionOmniThinkerGenerateOutput:
+    def generate(
+        self, input_features: torch.Tensor, audio_frames: torch.Tensor, max_new_tokens: int | None = None
+    ) -> EmotionOmniThinkerGenerateOutput:
         """Greedy reply; then one teacher-forced pass over prompt + reply gives the emotion vector (pooled as in
         training) and the reply's hidden states and embeddings for the talker."""
         max_new_tokens = max_new_tokens or self.config.max_response_tokens
@@ -211,8 +255,13 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
         empty = [torch.zeros(0, dtype=torch.long, device=audio.device)] * audio.shape[0]
         embeds, mask, _, _ = self._sequences(audio, audio_frames, empty, left_pad=True)
         generated = self.llm.generate(
-            inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-            eos_token_id=self.config.eos_token_id, pad_token_id=self.config.pad_token_id)
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=self.config.eos_token_id,
+            pad_token_id=self.config.pad_token_id,
+        )
         replies = []
         for row in generated.tolist():
             ids = row[: row.index(self.config.eos_token_id)] if self.config.eos_token_id in row else row
@@ -220,5 +269,11 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
         reply_tensors = [torch.tensor(r, dtype=torch.long, device=audio.device) for r in replies]
         out = self._teacher_forced(audio, emotion_frames, audio_frames, reply_tensors)
         return EmotionOmniThinkerGenerateOutput(
-            replies, out.reply_hidden_states, out.reply_inputs_embeds, out.reply_lengths, out.emotion_vector,
-            nearest_emotion(out.emotion_vector, self.emotion_codebook), out.user_emotion_logits.argmax(-1))
+            replies,
+            out.reply_hidden_states,
+            out.reply_inputs_embeds,
+            out.reply_lengths,
+            out.emotion_vector,
+            nearest_emotion(out.emotion_vector, self.emotion_codebook),
+            out.user_emotion_logits.argmax(-1),
+        )

@@ -3,6 +3,7 @@
 Special tokens follow Qwen2's chat template names, so a pretrained Qwen tokenizer.json loaded from a local
 path drops in with the same prompt layout: "<|im_start|>user\\n" [audio] "<|im_end|>\\n<|im_start|>assistant\\n".
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -12,9 +13,9 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from components.model.configuration import EmotionOmniThinkerConfig
 
-PAD_TOKEN = "<|endoftext|>"   # Qwen2 pads with <|endoftext|>
+PAD_TOKEN = "<|endoftext|>"  # Qwen2 pads with <|endoftext|>
 IM_START = "<|im_start|>"
-IM_END = "<|im_end|>"         # ends every turn; the generation stop token
+IM_END = "<|im_end|>"  # ends every turn; the generation stop token
 SPECIAL_TOKENS = [PAD_TOKEN, IM_START, IM_END]
 PROMPT_PREFIX = f"{IM_START}user\n"
 PROMPT_SUFFIX = f"{IM_END}\n{IM_START}assistant\n"
@@ -26,8 +27,11 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> Tokenizer:
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tokenizer.train_from_iterator(list(texts), trainer)
     return tokenizer
 
@@ -36,13 +40,16 @@ def load_tokenizer(path: Path) -> Tokenizer:
     """Load a tokenizer.json (ours or a pretrained Qwen2 one) from a local path."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"tokenizer file {path} does not exist: export the model again or pass the "
-                                "directory that holds tokenizer.json")
+        raise FileNotFoundError(
+            f"tokenizer file {path} does not exist: export the model again or pass the "
+            "directory that holds tokenizer.json"
+        )
     tokenizer = Tokenizer.from_file(str(path))
     missing = [t for t in SPECIAL_TOKENS if tokenizer.token_to_id(t) is None]
     if missing:
-        raise ValueError(f"tokenizer {path} lacks the chat tokens {missing}; Emotion Omni needs Qwen2's "
-                         f"{SPECIAL_TOKENS}")
+        raise ValueError(
+            f"tokenizer {path} lacks the chat tokens {missing}; Emotion Omni needs Qwen2's {SPECIAL_TOKENS}"
+        )
     return tokenizer
 
 

@@ -1,4 +1,5 @@
 """Registry: the promotion gate and MLflow registration with challenger/champion aliases (not stages)."""
+
 from components.registry.config import RegistryConfig
 from components.registry.connection import RegistryError
 from components.registry.gate import GateConfig, GateDecision, GateError, evaluate_gate
@@ -11,6 +12,15 @@ from components.registry.mlflow_registry import (
 )
 
 __all__ = [
-    "GateConfig", "GateDecision", "GateError", "RegisteredVersion", "RegistryConfig", "RegistryError",
-    "download_model", "evaluate_gate", "promote", "register_model", "resolve",
+    "GateConfig",
+    "GateDecision",
+    "GateError",
+    "RegisteredVersion",
+    "RegistryConfig",
+    "RegistryError",
+    "download_model",
+    "evaluate_gate",
+    "promote",
+    "register_model",
+    "resolve",
 ]

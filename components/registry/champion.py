@@ -4,6 +4,7 @@ The champion's registered metrics serve when its evaluation scored the same turn
 run carries matches the challenger's). Otherwise, after a dataset change, the champion is downloaded and evaluated
 again on the challenger's split: comparing scores from different turns would promote or block on noise.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -39,7 +40,7 @@ def champion_metrics(config: RegistryConfig, fingerprint: str, dataset_dir: Path
 
     `dataset_dir` holds that split; it is needed only when the champion must be evaluated again (None then raises).
     """
-    client = open_client(config)   # one connection check for both lookups
+    client = open_client(config)  # one connection check for both lookups
     version = champion_version(config, client)
     if version is None:
         return None
@@ -47,9 +48,11 @@ def champion_metrics(config: RegistryConfig, fingerprint: str, dataset_dir: Path
     if run.data.tags.get(EVAL_SPLIT_TAG) == fingerprint:
         return ChampionMetrics(version, dict(run.data.metrics), source="stored")
     if dataset_dir is None:
-        raise ValueError(f"champion v{version} was evaluated on another split "
-                         f"({run.data.tags.get(EVAL_SPLIT_TAG) or 'not recorded'}, not {fingerprint}), and no dataset "
-                         "was given to evaluate it again. Fix: pass the challenger's dataset directory.")
+        raise ValueError(
+            f"champion v{version} was evaluated on another split "
+            f"({run.data.tags.get(EVAL_SPLIT_TAG) or 'not recorded'}, not {fingerprint}), and no dataset "
+            "was given to evaluate it again. Fix: pass the challenger's dataset directory."
+        )
     from components.evaluation.evaluate import evaluate_model  # torch and the model: only on this path
 
     print(f"champion v{version} was evaluated on another split: evaluating it again on this one")

@@ -8,6 +8,7 @@
 The registry uses aliases, not the deprecated stages: every registered version becomes the challenger,
 and promotion moves the champion alias, which serving resolves.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,7 +30,7 @@ class RegistryConfig:
     experiment: str = "emotion-omni"
     model_name: str = "emotion-omni"
     challenger_alias: str = "challenger"  # set on every newly registered version, awaiting promotion
-    champion_alias: str = "champion"      # the version serving loads; moved only by promote()
+    champion_alias: str = "champion"  # the version serving loads; moved only by promote()
 
     def __post_init__(self) -> None:
         # KFP string parameters cannot carry None, so pipelines pass "" for "not set".
@@ -39,26 +40,32 @@ class RegistryConfig:
         if not scheme:
             raise ValueError(
                 f"tracking_uri {self.tracking_uri!r} has no scheme. Fix: use 'sqlite:////abs/path/mlflow.db', "
-                "'postgresql+psycopg2://user:pass@host/db' or 'http://mlflow:5000'.")
+                "'postgresql+psycopg2://user:pass@host/db' or 'http://mlflow:5000'."
+            )
         if scheme == "sqlite" and not self.tracking_uri.startswith("sqlite:////"):
             raise ValueError(
                 f"tracking_uri {self.tracking_uri!r} is a relative (or in-memory) sqlite database, which would "
                 "move with the current directory. Fix: give an absolute path, 'sqlite:////abs/path/mlflow.db', "
-                "or use RegistryConfig.local(data_dir).")
+                "or use RegistryConfig.local(data_dir)."
+            )
         location = self.artifact_location
         if location is not None and not urlsplit(location).scheme and not Path(location).is_absolute():
             raise ValueError(
                 f"artifact_location {location!r} is a relative path, which MLflow resolves against the current "
-                "directory. Fix: pass an absolute directory, a file:// URI or an s3:// URI.")
+                "directory. Fix: pass an absolute directory, a file:// URI or an s3:// URI."
+            )
         for alias in (self.challenger_alias, self.champion_alias):
             # MLflow keeps "latest" and "v<number>" for itself; it refuses them only after a version exists.
             if alias.lower() == "latest" or re.fullmatch(r"[vV]\d+", alias):
-                raise ValueError(f"alias {alias!r} is reserved by MLflow ('latest' and 'v<number>' name versions). "
-                                 "Fix: choose another alias name.")
+                raise ValueError(
+                    f"alias {alias!r} is reserved by MLflow ('latest' and 'v<number>' name versions). "
+                    "Fix: choose another alias name."
+                )
         if self.challenger_alias == self.champion_alias:
             raise ValueError(
                 f"challenger_alias and champion_alias are both {self.champion_alias!r}, so registering a version "
-                "would put it straight into serving. Fix: give the two aliases different names.")
+                "would put it straight into serving. Fix: give the two aliases different names."
+            )
 
     @classmethod
     def local(cls, data_dir: Path, **overrides) -> RegistryConfig:

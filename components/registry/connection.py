@@ -8,6 +8,7 @@ MLflow retries for about 100 s before raising, against an unreachable server its
 backoff for minutes, and an S3 store without boto3 or credentials fails only once the first artifact is
 uploaded, in the middle of a run.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -66,12 +67,14 @@ def check_artifact_store(uri: str) -> None:
     except ModuleNotFoundError:
         raise RegistryError(
             f"the artifact store {uri} is S3, which MLflow reaches through boto3, and boto3 is not installed. "
-            "Fix: pip install boto3 in this image.") from None
+            "Fix: pip install boto3 in this image."
+        ) from None
     if boto3.Session().get_credentials() is None:
         raise RegistryError(
             f"no AWS credentials found for the S3 artifact store {uri}. Fix: set AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY (from a Kubernetes secret in a cluster), or AWS_PROFILE, or an IAM role; "
-            "for MinIO/SeaweedFS also set MLFLOW_S3_ENDPOINT_URL to the S3 endpoint.")
+            "for MinIO/SeaweedFS also set MLFLOW_S3_ENDPOINT_URL to the S3 endpoint."
+        )
 
 
 @contextlib.contextmanager
@@ -102,7 +105,8 @@ def _ping_database(config: RegistryConfig) -> None:
         if not parent.is_dir():
             raise RegistryError(
                 f"the sqlite tracking database {shown} is in {parent}, which does not exist. Fix: create the "
-                "directory, or build the config with RegistryConfig.local(data_dir), which does.")
+                "directory, or build the config with RegistryConfig.local(data_dir), which does."
+            )
         connect_args = {}
     else:
         connect_args = {"connect_timeout": _CONNECT_TIMEOUT_S}
@@ -111,7 +115,8 @@ def _ping_database(config: RegistryConfig) -> None:
     except ModuleNotFoundError as error:
         raise RegistryError(
             f"the tracking store {shown} needs the database driver '{error.name}', which is not installed. "
-            "Fix: pip install psycopg2-binary (PostgreSQL) or pymysql (MySQL) in this image.") from None
+            "Fix: pip install psycopg2-binary (PostgreSQL) or pymysql (MySQL) in this image."
+        ) from None
     try:
         with engine.connect():
             pass
@@ -119,7 +124,8 @@ def _ping_database(config: RegistryConfig) -> None:
         raise RegistryError(
             f"cannot reach the MLflow tracking database {shown}: {getattr(error, 'orig', None) or error}. "
             "Fix: check that the database is running and reachable from here (host, port, network policy) "
-            "and that the user, password and database name are right.") from error
+            "and that the user, password and database name are right."
+        ) from error
     finally:
         engine.dispose()
 
@@ -132,27 +138,40 @@ def _ping_server(config: RegistryConfig) -> None:
 
     uri, shown = config.tracking_uri, config.display_tracking_uri
     try:
-        response = http_request(get_default_host_creds(uri), _PING_ENDPOINT, "GET", max_retries=0,
-                                backoff_factor=0, timeout=_CONNECT_TIMEOUT_S, raise_on_status=False,
-                                params={"max_results": 1})
+        response = http_request(
+            get_default_host_creds(uri),
+            _PING_ENDPOINT,
+            "GET",
+            max_retries=0,
+            backoff_factor=0,
+            timeout=_CONNECT_TIMEOUT_S,
+            raise_on_status=False,
+            params={"max_results": 1},
+        )
     except MlflowException as error:
         # MLflow's message repeats the URL, which may carry a password.
         reason = str(error.message).replace(uri.rstrip("/"), redact_uri(uri).rstrip("/"))
         raise RegistryError(
             f"cannot reach the MLflow tracking server {shown}: {reason}. Fix: check "
             "that the server is running and reachable from here (host, port, network policy), and that "
-            "MLFLOW_TRACKING_URI (or the pipeline's tracking_uri) names it.") from None
+            "MLFLOW_TRACKING_URI (or the pipeline's tracking_uri) names it."
+        ) from None
     status = response.status_code
     if status in (401, 403):
         given = [name for name in _CREDENTIAL_VARIABLES if os.environ.get(name)]
-        problem = ("did not accept the credentials" if status == 401 else
-                   "accepted the credentials but denies this user access to the model registry")
+        problem = (
+            "did not accept the credentials"
+            if status == 401
+            else "accepted the credentials but denies this user access to the model registry"
+        )
         raise RegistryError(
             f"the MLflow tracking server {shown} {problem} (HTTP {status}); set now: {given or 'none'}. Fix: set "
             "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) to a user with "
-            "access, on a cluster from the mlflow-credentials Secret.")
+            "access, on a cluster from the mlflow-credentials Secret."
+        )
     if status != 200:
         raise RegistryError(
             f"{shown} answered GET {_PING_ENDPOINT} with HTTP {status} ({response.text[:200]!r}), so it is not a "
             "working MLflow tracking server at that address. Fix: check the URI's host, port and path prefix "
-            "(MLFLOW_TRACKING_URI or the pipeline's tracking_uri) and the server's log.")
+            "(MLFLOW_TRACKING_URI or the pipeline's tracking_uri) and the server's log."
+        )

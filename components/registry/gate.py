@@ -17,6 +17,7 @@ tolerance exists precisely because a difference that small is noise on a few hun
 side has (the empathy judge configured for one run only, say) is listed as not compared and decides nothing. With
 no champion yet, the floors alone decide.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -77,10 +78,16 @@ class GateConfig:
     def __post_init__(self) -> None:
         unknown = sorted(set(self.tolerances) - set(COMPARISON_RULES))
         if unknown:
-            raise GateError(f"tolerances given for {unknown}, which the gate does not compare; it compares "
-                            f"{sorted(COMPARISON_RULES)}. Fix: use one of those names.")
-        bad = {k: v for k, v in self.tolerances.items() if v is not None and not (
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0)}
+            raise GateError(
+                f"tolerances given for {unknown}, which the gate does not compare; it compares "
+                f"{sorted(COMPARISON_RULES)}. Fix: use one of those names."
+            )
+        bad = {
+            k: v
+            for k, v in self.tolerances.items()
+            if v is not None
+            and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0)
+        }
         if bad:
             raise GateError(f"tolerances {bad} must be finite numbers >= 0 (or null to skip the metric)")
 
@@ -91,7 +98,7 @@ class GateConfig:
 @dataclass(frozen=True)
 class ComparisonRule:
     higher_is_better: bool
-    tolerance: float        # how much worse counts as a tie: absolute units, or a fraction of the champion's value
+    tolerance: float  # how much worse counts as a tie: absolute units, or a fraction of the champion's value
     relative: bool = False
 
 
@@ -138,7 +145,7 @@ class ChampionMetrics:
 
     version: str
     summary: dict[str, float]
-    source: str = "stored"   # "stored": its registered metrics; "re-evaluated": scored again on this split
+    source: str = "stored"  # "stored": its registered metrics; "re-evaluated": scored again on this split
 
 
 @dataclass
@@ -146,18 +153,20 @@ class MetricComparison:
     metric: str
     challenger: float | None
     champion: float | None
-    diff: float | None        # challenger - champion (None when one side lacks the metric)
-    tolerance: float          # in the metric's units (a relative rule already applied to the champion's value)
+    diff: float | None  # challenger - champion (None when one side lacks the metric)
+    tolerance: float  # in the metric's units (a relative rule already applied to the champion's value)
     higher_is_better: bool
-    verdict: str              # "better", "tie", "worse" or "not compared"
+    verdict: str  # "better", "tie", "worse" or "not compared"
 
     def line(self) -> str:
         if self.verdict == "not compared":
             side = "challenger" if self.challenger is None else "champion"
             return f"{self.metric}: not compared (the {side} has no value)"
-        return (f"{self.metric}: {self.challenger:.4g} vs champion {self.champion:.4g} ({self.diff:+.4g}; "
-                f"tolerance {self.tolerance:.3g}, {'higher' if self.higher_is_better else 'lower'} is better): "
-                f"{self.verdict}")
+        return (
+            f"{self.metric}: {self.challenger:.4g} vs champion {self.champion:.4g} ({self.diff:+.4g}; "
+            f"tolerance {self.tolerance:.3g}, {'higher' if self.higher_is_better else 'lower'} is better): "
+            f"{self.verdict}"
+        )
 
 
 @dataclass
@@ -165,7 +174,7 @@ class GateDecision:
     passed: bool
     reasons: list[str] = field(default_factory=list)  # one line per failed check; empty when passed
     floors_passed: bool = True
-    champion_version: str | None = None               # None: no champion yet, the floors alone decided
+    champion_version: str | None = None  # None: no champion yet, the floors alone decided
     champion_source: str | None = None
     comparisons: list[MetricComparison] = field(default_factory=list)
 
@@ -180,10 +189,16 @@ class GateDecision:
     def lines(self) -> list[str]:
         """The decision in plain lines: the verdict, each failed check, and each comparison."""
         head = "PASSED" if self.passed else "FAILED"
-        against = (f"against champion v{self.champion_version} ({self.champion_source} metrics)"
-                   if self.champion_version else "no champion yet: the floors alone decide")
-        return [f"gate {head}, {against}", *(f"  failed: {r}" for r in self.reasons),
-                *(f"  {c.line()}" for c in self.comparisons)]
+        against = (
+            f"against champion v{self.champion_version} ({self.champion_source} metrics)"
+            if self.champion_version
+            else "no champion yet: the floors alone decide"
+        )
+        return [
+            f"gate {head}, {against}",
+            *(f"  failed: {r}" for r in self.reasons),
+            *(f"  {c.line()}" for c in self.comparisons),
+        ]
 
 
 def evaluate_gate(summary: dict[str, float], gate: GateConfig, champion: ChampionMetrics | None = None) -> GateDecision:
@@ -192,12 +207,16 @@ def evaluate_gate(summary: dict[str, float], gate: GateConfig, champion: Champio
     A NaN or infinite value fails its check rather than slipping through a comparison. Raises GateError
     when the summary lacks a metric the gate needs.
     """
-    missing = [key for key, name, _, optional in _RULES
-               if key not in summary and not optional and getattr(gate, name) is not None]
+    missing = [
+        key
+        for key, name, _, optional in _RULES
+        if key not in summary and not optional and getattr(gate, name) is not None
+    ]
     if missing:
         raise GateError(
             f"the evaluation summary lacks {missing} (it has {sorted(summary)}). Fix: pass "
-            "EvalResult.summary() from components.evaluation, or the 'summary' object of its metrics.json.")
+            "EvalResult.summary() from components.evaluation, or the 'summary' object of its metrics.json."
+        )
     reasons = []
     for key, name, at_least, _ in _RULES:
         threshold = getattr(gate, name)
@@ -217,9 +236,14 @@ def evaluate_gate(summary: dict[str, float], gate: GateConfig, champion: Champio
     if champion is not None and gate.compare_with_champion:
         comparisons = compare(summary, champion.summary, gate)
         reasons += [f"worse than champion v{champion.version}: {c.line()}" for c in comparisons if c.verdict == "worse"]
-    return GateDecision(passed=not reasons, reasons=reasons, floors_passed=floors_passed,
-                        champion_version=champion.version if champion else None,
-                        champion_source=champion.source if champion else None, comparisons=comparisons)
+    return GateDecision(
+        passed=not reasons,
+        reasons=reasons,
+        floors_passed=floors_passed,
+        champion_version=champion.version if champion else None,
+        champion_source=champion.source if champion else None,
+        comparisons=comparisons,
+    )
 
 
 def compare(challenger: dict[str, float], champion: dict[str, float], gate: GateConfig) -> list[MetricComparison]:

@@ -14,6 +14,7 @@ the MLflow 3 way without an MLmodel file: a LoggedModel created from the run hol
 metrics, and the registered version's source is that LoggedModel's artifact location. In the MLflow UI the
 run lists the model as its output and the model lists its registered versions.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,10 +47,10 @@ class StageRun:
     """One training stage, logged as a child run of the registering run: its own params, loss curves (per-step
     metric history), summary metrics and files (loss curve PNG, step log)."""
 
-    name: str                                   # run name, e.g. "stage 1: thinker"
+    name: str  # run name, e.g. "stage 1: thinker"
     params: dict[str, object]
-    metrics: dict[str, float]                   # final figures (steps, throughput, ...)
-    history: list[dict[str, float]]             # rows with a "step" key and one value per logged metric
+    metrics: dict[str, float]  # final figures (steps, throughput, ...)
+    history: list[dict[str, float]]  # rows with a "step" key and one value per logged metric
     artifacts: Sequence[Path] = ()
 
 
@@ -62,10 +63,10 @@ _MAX_LINEAGE_ID = 250
 @dataclass
 class RegisteredVersion:
     name: str
-    version: str                # "1", "2", ...: a string, like the version arguments MLflow's API takes
-    run_id: str                 # the run that registered it, holding params, metrics and reports
-    source_uri: str             # where the model files live (file://... or s3://...)
-    tracking_uri: str           # password masked: for display and metadata; connect with a RegistryConfig
+    version: str  # "1", "2", ...: a string, like the version arguments MLflow's API takes
+    run_id: str  # the run that registered it, holding params, metrics and reports
+    source_uri: str  # where the model files live (file://... or s3://...)
+    tracking_uri: str  # password masked: for display and metadata; connect with a RegistryConfig
     aliases: tuple[str, ...] = ()
 
 
@@ -125,16 +126,20 @@ def register_model(
     model_id = version = None
     try:
         model = client.create_logged_model(
-            experiment.experiment_id, name=config.model_name, source_run_id=run_id, params=str_params, tags=tags)
+            experiment.experiment_id, name=config.model_name, source_run_id=run_id, params=str_params, tags=tags
+        )
         model_id = model.model_id
         client.log_model_artifacts(model_id, str(model_dir))
         for path in artifacts:
             client.log_artifact(run_id, str(path))
         now_ms = int(time.time() * 1000)
-        _log_batch(client, run_id,
-                   # model_id attaches each metric to the LoggedModel too, so the UI's model view shows it.
-                   [Metric(key, value, now_ms, 0, model_id=model_id) for key, value in float_metrics.items()],
-                   [Param(key, value) for key, value in str_params.items()])
+        _log_batch(
+            client,
+            run_id,
+            # model_id attaches each metric to the LoggedModel too, so the UI's model view shows it.
+            [Metric(key, value, now_ms, 0, model_id=model_id) for key, value in float_metrics.items()],
+            [Param(key, value) for key, value in str_params.items()],
+        )
         for stage in stages:
             _log_stage(client, experiment.experiment_id, run_id, stage, tags)
         client.log_outputs(run_id, [LoggedModelOutput(model_id, step=0)])
@@ -142,7 +147,8 @@ def register_model(
         version = _create_version(client, config, model.artifact_location, run_id, model_id, tags)
         # The link mlflow.register_model records on the LoggedModel; the UI reads it to list its versions.
         client.set_logged_model_tags(
-            model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([{"name": config.model_name, "version": version}])})
+            model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([{"name": config.model_name, "version": version}])}
+        )
         client.set_terminated(run_id)
         # Last: until here a failure leaves the previous challenger in place, and deleting the new version
         # below undoes everything a reader of the registry could have seen.
@@ -162,8 +168,9 @@ def _set_alias(client: MlflowClient, name: str, alias: str, version: str, attemp
             client.set_registered_model_alias(name, alias, version)
             return
         except MlflowException as error:
-            if attempt == attempts - 1 or not any(s in str(error) for s in ("UniqueViolation", "UNIQUE constraint",
-                                                                            "duplicate key", "already exists")):
+            if attempt == attempts - 1 or not any(
+                s in str(error) for s in ("UniqueViolation", "UNIQUE constraint", "duplicate key", "already exists")
+            ):
                 raise
             time.sleep(0.1 * (attempt + 1))
 
@@ -199,12 +206,16 @@ def download_model(config: RegistryConfig, ref: str | int, dst: Path) -> Path:
     if dst.exists() and any(dst.iterdir()):
         raise RegistryError(
             f"download destination {dst} is not empty; files left from another version would mix with these. "
-            "Fix: pass a new or empty directory.")
+            "Fix: pass a new or empty directory."
+        )
     version = resolve(config, ref)
     check_artifact_store(version.source_uri)
     with artifact_progress_bars_off():
-        local = Path(mlflow.artifacts.download_artifacts(
-            artifact_uri=version.source_uri, dst_path=str(dst), tracking_uri=config.tracking_uri))
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=version.source_uri, dst_path=str(dst), tracking_uri=config.tracking_uri
+            )
+        )
     check_model_dir(local)
     return local
 
@@ -212,23 +223,26 @@ def download_model(config: RegistryConfig, ref: str | int, dst: Path) -> Path:
 def check_model_dir(model_dir: Path) -> None:
     """Raise RegistryError unless `model_dir` holds what Triton's model and the responder load: not worth registering
     otherwise."""
-    model_dir_contract(model_dir, error=RegistryError,
-                       fix="register the directory the export step wrote (save_pretrained)")
+    model_dir_contract(
+        model_dir, error=RegistryError, fix="register the directory the export step wrote (save_pretrained)"
+    )
 
 
 def _log_batch(client: MlflowClient, run_id: str, metrics: list[Metric], params: list[Param]) -> None:
     """log_batch in chunks MLflow accepts (a model config flattens to more than 100 params)."""
     for i in range(0, len(params), _MAX_BATCH_PARAMS):
-        client.log_batch(run_id, params=params[i:i + _MAX_BATCH_PARAMS])
+        client.log_batch(run_id, params=params[i : i + _MAX_BATCH_PARAMS])
     for i in range(0, len(metrics), _MAX_BATCH_METRICS):
-        client.log_batch(run_id, metrics=metrics[i:i + _MAX_BATCH_METRICS])
+        client.log_batch(run_id, metrics=metrics[i : i + _MAX_BATCH_METRICS])
 
 
-def _log_stage(client: MlflowClient, experiment_id: str, parent_run_id: str, stage: StageRun,
-               tags: dict[str, str]) -> None:
+def _log_stage(
+    client: MlflowClient, experiment_id: str, parent_run_id: str, stage: StageRun, tags: dict[str, str]
+) -> None:
     """One training stage as a finished child run of `parent_run_id`."""
-    run_id = client.create_run(experiment_id, tags={**tags, MLFLOW_PARENT_RUN_ID: parent_run_id,
-                                                    MLFLOW_RUN_NAME: stage.name}).info.run_id
+    run_id = client.create_run(
+        experiment_id, tags={**tags, MLFLOW_PARENT_RUN_ID: parent_run_id, MLFLOW_RUN_NAME: stage.name}
+    ).info.run_id
     now_ms = int(time.time() * 1000)
     metrics = [Metric(key, float(value), now_ms, 0) for key, value in stage.metrics.items()]
     for row in stage.history:  # the loss curves, as MLflow metric history: the UI draws them per stage
@@ -249,7 +263,8 @@ def _check_artifacts(artifacts: list[Path]) -> None:
     if clashes:
         raise RegistryError(
             f"artifacts share the names {clashes}; they all land at the run's artifact root, so one would "
-            "overwrite another. Fix: rename them or log their parent directory instead.")
+            "overwrite another. Fix: rename them or log their parent directory instead."
+        )
 
 
 def _experiment(client: MlflowClient, config: RegistryConfig) -> Experiment:
@@ -260,10 +275,12 @@ def _experiment(client: MlflowClient, config: RegistryConfig) -> Experiment:
             raise RegistryError(
                 f"experiment {config.experiment!r} does not exist yet and no artifact_location is set, so MLflow "
                 "would store artifacts in ./mlruns under the current directory. Fix: set "
-                "RegistryConfig.artifact_location (an absolute dir or s3:// URI).")
+                "RegistryConfig.artifact_location (an absolute dir or s3:// URI)."
+            )
         try:
             return client.get_experiment(
-                client.create_experiment(config.experiment, artifact_location=config.artifact_location))
+                client.create_experiment(config.experiment, artifact_location=config.artifact_location)
+            )
         except MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -272,12 +289,14 @@ def _experiment(client: MlflowClient, config: RegistryConfig) -> Experiment:
     if experiment.lifecycle_stage != "active":
         raise RegistryError(
             f"experiment {config.experiment!r} is deleted in {config.display_tracking_uri}. Fix: restore it "
-            f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or configure another name.")
+            f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or configure another name."
+        )
     if config.artifact_location and _as_uri(experiment.artifact_location) != _as_uri(config.artifact_location):
         raise RegistryError(
             f"experiment {config.experiment!r} already stores artifacts at {experiment.artifact_location}, not at "
             f"the configured {config.artifact_location}; MLflow fixes an experiment's location at creation. "
-            "Fix: set artifact_location to the existing one, or use a new experiment name.")
+            "Fix: set artifact_location to the existing one, or use a new experiment name."
+        )
     return experiment
 
 
@@ -287,8 +306,9 @@ def _as_uri(location: str) -> str:
     return uri.rstrip("/")
 
 
-def _create_version(client: MlflowClient, config: RegistryConfig, source: str, run_id: str, model_id: str,
-                    tags: dict[str, str]) -> str:
+def _create_version(
+    client: MlflowClient, config: RegistryConfig, source: str, run_id: str, model_id: str, tags: dict[str, str]
+) -> str:
     """Create the next version of the registered model (and the model itself, the first time) from `source`."""
     try:
         client.get_registered_model(config.model_name)
@@ -303,13 +323,18 @@ def _create_version(client: MlflowClient, config: RegistryConfig, source: str, r
                 raise
     # source is the LoggedModel's own location, not 'models:/<model_id>': MLflow resolves the latter
     # through the process-wide tracking URI, which may point at a different store than this client.
-    created = client.create_model_version(
-        config.model_name, source=source, run_id=run_id, tags=tags, model_id=model_id)
+    created = client.create_model_version(config.model_name, source=source, run_id=run_id, tags=tags, model_id=model_id)
     return str(created.version)
 
 
-def _roll_back(client: MlflowClient, config: RegistryConfig, run_id: str, model_id: str | None,
-               version: str | None, error: BaseException) -> None:
+def _roll_back(
+    client: MlflowClient,
+    config: RegistryConfig,
+    run_id: str,
+    model_id: str | None,
+    version: str | None,
+    error: BaseException,
+) -> None:
     """Undo a failed registration: delete the version it created, mark the logged model and the run FAILED.
 
     Best effort, as the failure may be the server going away: a step that fails too is noted on `error`
@@ -317,20 +342,36 @@ def _roll_back(client: MlflowClient, config: RegistryConfig, run_id: str, model_
     """
     steps = []
     if version is not None:
-        steps.append((f"delete the half-registered version {version} of {config.model_name!r}",
-                      f"delete_model_version({config.model_name!r}, {version!r})",
-                      lambda: client.delete_model_version(config.model_name, version)))
+        steps.append(
+            (
+                f"delete the half-registered version {version} of {config.model_name!r}",
+                f"delete_model_version({config.model_name!r}, {version!r})",
+                lambda: client.delete_model_version(config.model_name, version),
+            )
+        )
     if model_id is not None:
-        steps.append((f"mark the logged model {model_id} FAILED", f"finalize_logged_model({model_id!r}, 'FAILED')",
-                      lambda: client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)))
-    steps.append((f"mark the run {run_id} FAILED", f"set_terminated({run_id!r}, 'FAILED')",
-                  lambda: client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.FAILED))))
+        steps.append(
+            (
+                f"mark the logged model {model_id} FAILED",
+                f"finalize_logged_model({model_id!r}, 'FAILED')",
+                lambda: client.finalize_logged_model(model_id, LoggedModelStatus.FAILED),
+            )
+        )
+    steps.append(
+        (
+            f"mark the run {run_id} FAILED",
+            f"set_terminated({run_id!r}, 'FAILED')",
+            lambda: client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.FAILED)),
+        )
+    )
     for what, by_hand, step in steps:
         try:
             step()
         except Exception as cleanup_error:  # any failure: the next steps still run, and `error` is still raised
-            error.add_note(f"while cleaning up, could not {what} ({cleanup_error}). Fix: once "
-                           f"{config.display_tracking_uri} answers, call MlflowClient(<that URI>).{by_hand}.")
+            error.add_note(
+                f"while cleaning up, could not {what} ({cleanup_error}). Fix: once "
+                f"{config.display_tracking_uri} answers, call MlflowClient(<that URI>).{by_hand}."
+            )
 
 
 def _check_lineage_id(lineage_id: str) -> None:
@@ -338,12 +379,12 @@ def _check_lineage_id(lineage_id: str) -> None:
     if not lineage_id.strip() or any(c in lineage_id for c in "'\"`\\") or len(lineage_id) > _MAX_LINEAGE_ID:
         raise RegistryError(
             f"lineage_id {lineage_id!r} is empty, longer than {_MAX_LINEAGE_ID} characters or contains a quote or "
-            "backslash. Fix: pass the KFP run ID ('local-<utc time>' outside KFP), or None for no lineage.")
+            "backslash. Fix: pass the KFP run ID ('local-<utc time>' outside KFP), or None for no lineage."
+        )
 
 
 def _find_by_lineage(client: MlflowClient, config: RegistryConfig, lineage_id: str) -> RegisteredVersion | None:
-    found = client.search_model_versions(
-        f"name = '{config.model_name}' AND tags.`{LINEAGE_TAG}` = '{lineage_id}'")
+    found = client.search_model_versions(f"name = '{config.model_name}' AND tags.`{LINEAGE_TAG}` = '{lineage_id}'")
     if not found:
         return None
     # One, unless registrations with the same ID ran at once (not retries); the first one is the original.
@@ -359,7 +400,8 @@ def _resolve(client: MlflowClient, config: RegistryConfig, ref: str | int) -> Re
             raise
         raise RegistryError(
             f"no registered model {name!r} in {config.display_tracking_uri}. Fix: run register_model first, or "
-            "check model_name and tracking_uri.") from None
+            "check model_name and tracking_uri."
+        ) from None
     if ref.isdigit():
         number = ref
     elif ref in registered.aliases:
@@ -367,7 +409,8 @@ def _resolve(client: MlflowClient, config: RegistryConfig, ref: str | int) -> Re
     else:
         raise RegistryError(
             f"model {name!r} has no alias {ref!r}; its aliases are {_aliases(registered.aliases)}. Fix: pass a "
-            f"version number, or promote(config, <version>, alias={ref!r}) first.")
+            f"version number, or promote(config, <version>, alias={ref!r}) first."
+        )
     try:
         version = client.get_model_version(name, number)
     except MlflowException as error:
@@ -376,7 +419,8 @@ def _resolve(client: MlflowClient, config: RegistryConfig, ref: str | int) -> Re
         versions = sorted((v.version for v in client.search_model_versions(f"name = '{name}'")), key=int)
         raise RegistryError(
             f"model {name!r} has no version {number}; it has versions {versions} and aliases "
-            f"{_aliases(registered.aliases)}. Fix: pass one of those.") from None
+            f"{_aliases(registered.aliases)}. Fix: pass one of those."
+        ) from None
     return RegisteredVersion(
         name=name,
         version=str(version.version),  # MLflow 3 returns an int here and a str elsewhere

@@ -4,6 +4,7 @@ KFP hands steps strings and directories; these functions turn them into Registry
 the `@dsl.component` wrappers stay one-liners. On a cluster an empty `tracking_uri` falls back to the
 MLFLOW_TRACKING_URI the step gets from a Kubernetes Secret.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,8 +47,10 @@ def registry_config(tracking_uri: str, artifact_location: str = "", model_name: 
     """RegistryConfig from step parameters, the tracking URI defaulting to $MLFLOW_TRACKING_URI."""
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
     if not uri:
-        raise ValueError("no MLflow tracking URI: pass tracking_uri to the pipeline, or set MLFLOW_TRACKING_URI "
-                         "(on a cluster, from the mlflow-credentials Secret)")
+        raise ValueError(
+            "no MLflow tracking URI: pass tracking_uri to the pipeline, or set MLFLOW_TRACKING_URI "
+            "(on a cluster, from the mlflow-credentials Secret)"
+        )
     return RegistryConfig(tracking_uri=uri, artifact_location=artifact_location, model_name=model_name)
 
 
@@ -104,9 +107,19 @@ def training_stage(training_dir: Path) -> StageRun:
     return StageRun(STAGE_NAMES[stage], params, metrics, history, files)
 
 
-def register_candidate(model_dir: Path, training_dirs: list[Path], evaluation_dir: Path, dataset_dir: Path,
-                       out_dir: Path, *, tracking_uri: str, artifact_location: str, model_name: str, gate_json: str,
-                       lineage_id: str) -> dict[str, str]:
+def register_candidate(
+    model_dir: Path,
+    training_dirs: list[Path],
+    evaluation_dir: Path,
+    dataset_dir: Path,
+    out_dir: Path,
+    *,
+    tracking_uri: str,
+    artifact_location: str,
+    model_name: str,
+    gate_json: str,
+    lineage_id: str,
+) -> dict[str, str]:
     """Decide the gate once and register the trained model as the challenger, with its evaluation, the decision, a
     model card and one child run per training stage (`training_dirs`, in stage order).
 
@@ -120,12 +133,15 @@ def register_candidate(model_dir: Path, training_dirs: list[Path], evaluation_di
     gate = gate_config(gate_json)
     document = evaluation_document(evaluation_dir)
     summary, split = document["summary"], document.get("split") or {}
-    champion = (champion_metrics(config, split.get("fingerprint", ""), Path(dataset_dir))
-                if gate.compare_with_champion else None)
+    champion = (
+        champion_metrics(config, split.get("fingerprint", ""), Path(dataset_dir))
+        if gate.compare_with_champion
+        else None
+    )
     decision = evaluate_gate(summary, gate, champion)
     print("\n".join(decision.lines()))
 
-    report_dir = out_dir / "evaluation"   # the evaluation's files, its report completed with the gate's section
+    report_dir = out_dir / "evaluation"  # the evaluation's files, its report completed with the gate's section
     shutil.copytree(evaluation_dir, report_dir, dirs_exist_ok=True)
     (report_dir / GATE_FILE).write_text(json.dumps(decision.to_dict(), indent=2) + "\n")
     insert_sections(report_dir, gate_sections(decision))
@@ -139,22 +155,49 @@ def register_candidate(model_dir: Path, training_dirs: list[Path], evaluation_di
     # Each compared metric's difference from the champion, so runs can be charted against what they replaced.
     metrics.update({f"gate_diff_{c.metric}": c.diff for c in decision.comparisons if c.diff is not None})
     verdict = "passed" if decision.passed else "failed"
-    tags = {"gate": verdict, "gate_reasons": "; ".join(decision.reasons),
-            "gate_champion_version": decision.champion_version or "none", EVAL_SPLIT_TAG: split.get("fingerprint", "")}
+    tags = {
+        "gate": verdict,
+        "gate_reasons": "; ".join(decision.reasons),
+        "gate_champion_version": decision.champion_version or "none",
+        EVAL_SPLIT_TAG: split.get("fingerprint", ""),
+    }
     version = register_model(
-        Path(model_dir), config=config, params=params, metrics=metrics, tags=tags, stages=stages,
-        artifacts=sorted(p for p in report_dir.iterdir() if p.is_file()), lineage_id=lineage_id)
+        Path(model_dir),
+        config=config,
+        params=params,
+        metrics=metrics,
+        tags=tags,
+        stages=stages,
+        artifacts=sorted(p for p in report_dir.iterdir() if p.is_file()),
+        lineage_id=lineage_id,
+    )
 
-    card = model_card(CardInputs(
-        model_name=version.name, version=version.version, lineage_id=lineage_id, run_id=version.run_id,
-        dataset=json.loads((Path(dataset_dir) / DATASET_STATS_FILE).read_text()), split=split, metrics=summary,
-        not_computed=document.get("not_computed") or {},
-        training=[json.loads((Path(d) / TRAIN_SUMMARY_FILE).read_text()) for d in training_dirs], decision=decision))
+    card = model_card(
+        CardInputs(
+            model_name=version.name,
+            version=version.version,
+            lineage_id=lineage_id,
+            run_id=version.run_id,
+            dataset=json.loads((Path(dataset_dir) / DATASET_STATS_FILE).read_text()),
+            split=split,
+            metrics=summary,
+            not_computed=document.get("not_computed") or {},
+            training=[json.loads((Path(d) / TRAIN_SUMMARY_FILE).read_text()) for d in training_dirs],
+            decision=decision,
+        )
+    )
     attach_model_card(config, version, card, out_dir / MODEL_CARD_FILE)
-    return {"name": version.name, "version": version.version, "run_id": version.run_id,
-            "source_uri": version.source_uri, "tracking_uri": version.tracking_uri,
-            "aliases": ",".join(version.aliases), "gate": verdict, "lineage_id": lineage_id,
-            "champion_version": decision.champion_version or ""}
+    return {
+        "name": version.name,
+        "version": version.version,
+        "run_id": version.run_id,
+        "source_uri": version.source_uri,
+        "tracking_uri": version.tracking_uri,
+        "aliases": ",".join(version.aliases),
+        "gate": verdict,
+        "lineage_id": lineage_id,
+        "champion_version": decision.champion_version or "",
+    }
 
 
 def read_gate_decision(registration_dir: Path) -> GateDecision:
@@ -167,20 +210,33 @@ def read_gate_decision(registration_dir: Path) -> GateDecision:
 
 def gate_sections(decision: GateDecision) -> list[Section]:
     """The gate's decision as report sections: the verdict with its reasons, and the comparison with the champion."""
-    against = (f"champion v{decision.champion_version} ({decision.champion_source} metrics on this split)"
-               if decision.champion_version else "no champion yet: the floors alone decided")
-    rows = [["decision", "PASSED: the promote step makes it champion" if decision.passed
-             else "FAILED: the champion stays"],
-            ["compared with", against], *[["reason", r] for r in decision.reasons]]
+    against = (
+        f"champion v{decision.champion_version} ({decision.champion_source} metrics on this split)"
+        if decision.champion_version
+        else "no champion yet: the floors alone decided"
+    )
+    rows = [
+        ["decision", "PASSED: the promote step makes it champion" if decision.passed else "FAILED: the champion stays"],
+        ["compared with", against],
+        *[["reason", r] for r in decision.reasons],
+    ]
     sections: list[Section] = [("Gate", ["", ""], rows)]
     if decision.comparisons:
+
         def cell(value):
             return "-" if value is None else f"{value:.4g}"
-        sections.append((f"Gate: challenger vs champion v{decision.champion_version} (a difference within the "
-                         "tolerance is a tie, and a tie promotes)",
-                         ["metric", "challenger", "champion", "diff", "tolerance", "verdict"],
-                         [[c.metric, cell(c.challenger), cell(c.champion), cell(c.diff), f"{c.tolerance:.3g}",
-                           c.verdict] for c in decision.comparisons]))
+
+        sections.append(
+            (
+                f"Gate: challenger vs champion v{decision.champion_version} (a difference within the "
+                "tolerance is a tie, and a tie promotes)",
+                ["metric", "challenger", "champion", "diff", "tolerance", "verdict"],
+                [
+                    [c.metric, cell(c.challenger), cell(c.champion), cell(c.diff), f"{c.tolerance:.3g}", c.verdict]
+                    for c in decision.comparisons
+                ],
+            )
+        )
     return sections
 
 
@@ -203,8 +259,13 @@ def serving_lineage(version: str, *, tracking_uri: str, model_name: str, lineage
     config = registry_config(tracking_uri, model_name=model_name)
     client = open_client(config)
     found = client.get_model_version(model_name, version)
-    lineage = {"lineage_id": lineage_id, "model_name": model_name, "model_version": str(version),
-               "mlflow_run_id": found.run_id, "tracking_uri": config.display_tracking_uri}
+    lineage = {
+        "lineage_id": lineage_id,
+        "model_name": model_name,
+        "model_version": str(version),
+        "mlflow_run_id": found.run_id,
+        "tracking_uri": config.display_tracking_uri,
+    }
     return lineage, found.description or ""
 
 

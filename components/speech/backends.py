@@ -4,6 +4,7 @@
 checkpoint directory: an exported model carries a copy of it under COSYVOICE2_DIR, so a registered version is
 complete by itself, and the config then names it relative to the model directory.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,8 +13,8 @@ from pathlib import Path
 
 from components.speech.config import EmotionOmniToken2WavConfig
 
-COSYVOICE2_DIR = "cosyvoice2"   # inside an exported model directory
-PROMPT_FILE = "prompt.wav"      # the zero-shot voice prompt, carried beside the checkpoint
+COSYVOICE2_DIR = "cosyvoice2"  # inside an exported model directory
+PROMPT_FILE = "prompt.wav"  # the zero-shot voice prompt, carried beside the checkpoint
 
 
 def _resolve(path: str, root: Path | None) -> Path:
@@ -39,12 +40,17 @@ def cosyvoice2_config(path: Path, prompt_wav: str = "") -> EmotionOmniToken2WavC
 
     path = check_checkpoint_dir(Path(path))
     checkpoint = load_config(path)
-    return EmotionOmniToken2WavConfig(backend="cosyvoice2", num_units=checkpoint.flow.vocab_size,
-                                      cosyvoice2_path=str(path.resolve()), cosyvoice2_prompt_wav=prompt_wav)
+    return EmotionOmniToken2WavConfig(
+        backend="cosyvoice2",
+        num_units=checkpoint.flow.vocab_size,
+        cosyvoice2_path=str(path.resolve()),
+        cosyvoice2_prompt_wav=prompt_wav,
+    )
 
 
-def carry_checkpoint(config: EmotionOmniToken2WavConfig, root: Path | None,
-                     out_dir: Path) -> EmotionOmniToken2WavConfig:
+def carry_checkpoint(
+    config: EmotionOmniToken2WavConfig, root: Path | None, out_dir: Path
+) -> EmotionOmniToken2WavConfig:
     """Copy a cosyvoice2 checkpoint into `out_dir`/COSYVOICE2_DIR and return the config naming it relatively;
     a local backend's config comes back unchanged (its weights are in the model's safetensors)."""
     if config.backend != "cosyvoice2":
@@ -57,5 +63,8 @@ def carry_checkpoint(config: EmotionOmniToken2WavConfig, root: Path | None,
         shutil.copytree(source, target)
     if prompt is not None and prompt.resolve() != (target / PROMPT_FILE).resolve():
         shutil.copy2(prompt, target / PROMPT_FILE)
-    return dataclasses.replace(config, cosyvoice2_path=COSYVOICE2_DIR,
-                               cosyvoice2_prompt_wav=f"{COSYVOICE2_DIR}/{PROMPT_FILE}" if prompt else "")
+    return dataclasses.replace(
+        config,
+        cosyvoice2_path=COSYVOICE2_DIR,
+        cosyvoice2_prompt_wav=f"{COSYVOICE2_DIR}/{PROMPT_FILE}" if prompt else "",
+    )

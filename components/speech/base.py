@@ -7,6 +7,7 @@ vocabulary of whichever backend the model was trained with (`num_units`).
 
 Audio always comes back as float32 mono at contracts.SAMPLE_RATE, whatever the backend's native rate.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,18 +34,21 @@ class ChunkPolicy:
 
 @runtime_checkable
 class Token2Wav(Protocol):
-    num_units: int          # size of the unit vocabulary (the talker's codebook), specials excluded
-    unit_rate: float        # units per second of audio
+    num_units: int  # size of the unit vocabulary (the talker's codebook), specials excluded
+    unit_rate: float  # units per second of audio
 
-    def synthesize(self, units: Sequence[int], emotion: torch.Tensor | None = None,
-                   speaker: str | None = None) -> np.ndarray:
+    def synthesize(
+        self, units: Sequence[int], emotion: torch.Tensor | None = None, speaker: str | None = None
+    ) -> np.ndarray:
         """All units of one utterance -> (T,) float32 at SAMPLE_RATE; empty units -> empty audio."""
 
-    def synthesize_batch(self, units: Sequence[Sequence[int]], emotion: torch.Tensor | None = None,
-                         speaker: str | None = None) -> list[np.ndarray]:
+    def synthesize_batch(
+        self, units: Sequence[Sequence[int]], emotion: torch.Tensor | None = None, speaker: str | None = None
+    ) -> list[np.ndarray]:
         """Many utterances' units (emotion (B, E) or None) -> each one's audio, as `synthesize` would give it;
         a backend that can batches them (the served batch's vocoding stage)."""
 
-    def stream(self, unit_chunks: Iterable[Sequence[int]], emotion: torch.Tensor | None = None,
-               speaker: str | None = None) -> Iterator[np.ndarray]:
+    def stream(
+        self, unit_chunks: Iterable[Sequence[int]], emotion: torch.Tensor | None = None, speaker: str | None = None
+    ) -> Iterator[np.ndarray]:
         """Units arriving in chunks -> audio chunks, per ChunkPolicy; their concatenation is the utterance."""

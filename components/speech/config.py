@@ -1,4 +1,5 @@
 """EmotionOmniToken2WavConfig: how speech units become audio (the token2wav part of EmotionOmniConfig)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,16 +28,16 @@ class EmotionOmniToken2WavConfig:
 
     backend: str = "local"
     mel: MelConfig = field(default_factory=MelConfig)
-    num_units: int = 512             # k-means K; measured centroid-only STOI: 0.68 (K=256) .. 0.75 (K=1024)
-    frames_per_unit: int = 2         # 25 units/s over the 50 Hz mel, as CosyVoice2 (2 mel frames per token)
+    num_units: int = 512  # k-means K; measured centroid-only STOI: 0.68 (K=256) .. 0.75 (K=1024)
+    frames_per_unit: int = 2  # 25 units/s over the 50 Hz mel, as CosyVoice2 (2 mel frames per token)
     hidden_size: int = 128
-    unit_layers: int = 2             # kernel-3 conv blocks at the unit rate: 1 unit of look-ahead each ...
-    frame_layers: int = 2            # ... and at the frame rate, 1 frame each: 3 units of look-ahead in all,
+    unit_layers: int = 2  # kernel-3 conv blocks at the unit rate: 1 unit of look-ahead each ...
+    frame_layers: int = 2  # ... and at the frame rate, 1 frame each: 3 units of look-ahead in all,
     #                                   the reference's streaming look-ahead, so streamed chunks are final
     emotion_dim: int = 16
     speakers: list[str] = field(default_factory=lambda: [ASSISTANT_SPEAKER])  # the voices it can speak in
-    griffin_lim_iters: int = 16      # fast Griffin-Lim (momentum 0.99): STOI 0.929 at 16 vs 0.922 plain at 32
-    cosyvoice2_path: str = ""        # backend "cosyvoice2": the local checkpoint directory
+    griffin_lim_iters: int = 16  # fast Griffin-Lim (momentum 0.99): STOI 0.929 at 16 vs 0.922 plain at 32
+    cosyvoice2_path: str = ""  # backend "cosyvoice2": the local checkpoint directory
     cosyvoice2_prompt_wav: str = ""  # backend "cosyvoice2": a voice to imitate (zero-shot prompt); "" = none
 
     @property
@@ -47,8 +48,10 @@ class EmotionOmniToken2WavConfig:
         if self.backend not in TOKEN2WAV_BACKENDS:
             raise ValueError(f"token2wav backend={self.backend!r}: use one of {list(TOKEN2WAV_BACKENDS)}")
         if self.backend == "cosyvoice2" and not self.cosyvoice2_path:
-            raise ValueError("token2wav backend 'cosyvoice2' needs cosyvoice2_path: the local directory holding "
-                             "cosyvoice.yaml, flow.pt, hift.pt, speech_tokenizer_v2.onnx and campplus.onnx")
+            raise ValueError(
+                "token2wav backend 'cosyvoice2' needs cosyvoice2_path: the local directory holding "
+                "cosyvoice.yaml, flow.pt, hift.pt, speech_tokenizer_v2.onnx and campplus.onnx"
+            )
         if not self.speakers:
             raise ValueError("token2wav speakers is empty: name at least the assistant's voice")
 

@@ -16,6 +16,7 @@ speech-emotion agreement fell to 0.43 (0.30 after 240 steps), against 0.62-0.67 
 words carry much of it: the vector path needs more training than the demo's 10-minute budget gives. So it is off
 by default (`restyled_per_reply=0`); larger runs should turn it on.
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -27,18 +28,19 @@ import numpy as np
 from components.audio.io import save_wav
 from components.contracts import RESPONSE_EMOTIONS
 
-RESTYLED_DIR = "restyled"   # WAVs inside the speech-units directory
+RESTYLED_DIR = "restyled"  # WAVs inside the speech-units directory
 
 
 @dataclass(frozen=True)
 class RestyledReply:
-    id: str                  # the manifest row whose reply text (and user turn) this restyles
-    emotion: str             # the reply emotion it is spoken with (one of RESPONSE_EMOTIONS, not the row's)
-    wav: str                 # path relative to the speech-units directory
+    id: str  # the manifest row whose reply text (and user turn) this restyles
+    emotion: str  # the reply emotion it is spoken with (one of RESPONSE_EMOTIONS, not the row's)
+    wav: str  # path relative to the speech-units directory
 
 
-def restyle_replies(rows: list[dict], out_dir: Path, per_reply: int = 1, seed: int = 0,
-                    workers: int = 2) -> list[RestyledReply]:
+def restyle_replies(
+    rows: list[dict], out_dir: Path, per_reply: int = 1, seed: int = 0, workers: int = 2
+) -> list[RestyledReply]:
     """Speak each row's reply text in `per_reply` other reply emotions (seeded); write the WAVs under
     `out_dir`/RESTYLED_DIR and return what was written."""
     if per_reply <= 0 or not rows:

@@ -8,6 +8,7 @@ protocol (components/speech/base.py), streaming included.
     units = token2wav.extract_units(wave)               # reference audio -> units (training targets)
     audio = token2wav.synthesize(units, emotion)        # (T,) float32, 16 kHz
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
@@ -53,27 +54,36 @@ class EmotionOmniToken2Wav(nn.Module):
         try:
             return self.config.speakers.index(speaker)
         except ValueError:
-            raise ValueError(f"speaker {speaker!r} is not a voice this token2wav was trained on; use one of "
-                             f"{self.config.speakers}") from None
+            raise ValueError(
+                f"speaker {speaker!r} is not a voice this token2wav was trained on; use one of {self.config.speakers}"
+            ) from None
 
     def extract_units(self, wave: np.ndarray | torch.Tensor) -> list[int]:
         """A 16 kHz waveform -> its unit ids (25 per second)."""
         return self.extractor(self.mel(wave)).tolist()
 
     # --- training ---
-    def forward(self, units: torch.Tensor, unit_lengths: torch.Tensor, emotion: torch.Tensor,
-                speaker: torch.Tensor, target_mel: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        units: torch.Tensor,
+        unit_lengths: torch.Tensor,
+        emotion: torch.Tensor,
+        speaker: torch.Tensor,
+        target_mel: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """units (B, N) padded, target_mel (B, n_mels, N*k) of the reference audio -> (mel, masked L1 loss)."""
         k = self.config.frames_per_unit
-        padded = torch.where(torch.arange(units.shape[1], device=units.device)[None] < unit_lengths[:, None],
-                             units, torch.full_like(units, self.config.num_units))
+        padded = torch.where(
+            torch.arange(units.shape[1], device=units.device)[None] < unit_lengths[:, None],
+            units,
+            torch.full_like(units, self.config.num_units),
+        )
         base = self.extractor.centroid_mel(padded.clamp(max=self.config.num_units - 1))
         mel = self.unit2mel(padded, base, emotion, speaker)
         if target_mel is None:
             return mel, None
         frames = torch.arange(mel.shape[-1], device=mel.device)[None] < (unit_lengths * k)[:, None]  # (B, T)
-        error = (mel - target_mel).abs().mean(1)                                                     # (B, T)
+        error = (mel - target_mel).abs().mean(1)  # (B, T)
         return mel, (error * frames).sum() / frames.sum().clamp(min=1)
 
     # --- inference (the Token2Wav protocol) ---
@@ -88,16 +98,18 @@ class EmotionOmniToken2Wav(nn.Module):
         return mel[0]
 
     @torch.no_grad()
-    def synthesize(self, units: Sequence[int], emotion: torch.Tensor | None = None,
-                   speaker: str | None = None) -> np.ndarray:
+    def synthesize(
+        self, units: Sequence[int], emotion: torch.Tensor | None = None, speaker: str | None = None
+    ) -> np.ndarray:
         """All units of one utterance -> (N * samples_per_unit,) float32 at 16 kHz; no units -> empty audio."""
         if len(units) == 0:
             return np.zeros(0, dtype=np.float32)
         return self.vocoder(self.units_to_mel(units, emotion, speaker)).cpu().numpy().astype(np.float32)
 
     @torch.no_grad()
-    def synthesize_batch(self, units: Sequence[Sequence[int]], emotion: torch.Tensor | None = None,
-                         speaker: str | None = None) -> list[np.ndarray]:
+    def synthesize_batch(
+        self, units: Sequence[Sequence[int]], emotion: torch.Tensor | None = None, speaker: str | None = None
+    ) -> list[np.ndarray]:
         """Many utterances' units -> their audio, each equal to `synthesize`'s. `emotion`: (B, E) or None.
 
         UnitToMel runs once over the padded batch (its masks keep padding out of every real frame); Griffin-Lim
@@ -109,10 +121,14 @@ class EmotionOmniToken2Wav(nn.Module):
         audio = [np.zeros(0, dtype=np.float32) for _ in units]
         if not spoken:
             return audio
-        ids, lengths = pad_units([torch.tensor(list(units[i]), dtype=torch.long) for i in spoken],
-                                 self.config.num_units)
-        rows = (torch.zeros(len(spoken), self.config.emotion_dim) if emotion is None
-                else torch.as_tensor(emotion, dtype=torch.float32).reshape(len(units), -1)[spoken])
+        ids, lengths = pad_units(
+            [torch.tensor(list(units[i]), dtype=torch.long) for i in spoken], self.config.num_units
+        )
+        rows = (
+            torch.zeros(len(spoken), self.config.emotion_dim)
+            if emotion is None
+            else torch.as_tensor(emotion, dtype=torch.float32).reshape(len(units), -1)[spoken]
+        )
         speaker_ids = torch.full((len(spoken),), self.speaker_index(speaker), dtype=torch.long)
         mel, _ = self.forward(ids.to(device), lengths.to(device), rows.to(device), speaker_ids.to(device))
         for row, i in enumerate(spoken):
@@ -121,8 +137,9 @@ class EmotionOmniToken2Wav(nn.Module):
         return audio
 
     @torch.no_grad()
-    def stream(self, unit_chunks: Iterable[Sequence[int]], emotion: torch.Tensor | None = None,
-               speaker: str | None = None) -> Iterator[np.ndarray]:
+    def stream(
+        self, unit_chunks: Iterable[Sequence[int]], emotion: torch.Tensor | None = None, speaker: str | None = None
+    ) -> Iterator[np.ndarray]:
         """Audio chunks as units arrive (ChunkPolicy: first after 15 units, then every 12, 3 of look-ahead).
 
         The mel of a chunk is final once its look-ahead units are known (UnitToMel looks exactly that far
@@ -131,10 +148,10 @@ class EmotionOmniToken2Wav(nn.Module):
         exactly the length `synthesize` gives for the same units.
         """
         policy, k = self.chunk_policy, self.config.frames_per_unit
-        context, overlap = 4 * k, k                      # frames: 4 units of phase context, 1 unit cross-fade
+        context, overlap = 4 * k, k  # frames: 4 units of phase context, 1 unit cross-fade
         units: list[int] = []
-        emitted = 0                                      # frames already sent
-        tail: np.ndarray | None = None                   # the previous chunk's last `overlap` frames, held back
+        emitted = 0  # frames already sent
+        tail: np.ndarray | None = None  # the previous chunk's last `overlap` frames, held back
         for chunk in unit_chunks:
             units.extend(int(u) for u in chunk)
             ready = len(units) - policy.lookahead_units  # units whose mel can no longer change
@@ -149,15 +166,16 @@ class EmotionOmniToken2Wav(nn.Module):
         if tail is not None and tail.size:
             yield tail
 
-    def _chunk_audio(self, units, emotion, speaker, start: int, end: int, context: int, overlap: int,
-                     tail: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _chunk_audio(
+        self, units, emotion, speaker, start: int, end: int, context: int, overlap: int, tail: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Audio for frames [start, end), minus its last `overlap` frames (returned as the new tail)."""
         hop = self.config.mel.hop_length
-        mel = self.units_to_mel(units, emotion, speaker)                      # (n_mels, all frames so far)
+        mel = self.units_to_mel(units, emotion, speaker)  # (n_mels, all frames so far)
         lo, hi = max(0, start - context), min(mel.shape[-1], end + context)
         audio = self.vocoder(mel[:, lo:hi]).cpu().numpy().astype(np.float32)
         begin = (start - lo - (overlap if tail is not None else 0)) * hop
-        piece = audio[begin:(end - lo) * hop]
+        piece = audio[begin : (end - lo) * hop]
         if tail is not None:  # cross-fade the held-back frames of the previous chunk into this one
             fade = np.linspace(0.0, 1.0, len(tail), dtype=np.float32)
             piece[: len(tail)] = tail * (1 - fade) + piece[: len(tail)] * fade

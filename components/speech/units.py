@@ -12,6 +12,7 @@ is conditioned on emotion and speaker; they keep enough content for the talker t
 Mini-batch k-means (Sculley 2010) because full k-means does not scale with the data: scipy's kmeans2 took 11
 minutes at K=1024 on 2 cores for a few hundred clips; this takes seconds and scales to the paper's 200k.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from torch import nn
 
 @dataclass(frozen=True)
 class KMeansConfig:
-    iterations: int = 300        # mini-batches; each centroid sees ~iterations * batch_size / K vectors
+    iterations: int = 300  # mini-batches; each centroid sees ~iterations * batch_size / K vectors
     batch_size: int = 4096
     seed: int = 0
 
@@ -55,21 +56,24 @@ class UnitExtractor(nn.Module):
 
     def centroid_mel(self, units: torch.Tensor) -> torch.Tensor:
         """Unit ids (..., N) -> the centroids as log-mel, (..., n_mels, N * frames_per_unit)."""
-        vectors = self.centroids[units] * self.std + self.mean               # (..., N, k * n_mels)
-        frames = vectors.reshape(*units.shape[:-1], -1, self.n_mels)         # (..., N * k, n_mels)
+        vectors = self.centroids[units] * self.std + self.mean  # (..., N, k * n_mels)
+        frames = vectors.reshape(*units.shape[:-1], -1, self.n_mels)  # (..., N * k, n_mels)
         return frames.transpose(-1, -2)
 
 
-def fit_unit_extractor(log_mels: list[torch.Tensor], num_units: int, frames_per_unit: int,
-                       config: KMeansConfig = KMeansConfig()) -> UnitExtractor:
+def fit_unit_extractor(
+    log_mels: list[torch.Tensor], num_units: int, frames_per_unit: int, config: KMeansConfig = KMeansConfig()
+) -> UnitExtractor:
     """Fit mini-batch k-means over the stacked frames of `log_mels` (each (n_mels, T))."""
     if not log_mels:
         raise ValueError("no audio to fit speech units on: the dataset has no reply audio in its train split")
     extractor = UnitExtractor(num_units, log_mels[0].shape[0], frames_per_unit)
-    data = torch.cat([extractor.stack(m.float()) for m in log_mels])        # (V, D)
+    data = torch.cat([extractor.stack(m.float()) for m in log_mels])  # (V, D)
     if len(data) < num_units:
-        raise ValueError(f"{len(data)} stacked frames cannot make {num_units} units: synthesize more dialogues "
-                         "or lower token2wav num_units")
+        raise ValueError(
+            f"{len(data)} stacked frames cannot make {num_units} units: synthesize more dialogues "
+            "or lower token2wav num_units"
+        )
     mean, std = data.mean(0), data.std(0).clamp(min=1e-3)
     data = (data - mean) / std
     generator = torch.Generator().manual_seed(config.seed)
@@ -97,5 +101,5 @@ def fit_unit_extractor(log_mels: list[torch.Tensor], num_units: int, frames_per_
 
 def _nearest(vectors: torch.Tensor, centroids: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
     """Index of the nearest centroid for each row, in chunks so memory stays O(chunk * K)."""
-    out = [torch.cdist(vectors[i:i + chunk], centroids).argmin(1) for i in range(0, len(vectors), chunk)]
+    out = [torch.cdist(vectors[i : i + chunk], centroids).argmin(1) for i in range(0, len(vectors), chunk)]
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)

@@ -4,6 +4,7 @@ URIs take Triton's form so one string serves both: `s3://host:port/bucket/prefix
 (MinIO, SeaweedFS); `s3://bucket/prefix` takes it from S3_ENDPOINT_URL, MLFLOW_S3_ENDPOINT_URL or AWS_ENDPOINT_URL.
 An explicit `http://`/`https://` after `s3://` (`s3://http://host:port/bucket`) picks the scheme, as Triton does.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,10 +21,10 @@ class StorageError(RuntimeError):
 
 @dataclass(frozen=True)
 class S3Location:
-    endpoint: str      # host:port
-    secure: bool       # https
+    endpoint: str  # host:port
+    secure: bool  # https
     bucket: str
-    prefix: str        # no leading or trailing slash; "" for the bucket root
+    prefix: str  # no leading or trailing slash; "" for the bucket root
 
     @property
     def uri(self) -> str:
@@ -40,20 +41,21 @@ def parse_s3_uri(uri: str) -> S3Location:
     """Parse the three accepted forms (see the module docstring); raise ValueError naming the fix."""
     if not uri.startswith("s3://"):
         raise ValueError(f"{uri!r} is not an s3:// URI; use s3://host:port/bucket/prefix or s3://bucket/prefix")
-    rest = uri[len("s3://"):]
+    rest = uri[len("s3://") :]
     secure = None
     for scheme in ("http://", "https://"):
         if rest.startswith(scheme):
-            secure, rest = scheme == "https://", rest[len(scheme):]
+            secure, rest = scheme == "https://", rest[len(scheme) :]
     head, _, path = rest.partition("/")
     if ":" in head:  # host:port/bucket/prefix
         endpoint, (bucket, _, prefix) = head, path.partition("/")
-    else:            # bucket/prefix, endpoint from the environment
+    else:  # bucket/prefix, endpoint from the environment
         bucket, prefix = head, path
         env = next((os.environ[k] for k in ENDPOINT_ENV if os.environ.get(k)), None)
         if env is None:
-            raise ValueError(f"{uri!r} names no endpoint: write s3://host:port/bucket/... or set one of "
-                             f"{', '.join(ENDPOINT_ENV)}")
+            raise ValueError(
+                f"{uri!r} names no endpoint: write s3://host:port/bucket/... or set one of {', '.join(ENDPOINT_ENV)}"
+            )
         parts = urlsplit(env if "://" in env else f"http://{env}")
         endpoint, secure = parts.netloc, parts.scheme == "https" if secure is None else secure
     if not bucket:
@@ -66,10 +68,17 @@ def _client(location: S3Location):
 
     key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
     if not key or not secret:
-        raise StorageError(f"no S3 credentials for {location.uri}: set AWS_ACCESS_KEY_ID and "
-                           "AWS_SECRET_ACCESS_KEY (in clusters they come from the mlflow-credentials Secret)")
-    return Minio(location.endpoint, access_key=key, secret_key=secret, secure=location.secure,
-                 region=os.environ.get("AWS_DEFAULT_REGION") or None)
+        raise StorageError(
+            f"no S3 credentials for {location.uri}: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (in clusters they come from the mlflow-credentials Secret)"
+        )
+    return Minio(
+        location.endpoint,
+        access_key=key,
+        secret_key=secret,
+        secure=location.secure,
+        region=os.environ.get("AWS_DEFAULT_REGION") or None,
+    )
 
 
 def _call(location: S3Location, what: str, fn, *args, **kwargs):
@@ -79,14 +88,18 @@ def _call(location: S3Location, what: str, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except S3Error as error:
-        hint = {"NoSuchBucket": f"create bucket '{location.bucket}' first (the bootstrap's bucket Job does)",
-                "SignatureDoesNotMatch": "check AWS_SECRET_ACCESS_KEY",
-                "InvalidAccessKeyId": "check AWS_ACCESS_KEY_ID",
-                "AccessDenied": "grant this key access to the bucket"}.get(error.code, "see the message")
+        hint = {
+            "NoSuchBucket": f"create bucket '{location.bucket}' first (the bootstrap's bucket Job does)",
+            "SignatureDoesNotMatch": "check AWS_SECRET_ACCESS_KEY",
+            "InvalidAccessKeyId": "check AWS_ACCESS_KEY_ID",
+            "AccessDenied": "grant this key access to the bucket",
+        }.get(error.code, "see the message")
         raise StorageError(f"{what} {location.uri} failed: {error.code}: {error.message}; {hint}") from None
     except HTTPError as error:
-        raise StorageError(f"cannot reach the object store at {location.endpoint} ({error}); check the "
-                           "endpoint and that the server is up") from None
+        raise StorageError(
+            f"cannot reach the object store at {location.endpoint} ({error}); check the "
+            "endpoint and that the server is up"
+        ) from None
 
 
 def upload_directory(local_dir: Path, uri: str, last: tuple[str, ...] = ()) -> list[str]:
@@ -114,7 +127,7 @@ def download_directory(uri: str, dst: Path) -> Path:
     if not objects:
         raise StorageError(f"nothing at {location.uri}; check the prefix (and the model version in it)")
     for obj in objects:
-        target = dst / obj.object_name[len(prefix):]
+        target = dst / obj.object_name[len(prefix) :]
         _call(location, "download from", client.fget_object, location.bucket, obj.object_name, str(target))
     return dst
 
@@ -124,7 +137,7 @@ def list_objects(uri: str) -> list[str]:
     location = parse_s3_uri(uri)
     prefix = f"{location.prefix}/" if location.prefix else ""
     client = _client(location)
-    return [obj.object_name[len(prefix):] for obj in _list(client, location, prefix)]
+    return [obj.object_name[len(prefix) :] for obj in _list(client, location, prefix)]
 
 
 def _list(client, location: S3Location, prefix: str) -> list:

@@ -3,6 +3,7 @@
 Opt-in: without a checkpoint path nothing runs and the result says why (the dataset card shows it). Loading is
 local only (`local_files_only`), so nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,9 @@ import numpy as np
 
 from components.contracts import SAMPLE_RATE
 
-NO_WHISPER_REASON = ("no whisper_path configured (FilterConfig.whisper_path / --whisper-path); "
-                     "ASR WER filter not computed")
+NO_WHISPER_REASON = (
+    "no whisper_path configured (FilterConfig.whisper_path / --whisper-path); ASR WER filter not computed"
+)
 
 
 class AsrError(ValueError):
@@ -36,8 +38,12 @@ class AsrResult:
         return float(np.mean(self.wers)) if self.wers else None
 
     def to_json(self) -> dict:
-        return {"computed": self.computed, "reason": self.reason, "n": len(self.wers),
-                "mean_wer": None if self.mean_wer is None else round(self.mean_wer, 4)}
+        return {
+            "computed": self.computed,
+            "reason": self.reason,
+            "n": len(self.wers),
+            "mean_wer": None if self.mean_wer is None else round(self.mean_wer, 4),
+        }
 
 
 def normalize_words(text: str) -> list[str]:
@@ -60,8 +66,9 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return previous[-1] / len(ref)
 
 
-def asr_wer(waves: Sequence[np.ndarray], texts: Sequence[str], whisper_path: str | None, *,
-            batch_size: int = 8) -> AsrResult:
+def asr_wer(
+    waves: Sequence[np.ndarray], texts: Sequence[str], whisper_path: str | None, *, batch_size: int = 8
+) -> AsrResult:
     """Transcribe 16 kHz clips with the Whisper checkpoint at `whisper_path` (CPU) and score each against its text.
 
     None skips (AsrResult.computed False, reason NO_WHISPER_REASON). Loads with local_files_only, so nothing is
@@ -80,16 +87,18 @@ def asr_wer(waves: Sequence[np.ndarray], texts: Sequence[str], whisper_path: str
         model = WhisperForConditionalGeneration.from_pretrained(path, local_files_only=True).eval()
         processor = WhisperProcessor.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as err:
-        raise AsrError(f"FilterConfig.whisper_path (--whisper-path) = {whisper_path!r}: cannot load a Whisper "
-                          f"model and processor from it ({err}); point it at a directory saved by "
-                          "save_pretrained (e.g. a local copy of openai/whisper-base.en)") from None
+        raise AsrError(
+            f"FilterConfig.whisper_path (--whisper-path) = {whisper_path!r}: cannot load a Whisper "
+            f"model and processor from it ({err}); point it at a directory saved by "
+            "save_pretrained (e.g. a local copy of openai/whisper-base.en)"
+        ) from None
     generation = {"max_new_tokens": min(128, model.config.max_target_positions - 4)}  # room for the 4 prompt tokens
     if getattr(model.generation_config, "lang_to_id", None):  # multilingual: do not let it detect a language
         generation.update(language="en", task="transcribe")
     hypotheses: list[str] = []
     with torch.inference_mode():
         for start in range(0, len(waves), batch_size):
-            batch = [np.asarray(w, dtype=np.float32) for w in waves[start:start + batch_size]]
+            batch = [np.asarray(w, dtype=np.float32) for w in waves[start : start + batch_size]]
             inputs = processor(batch, sampling_rate=SAMPLE_RATE, return_tensors="pt")  # (B, mels, 3000)
             tokens = model.generate(inputs.input_features, **generation)
             hypotheses += [h.strip() for h in processor.batch_decode(tokens, skip_special_tokens=True)]
@@ -100,7 +109,9 @@ def whisper_dir(whisper_path: str) -> Path:
     path = Path(whisper_path).expanduser()
     if not (path / "config.json").is_file():
         found = "does not exist" if not path.exists() else "holds no config.json"
-        raise AsrError(f"FilterConfig.whisper_path (--whisper-path) = {whisper_path!r} {found}; pass a local "
-                          "Whisper checkpoint directory (config.json, weights, tokenizer and preprocessor files), "
-                          "or leave it unset to skip the ASR WER filter")
+        raise AsrError(
+            f"FilterConfig.whisper_path (--whisper-path) = {whisper_path!r} {found}; pass a local "
+            "Whisper checkpoint directory (config.json, weights, tokenizer and preprocessor files), "
+            "or leave it unset to skip the ASR WER filter"
+        )
     return path

@@ -8,6 +8,7 @@ the emotion transform and speaker randomisation, the assistant's TTS, the channe
 WAVs. The filters and the card run once over the whole dataset after the shards, so they are timed on the first
 build. Reported as a table (stdout and Markdown), JSON and a PNG.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,13 +33,18 @@ from components.synthesis.speech import EspeakSpeech
 from components.synthesis.taxonomy import ASSISTANT_SPEAKER
 
 RESULT_FILE, TABLE_FILE, PLOT_FILE = "bench_synthesize.json", "bench_synthesize.md", "bench_synthesize.png"
-TARGET_DIALOGUES, TARGET_CORES = 200_000, 16   # the paper's set, on one 16-core synthesis node
+TARGET_DIALOGUES, TARGET_CORES = 200_000, 16  # the paper's set, on one 16-core synthesis node
 STAGES = ("text", "user TTS", "assistant TTS", "augmentation", "writing", "filters", "card")
-_PER_DIALOGUE = STAGES[:5]   # run inside the workers, in parallel; the rest run once, after the shards
+_PER_DIALOGUE = STAGES[:5]  # run inside the workers, in parallel; the rest run once, after the shards
 
 
-def bench_synthesis(out_dir: Path, config: SynthesisConfig | None = None, workers: Sequence[int] = (1, 2),
-                    stage_sample: int = 30, progress: bool = True) -> dict:
+def bench_synthesis(
+    out_dir: Path,
+    config: SynthesisConfig | None = None,
+    workers: Sequence[int] = (1, 2),
+    stage_sample: int = 30,
+    progress: bool = True,
+) -> dict:
     """Build `config` (default: 120 dialogues) with each worker count, time the stages on `stage_sample`
     dialogues, and write the report into `out_dir`; returns the report's JSON."""
     config = config or SynthesisConfig(n=120, shard_size=20)
@@ -52,26 +58,47 @@ def bench_synthesis(out_dir: Path, config: SynthesisConfig | None = None, worker
     with tempfile.TemporaryDirectory(prefix="omni-bench-synthesize-") as scratch:
         # A small untimed build first: the first build otherwise also pays for cold caches and imports, which
         # made 2 workers look 2.1x faster than 1.
-        synthesize_dataset(dataclasses.replace(config, n=18, shard_size=18, workers=1), Path(scratch) / "warm-up",
-                           progress=False, resume=False)
+        synthesize_dataset(
+            dataclasses.replace(config, n=18, shard_size=18, workers=1),
+            Path(scratch) / "warm-up",
+            progress=False,
+            resume=False,
+        )
         for count in workers:
             target = Path(scratch) / f"workers-{count}"
             started = time.perf_counter()
-            summary = synthesize_dataset(dataclasses.replace(config, workers=count), target, progress=progress,
-                                         resume=False)
+            summary = synthesize_dataset(
+                dataclasses.replace(config, workers=count), target, progress=progress, resume=False
+            )
             wall = time.perf_counter() - started
-            builds.append({"workers": count, "dialogues": summary.n, "wall_s": round(wall, 2),
-                           "dialogues_per_s": round(config.n / wall, 3), "shard_s": summary.shard_seconds,
-                           "shard_dialogues_per_s": round(config.n / summary.shard_seconds, 3)})
+            builds.append(
+                {
+                    "workers": count,
+                    "dialogues": summary.n,
+                    "wall_s": round(wall, 2),
+                    "dialogues_per_s": round(config.n / wall, 3),
+                    "shard_s": summary.shard_seconds,
+                    "shard_dialogues_per_s": round(config.n / summary.shard_seconds, 3),
+                }
+            )
         stages = stage_seconds(config, Path(scratch) / f"workers-{workers[0]}", stage_sample)
     for build in builds:
         build["speedup"] = round(build["dialogues_per_s"] / builds[0]["dialogues_per_s"], 2)
         build["shard_speedup"] = round(build["shard_dialogues_per_s"] / builds[0]["shard_dialogues_per_s"], 2)
-    report = {"config": {"n": config.n, "seed": config.seed, "shard_size": config.shard_size,
-                         "engines": list(config.engines), "channels": config.channels is not None,
-                         "filters": config.filters is not None, "text_backend": config.text_backend},
-              "builds": builds, "stage_seconds_per_dialogue": stages,
-              "extrapolation": extrapolate(builds, stages)}
+    report = {
+        "config": {
+            "n": config.n,
+            "seed": config.seed,
+            "shard_size": config.shard_size,
+            "engines": list(config.engines),
+            "channels": config.channels is not None,
+            "filters": config.filters is not None,
+            "text_backend": config.text_backend,
+        },
+        "builds": builds,
+        "stage_seconds_per_dialogue": stages,
+        "extrapolation": extrapolate(builds, stages),
+    }
     (out_dir / RESULT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (out_dir / TABLE_FILE).write_text(format_table(report) + "\n", encoding="utf-8")
     plot_bench(report, out_dir / PLOT_FILE)
@@ -120,33 +147,52 @@ def extrapolate(builds: list[dict], stages: dict[str, float]) -> dict:
     filters and the card, which run once after the shards on one core."""
     one = builds[0]
     largest = max(builds, key=lambda b: b["workers"])
-    efficiency = (min(1.0, largest["shard_speedup"] / (largest["workers"] / one["workers"]))
-                  if largest is not one else 1.0)
+    efficiency = (
+        min(1.0, largest["shard_speedup"] / (largest["workers"] / one["workers"])) if largest is not one else 1.0
+    )
     shards_s = TARGET_DIALOGUES / (one["shard_dialogues_per_s"] / one["workers"] * TARGET_CORES * efficiency)
     after_s = TARGET_DIALOGUES * (stages["filters"] + stages["card"])
-    return {"dialogues": TARGET_DIALOGUES, "cores": TARGET_CORES, "parallel_efficiency": round(efficiency, 3),
-            "shards_hours": round(shards_s / 3600, 2), "filters_and_card_hours": round(after_s / 3600, 2),
-            "total_hours": round((shards_s + after_s) / 3600, 2)}
+    return {
+        "dialogues": TARGET_DIALOGUES,
+        "cores": TARGET_CORES,
+        "parallel_efficiency": round(efficiency, 3),
+        "shards_hours": round(shards_s / 3600, 2),
+        "filters_and_card_hours": round(after_s / 3600, 2),
+        "total_hours": round((shards_s + after_s) / 3600, 2),
+    }
 
 
 def format_table(report: dict) -> str:
     c, e = report["config"], report["extrapolation"]
-    lines = [f"Synthesis of {c['n']} dialogues (seed {c['seed']}, shards of {c['shard_size']}, engines "
-             f"{', '.join(c['engines'])}, channels {'on' if c['channels'] else 'off'}, filters "
-             f"{'on' if c['filters'] else 'off'}, text {c['text_backend']}):", "",
-             "| workers | whole build s | dialogues/s | vs first | shards s | shard dialogues/s | vs first |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {b['workers']} | {b['wall_s']:.1f} | {b['dialogues_per_s']:.2f} | {b['speedup']:.2f}x | "
-              f"{b['shard_s']:.1f} | {b['shard_dialogues_per_s']:.2f} | {b['shard_speedup']:.2f}x |"
-              for b in report["builds"]]
-    lines += ["", "The whole build adds the serial tail (filters, card, manifest) to the shards; the shards are the "
-              "part more workers speed up."]
+    lines = [
+        f"Synthesis of {c['n']} dialogues (seed {c['seed']}, shards of {c['shard_size']}, engines "
+        f"{', '.join(c['engines'])}, channels {'on' if c['channels'] else 'off'}, filters "
+        f"{'on' if c['filters'] else 'off'}, text {c['text_backend']}):",
+        "",
+        "| workers | whole build s | dialogues/s | vs first | shards s | shard dialogues/s | vs first |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {b['workers']} | {b['wall_s']:.1f} | {b['dialogues_per_s']:.2f} | {b['speedup']:.2f}x | "
+        f"{b['shard_s']:.1f} | {b['shard_dialogues_per_s']:.2f} | {b['shard_speedup']:.2f}x |"
+        for b in report["builds"]
+    ]
+    lines += [
+        "",
+        "The whole build adds the serial tail (filters, card, manifest) to the shards; the shards are the "
+        "part more workers speed up.",
+    ]
     lines += ["", "| stage | ms per dialogue | where |", "|---|---:|---|"]
-    lines += [f"| {stage} | {seconds * 1000:.1f} | {'each worker' if stage in _PER_DIALOGUE else 'once, after'} |"
-              for stage, seconds in report["stage_seconds_per_dialogue"].items()]
-    lines += ["", f"{e['dialogues']:,} dialogues on {e['cores']} cores at the measured parallel efficiency "
-              f"{e['parallel_efficiency']:.2f}: shards {e['shards_hours']:.1f} h + filters and card "
-              f"{e['filters_and_card_hours']:.1f} h (one core) = {e['total_hours']:.1f} h."]
+    lines += [
+        f"| {stage} | {seconds * 1000:.1f} | {'each worker' if stage in _PER_DIALOGUE else 'once, after'} |"
+        for stage, seconds in report["stage_seconds_per_dialogue"].items()
+    ]
+    lines += [
+        "",
+        f"{e['dialogues']:,} dialogues on {e['cores']} cores at the measured parallel efficiency "
+        f"{e['parallel_efficiency']:.2f}: shards {e['shards_hours']:.1f} h + filters and card "
+        f"{e['filters_and_card_hours']:.1f} h (one core) = {e['total_hours']:.1f} h.",
+    ]
     return "\n".join(lines)
 
 
@@ -158,8 +204,9 @@ def plot_bench(report: dict, path: Path) -> Path:
     rate.bar(positions - 0.2, [b["dialogues_per_s"] for b in builds], 0.4, color="#4a7ab5", label="whole build")
     rate.bar(positions + 0.2, [b["shard_dialogues_per_s"] for b in builds], 0.4, color="#9cb8d9", label="shards")
     for i, b in enumerate(builds):
-        rate.text(i + 0.2, b["shard_dialogues_per_s"], f"{b['shard_speedup']:.2f}x", ha="center", va="bottom",
-                  fontsize=9)
+        rate.text(
+            i + 0.2, b["shard_dialogues_per_s"], f"{b['shard_speedup']:.2f}x", ha="center", va="bottom", fontsize=9
+        )
     rate.set_xticks(positions, [str(b["workers"]) for b in builds])
     rate.legend(fontsize=8)
     rate.set_xlabel("worker processes")
@@ -167,8 +214,11 @@ def plot_bench(report: dict, path: Path) -> Path:
     rate.set_title("Throughput")
     per = report["stage_seconds_per_dialogue"]
     names = list(per)
-    stages.barh(names[::-1], [per[s] * 1000 for s in names[::-1]],
-                color=["#4a7ab5" if s in _PER_DIALOGUE else "#e08a3c" for s in names[::-1]])
+    stages.barh(
+        names[::-1],
+        [per[s] * 1000 for s in names[::-1]],
+        color=["#4a7ab5" if s in _PER_DIALOGUE else "#e08a3c" for s in names[::-1]],
+    )
     stages.set_xlabel("ms per dialogue (blue: in each worker; orange: once, after the shards)")
     stages.set_title("Where the time goes")
     figure.savefig(path, dpi=110)

@@ -2,6 +2,7 @@
 
 Both are computed from the manifest rows alone, so the card can never disagree with the data.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -32,8 +33,10 @@ def dataset_stats(rows: list[dict], *, seed: int, generator: dict, filters: dict
     counts["engine"] = dict(sorted(Counter(speaker_engine(row["speaker"]) for row in rows).items()))
     effects = Counter(e["effect"] for row in rows for e in channel_from_json(row["user_channel"]))
     counts["user_channel"] = {"clean": sum(not row["user_channel"] for row in rows), **dict(sorted(effects.items()))}
-    by_split = {split: _ordered(Counter(r["user_emotion"] for r in rows if r["split"] == split), USER_EMOTIONS)
-                for split in SPLITS}
+    by_split = {
+        split: _ordered(Counter(r["user_emotion"] for r in rows if r["split"] == split), USER_EMOTIONS)
+        for split in SPLITS
+    }
     user_s = sum(row["user_duration_s"] for row in rows)
     response_s = sum(row["response_duration_s"] for row in rows)
     return {
@@ -102,51 +105,80 @@ def render_card(stats: dict, examples: list[dict], plots: dict[str, str] | None 
         lines += ["", "## Figures", ""] + [f"![{name.replace('_', ' ')}]({path})" for name, path in plots.items()]
     lines += ["", "## Examples", ""]
     for row in examples:
-        lines.append(f"- ({row['domain']}, {row['user_emotion']} -> {row['response_emotion']}) "
-                     f"User: \"{row['user_text']}\" Assistant: \"{row['response_text']}\"")
-    lines += ["", "Synthetic data: the voices are formant and diphone synthesizers, not people; emotions are acted by "
-              "rule, so a model trained here learns exaggerated prosody, not natural speech.", ""]
+        lines.append(
+            f"- ({row['domain']}, {row['user_emotion']} -> {row['response_emotion']}) "
+            f'User: "{row["user_text"]}" Assistant: "{row["response_text"]}"'
+        )
+    lines += [
+        "",
+        "Synthetic data: the voices are formant and diphone synthesizers, not people; emotions are acted by "
+        "rule, so a model trained here learns exaggerated prosody, not natural speech.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def _text_line(text: str) -> str:
     if text.startswith("llm:"):
-        return (f"- Text: written by the chat model `{text[4:]}` through an OpenAI-compatible endpoint "
-                "(`components/synthesis/llm.py`), one dialogue per domain, user emotion and reply emotion, checked "
-                "against a JSON schema and word limits.")
-    return ("- Text: a seeded template grammar (`components/synthesis/text.py`, topics in `topics.py`). The user "
-            "turn wraps a domain topic in emotion-bearing phrasing; the reply is an opener and a closing picked by "
-            "the reply emotion around a sentence about the same topic.")
+        return (
+            f"- Text: written by the chat model `{text[4:]}` through an OpenAI-compatible endpoint "
+            "(`components/synthesis/llm.py`), one dialogue per domain, user emotion and reply emotion, checked "
+            "against a JSON schema and word limits."
+        )
+    return (
+        "- Text: a seeded template grammar (`components/synthesis/text.py`, topics in `topics.py`). The user "
+        "turn wraps a domain topic in emotion-bearing phrasing; the reply is an opener and a closing picked by "
+        "the reply emotion around a sentence about the same topic."
+    )
 
 
 def _filters_section(filters: dict | None) -> list[str]:
     """What each filter (filters.py) dropped and why, and which did not run and why."""
     if filters is None:
         return ["## Filters", "", "None ran: every synthesized dialogue is in the dataset.", ""]
-    lines = ["## Filters", "", f"{filters['n_kept']} of {filters['n_in']} dialogues kept (`filters.py`, as in the "
-             "paper: audio checks, speech-emotion consistency, ASR word error rate).", "",
-             "| filter | dropped | note |", "|---|---:|---|"]
+    lines = [
+        "## Filters",
+        "",
+        f"{filters['n_kept']} of {filters['n_in']} dialogues kept (`filters.py`, as in the "
+        "paper: audio checks, speech-emotion consistency, ASR word error rate).",
+        "",
+        "| filter | dropped | note |",
+        "|---|---:|---|",
+    ]
     consistency = filters.get("emotion_consistency") or {}
-    notes = {"audio": "duration, silence, clipping and invalid samples, on both turns",
-             "emotion_consistency": (f"a judge cross-fitted on the user turns heard the intended emotion in "
-                                     f"{consistency['agreement']:.2f} of them" if consistency.get("computed") else ""),
-             "asr_wer": f"a local Whisper transcribed the user turns (WER above {filters['config']['max_wer']})"}
+    notes = {
+        "audio": "duration, silence, clipping and invalid samples, on both turns",
+        "emotion_consistency": (
+            f"a judge cross-fitted on the user turns heard the intended emotion in "
+            f"{consistency['agreement']:.2f} of them"
+            if consistency.get("computed")
+            else ""
+        ),
+        "asr_wer": f"a local Whisper transcribed the user turns (WER above {filters['config']['max_wer']})",
+    }
     for name, count in filters["dropped_by_filter"].items():
         # A filter that did not run, or ran without dropping, says why in its own words.
         lines.append(f"| {name} | {count} | {filters['skipped'].get(name) or notes[name]} |")
     if filters["dropped_by_reason"]:
-        lines += ["", "Drops by reason: " + ", ".join(f"{r} {n}" for r, n in filters["dropped_by_reason"].items())
-                  + "; by user emotion: " + ", ".join(f"{e} {n}" for e, n in filters["dropped_by_user_emotion"].items())
-                  + ". Every dropped id and its reasons are in the stats file."]
+        lines += [
+            "",
+            "Drops by reason: "
+            + ", ".join(f"{r} {n}" for r, n in filters["dropped_by_reason"].items())
+            + "; by user emotion: "
+            + ", ".join(f"{e} {n}" for e, n in filters["dropped_by_user_emotion"].items())
+            + ". Every dropped id and its reasons are in the stats file.",
+        ]
     return lines + [""]
 
 
 def _channels_line(channels: dict[str, int], n: int) -> str:
     if channels["clean"] == n:
         return "- Channels: none; every user turn is as the synthesizer made it."
-    return (f"- Channels: {n - channels['clean']} of {n} user turns went through seeded room, noise, level, clipping, "
-            "low-rate, telephone-band or codec effects (`components/audio/channels.py`); each row's `user_channel` "
-            "records its chain (the user_channel table below counts clean turns and each effect).")
+    return (
+        f"- Channels: {n - channels['clean']} of {n} user turns went through seeded room, noise, level, clipping, "
+        "low-rate, telephone-band or codec effects (`components/audio/channels.py`); each row's `user_channel` "
+        "records its chain (the user_channel table below counts clean turns and each effect)."
+    )
 
 
 def _ordered(counter: Counter, labels: tuple[str, ...]) -> dict[str, int]:

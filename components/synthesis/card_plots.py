@@ -9,6 +9,7 @@ headless through the Agg canvas, leave any interactive backend alone and are fre
 pitch plot comes from the manifest rows; the pitch plot reads the user turns' audio. All five for
 300 dialogues took 4.4 s on a busy 2-core machine, the pitch of the 300 user turns 1.7 s of it on one thread.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -42,8 +43,8 @@ _SPLIT_COLOURS = ("#4a7ab5", "#e08a3c", "#6aa84f", "#a64d79", "#888888")
 _PITCH_RATE = 8_000
 _PITCH_FRAME, _PITCH_HOP = 512, 160
 _FMIN_HZ, _FMAX_HZ = 60.0, 640.0
-_LOUD_FRAME = 0.3          # RMS share of the loudest frame
-_MIN_PITCH_FRAMES = 5      # 100 ms of loud frames, else the clip's pitch is unknown
+_LOUD_FRAME = 0.3  # RMS share of the loudest frame
+_MIN_PITCH_FRAMES = 5  # 100 ms of loud frames, else the clip's pitch is unknown
 
 
 def median_pitch_hz(wave: np.ndarray) -> float | None:
@@ -52,8 +53,9 @@ def median_pitch_hz(wave: np.ndarray) -> float | None:
     if wave.size < _PITCH_FRAME * SAMPLE_RATE // _PITCH_RATE or not np.isfinite(wave).all():
         return None
     low = librosa.resample(wave, orig_sr=SAMPLE_RATE, target_sr=_PITCH_RATE, res_type="soxr_hq")
-    f0 = librosa.yin(low, fmin=_FMIN_HZ, fmax=_FMAX_HZ, sr=_PITCH_RATE, frame_length=_PITCH_FRAME,
-                     hop_length=_PITCH_HOP)
+    f0 = librosa.yin(
+        low, fmin=_FMIN_HZ, fmax=_FMAX_HZ, sr=_PITCH_RATE, frame_length=_PITCH_FRAME, hop_length=_PITCH_HOP
+    )
     rms = librosa.feature.rms(y=low, frame_length=_PITCH_FRAME, hop_length=_PITCH_HOP)[0]
     n = min(f0.size, rms.size)
     loud = rms[:n] > _LOUD_FRAME * rms.max()
@@ -62,24 +64,33 @@ def median_pitch_hz(wave: np.ndarray) -> float | None:
     return float(np.median(f0[:n][loud]))
 
 
-def write_card_plots(rows: Sequence[dict], dataset_dir: str | Path, out_dir: str | Path,
-                     filter_report: FilterReport | Mapping | None = None, *, workers: int = 2) -> dict[str, Path]:
+def write_card_plots(
+    rows: Sequence[dict],
+    dataset_dir: str | Path,
+    out_dir: str | Path,
+    filter_report: FilterReport | Mapping | None = None,
+    *,
+    workers: int = 2,
+) -> dict[str, Path]:
     """Write the card's PNGs for manifest `rows` (user wavs read from `dataset_dir`) into `out_dir`.
 
     `filter_report` (a FilterReport or its summary() dict) adds the filter-drops plot and the duration limits.
     Returns {plot name: path} in CARD_PLOTS order. Raises ValueError for no rows.
     """
     if not rows:
-        raise ValueError("no manifest rows to plot. Fix: pass the dataset's rows (read_manifest) or the kept rows "
-                         "of a filter report.")
+        raise ValueError(
+            "no manifest rows to plot. Fix: pass the dataset's rows (read_manifest) or the kept rows "
+            "of a filter report."
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = filter_report.summary() if isinstance(filter_report, FilterReport) else filter_report
     paths = {
         "emotion_domain": _emotion_domain(rows, out_dir / CARD_PLOTS["emotion_domain"]),
         "durations": _durations(rows, out_dir / CARD_PLOTS["durations"], (summary or {}).get("config")),
-        "pitch_by_emotion": _pitch_by_emotion(rows, Path(dataset_dir), out_dir / CARD_PLOTS["pitch_by_emotion"],
-                                              workers),
+        "pitch_by_emotion": _pitch_by_emotion(
+            rows, Path(dataset_dir), out_dir / CARD_PLOTS["pitch_by_emotion"], workers
+        ),
         "engines": _engines(rows, out_dir / CARD_PLOTS["engines"]),
     }
     if summary is not None:
@@ -144,14 +155,23 @@ def _pitch_by_emotion(rows: Sequence[dict], dataset_dir: Path, path: Path, worke
         for median in boxes["medians"]:
             median.set(color="#222222")
     for i, values in enumerate(data):  # n under every box, 0 included, so a missing emotion shows
-        axes.annotate(f"n={len(values)}", (i, 0), xycoords=("data", "axes fraction"), xytext=(0, 2),
-                      textcoords="offset points", ha="center", fontsize=7, color="#555555")
+        axes.annotate(
+            f"n={len(values)}",
+            (i, 0),
+            xycoords=("data", "axes fraction"),
+            xytext=(0, 2),
+            textcoords="offset points",
+            ha="center",
+            fontsize=7,
+            color="#555555",
+        )
     axes.set_xticks(range(len(emotions)), labels=emotions, rotation=30, ha="right")
     axes.set_xlim(-0.6, len(emotions) - 0.4)
     axes.set_ylabel("median pitch per clip (Hz)")
     unknown = sum(p is None for p in pitches)
-    axes.set_title("User-turn pitch by emotion" + (f" ({unknown} clips without pitch left out)" if unknown else ""),
-                   fontsize=10)
+    axes.set_title(
+        "User-turn pitch by emotion" + (f" ({unknown} clips without pitch left out)" if unknown else ""), fontsize=10
+    )
     axes.grid(axis="y", alpha=0.3)
     figure.savefig(path, dpi=_DPI)
     return path
@@ -197,9 +217,17 @@ def _filter_drops(summary: Mapping, path: Path) -> Path:
     reason_axes.set_xlabel("dialogues dropped (one can have several reasons)")
     reason_axes.set_title(f"Filter drops: {summary['n_dropped']} of {summary['n_in']} dialogues", fontsize=10)
     if skipped:
-        reason_axes.annotate("skipped: " + ", ".join(sorted(skipped)), (1, 0), xycoords="axes fraction",
-                             xytext=(-4, 4), textcoords="offset points", ha="right", va="bottom", fontsize=7,
-                             color="#555555")
+        reason_axes.annotate(
+            "skipped: " + ", ".join(sorted(skipped)),
+            (1, 0),
+            xycoords="axes fraction",
+            xytext=(-4, 4),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="#555555",
+        )
     emotions = _ordered(set(by_emotion), USER_EMOTIONS)
     _bars(emotion_axes, emotions, [by_emotion[e] for e in emotions])
     emotion_axes.set_xlabel("dialogues dropped")

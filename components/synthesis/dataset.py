@@ -18,6 +18,7 @@ filters and writes the card: the same bytes as synthesize_dataset.
     summary = synthesize_dataset(SynthesisConfig(n=300, seed=0), "data/emotion-dialogues")
     summary = synthesize_dataset(SynthesisConfig(n=300, seed=0), "s3://minio:9000/datasets/emotion-dialogues")
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -78,19 +79,24 @@ LLM_CACHE_DIR = Path.home() / ".cache" / "omni" / "llm-dialogues"
 class DatasetSummary:
     """What synthesize_dataset made; the full statistics are in DATASET_STATS_FILE."""
 
-    out_dir: Path | str                 # the dataset directory, or the s3:// URI it was uploaded to
+    out_dir: Path | str  # the dataset directory, or the s3:// URI it was uploaded to
     n: int
-    counts: dict[str, dict[str, int]]   # label -> count for split, user/response emotion, domain, speaker
-    audio_hours: float                  # user and response audio together
+    counts: dict[str, dict[str, int]]  # label -> count for split, user/response emotion, domain, speaker
+    audio_hours: float  # user and response audio together
     elapsed_s: float
     shards: int
-    resumed_shards: int                 # finished by an earlier, stopped run and not synthesized again
-    shard_seconds: float = 0.0          # wall time of the parallel part: speaking the shards
+    resumed_shards: int  # finished by an earlier, stopped run and not synthesized again
+    shard_seconds: float = 0.0  # wall time of the parallel part: speaking the shards
 
 
 def synthesize_dataset(
-    config: SynthesisConfig, out_dir: str | Path, *, overwrite: bool = False, progress: bool = True,
-    resume: bool = True, work_dir: str | Path | None = None,
+    config: SynthesisConfig,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    resume: bool = True,
+    work_dir: str | Path | None = None,
 ) -> DatasetSummary:
     """Synthesize `config.n` dialogues into `out_dir`: a directory, which must be empty or absent, or an
     `s3://host:port/bucket/prefix` / `s3://bucket/prefix` URI (components/storage/s3.py), which must be empty.
@@ -124,8 +130,15 @@ def synthesize_dataset(
         try:
             upload = functools.partial(remote.upload_shard, work) if remote else None  # each shard as it finishes
             shards_started = time.perf_counter()
-            run = run_shards(functools.partial(_speak, voices, config=config), shards, work,
-                             workers=config.workers, progress=progress, elsewhere=elsewhere, on_finished=upload)
+            run = run_shards(
+                functools.partial(_speak, voices, config=config),
+                shards,
+                work,
+                workers=config.workers,
+                progress=progress,
+                elsewhere=elsewhere,
+                on_finished=upload,
+            )
             shard_seconds = time.perf_counter() - shards_started
             if remote is not None and elsewhere:
                 remote.fetch_wavs(work)
@@ -141,9 +154,14 @@ def synthesize_dataset(
         # so a crash in between leaves a complete dataset and a stray folder, never a work directory without state.
         shutil.rmtree(work if remote else out_dir / SHARD_DIR)
     return DatasetSummary(
-        out_dir=remote.uri if remote else out_dir, n=len(rows), counts=stats["counts"],
-        audio_hours=stats["audio_hours"]["total"], elapsed_s=round(time.perf_counter() - started, 2),
-        shards=run.shards, resumed_shards=run.resumed_shards, shard_seconds=round(shard_seconds, 2),
+        out_dir=remote.uri if remote else out_dir,
+        n=len(rows),
+        counts=stats["counts"],
+        audio_hours=stats["audio_hours"]["total"],
+        elapsed_s=round(time.perf_counter() - started, 2),
+        shards=run.shards,
+        resumed_shards=run.resumed_shards,
+        shard_seconds=round(shard_seconds, 2),
     )
 
 
@@ -157,8 +175,9 @@ def plan_parts(config: SynthesisConfig, parts: int) -> list[int]:
     return list(range(min(parts, -(-config.n // config.shard_size))))
 
 
-def synthesize_part(config: SynthesisConfig, out_dir: str | Path, *, part: int, parts: int,
-                    progress: bool = True) -> ShardRun:
+def synthesize_part(
+    config: SynthesisConfig, out_dir: str | Path, *, part: int, parts: int, progress: bool = True
+) -> ShardRun:
     """Speak part `part` of `parts` of the build (every `parts`-th shard from shard `part`) into `out_dir`, a work
     directory of its own (shards/ + wavs/) that merge_parts reads. Run again on the same directory, it resumes."""
     if not 0 <= part < parts:
@@ -170,14 +189,25 @@ def synthesize_part(config: SynthesisConfig, out_dir: str | Path, *, part: int, 
         shards = make_shards(plan_dialogues(config), config.shard_size)[part::parts]
         shards = _written(shards, config, writer, progress)
         try:
-            return run_shards(functools.partial(_speak, voices, config=config), shards, out_dir,
-                              workers=config.workers, progress=progress)
+            return run_shards(
+                functools.partial(_speak, voices, config=config),
+                shards,
+                out_dir,
+                workers=config.workers,
+                progress=progress,
+            )
         except BaseException as error:
             raise stopped(error, len(finished_names(out_dir)), len(shards), str(out_dir), out_dir) from error
 
 
-def merge_parts(config: SynthesisConfig, part_dirs: list[str | Path], out_dir: str | Path, *,
-                overwrite: bool = False, progress: bool = True) -> DatasetSummary:
+def merge_parts(
+    config: SynthesisConfig,
+    part_dirs: list[str | Path],
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> DatasetSummary:
     """Gather the shards of synthesize_part's directories into the dataset `out_dir` (a directory, as for
     synthesize_dataset), then filter and write the manifest and card. The bytes are those of a one-machine build.
     Every shard must be in some part; a part of other settings is refused."""
@@ -196,9 +226,11 @@ def merge_parts(config: SynthesisConfig, part_dirs: list[str | Path], out_dir: s
                 found[shard.name] = (part_dir, rows)
     missing = [shard.name for shard in shards if shard.name not in found]
     if missing:
-        raise SynthesisError(f"{len(missing)} of {len(shards)} shards are finished in none of the {len(part_dirs)} "
-                             f"parts (first: {', '.join(missing[:3])}): run the parts that hold them (every part of "
-                             "plan_parts) to the end, then merge again")
+        raise SynthesisError(
+            f"{len(missing)} of {len(shards)} shards are finished in none of the {len(part_dirs)} "
+            f"parts (first: {', '.join(missing[:3])}): run the parts that hold them (every part of "
+            "plan_parts) to the end, then merge again"
+        )
     work = out_dir.parent / f".{out_dir.name}.partial"
     with locked(work):
         prepare_work_dir(work, fingerprint)
@@ -212,8 +244,14 @@ def merge_parts(config: SynthesisConfig, part_dirs: list[str | Path], out_dir: s
         _publish(work, out_dir)
         shutil.rmtree(out_dir / SHARD_DIR)
     return DatasetSummary(
-        out_dir=out_dir, n=len(rows), counts=stats["counts"], audio_hours=stats["audio_hours"]["total"],
-        elapsed_s=round(time.perf_counter() - started, 2), shards=len(shards), resumed_shards=len(shards))
+        out_dir=out_dir,
+        n=len(rows),
+        counts=stats["counts"],
+        audio_hours=stats["audio_hours"]["total"],
+        elapsed_s=round(time.perf_counter() - started, 2),
+        shards=len(shards),
+        resumed_shards=len(shards),
+    )
 
 
 def _check_part(part_dir: Path, fingerprint: dict) -> None:
@@ -222,8 +260,10 @@ def _check_part(part_dir: Path, fingerprint: dict) -> None:
         raise SynthesisError(f"{part_dir} holds no {SHARD_DIR}/{FINGERPRINT_FILE}, so it is no synthesize_part output")
     theirs, ours = json.loads(path.read_text(encoding="utf-8")), json.loads(json.dumps(fingerprint))  # tuples: lists
     if theirs != ours:
-        raise SynthesisError(f"{part_dir} is a part of a build with other settings "
-                             f"({describe_difference(theirs, ours)}); merge only the parts of this build")
+        raise SynthesisError(
+            f"{part_dir} is a part of a build with other settings "
+            f"({describe_difference(theirs, ours)}); merge only the parts of this build"
+        )
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -247,8 +287,9 @@ def _fingerprint(config: SynthesisConfig) -> dict:
 def _preflight(config: SynthesisConfig, check_llm: bool = True) -> tuple[_Voices, ChatDialogueWriter | None]:
     """The voices and the LLM writer, after every check that can fail before anything is written: the TTS binaries
     (each names its package), the filters' paths and, with `check_llm`, the LLM endpoint."""
-    voices = _Voices(user=EngineSpeech(config.user_speech, engines=config.engines),
-                     assistant=EspeakSpeech(config.speech))
+    voices = _Voices(
+        user=EngineSpeech(config.user_speech, engines=config.engines), assistant=EspeakSpeech(config.speech)
+    )
     if config.filters is not None:
         config.filters.check_paths()
     return voices, _dialogue_writer(config, check=check_llm)
@@ -272,21 +313,32 @@ def _text_source(config: SynthesisConfig, writer: ChatDialogueWriter | None) -> 
     return config.text_backend if writer is None else f"llm:{writer.config.model}"
 
 
-def _written(shards: list[Shard], config: SynthesisConfig, writer: ChatDialogueWriter | None,
-             progress: bool) -> list[Shard]:
+def _written(
+    shards: list[Shard], config: SynthesisConfig, writer: ChatDialogueWriter | None, progress: bool
+) -> list[Shard]:
     """The shards with the LLM writer's texts in their plans (unchanged for the template grammar). The writer's cache
     is on disk, so a resumed build asks the endpoint only for what it lacks."""
     if writer is None:
         return shards
     plans = [plan for shard in shards for plan in shard.plans]
-    texts = iter(writer.write_many([(p.domain, p.user_emotion, p.response_emotion, config.seed * 1_000_003 + p.index)
-                                    for p in plans], progress=progress))
-    return [Shard(shard.name, tuple(dataclasses.replace(plan, user_text=u, response_text=r)
-                                    for plan, (u, r) in zip(shard.plans, texts))) for shard in shards]
+    texts = iter(
+        writer.write_many(
+            [(p.domain, p.user_emotion, p.response_emotion, config.seed * 1_000_003 + p.index) for p in plans],
+            progress=progress,
+        )
+    )
+    return [
+        Shard(
+            shard.name,
+            tuple(dataclasses.replace(plan, user_text=u, response_text=r) for plan, (u, r) in zip(shard.plans, texts)),
+        )
+        for shard in shards
+    ]
 
 
-def _write_dataset_files(root: Path, rows: list[dict], config: SynthesisConfig, voices: _Voices,
-                         text_source: str) -> tuple[list[dict], dict, list[str]]:
+def _write_dataset_files(
+    root: Path, rows: list[dict], config: SynthesisConfig, voices: _Voices, text_source: str
+) -> tuple[list[dict], dict, list[str]]:
     """Filter the rows (their dropped wavs are deleted), then write MANIFEST_FILE, DATASET_STATS_FILE, the card and
     its plots in `root`; returns the kept rows, the stats and the plots' paths relative to `root`."""
     report = None
@@ -297,14 +349,23 @@ def _write_dataset_files(root: Path, rows: list[dict], config: SynthesisConfig, 
                 (root / dropped.row[column]).unlink(missing_ok=True)
         rows = report.kept
     write_manifest(root, rows)
-    stats = dataset_stats(rows, seed=config.seed, generator={
-        "n": config.n, "test_fraction": config.test_fraction,
-        "unseen_voice_fraction": config.unseen_voice_fraction, "held_out_speakers": list(config.held_out_speakers),
-        "text": text_source,
-        "user_engines": voices.user.describe(), "user_speech": dataclasses.asdict(config.user_speech),
-        "speech": voices.assistant.describe(), "assistant_speaker": ASSISTANT_SPEAKER,
-        "channels": dataclasses.asdict(config.channels) if config.channels else None,
-    }, filters=report.summary() if report else None)
+    stats = dataset_stats(
+        rows,
+        seed=config.seed,
+        generator={
+            "n": config.n,
+            "test_fraction": config.test_fraction,
+            "unseen_voice_fraction": config.unseen_voice_fraction,
+            "held_out_speakers": list(config.held_out_speakers),
+            "text": text_source,
+            "user_engines": voices.user.describe(),
+            "user_speech": dataclasses.asdict(config.user_speech),
+            "speech": voices.assistant.describe(),
+            "assistant_speaker": ASSISTANT_SPEAKER,
+            "channels": dataclasses.asdict(config.channels) if config.channels else None,
+        },
+        filters=report.summary() if report else None,
+    )
     (root / DATASET_STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
     from components.synthesis.card_plots import write_card_plots  # see _dialogue_writer
 
@@ -317,8 +378,8 @@ def _write_dataset_files(root: Path, rows: list[dict], config: SynthesisConfig, 
 
 @dataclass(frozen=True)
 class _Voices:
-    user: EngineSpeech        # any engine's voice, speaker-randomised
-    assistant: EspeakSpeech   # the one reply voice the speech generator learns
+    user: EngineSpeech  # any engine's voice, speaker-randomised
+    assistant: EspeakSpeech  # the one reply voice the speech generator learns
 
 
 def _speak(voices: _Voices, plan: DialoguePlan, root: Path, config: SynthesisConfig) -> dict:
@@ -331,11 +392,19 @@ def _speak(voices: _Voices, plan: DialoguePlan, root: Path, config: SynthesisCon
     save_wav(root / user_wav, user)
     save_wav(root / response_wav, response)
     return {
-        "id": plan.id, "split": plan.split, "domain": plan.domain, "speaker": plan.speaker,
-        "user_emotion": plan.user_emotion, "user_text": plan.user_text, "user_wav": user_wav,
-        "user_duration_s": round(len(user) / SAMPLE_RATE, 3), "user_channel": channel_to_json(channel),
-        "response_emotion": plan.response_emotion, "response_text": plan.response_text,
-        "response_wav": response_wav, "response_duration_s": round(len(response) / SAMPLE_RATE, 3),
+        "id": plan.id,
+        "split": plan.split,
+        "domain": plan.domain,
+        "speaker": plan.speaker,
+        "user_emotion": plan.user_emotion,
+        "user_text": plan.user_text,
+        "user_wav": user_wav,
+        "user_duration_s": round(len(user) / SAMPLE_RATE, 3),
+        "user_channel": channel_to_json(channel),
+        "response_emotion": plan.response_emotion,
+        "response_text": plan.response_text,
+        "response_wav": response_wav,
+        "response_duration_s": round(len(response) / SAMPLE_RATE, 3),
     }
 
 

@@ -13,6 +13,7 @@ overdrive for anger, low-pass for sadness). So every engine can speak every emot
 Speakers are "<engine>:<voice>" (taxonomy.ENGINE_VOICES lists them). Pitch range (intonation width) is not part of the
 transform: it needs per-syllable pitch control, which only espeak-ng's SSML offers (speech.EspeakSpeech).
 """
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,11 @@ from components.synthesis.speech import SpeechError, trim_trailing_silence
 from components.synthesis.taxonomy import ENGINE_VOICES, INTONATION, PROSODY, prosody_for
 
 # The binary each engine runs and the Debian package that carries it.
-_BINARIES = {"espeak-ng": ("espeak-ng", "espeak-ng"), "flite": ("flite", "flite"),
-             "festival": ("text2wave", "festival")}
+_BINARIES = {
+    "espeak-ng": ("espeak-ng", "espeak-ng"),
+    "flite": ("flite", "flite"),
+    "festival": ("text2wave", "festival"),
+}
 _NEUTRAL = PROSODY["neutral"]
 
 
@@ -41,10 +45,10 @@ _NEUTRAL = PROSODY["neutral"]
 class EmotionTransform:
     """What an emotion does to neutral speech, for any engine."""
 
-    semitones: float = 0.0     # pitch shift
-    tempo: float = 1.0         # speaking-rate factor (pitch kept)
-    gain_db: float = 0.0       # loudness
-    tilt_db: float = 0.0       # treble shelf: aroused voices are brighter, subdued ones duller
+    semitones: float = 0.0  # pitch shift
+    tempo: float = 1.0  # speaking-rate factor (pitch kept)
+    gain_db: float = 0.0  # loudness
+    tilt_db: float = 0.0  # treble shelf: aroused voices are brighter, subdued ones duller
     effects: tuple[str, ...] = ()
     # Pitch movements over the spoken part, (start, end, cents) with start and end as fractions of it.
     intonation: tuple[tuple[float, float, int], ...] = ()
@@ -58,8 +62,14 @@ class EmotionTransform:
         minute as a tempo ratio, amplitude as a gain, and the same dB of tilt as of gain."""
         p = prosody_for(emotion)
         gain = 20 * math.log10(p.amplitude / _NEUTRAL.amplitude)
-        return cls(semitones=(p.pitch - _NEUTRAL.pitch) / 5, tempo=p.rate / _NEUTRAL.rate, gain_db=gain,
-                   tilt_db=gain, effects=p.effects, intonation=INTONATION.get(emotion, ()))
+        return cls(
+            semitones=(p.pitch - _NEUTRAL.pitch) / 5,
+            tempo=p.rate / _NEUTRAL.rate,
+            gain_db=gain,
+            tilt_db=gain,
+            effects=p.effects,
+            intonation=INTONATION.get(emotion, ()),
+        )
 
     def sox_effects(self, speech_start_s: float = 0.0, speech_end_s: float = 0.0) -> list[str]:
         """The sox chain for a neutral clip whose speech runs from `speech_start_s` to `speech_end_s`; the
@@ -71,9 +81,19 @@ class EmotionTransform:
             bends.append(f"{at - cursor:.3f},{cents},{(end - start) * span:.3f}")  # delay after the last bend
             cursor = speech_start_s + end * span
         # -o 4: a quarter of sox's default oversampling, 0.09 -> 0.02 s a turn; the contour comes out the same.
-        return [*(["bend", "-o", "4", *bends] if bends else []), "pitch", f"{self.semitones * 100:.0f}",
-                "tempo", "-s", f"{self.tempo:.3f}", "treble", f"{self.tilt_db:.1f}", "gain", f"{self.gain_db:.1f}",
-                *self.effects]
+        return [
+            *(["bend", "-o", "4", *bends] if bends else []),
+            "pitch",
+            f"{self.semitones * 100:.0f}",
+            "tempo",
+            "-s",
+            f"{self.tempo:.3f}",
+            "treble",
+            f"{self.tilt_db:.1f}",
+            "gain",
+            f"{self.gain_db:.1f}",
+            *self.effects,
+        ]
 
 
 @dataclass(frozen=True)
@@ -84,10 +104,10 @@ class EngineSpeechConfig:
     at least 15 % between aroused and subdued emotions) so the emotion still decides the sound."""
 
     semitone_jitter: float = 1.0
-    formant_jitter: float = 0.08   # +-8 % vocal-tract length, about the spread between adult speakers of one sex
+    formant_jitter: float = 0.08  # +-8 % vocal-tract length, about the spread between adult speakers of one sex
     tempo_jitter: float = 0.06
     gain_jitter_db: float = 2.0
-    tail_s: float = 0.1            # silence kept after the last sound
+    tail_s: float = 0.1  # silence kept after the last sound
     timeout_s: float = 60.0
 
 
@@ -118,8 +138,7 @@ class EngineSpeech:
     def speakers(self) -> tuple[str, ...]:
         return tuple(f"{engine}:{voice}" for engine in self._binaries for voice in ENGINE_VOICES[engine])
 
-    def synthesize(self, text: str, emotion: str, speaker: str,
-                   rng: np.random.Generator | None = None) -> np.ndarray:
+    def synthesize(self, text: str, emotion: str, speaker: str, rng: np.random.Generator | None = None) -> np.ndarray:
         """(T,) float32 at SAMPLE_RATE: `text` in `speaker`'s voice, then `emotion`'s transform (jittered by
         `rng` when given). Raises ValueError for an unknown speaker or text with nothing to say."""
         if not isinstance(text, str) or not any(ch.isalnum() for ch in text):
@@ -135,13 +154,26 @@ class EngineSpeech:
                 semitones=transform.semitones + rng.uniform(-c.semitone_jitter, c.semitone_jitter),
                 tempo=transform.tempo * (1 + rng.uniform(-c.tempo_jitter, c.tempo_jitter)),
                 gain_db=transform.gain_db + rng.uniform(-c.gain_jitter_db, c.gain_jitter_db),
-                formant_warp=1 + rng.uniform(-c.formant_jitter, c.formant_jitter))
+                formant_warp=1 + rng.uniform(-c.formant_jitter, c.formant_jitter),
+            )
         with tempfile.TemporaryDirectory(prefix="omni-tts-") as tmp:
             neutral = Path(tmp) / "neutral.wav"
             self._speak_neutral(engine, voice, text, neutral)
             # Every engine's output at the one sample rate first: flite's kal speaks at 8 kHz.
-            raw = self._run([self._sox, "-R", "-V1", str(neutral), *SOX_RAW_PCM16, "rate", str(SAMPLE_RATE),
-                             *transform.sox_effects(*_speech_extent(neutral))], b"", f"the {emotion} transform")
+            raw = self._run(
+                [
+                    self._sox,
+                    "-R",
+                    "-V1",
+                    str(neutral),
+                    *SOX_RAW_PCM16,
+                    "rate",
+                    str(SAMPLE_RATE),
+                    *transform.sox_effects(*_speech_extent(neutral)),
+                ],
+                b"",
+                f"the {emotion} transform",
+            )
         wave = decode_pcm16(raw)
         if not np.abs(wave).max() > 0:
             raise SpeechError(f"{engine} said nothing for {text[:80]!r} in voice {voice!r}")
@@ -155,8 +187,11 @@ class EngineSpeech:
         elif engine == "flite":
             self._run([binary, "-voice", voice, "-t", text, "-o", str(out)], b"", f"voice {voice!r}")
         else:  # festival's text2wave reads the text from stdin
-            self._run([binary, "-eval", f"(voice_{voice})", "-o", str(out)], text.encode("ascii", "replace"),
-                      f"voice {voice!r}")
+            self._run(
+                [binary, "-eval", f"(voice_{voice})", "-o", str(out)],
+                text.encode("ascii", "replace"),
+                f"voice {voice!r}",
+            )
         if not out.is_file() or out.stat().st_size <= 44:
             raise SpeechError(f"{engine} wrote no audio for voice {voice!r}; check `{binary}` works on its own")
 
@@ -166,8 +201,10 @@ class EngineSpeech:
         except subprocess.TimeoutExpired:
             raise SpeechError(f"{command[0]} ran past {self.config.timeout_s:g} s with {what}") from None
         if result.returncode != 0:
-            raise SpeechError(f"{command[0]} failed (exit {result.returncode}) with {what}: "
-                              f"{result.stderr.decode(errors='replace').strip() or 'no output'}")
+            raise SpeechError(
+                f"{command[0]} failed (exit {result.returncode}) with {what}: "
+                f"{result.stderr.decode(errors='replace').strip() or 'no output'}"
+            )
         return result.stdout
 
 
@@ -182,8 +219,10 @@ def _require(engine: str) -> str:
     binary, package = _BINARIES[engine]
     path = shutil.which(binary)
     if path is None:
-        raise SpeechError(f"TTS engine {engine}: `{binary}` is not on PATH; install it with "
-                          f"`apt-get install {package}` (make setup does)")
+        raise SpeechError(
+            f"TTS engine {engine}: `{binary}` is not on PATH; install it with "
+            f"`apt-get install {package}` (make setup does)"
+        )
     return path
 
 

@@ -16,6 +16,7 @@ speech-emotion recogniser heard the intended emotion. Here three filters run on 
 Nothing is dropped without a reason: every dropped row carries codes like "user:silence" or
 "user:emotion_inconsistent", and a filter that did not run says why in `skipped`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,12 +42,12 @@ FILTERS: tuple[str, ...] = ("audio", "emotion_consistency", "asr_wer")
 USER, RESPONSE = "user", "response"
 CONSISTENCY_MODES = ("drop", "report", "off")
 
-_FRAME = SAMPLE_RATE // 50     # 20 ms frames for the silence share
+_FRAME = SAMPLE_RATE // 50  # 20 ms frames for the silence share
 _SILENCE_BELOW_PEAK_DB = 40.0  # a frame this far below the clip's loudest frame is silence (no phoneme is)
 # A clip whose loudest 20 ms frame is below this has no speech at all. It also keeps every clip the consistency
 # judge sees above utterance_features' -80 dBFS floor (its 32 ms frames are at most 2 dB quieter than ours).
 _SILENT_CLIP_DBFS = -70.0
-_CLIPPED = 0.999               # |x| at or above this is a sample at full scale
+_CLIPPED = 0.999  # |x| at or above this is a sample at full scale
 
 
 class FilterError(ValueError):
@@ -86,20 +87,48 @@ class FilterConfig:
     def __post_init__(self):
         if isinstance(self.whisper_path, Path):
             self.whisper_path = str(self.whisper_path)
-        _check(0.0 < self.min_duration_s < self.max_duration_s, "min_duration_s/max_duration_s",
-               (self.min_duration_s, self.max_duration_s), "0 < min_duration_s < max_duration_s, e.g. (0.5, 12.0)")
-        _check(0.0 < self.max_silence_fraction <= 1.0, "max_silence_fraction", self.max_silence_fraction,
-               "a share in (0, 1], e.g. 0.45")
-        _check(0.0 <= self.max_clipped_fraction <= 1.0, "max_clipped_fraction", self.max_clipped_fraction,
-               "a share in [0, 1], e.g. 0.05")
-        _check(self.emotion_consistency in CONSISTENCY_MODES, "emotion_consistency", self.emotion_consistency,
-               f"one of {CONSISTENCY_MODES}")
-        _check(isinstance(self.consistency_folds, int) and self.consistency_folds >= 2, "consistency_folds",
-               self.consistency_folds, "an int >= 2, e.g. 5")
-        _check(0.0 <= self.min_judge_agreement <= 1.0, "min_judge_agreement", self.min_judge_agreement,
-               "a share in [0, 1], e.g. 0.75")
-        _check(self.whisper_path is None or (isinstance(self.whisper_path, str) and self.whisper_path.strip()),
-               "whisper_path", self.whisper_path, "a local Whisper checkpoint directory, or None to skip ASR WER")
+        _check(
+            0.0 < self.min_duration_s < self.max_duration_s,
+            "min_duration_s/max_duration_s",
+            (self.min_duration_s, self.max_duration_s),
+            "0 < min_duration_s < max_duration_s, e.g. (0.5, 12.0)",
+        )
+        _check(
+            0.0 < self.max_silence_fraction <= 1.0,
+            "max_silence_fraction",
+            self.max_silence_fraction,
+            "a share in (0, 1], e.g. 0.45",
+        )
+        _check(
+            0.0 <= self.max_clipped_fraction <= 1.0,
+            "max_clipped_fraction",
+            self.max_clipped_fraction,
+            "a share in [0, 1], e.g. 0.05",
+        )
+        _check(
+            self.emotion_consistency in CONSISTENCY_MODES,
+            "emotion_consistency",
+            self.emotion_consistency,
+            f"one of {CONSISTENCY_MODES}",
+        )
+        _check(
+            isinstance(self.consistency_folds, int) and self.consistency_folds >= 2,
+            "consistency_folds",
+            self.consistency_folds,
+            "an int >= 2, e.g. 5",
+        )
+        _check(
+            0.0 <= self.min_judge_agreement <= 1.0,
+            "min_judge_agreement",
+            self.min_judge_agreement,
+            "a share in [0, 1], e.g. 0.75",
+        )
+        _check(
+            self.whisper_path is None or (isinstance(self.whisper_path, str) and self.whisper_path.strip()),
+            "whisper_path",
+            self.whisper_path,
+            "a local Whisper checkpoint directory, or None to skip ASR WER",
+        )
         _check(self.max_wer >= 0.0, "max_wer", self.max_wer, "a word error rate >= 0, e.g. 0.3")
 
     def check_paths(self) -> None:
@@ -114,7 +143,7 @@ def silence_fraction(wave: np.ndarray) -> float:
     frames = np.asarray(wave, dtype=np.float64)[: len(wave) // _FRAME * _FRAME].reshape(-1, _FRAME)
     if frames.size == 0:
         return 1.0
-    level_db = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-20)  # (frames,)
+    level_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-20)  # (frames,)
     return float(np.mean(level_db < level_db.max() - _SILENCE_BELOW_PEAK_DB))
 
 
@@ -130,8 +159,7 @@ def check_audio(wave: np.ndarray, config: FilterConfig) -> list[str]:
     "silence" covers a long silence inside the clip and a clip with no sound at all.
     """
     wave = np.asarray(wave)
-    if (wave.ndim != 1 or wave.size == 0 or not np.issubdtype(wave.dtype, np.floating)
-            or not np.isfinite(wave).all()):
+    if wave.ndim != 1 or wave.size == 0 or not np.issubdtype(wave.dtype, np.floating) or not np.isfinite(wave).all():
         return [INVALID]
     reasons = []
     seconds = wave.size / SAMPLE_RATE
@@ -139,8 +167,11 @@ def check_audio(wave: np.ndarray, config: FilterConfig) -> list[str]:
         reasons.append(TOO_SHORT)
     if seconds > config.max_duration_s:
         reasons.append(TOO_LONG)
-    if (np.abs(wave).max() < SILENCE_PEAK or _loudest_frame_dbfs(wave) < _SILENT_CLIP_DBFS
-            or silence_fraction(wave) > config.max_silence_fraction):
+    if (
+        np.abs(wave).max() < SILENCE_PEAK
+        or _loudest_frame_dbfs(wave) < _SILENT_CLIP_DBFS
+        or silence_fraction(wave) > config.max_silence_fraction
+    ):
         reasons.append(SILENCE)
     if clipped_fraction(wave) > config.max_clipped_fraction:
         reasons.append(CLIPPING)
@@ -151,7 +182,7 @@ def _loudest_frame_dbfs(wave: np.ndarray) -> float:
     n = max(1, len(wave) // _FRAME)
     frames = np.asarray(wave[: n * _FRAME], dtype=np.float64)
     frames = np.pad(frames, (0, n * _FRAME - frames.size)).reshape(n, _FRAME)
-    return float(10 * np.log10(np.mean(frames ** 2, axis=1).max() + 1e-20))
+    return float(10 * np.log10(np.mean(frames**2, axis=1).max() + 1e-20))
 
 
 # --- speech-emotion consistency ----------------------------------------------------------------------------------
@@ -160,22 +191,29 @@ class ConsistencyResult:
     """Out-of-fold judgements of a cross-fitted speech-emotion judge; `computed` False with a `reason` otherwise."""
 
     computed: bool
-    reason: str | None = None            # why it was not computed
-    note: str | None = None              # how the run differed from the request (fewer folds, missing emotions)
+    reason: str | None = None  # why it was not computed
+    note: str | None = None  # how the run differed from the request (fewer folds, missing emotions)
     folds: int = 0
-    predictions: list[str] = field(default_factory=list)   # the emotion heard in each clip, in input order
-    agreement: float | None = None                         # share of clips heard as labelled
+    predictions: list[str] = field(default_factory=list)  # the emotion heard in each clip, in input order
+    agreement: float | None = None  # share of clips heard as labelled
     per_emotion: dict[str, float] = field(default_factory=dict)  # agreement per labelled emotion present
     inconsistent: list[int] = field(default_factory=list)  # indices whose prediction differs from the label
 
     def to_json(self) -> dict:
-        return {"computed": self.computed, "reason": self.reason, "note": self.note, "folds": self.folds,
-                "agreement": _round(self.agreement), "per_emotion": {e: _round(a) for e, a in self.per_emotion.items()},
-                "n_inconsistent": len(self.inconsistent)}
+        return {
+            "computed": self.computed,
+            "reason": self.reason,
+            "note": self.note,
+            "folds": self.folds,
+            "agreement": _round(self.agreement),
+            "per_emotion": {e: _round(a) for e, a in self.per_emotion.items()},
+            "n_inconsistent": len(self.inconsistent),
+        }
 
 
-def emotion_consistency(waves: Sequence[np.ndarray], labels: Sequence[str], folds: int = 5,
-                        seed: int = 0) -> ConsistencyResult:
+def emotion_consistency(
+    waves: Sequence[np.ndarray], labels: Sequence[str], folds: int = 5, seed: int = 0
+) -> ConsistencyResult:
     """Cross-fitted speech-emotion consistency of 16 kHz user turns against their intended emotions.
 
     Clips are split into `folds` folds stratified by label; each fold is judged by a
@@ -185,8 +223,9 @@ def emotion_consistency(waves: Sequence[np.ndarray], labels: Sequence[str], fold
     Raises FilterError for labels outside USER_EMOTIONS and for clips the judge cannot hear (run check_audio first).
     """
     if len(waves) != len(labels):
-        raise FilterError(f"emotion_consistency needs one label per clip, got {len(waves)} clips and "
-                          f"{len(labels)} labels")
+        raise FilterError(
+            f"emotion_consistency needs one label per clip, got {len(waves)} clips and {len(labels)} labels"
+        )
     if not isinstance(folds, int) or folds < 2:
         raise FilterError(f"folds={folds!r}: cross-fitting needs an int >= 2 (FilterConfig.consistency_folds), e.g. 5")
     unknown = sorted(set(labels) - set(USER_EMOTIONS))
@@ -195,12 +234,18 @@ def emotion_consistency(waves: Sequence[np.ndarray], labels: Sequence[str], fold
     counts = Counter(labels)
     present = tuple(e for e in USER_EMOTIONS if counts[e])
     if len(present) < 2:
-        return ConsistencyResult(False, reason=f"clips of {len(present)} emotion(s) {list(present)}; a judge needs "
-                                               "at least 2 emotions to tell apart")
+        return ConsistencyResult(
+            False,
+            reason=f"clips of {len(present)} emotion(s) {list(present)}; a judge needs "
+            "at least 2 emotions to tell apart",
+        )
     fewest = min(present, key=lambda e: counts[e])
     if counts[fewest] < 2:
-        return ConsistencyResult(False, reason=f"emotion {fewest!r} has {counts[fewest]} clip; cross-fitting needs "
-                                               "at least 2 clips of every emotion present")
+        return ConsistencyResult(
+            False,
+            reason=f"emotion {fewest!r} has {counts[fewest]} clip; cross-fitting needs "
+            "at least 2 clips of every emotion present",
+        )
     notes = []
     used = min(folds, counts[fewest])
     if used < folds:
@@ -218,32 +263,39 @@ def emotion_consistency(waves: Sequence[np.ndarray], labels: Sequence[str], fold
     predictions = [""] * len(labels)
     for fold in range(used):
         train, held = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
-        judge = _judge_class()(labels=present).fit_features(features[train], label_array[train].tolist(),
-                                                                     seed=seed)
+        judge = _judge_class()(labels=present).fit_features(features[train], label_array[train].tolist(), seed=seed)
         for index, heard in zip(held, judge.predict_features(features[held])):
             predictions[index] = heard
 
     agree = np.asarray([heard == label for heard, label in zip(predictions, labels)])
     return ConsistencyResult(
-        True, note="; ".join(notes) or None, folds=used, predictions=predictions, agreement=float(agree.mean()),
+        True,
+        note="; ".join(notes) or None,
+        folds=used,
+        predictions=predictions,
+        agreement=float(agree.mean()),
         per_emotion={e: float(agree[label_array == e].mean()) for e in present},
-        inconsistent=np.flatnonzero(~agree).tolist())
+        inconsistent=np.flatnonzero(~agree).tolist(),
+    )
 
 
 def _judge_class():
     # Imported when a judge is needed: components.evaluation imports inference, whose model config imports
     # components.synthesis, whose config imports this module.
     from components.evaluation.speech_emotion import SpeechEmotionClassifier
+
     return SpeechEmotionClassifier
 
 
 def _features(wave: np.ndarray, index: int) -> np.ndarray:
     from components.evaluation.speech_emotion import JudgeError, utterance_features  # see _judge_class
+
     try:
         return utterance_features(wave)
     except JudgeError as err:
-        raise FilterError(f"clip {index} cannot be judged: {err}; drop clips that fail check_audio first "
-                          "(apply_filters does)") from None
+        raise FilterError(
+            f"clip {index} cannot be judged: {err}; drop clips that fail check_audio first (apply_filters does)"
+        ) from None
 
 
 # --- all filters on a dataset ------------------------------------------------------------------------------------
@@ -252,7 +304,7 @@ class DroppedRow:
     """A manifest row apply_filters dropped, with every reason it failed."""
 
     row: dict
-    reasons: list[str]   # e.g. ["user:silence"], ["user:emotion_inconsistent", "response:too_long"]
+    reasons: list[str]  # e.g. ["user:silence"], ["user:emotion_inconsistent", "response:too_long"]
 
 
 @dataclass
@@ -262,8 +314,8 @@ class FilterReport:
     config: FilterConfig
     kept: list[dict]
     dropped: list[DroppedRow]
-    skipped: dict[str, str]          # filter -> why it did not run or did not drop
-    not_checked: dict[str, int]      # check -> turns exempt from it (clipping on channel-augmented user turns)
+    skipped: dict[str, str]  # filter -> why it did not run or did not drop
+    not_checked: dict[str, int]  # check -> turns exempt from it (clipping on channel-augmented user turns)
     consistency: ConsistencyResult | None
     asr: AsrResult | None
 
@@ -289,8 +341,9 @@ class FilterReport:
         }
 
 
-def apply_filters(rows: Sequence[dict], waves: Sequence[tuple[np.ndarray, np.ndarray]], config: FilterConfig,
-                  seed: int = 0) -> FilterReport:
+def apply_filters(
+    rows: Sequence[dict], waves: Sequence[tuple[np.ndarray, np.ndarray]], config: FilterConfig, seed: int = 0
+) -> FilterReport:
     """Run every configured filter on manifest rows; `waves[i]` is row i's (user, response) audio at 16 kHz.
 
     Audio checks run on both turns; the consistency judge and ASR hear the user turns that passed the audio
@@ -299,8 +352,10 @@ def apply_filters(rows: Sequence[dict], waves: Sequence[tuple[np.ndarray, np.nda
     out-of-fold agreement reaches config.min_judge_agreement; otherwise the filter is reported as skipped.
     """
     if len(rows) != len(waves):
-        raise FilterError(f"apply_filters needs one (user, response) audio pair per row, got {len(rows)} rows and "
-                          f"{len(waves)} pairs; read_turns(rows, dataset_dir) makes them")
+        raise FilterError(
+            f"apply_filters needs one (user, response) audio pair per row, got {len(rows)} rows and "
+            f"{len(waves)} pairs; read_turns(rows, dataset_dir) makes them"
+        )
     reasons: list[list[str]] = [[] for _ in rows]
     exempt = 0
     for i, (row, (user, response)) in enumerate(zip(rows, waves)):
@@ -314,21 +369,24 @@ def apply_filters(rows: Sequence[dict], waves: Sequence[tuple[np.ndarray, np.nda
 
     consistency = None
     if config.emotion_consistency == "off":
-        skipped["emotion_consistency"] = "FilterConfig.emotion_consistency is \"off\""
+        skipped["emotion_consistency"] = 'FilterConfig.emotion_consistency is "off"'
     else:
-        consistency = emotion_consistency([waves[i][0] for i in audible], [rows[i]["user_emotion"] for i in audible],
-                                          config.consistency_folds, seed)
+        consistency = emotion_consistency(
+            [waves[i][0] for i in audible], [rows[i]["user_emotion"] for i in audible], config.consistency_folds, seed
+        )
         if not consistency.computed:
             skipped["emotion_consistency"] = consistency.reason
         elif consistency.agreement < config.min_judge_agreement:
             skipped["emotion_consistency"] = (
                 f"computed but not applied: the cross-fitted judge heard the intended emotion in only "
                 f"{consistency.agreement:.2f} of user turns, under FilterConfig.min_judge_agreement "
-                f"{config.min_judge_agreement}; most of its disagreements would be its own errors")
+                f"{config.min_judge_agreement}; most of its disagreements would be its own errors"
+            )
         elif config.emotion_consistency == "report":
             skipped["emotion_consistency"] = (
-                f"report only (FilterConfig.emotion_consistency=\"report\"): the judge heard the intended emotion in "
-                f"{consistency.agreement:.2f} of user turns and flagged {len(consistency.inconsistent)}, kept")
+                f'report only (FilterConfig.emotion_consistency="report"): the judge heard the intended emotion in '
+                f"{consistency.agreement:.2f} of user turns and flagged {len(consistency.inconsistent)}, kept"
+            )
         else:
             for j in consistency.inconsistent:
                 reasons[audible[j]].append(f"{USER}:{EMOTION_INCONSISTENT}")
@@ -343,9 +401,15 @@ def apply_filters(rows: Sequence[dict], waves: Sequence[tuple[np.ndarray, np.nda
 
     kept = [row for row, row_reasons in zip(rows, reasons) if not row_reasons]
     dropped = [DroppedRow(row, row_reasons) for row, row_reasons in zip(rows, reasons) if row_reasons]
-    return FilterReport(config=config, kept=kept, dropped=dropped, skipped=skipped,
-                        not_checked={f"{USER}:{CLIPPING}": exempt} if exempt else {},
-                        consistency=consistency, asr=asr)
+    return FilterReport(
+        config=config,
+        kept=kept,
+        dropped=dropped,
+        skipped=skipped,
+        not_checked={f"{USER}:{CLIPPING}": exempt} if exempt else {},
+        consistency=consistency,
+        asr=asr,
+    )
 
 
 def read_turns(rows: Sequence[dict], dataset_dir: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -3,6 +3,7 @@
 Every stage that reads a dataset goes through `read_manifest`, so a hand-edited or half-written
 manifest fails here, naming the row and column, instead of deep inside training.
 """
+
 from __future__ import annotations
 
 import json
@@ -81,9 +82,7 @@ def _check_row(row: object, number: int, path: Path, dataset_dir: Path, check_fi
     missing = [column for column in MANIFEST_COLUMNS if column not in row]
     extra = [column for column in row if column not in MANIFEST_COLUMNS]
     if missing or extra:
-        raise ManifestError(
-            f"{where}: columns must be exactly MANIFEST_COLUMNS; missing {missing}, unexpected {extra}"
-        )
+        raise ManifestError(f"{where}: columns must be exactly MANIFEST_COLUMNS; missing {missing}, unexpected {extra}")
     where = f"{where} (id={row['id']!r})"
     for column in _TEXTS + _WAVS:
         if not isinstance(row[column], str) or not row[column].strip():
@@ -100,8 +99,10 @@ def _check_row(row: object, number: int, path: Path, dataset_dir: Path, check_fi
             raise ChannelError("not a string")
         channel_from_json(row["user_channel"])
     except (ChannelError, json.JSONDecodeError):
-        raise ManifestError(f"{where}: column 'user_channel' is {row['user_channel']!r}; expected \"\" (clean) or "
-                            "the JSON list of channel effects synthesis recorded") from None
+        raise ManifestError(
+            f"{where}: column 'user_channel' is {row['user_channel']!r}; expected \"\" (clean) or "
+            "the JSON list of channel effects synthesis recorded"
+        ) from None
     for column in _WAVS:
         relative = PurePosixPath(row[column])
         if relative.is_absolute() or ".." in relative.parts:

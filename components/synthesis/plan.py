@@ -6,6 +6,7 @@ speaker never stands in for an emotion); the test split takes `test_fraction` of
 unseen-voice split `unseen_voice_fraction`, spoken only by the held-out voices, which no other row uses.
 Reply emotions are drawn from EMPATHY_MAP with its weights.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,8 @@ TRAIN, TEST, UNSEEN_VOICE = SPLITS  # unpacking fails loudly if the contract eve
 
 @dataclass(frozen=True)
 class DialoguePlan:
-    index: int              # 0-based position; also seeds this row's prosody jitter
-    id: str                 # zero-padded 1-based, e.g. "000001"; names the wav files
+    index: int  # 0-based position; also seeds this row's prosody jitter
+    id: str  # zero-padded 1-based, e.g. "000001"; names the wav files
     split: str
     domain: str
     speaker: str
@@ -60,11 +61,19 @@ def plan_dialogues(config: SynthesisConfig) -> list[DialoguePlan]:
         names, weights = zip(*EMPATHY_MAP[emotions[i]])
         response_emotion = names[rng.choice(len(names), p=np.asarray(weights) / sum(weights))]
         user_text, response_text = generate_dialogue_text(rng, domains[i], emotions[i], response_emotion)
-        plans.append(DialoguePlan(
-            index=i, id=f"{i + 1:0{width}d}", split=splits[i], domain=domains[i], speaker=speakers[i],
-            user_emotion=emotions[i], response_emotion=response_emotion,
-            user_text=user_text, response_text=response_text,
-        ))
+        plans.append(
+            DialoguePlan(
+                index=i,
+                id=f"{i + 1:0{width}d}",
+                split=splits[i],
+                domain=domains[i],
+                speaker=speakers[i],
+                user_emotion=emotions[i],
+                response_emotion=response_emotion,
+                user_text=user_text,
+                response_text=response_text,
+            )
+        )
     return plans
 
 

@@ -13,6 +13,7 @@ there until that final upload, which downloads them first. With `overwrite`, a p
 deleted (manifest first) before the build starts: an object store cannot swap a prefix in one step. Credentials
 and the endpoint come from the environment as in components/storage/s3.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,7 @@ from components.synthesis.shards import (
 )
 
 PARTIAL = ".partial"
-_SCRATCH = ".upload"   # inside the work directory: hard links to the files of one upload
+_SCRATCH = ".upload"  # inside the work directory: hard links to the files of one upload
 
 
 def is_s3_uri(target: object) -> bool:
@@ -59,15 +60,19 @@ class S3Output:
             names = list_objects(self.uri)
         except StorageError as error:
             raise _unusable(str(error)) from None
-        self._partial_names = {name[len(PARTIAL) + 1:] for name in names if name.startswith(f"{PARTIAL}/")}
+        self._partial_names = {name[len(PARTIAL) + 1 :] for name in names if name.startswith(f"{PARTIAL}/")}
         dataset = [name for name in names if not name.startswith(f"{PARTIAL}/")]
         self._replace_old = MANIFEST_FILE in dataset
         if self._replace_old and not overwrite:
-            raise FileExistsError(f"{self.uri} already holds a dataset ({MANIFEST_FILE}); pass a new prefix, or "
-                                  "overwrite=True (--overwrite) to replace it")
+            raise FileExistsError(
+                f"{self.uri} already holds a dataset ({MANIFEST_FILE}); pass a new prefix, or "
+                "overwrite=True (--overwrite) to replace it"
+            )
         if dataset and not self._replace_old and not self._partial_names:
-            raise FileExistsError(f"{self.uri} holds {len(dataset)} objects but no {MANIFEST_FILE}, so it is not a "
-                                  "previous dataset; pick another prefix or delete them yourself")
+            raise FileExistsError(
+                f"{self.uri} holds {len(dataset)} objects but no {MANIFEST_FILE}, so it is not a "
+                "previous dataset; pick another prefix or delete them yourself"
+            )
 
     def prepare(self, work: Path, shards: list[Shard], fingerprint: dict, resume: bool) -> dict[str, list[dict]]:
         """Line `<uri>/.partial/` up with the local work directory `work` (already prepared for `fingerprint`);
@@ -85,7 +90,8 @@ class S3Output:
                 raise FileExistsError(
                     f"{self.partial} holds a partial build with other settings "
                     f"({describe_difference(previous, fingerprint)}); rerun with the original settings to finish "
-                    f"it, or delete that prefix (or pass resume=False) to start over")
+                    f"it, or delete that prefix (or pass resume=False) to start over"
+                )
             for shard in shards:
                 rows = finished_rows(fetched, shard, check_wavs=False)  # its wavs are remote
                 if rows is not None:
@@ -116,8 +122,7 @@ class S3Output:
     def publish(self, work: Path, files: list[str]) -> None:
         """Upload the finished dataset in `work` (`files`, the stats, the card, then MANIFEST_FILE last) to the
         prefix, then delete `.partial/`."""
-        self._upload(work, [*files, DATASET_STATS_FILE, DATASET_CARD_FILE, MANIFEST_FILE], self.uri,
-                     last=MANIFEST_FILE)
+        self._upload(work, [*files, DATASET_STATS_FILE, DATASET_CARD_FILE, MANIFEST_FILE], self.uri, last=MANIFEST_FILE)
         delete_prefix(self.partial)
 
     def _upload(self, work: Path, files: list[str], uri: str, last: str = "") -> None:
@@ -137,6 +142,8 @@ class S3Output:
 
 
 def _unusable(problem: str) -> StorageError:
-    return StorageError(f"{problem}; the endpoint comes from the URI, or from {' / '.join(ENDPOINT_ENV)} for "
-                        "s3://bucket/prefix, the credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; "
-                        "nothing was synthesized")
+    return StorageError(
+        f"{problem}; the endpoint comes from the URI, or from {' / '.join(ENDPOINT_ENV)} for "
+        "s3://bucket/prefix, the credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; "
+        "nothing was synthesized"
+    )

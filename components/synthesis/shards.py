@@ -16,6 +16,7 @@ One run at a time holds a work directory (`locked`); a second is refused rather 
     run = run_shards(functools.partial(speak, voices, config=config), shards, work_dir, workers=4)
     run.rows  # every row in plan order, whichever process made it and whichever run
 """
+
 from __future__ import annotations
 
 import errno
@@ -52,21 +53,23 @@ class SynthesisError(RuntimeError):
 
 @dataclass(frozen=True)
 class Shard:
-    name: str                          # "shard-00000"; its rows file is shards/<name>.jsonl
+    name: str  # "shard-00000"; its rows file is shards/<name>.jsonl
     plans: tuple[DialoguePlan, ...]
 
 
 @dataclass
 class ShardRun:
-    rows: list[dict]       # every shard's rows, in plan order
+    rows: list[dict]  # every shard's rows, in plan order
     shards: int
-    resumed_shards: int    # finished by an earlier run (here or elsewhere) and not synthesized again
+    resumed_shards: int  # finished by an earlier run (here or elsewhere) and not synthesized again
 
 
 def make_shards(plans: list[DialoguePlan], shard_size: int) -> list[Shard]:
     """Consecutive runs of `shard_size` plans (the last may be shorter)."""
-    return [Shard(f"shard-{start // shard_size:05d}", tuple(plans[start:start + shard_size]))
-            for start in range(0, len(plans), shard_size)]
+    return [
+        Shard(f"shard-{start // shard_size:05d}", tuple(plans[start : start + shard_size]))
+        for start in range(0, len(plans), shard_size)
+    ]
 
 
 def prepare_work_dir(root: Path, fingerprint: dict, resume: bool = True) -> None:
@@ -87,11 +90,14 @@ def prepare_work_dir(root: Path, fingerprint: dict, resume: bool = True) -> None
             if previous != fingerprint:
                 raise FileExistsError(
                     f"{root} holds a partial build with other settings ({describe_difference(previous, fingerprint)}); "
-                    "rerun with the original settings to finish it, or delete it (or pass resume=False) to start over")
+                    "rerun with the original settings to finish it, or delete it (or pass resume=False) to start over"
+                )
             return
     elif root.is_dir() and any(root.iterdir()):
-        raise FileExistsError(f"{root} holds files but no {SHARD_DIR}/{FINGERPRINT_FILE}, so it is not a partial "
-                              "synthesis build; delete it or pick another work directory")
+        raise FileExistsError(
+            f"{root} holds files but no {SHARD_DIR}/{FINGERPRINT_FILE}, so it is not a partial "
+            "synthesis build; delete it or pick another work directory"
+        )
     write_atomic(path, json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
 
 
@@ -107,8 +113,10 @@ def locked(root: Path) -> Iterator[None]:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the kernel if this process dies
     except BlockingIOError:
         os.close(descriptor)
-        raise FileExistsError(f"another synthesis run is building {root} right now; wait for it to finish, or "
-                              "stop it and run the same command again to resume") from None
+        raise FileExistsError(
+            f"another synthesis run is building {root} right now; wait for it to finish, or "
+            "stop it and run the same command again to resume"
+        ) from None
     try:
         yield
     finally:
@@ -117,14 +125,18 @@ def locked(root: Path) -> Iterator[None]:
 
 def describe_difference(previous: dict, current: dict) -> str:
     """The settings that differ, e.g. "config.seed: 7 there, 8 now"."""
+
     def flat(value, key=""):
         if not isinstance(value, dict):
             return {key: value}
         return {k: v for name, item in value.items() for k, v in flat(item, f"{key}.{name}".lstrip(".")).items()}
 
     old, new = flat(previous), flat(current)
-    changed = [f"{key}: {old.get(key, 'unset')!r} there, {new.get(key, 'unset')!r} now"
-               for key in sorted(set(old) | set(new)) if old.get(key, "unset") != new.get(key, "unset")]
+    changed = [
+        f"{key}: {old.get(key, 'unset')!r} there, {new.get(key, 'unset')!r} now"
+        for key in sorted(set(old) | set(new))
+        if old.get(key, "unset") != new.get(key, "unset")
+    ]
     return "; ".join(changed[:5]) + (f"; and {len(changed) - 5} more" if len(changed) > 5 else "")
 
 
@@ -143,9 +155,16 @@ def finished_rows(root: Path, shard: Shard, check_wavs: bool = True) -> list[dic
     return rows
 
 
-def run_shards(speak: SpeakFn, shards: list[Shard], root: Path, *, workers: int, progress: bool = True,
-               elsewhere: Mapping[str, list[dict]] | None = None,
-               on_finished: Callable[[Shard, list[dict]], None] | None = None) -> ShardRun:
+def run_shards(
+    speak: SpeakFn,
+    shards: list[Shard],
+    root: Path,
+    *,
+    workers: int,
+    progress: bool = True,
+    elsewhere: Mapping[str, list[dict]] | None = None,
+    on_finished: Callable[[Shard, list[dict]], None] | None = None,
+) -> ShardRun:
     """Run every shard not finished yet on `workers` processes, and return all rows in plan order.
 
     `elsewhere`: rows of shards a run finished somewhere else (an S3 prefix), whose wavs are not in `root`.
@@ -178,8 +197,14 @@ def run_shards(speak: SpeakFn, shards: list[Shard], root: Path, *, workers: int,
 
         for _ in range(workers):
             submit_next()  # forks the workers now, before tqdm starts its monitor thread
-        with tqdm(total=sum(len(s.plans) for s in shards), initial=sum(len(rows) for rows in done.values()),
-                  desc="synthesizing speech", unit="dialogue", disable=not progress, mininterval=2.0) as bar:
+        with tqdm(
+            total=sum(len(s.plans) for s in shards),
+            initial=sum(len(rows) for rows in done.values()),
+            desc="synthesizing speech",
+            unit="dialogue",
+            disable=not progress,
+            mininterval=2.0,
+        ) as bar:
             bar.set_postfix_str(f"shards {len(done)}/{total}")
             try:
                 while running:
@@ -206,8 +231,10 @@ def stopped(error: BaseException, finished: int, total: int, kept: str, disk: Pa
     if isinstance(error, KeyboardInterrupt):
         return KeyboardInterrupt(f"synthesis interrupted; {state}: {resume}")
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return SynthesisError(f"synthesis stopped: no space left on the disk ({error}); {state}. Free space on "
-                              f"the disk holding {disk} (`df -h {disk.parent}` shows how much is left), then {resume}")
+        return SynthesisError(
+            f"synthesis stopped: no space left on the disk ({error}); {state}. Free space on "
+            f"the disk holding {disk} (`df -h {disk.parent}` shows how much is left), then {resume}"
+        )
     return SynthesisError(f"synthesis stopped: {type(error).__name__}: {error}; {state}: {resume}")
 
 
@@ -234,8 +261,9 @@ def _run_shard(speak: SpeakFn, shard: Shard, root: Path) -> list[dict]:
     wavs = sorted({root / row[column] for row in rows for column in WAV_COLUMNS})
     for path in wavs + sorted({path.parent for path in wavs}):  # the files, then their directory entries
         _fsync(path)
-    write_atomic(root / SHARD_DIR / f"{shard.name}.jsonl",
-                 "".join(json.dumps(row, ensure_ascii=True) + "\n" for row in rows))
+    write_atomic(
+        root / SHARD_DIR / f"{shard.name}.jsonl", "".join(json.dumps(row, ensure_ascii=True) + "\n" for row in rows)
+    )
     return rows
 
 

@@ -7,6 +7,7 @@ Both run as subprocesses with no shell, so calls are safe to make from a thread 
     tts = EspeakSpeech()
     wave = tts.synthesize("My flight got cancelled!", "angry", "en-us+m3", np.random.default_rng(0))
 """
+
 from __future__ import annotations
 
 import shutil
@@ -33,13 +34,13 @@ class SpeechConfig:
 
     # Jitter is drawn uniformly in +-value per utterance. It is kept below the gaps between emotion
     # profiles, so emotions stay separable while no two clips of one emotion share exact settings.
-    pitch_jitter: int = 6             # espeak pitch units (0..99 scale)
-    rate_jitter: float = 0.06         # fraction of the profile's words per minute
-    amplitude_jitter: float = 0.08    # fraction of the profile's amplitude
-    range_jitter: int = 15            # percentage points of SSML pitch range
-    max_seconds: float = 30.0         # refuse longer clips, the same cap decode_wav puts on requests
-    tail_s: float = 0.1               # silence kept after the last sound; espeak-ng pads ~0.3 s
-    timeout_s: float = 60.0           # per subprocess; espeak-ng takes ~20 ms per sentence
+    pitch_jitter: int = 6  # espeak pitch units (0..99 scale)
+    rate_jitter: float = 0.06  # fraction of the profile's words per minute
+    amplitude_jitter: float = 0.08  # fraction of the profile's amplitude
+    range_jitter: int = 15  # percentage points of SSML pitch range
+    max_seconds: float = 30.0  # refuse longer clips, the same cap decode_wav puts on requests
+    tail_s: float = 0.1  # silence kept after the last sound; espeak-ng pads ~0.3 s
+    timeout_s: float = 60.0  # per subprocess; espeak-ng takes ~20 ms per sentence
 
 
 class EspeakSpeech:
@@ -50,9 +51,7 @@ class EspeakSpeech:
         self._espeak = _require_binary("espeak-ng")
         self._sox = _require_binary("sox")
 
-    def synthesize(
-        self, text: str, emotion: str, speaker: str, rng: np.random.Generator | None = None
-    ) -> np.ndarray:
+    def synthesize(self, text: str, emotion: str, speaker: str, rng: np.random.Generator | None = None) -> np.ndarray:
         """Speak `text` with `emotion`'s prosody in `speaker`'s voice; returns (T,) float32 at SAMPLE_RATE.
 
         With an `rng` the prosody is jittered (see SpeechConfig); without one the output is the profile
@@ -66,13 +65,39 @@ class EspeakSpeech:
             profile = self._jitter(profile, rng)
         ssml = f'<speak><prosody range="{profile.pitch_range}%">{escape(text)}</prosody></speak>'
         espeak = [
-            self._espeak, "-m", "--stdin", "--stdout", "-v", speaker, "-p", str(profile.pitch),
-            "-s", str(profile.rate), "-a", str(profile.amplitude), "-g", str(profile.word_gap),
+            self._espeak,
+            "-m",
+            "--stdin",
+            "--stdout",
+            "-v",
+            speaker,
+            "-p",
+            str(profile.pitch),
+            "-s",
+            str(profile.rate),
+            "-a",
+            str(profile.amplitude),
+            "-g",
+            str(profile.word_gap),
         ]
         # -R: repeatable (sox seeds its dither with a constant), so the same settings give the same bytes.
         # -V1: errors only; sox warns on every pipe that it cannot fix up the WAV header length.
         sox = [
-            self._sox, "-R", "-V1", "-t", "wav", "-", "-t", "wav", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-",
+            self._sox,
+            "-R",
+            "-V1",
+            "-t",
+            "wav",
+            "-",
+            "-t",
+            "wav",
+            "-r",
+            str(SAMPLE_RATE),
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-",
             *profile.effects,
         ]
         spoken = self._run(espeak, ssml.encode("ascii", errors="replace"), f"voice {speaker!r}")
@@ -99,8 +124,9 @@ class EspeakSpeech:
             pitch=int(np.clip(profile.pitch + rng.integers(-c.pitch_jitter, c.pitch_jitter + 1), 0, 99)),
             # 80 words per minute is espeak-ng's slowest rate; 0..200 its amplitude scale.
             rate=max(80, round(profile.rate * (1 + rng.uniform(-c.rate_jitter, c.rate_jitter)))),
-            amplitude=int(np.clip(round(profile.amplitude * (1 + rng.uniform(-c.amplitude_jitter, c.amplitude_jitter))),
-                                  1, 200)),
+            amplitude=int(
+                np.clip(round(profile.amplitude * (1 + rng.uniform(-c.amplitude_jitter, c.amplitude_jitter))), 1, 200)
+            ),
             pitch_range=max(0, profile.pitch_range + int(rng.integers(-c.range_jitter, c.range_jitter + 1))),
         )
 

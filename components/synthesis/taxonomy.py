@@ -6,6 +6,7 @@ slow, low, quiet and flat; anger fast, loud and harsh; fear fast, high and tremb
 high with a wide pitch range. Exaggeration is deliberate: espeak-ng is a formant synthesizer and subtle
 settings disappear under the per-utterance jitter that stops a model from keying on the speaker.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,12 +18,12 @@ from components.contracts import RESPONSE_EMOTIONS, USER_EMOTIONS
 class ProsodyProfile:
     """espeak-ng settings for one emotion, plus sox effects applied after synthesis."""
 
-    pitch: int = 50                   # espeak -p, 0..99; 50 is the voice's own base pitch
-    pitch_range: int = 100            # SSML <prosody range>, percent of the voice's intonation range
-    rate: int = 165                   # espeak -s, words per minute; espeak's default is 175
-    amplitude: int = 100              # espeak -a, 0..200; scales loudness linearly
-    word_gap: int = 0                 # espeak -g, extra pause between words in 10 ms units
-    effects: tuple[str, ...] = ()     # sox effect chain, e.g. ("tremolo", "6", "40")
+    pitch: int = 50  # espeak -p, 0..99; 50 is the voice's own base pitch
+    pitch_range: int = 100  # SSML <prosody range>, percent of the voice's intonation range
+    rate: int = 165  # espeak -s, words per minute; espeak's default is 175
+    amplitude: int = 100  # espeak -a, 0..200; scales loudness linearly
+    word_gap: int = 0  # espeak -g, extra pause between words in 10 ms units
+    effects: tuple[str, ...] = ()  # sox effect chain, e.g. ("tremolo", "6", "40")
 
 
 PROSODY: dict[str, ProsodyProfile] = {
@@ -75,7 +76,9 @@ HELD_OUT_SPEAKERS: tuple[str, ...] = ("festival:kal_diphone", "flite:slt", "espe
 
 # The voices of the training and in-distribution test turns.
 SPEAKERS: tuple[str, ...] = tuple(
-    f"{engine}:{voice}" for engine, voices in ENGINE_VOICES.items() for voice in voices
+    f"{engine}:{voice}"
+    for engine, voices in ENGINE_VOICES.items()
+    for voice in voices
     if f"{engine}:{voice}" not in HELD_OUT_SPEAKERS
 )
 

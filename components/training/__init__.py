@@ -3,12 +3,17 @@
 The names below load on first use (PEP 562): importing `components.training.config` for a file name, as the registry
 steps do, must not load the launcher, the model and torch.distributed with it (seconds in every such step's pod).
 """
+
 from __future__ import annotations
 
 import importlib
 
-_EXPORTS = {"TrainConfig": "components.training.config", "TrainResult": "components.training.launch",
-            "TrainingError": "components.training.launch", "train": "components.training.launch"}
+_EXPORTS = {
+    "TrainConfig": "components.training.config",
+    "TrainResult": "components.training.launch",
+    "TrainingError": "components.training.launch",
+    "train": "components.training.launch",
+}
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingError", "train"]
 

@@ -5,6 +5,7 @@ single-process torch, torch DDP x2, and DeepSpeed ZeRO-1/2/3 x2 (bench_worker.py
 at a time so they never share the cores). Reported per mode: samples/s, tokens/s, peak RSS (all ranks), and each
 ratio to DDP, the baseline a ZeRO stage must match; as a table (stdout and Markdown), JSON and a PNG.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,15 +33,22 @@ class BenchError(RuntimeError):
 
 @dataclass
 class TrainBench:
-    rows: list[dict]        # one per mode, in the order run, with ratios to the baseline
-    table: str              # Markdown
+    rows: list[dict]  # one per mode, in the order run, with ratios to the baseline
+    table: str  # Markdown
     json_path: Path
     table_path: Path
     plot_path: Path
 
 
-def bench_train(dataset_dir: Path, out_dir: Path, config: TrainConfig | None = None,
-                modes: Sequence[str] = MODES, steps: int = 20, warmup: int = 3, nproc: int = 2) -> TrainBench:
+def bench_train(
+    dataset_dir: Path,
+    out_dir: Path,
+    config: TrainConfig | None = None,
+    modes: Sequence[str] = MODES,
+    steps: int = 20,
+    warmup: int = 3,
+    nproc: int = 2,
+) -> TrainBench:
     """Run every mode in `modes` for `steps` timed steps (after `warmup`) and write the report into `out_dir`."""
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
@@ -55,10 +63,29 @@ def bench_train(dataset_dir: Path, out_dir: Path, config: TrainConfig | None = N
     for mode in modes:
         world = 1 if mode == "torch" else nproc
         result = out_dir / f"{mode}.json"
-        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={world}", "--nnodes=1",
-               "--master_addr=127.0.0.1", f"--master_port={free_port()}", "-m", "components.training.bench_worker",
-               "--run-dir", str(run_dir), "--dataset", str(Path(dataset_dir).resolve()), "--mode", mode,
-               "--steps", str(steps), "--warmup", str(warmup), "--out", str(result)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={world}",
+            "--nnodes=1",
+            "--master_addr=127.0.0.1",
+            f"--master_port={free_port()}",
+            "-m",
+            "components.training.bench_worker",
+            "--run-dir",
+            str(run_dir),
+            "--dataset",
+            str(Path(dataset_dir).resolve()),
+            "--mode",
+            mode,
+            "--steps",
+            str(steps),
+            "--warmup",
+            str(warmup),
+            "--out",
+            str(result),
+        ]
         print(f"bench train: {mode} x{world}, {warmup} warm-up + {steps} timed steps ...", file=sys.stderr, flush=True)
         start = time.time()
         proc = subprocess.run(cmd, env=worker_env(world), capture_output=True, text=True)
@@ -86,22 +113,33 @@ def _add_ratios(rows: list[dict]) -> None:
 
 def format_table(rows: list[dict], config: TrainConfig, steps: int) -> str:
     thinker = config.model.thinker_config
-    head = (f"Training throughput, {steps} timed steps, micro-batch {rows[0]['micro_batch_size']} per rank, "
-            f"LM hidden {thinker.hidden_size} x {thinker.text_config.num_hidden_layers} layers")
-    lines = [head, "",
-             f"| mode | ranks | samples/s | tokens/s | peak RSS (GB, all ranks) | samples/s vs {BASELINE} "
-             f"| RSS vs {BASELINE} | final loss |",
-             "|---|---|---|---|---|---|---|---|"]
+    head = (
+        f"Training throughput, {steps} timed steps, micro-batch {rows[0]['micro_batch_size']} per rank, "
+        f"LM hidden {thinker.hidden_size} x {thinker.text_config.num_hidden_layers} layers"
+    )
+    lines = [
+        head,
+        "",
+        f"| mode | ranks | samples/s | tokens/s | peak RSS (GB, all ranks) | samples/s vs {BASELINE} "
+        f"| RSS vs {BASELINE} | final loss |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     gpu = any(r.get("peak_gpu_bytes") for r in rows)
     if gpu:  # where a GPU ran the modes: its peak memory and the model FLOPs utilisation too
-        lines[2] = lines[2][:-len(" final loss |")] + " peak GPU memory (GB) | MFU | final loss |"
+        lines[2] = lines[2][: -len(" final loss |")] + " peak GPU memory (GB) | MFU | final loss |"
         lines[3] += "---|---|"
     for r in rows:
         ratio = r[f"samples_per_s_vs_{BASELINE}"]
         rss_ratio = r[f"peak_rss_bytes_vs_{BASELINE}"]
-        cells = [r["mode"], str(r["world_size"]), f"{r['samples_per_s']:.1f}", f"{r['tokens_per_s']:.0f}",
-                 f"{r['peak_rss_bytes'] / 1e9:.2f}", "not measured" if ratio is None else f"{ratio:.2f}x",
-                 "not measured" if rss_ratio is None else f"{rss_ratio:.2f}x"]
+        cells = [
+            r["mode"],
+            str(r["world_size"]),
+            f"{r['samples_per_s']:.1f}",
+            f"{r['tokens_per_s']:.0f}",
+            f"{r['peak_rss_bytes'] / 1e9:.2f}",
+            "not measured" if ratio is None else f"{ratio:.2f}x",
+            "not measured" if rss_ratio is None else f"{rss_ratio:.2f}x",
+        ]
         if gpu:
             cells += [f"{r['peak_gpu_bytes'] / 1e9:.1f}", "not computed" if r["mfu"] is None else f"{r['mfu']:.1%}"]
         lines.append("| " + " | ".join(cells + [str(r["final_loss"])]) + " |")
@@ -112,8 +150,9 @@ def plot_bench(rows: list[dict], path: Path) -> Path:
     """Samples/s and peak RSS per mode, side by side, the baseline's bar outlined."""
     figure = Figure(figsize=(9, 3.6), dpi=110, layout="constrained")
     labels = [f"{r['mode']}\nx{r['world_size']}" for r in rows]
-    for index, (key, title, scale) in enumerate((("samples_per_s", "samples / s (higher is better)", 1.0),
-                                                 ("peak_rss_bytes", "peak RSS, all ranks (GB)", 1e-9))):
+    for index, (key, title, scale) in enumerate(
+        (("samples_per_s", "samples / s (higher is better)", 1.0), ("peak_rss_bytes", "peak RSS, all ranks (GB)", 1e-9))
+    ):
         axes = figure.add_subplot(1, 2, index + 1)
         bars = axes.bar(labels, [r[key] * scale for r in rows], color="#4C72B0")
         for bar, row in zip(bars, rows):

@@ -8,6 +8,7 @@ micro-batch, clips gradients at the same norm and steps the same AdamW, so the n
 is parallelised. Rank 0 writes OUT (JSON). Warm-up steps (allocator, DeepSpeed's buckets) are not timed. On a GPU
 machine each rank takes one GPU (NCCL) and the row carries peak GPU memory and MFU (see flops.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,10 +67,14 @@ def run(run_dir: Path, dataset_dir: Path, mode: str, steps: int, warmup: int, ou
     model, speech = build_model(config, run_dir)
     per_token = flops_per_token(model)
     rows = [r for r in read_manifest(dataset_dir) if r["split"] == "train"]
-    dataset = DialogueDataset(rows, dataset_dir, config.model.thinker_config, load_tokenizer(run_dir / TOKENIZER_FILE),
-                              speech=speech)
-    sampler = DistributedSampler(dataset, world, rank, seed=config.seed) if distributed else \
-        RandomSampler(dataset, generator=torch.Generator().manual_seed(config.seed))
+    dataset = DialogueDataset(
+        rows, dataset_dir, config.model.thinker_config, load_tokenizer(run_dir / TOKENIZER_FILE), speech=speech
+    )
+    sampler = (
+        DistributedSampler(dataset, world, rank, seed=config.seed)
+        if distributed
+        else RandomSampler(dataset, generator=torch.Generator().manual_seed(config.seed))
+    )
     loader = DataLoader(dataset, batch_size=config.micro_batch_size, sampler=sampler, collate_fn=collate)
     optimizer = torch.optim.AdamW(param_groups(model, config), weight_decay=config.weight_decay)
 
@@ -127,16 +132,31 @@ def run(run_dir: Path, dataset_dir: Path, mode: str, steps: int, warmup: int, ou
     tflops = tokens / seconds * per_token / 1e12
     peak = peak_tflops(config.precision)
     if rank == 0:
-        Path(out).write_text(json.dumps({
-            "mode": mode, "world_size": world, "steps": steps, "micro_batch_size": config.micro_batch_size,
-            "seconds": round(seconds, 3), "samples": samples, "tokens": tokens,
-            "samples_per_s": round(samples / seconds, 2), "tokens_per_s": round(tokens / seconds, 1),
-            "peak_rss_bytes": sum(per_rank_rss), "peak_rss_per_rank_bytes": per_rank_rss,
-            "peak_gpu_bytes": max(per_rank_gpu) if on_gpu else None, "device": str(device.type),
-            "precision": config.precision, "achieved_tflops": round(tflops, 4),
-            "mfu": round(tflops / (peak * world), 4) if peak else None,  # None: no known peak (CPU)
-            "parameters": parameter_counts(model)[0], "final_loss": round(float(loss), 4),
-        }) + "\n")
+        Path(out).write_text(
+            json.dumps(
+                {
+                    "mode": mode,
+                    "world_size": world,
+                    "steps": steps,
+                    "micro_batch_size": config.micro_batch_size,
+                    "seconds": round(seconds, 3),
+                    "samples": samples,
+                    "tokens": tokens,
+                    "samples_per_s": round(samples / seconds, 2),
+                    "tokens_per_s": round(tokens / seconds, 1),
+                    "peak_rss_bytes": sum(per_rank_rss),
+                    "peak_rss_per_rank_bytes": per_rank_rss,
+                    "peak_gpu_bytes": max(per_rank_gpu) if on_gpu else None,
+                    "device": str(device.type),
+                    "precision": config.precision,
+                    "achieved_tflops": round(tflops, 4),
+                    "mfu": round(tflops / (peak * world), 4) if peak else None,  # None: no known peak (CPU)
+                    "parameters": parameter_counts(model)[0],
+                    "final_loss": round(float(loss), 4),
+                }
+            )
+            + "\n"
+        )
     if distributed:
         dist.barrier()
         dist.destroy_process_group()

@@ -8,6 +8,7 @@ fingerprint of what was trained. A directory without it (a kill cut the save sho
 Resuming loads the newest complete checkpoint, restores the RNG and skips the data already seen, so the run goes
 on as if it had not stopped (see worker.py; the test compares the weights with an uninterrupted run's).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CHECKPOINT_DIR = "checkpoints"    # inside the run directory
-COMPLETE_FILE = "complete.json"   # written last, by rank 0, after every rank saved
+CHECKPOINT_DIR = "checkpoints"  # inside the run directory
+COMPLETE_FILE = "complete.json"  # written last, by rank 0, after every rank saved
 _TAG_PREFIX = "step"
 
 
@@ -30,18 +31,18 @@ _TAG_PREFIX = "step"
 class TrainPosition:
     """Where a run stands: enough to go on from here with the same data order."""
 
-    step: int = 0                 # optimizer steps done
-    epoch: int = 0                # the epoch under way (== epochs done when batches_in_epoch is 0)
-    batches_in_epoch: int = 0     # micro-batches of that epoch this rank has trained on
-    samples: int = 0              # samples seen by all ranks together
-    elapsed_s: float = 0.0        # training seconds before this point (excludes start-up)
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # the epoch under way (== epochs done when batches_in_epoch is 0)
+    batches_in_epoch: int = 0  # micro-batches of that epoch this rank has trained on
+    samples: int = 0  # samples seen by all ranks together
+    elapsed_s: float = 0.0  # training seconds before this point (excludes start-up)
 
 
 @dataclass
 class CheckpointInfo:
     tag: str
     position: TrainPosition
-    fingerprint: str              # of the model config and the parameters that shape the checkpoint's tensors
+    fingerprint: str  # of the model config and the parameters that shape the checkpoint's tensors
     world_size: int
     zero_stage: int
     extra: dict = field(default_factory=dict)
@@ -58,8 +59,11 @@ def tag_for(step: int) -> str:
 
 def fingerprint(config) -> str:
     """What a checkpoint's tensors depend on: the model config, the stage and the LoRA adapters (TrainConfig)."""
-    shape = {"model": config.model.to_dict(), "stage": config.stage,
-             "lora": config.lora_settings() if config.lora_r else None}
+    shape = {
+        "model": config.model.to_dict(),
+        "stage": config.stage,
+        "lora": config.lora_settings() if config.lora_r else None,
+    }
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -95,8 +99,10 @@ def check_resumable(info: CheckpointInfo, config, world_size: int) -> None:
     if info.zero_stage != config.zero_stage:
         problems.append(f"it is a ZeRO-{info.zero_stage} checkpoint, this run uses ZeRO-{config.zero_stage}")
     if problems:
-        raise ValueError(f"cannot resume from checkpoint {info.tag}: {'; '.join(problems)}. Resume with the "
-                         "config it was written with, or start over without --resume in a new run directory")
+        raise ValueError(
+            f"cannot resume from checkpoint {info.tag}: {'; '.join(problems)}. Resume with the "
+            "config it was written with, or start over without --resume in a new run directory"
+        )
 
 
 def prune(checkpoint_dir: Path, keep: int) -> list[str]:
@@ -109,7 +115,7 @@ def prune(checkpoint_dir: Path, keep: int) -> list[str]:
     newest = complete[-1].position.step
     deleted = []
     for path in sorted(Path(checkpoint_dir).glob(f"{_TAG_PREFIX}*")):
-        step = int(path.name[len(_TAG_PREFIX):]) if path.name[len(_TAG_PREFIX):].isdigit() else None
+        step = int(path.name[len(_TAG_PREFIX) :]) if path.name[len(_TAG_PREFIX) :].isdigit() else None
         if step is None or path.name in kept or (not (path / COMPLETE_FILE).exists() and step > newest):
             continue
         (path / COMPLETE_FILE).unlink(missing_ok=True)  # first: a deletion cut short leaves ignorable debris
@@ -119,6 +125,7 @@ def prune(checkpoint_dir: Path, keep: int) -> list[str]:
 
 
 # --- RNG: dropout, the talker's streaming-mask and reference-emotion draws ---
+
 
 def _rng_file(tag_dir: Path, rank: int) -> Path:
     return Path(tag_dir) / f"rng_rank{rank}.pt"
@@ -134,8 +141,10 @@ def save_rng(tag_dir: Path, rank: int) -> None:
 def load_rng(tag_dir: Path, rank: int) -> None:
     path = _rng_file(tag_dir, rank)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from a checkpoint marked complete: delete {Path(tag_dir)} "
-                                "to resume from the one before it")
+        raise FileNotFoundError(
+            f"{path} is missing from a checkpoint marked complete: delete {Path(tag_dir)} "
+            "to resume from the one before it"
+        )
     state = torch.load(path, weights_only=False)  # our own file: Python and NumPy states are tuples
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])

@@ -5,6 +5,7 @@ holds only its slice (shape [0] where it holds none), so saving `module.state_di
 cannot be loaded. Here every rank joins one gather per parameter (deepspeed.zero.GatheredParameters) and rank 0
 copies each to CPU, so at most one whole parameter beyond the partitions is alive at a time on the device.
 """
+
 from __future__ import annotations
 
 import torch

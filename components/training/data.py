@@ -3,6 +3,7 @@
 Stage 2 adds the reference reply's speech: its units (from the speech-units step) and its log-mel (the unit ->
 mel model's target), cut to the same length: 2 mel frames per unit; and the restyled replies as extra items.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,14 +28,22 @@ class DialogueDataset(Dataset):
     follow the dataset's own rows as extra items: the same user turn and reply words, spoken in another emotion,
     which is then the talker's emotion condition (`force_reference_emotion`)."""
 
-    def __init__(self, rows: list[dict], dataset_dir: Path, config: EmotionOmniThinkerConfig, tokenizer,
-                 speech: SpeechUnits | None = None):
+    def __init__(
+        self,
+        rows: list[dict],
+        dataset_dir: Path,
+        config: EmotionOmniThinkerConfig,
+        tokenizer,
+        speech: SpeechUnits | None = None,
+    ):
         if not rows:
             raise ValueError(f"no rows to train on in {dataset_dir}: synthesize a larger dataset (--n)")
         missing = [r["id"] for r in rows if speech is not None and r["id"] not in speech.units]
         if missing:
-            raise ValueError(f"{len(missing)} rows have no speech units (first: {missing[:3]}): the units were made "
-                             "for another dataset; run the speech-units step on this one")
+            raise ValueError(
+                f"{len(missing)} rows have no speech units (first: {missing[:3]}): the units were made "
+                "for another dataset; run the speech-units step on this one"
+            )
         self.rows, self.dataset_dir, self.config, self.tokenizer = rows, Path(dataset_dir), config, tokenizer
         self.frontend = LogMelFrontend(config.n_mels, config.window_seconds, config.stack_factor)
         self.speech = speech
@@ -58,9 +67,11 @@ class DialogueDataset(Dataset):
                 emotion, reply_wav = row["response_emotion"], self.dataset_dir / row["response_wav"]
             features, frames = self.frontend([load_wav(self.dataset_dir / row["user_wav"])])
             item = {
-                "input_features": features[0], "audio_frames": frames[0],
+                "input_features": features[0],
+                "audio_frames": frames[0],
                 "response_ids": torch.tensor(
-                    encode_response(self.tokenizer, row["response_text"], self.config.eos_token_id)),
+                    encode_response(self.tokenizer, row["response_text"], self.config.eos_token_id)
+                ),
                 "user_emotion": self.config.user_emotions.index(row["user_emotion"]),
                 "response_emotion": self.config.response_emotions.index(emotion),
             }
@@ -70,8 +81,10 @@ class DialogueDataset(Dataset):
                 item["force_reference_emotion"] = restyled
             if self.speech_mel is not None:
                 mel = self.speech_mel(load_wav(reply_wav))
-                item.update(speech_mel=mel[:, : len(item["speech_units"]) * self.speech.config.frames_per_unit],
-                            speaker=self.speech.config.speakers.index(ASSISTANT_SPEAKER))
+                item.update(
+                    speech_mel=mel[:, : len(item["speech_units"]) * self.speech.config.frames_per_unit],
+                    speaker=self.speech.config.speakers.index(ASSISTANT_SPEAKER),
+                )
             self._cache[index] = item
         return self._cache[index]
 
@@ -91,12 +104,16 @@ def collate(items: list[dict]) -> dict:
         units = torch.zeros(len(items), max(int(lengths.max()), 1), dtype=torch.long)
         for i, x in enumerate(items):
             units[i, : len(x["speech_units"])] = x["speech_units"]
-        batch.update(speech_units=units, speech_unit_lengths=lengths,
-                     force_reference_emotion=torch.tensor([x["force_reference_emotion"] for x in items]))
+        batch.update(
+            speech_units=units,
+            speech_unit_lengths=lengths,
+            force_reference_emotion=torch.tensor([x["force_reference_emotion"] for x in items]),
+        )
     if "speech_mel" in items[0]:
         # Each item's mel is exactly frames_per_unit frames per unit, so the widest mel is the padded width.
-        mel = items[0]["speech_mel"].new_zeros(len(items), items[0]["speech_mel"].shape[0],
-                                               max(x["speech_mel"].shape[1] for x in items))
+        mel = items[0]["speech_mel"].new_zeros(
+            len(items), items[0]["speech_mel"].shape[0], max(x["speech_mel"].shape[1] for x in items)
+        )
         for i, x in enumerate(items):
             mel[i, :, : x["speech_mel"].shape[1]] = x["speech_mel"]
         batch.update(speech_mel=mel, speaker=torch.tensor([x["speaker"] for x in items]))
@@ -106,6 +123,7 @@ def collate(items: list[dict]) -> dict:
 def to_device(batch: dict, device: torch.device | str, dtype: torch.dtype | None = None) -> dict:
     """Move a collated batch (tensors and the list of reply tensors) to the engine's device; with `dtype` (bf16
     training: DeepSpeed casts the model, not its inputs) floating-point tensors are cast too."""
+
     def move(t: torch.Tensor) -> torch.Tensor:
         return t.to(device, dtype) if dtype is not None and t.is_floating_point() else t.to(device)
 

@@ -7,6 +7,7 @@
 Unset (always, outside the fault tests) it costs one dictionary lookup per step. A preempted node, an OOM kill
 and a pipeline retry all look like this to the run: processes gone without a word.
 """
+
 from __future__ import annotations
 
 import os

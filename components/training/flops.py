@@ -8,6 +8,7 @@ only through the talker. Attention's sequence-length term is left out: our seque
 where it is a few percent. A token is a position the model reads: the LM's audio frames, prompt and reply tokens, and
 in stage 2 the talker's speech units as well.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 The parent process trains the tokenizer and fixes the model config (so every rank builds the same model),
 then runs `torchrun --nproc_per_node N -m components.training.worker`, teeing its output to RUN/train.log.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,11 +34,11 @@ class TrainingError(RuntimeError):
 @dataclass
 class TrainResult:
     run_dir: Path
-    model_dir: Path            # the exported model (config.json + model.safetensors + tokenizer.json)
-    log_path: Path             # per-step losses, JSON lines
-    loss_curve: Path           # PNG
-    summary: dict              # steps, throughput, parameter count, ...
-    wall_seconds: float        # including process start-up and DeepSpeed op compilation
+    model_dir: Path  # the exported model (config.json + model.safetensors + tokenizer.json)
+    log_path: Path  # per-step losses, JSON lines
+    loss_curve: Path  # PNG
+    summary: dict  # steps, throughput, parameter count, ...
+    wall_seconds: float  # including process start-up and DeepSpeed op compilation
 
     @classmethod
     def of_run(cls, run_dir: Path, started: float, summary: dict | None = None) -> TrainResult:
@@ -45,8 +46,9 @@ class TrainResult:
         drawn; `started` is the time.time() the caller's training began."""
         summary = summary if summary is not None else json.loads((run_dir / TRAIN_SUMMARY_FILE).read_text())
         loss_curve = plot_loss_curve(run_dir / TRAIN_LOG_FILE, run_dir / LOSS_CURVE_FILE)
-        return cls(run_dir, run_dir / "model", run_dir / TRAIN_LOG_FILE, loss_curve, summary,
-                   round(time.time() - started, 2))
+        return cls(
+            run_dir, run_dir / "model", run_dir / TRAIN_LOG_FILE, loss_curve, summary, round(time.time() - started, 2)
+        )
 
 
 # A rank's own exception line, e.g. "[rank1]: components.audio.io.AudioError: ...".
@@ -60,8 +62,10 @@ def first_rank_error(lines: Iterable[str]) -> str | None:
 
 
 def _root_cause(log_path: Path) -> str:
-    return (first_rank_error(log_path.read_text(errors="replace").splitlines())
-            or "no rank reported an exception (killed for memory? see the log)")
+    return (
+        first_rank_error(log_path.read_text(errors="replace").splitlines())
+        or "no rank reported an exception (killed for memory? see the log)"
+    )
 
 
 def resume_point(run_dir: Path, config: TrainConfig, world_size: int, resume: bool) -> CheckpointInfo | None:
@@ -72,24 +76,33 @@ def resume_point(run_dir: Path, config: TrainConfig, world_size: int, resume: bo
     mirror = CheckpointMirror(config.checkpoint_uri) if config.checkpoint_uri else None
     if not resume:
         if mirror and mirror.tags():
-            raise ValueError(f"checkpoint_uri {config.checkpoint_uri} already holds checkpoints: resume from them "
-                             "(--resume) or give this run its own checkpoint_uri")
+            raise ValueError(
+                f"checkpoint_uri {config.checkpoint_uri} already holds checkpoints: resume from them "
+                "(--resume) or give this run its own checkpoint_uri"
+            )
         if (earlier := latest_complete(checkpoints)) is not None:
-            raise ValueError(f"{checkpoints} holds an earlier run's checkpoints (newest: step "
-                             f"{earlier.position.step}): pass --resume to continue it, or another --out (or delete "
-                             "that directory) to start over")
+            raise ValueError(
+                f"{checkpoints} holds an earlier run's checkpoints (newest: step "
+                f"{earlier.position.step}): pass --resume to continue it, or another --out (or delete "
+                "that directory) to start over"
+            )
         shutil.rmtree(checkpoints, ignore_errors=True)  # debris without a complete checkpoint
         return None
     checkpoints.mkdir(parents=True, exist_ok=True)
     info = mirror.pull_latest(checkpoints) if mirror else None
     info = latest_complete(checkpoints) if info is None else info
     if info is None:
-        print(f"resume: no complete checkpoint in {checkpoints}"
-              + (f" or {config.checkpoint_uri}" if mirror else "") + "; starting at step 0", file=sys.stderr)
+        print(
+            f"resume: no complete checkpoint in {checkpoints}"
+            + (f" or {config.checkpoint_uri}" if mirror else "")
+            + "; starting at step 0",
+            file=sys.stderr,
+        )
         return None
     check_resumable(info, config, world_size)
-    print(f"resume: continuing from {info.tag} (epoch {info.position.epoch}, step {info.position.step})",
-          file=sys.stderr)
+    print(
+        f"resume: continuing from {info.tag} (epoch {info.position.epoch}, step {info.position.step})", file=sys.stderr
+    )
     return info
 
 
@@ -114,11 +127,19 @@ def worker_env(nproc: int) -> dict[str, str]:
 
 def _has_cuda() -> bool:
     import torch
+
     return torch.cuda.is_available()
 
 
-def train(dataset_dir: Path, run_dir: Path, config: TrainConfig | None = None, *, init_model: Path | None = None,
-          speech_units: Path | None = None, resume: bool = False) -> TrainResult:
+def train(
+    dataset_dir: Path,
+    run_dir: Path,
+    config: TrainConfig | None = None,
+    *,
+    init_model: Path | None = None,
+    speech_units: Path | None = None,
+    resume: bool = False,
+) -> TrainResult:
     """Run DeepSpeed training of Emotion Omni on `dataset_dir`'s train split; results land in `run_dir`.
 
     Stage 2 (`config.stage == 2`) also needs `init_model` (the stage-1 model) and `speech_units`. `resume`
@@ -128,20 +149,37 @@ def train(dataset_dir: Path, run_dir: Path, config: TrainConfig | None = None, *
     start = time.time()
     prepare_run(dataset_dir, run_dir, config, init_model, speech_units, resume=resume)
     resume_point(run_dir, config, config.nproc, resume)
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={config.nproc}", "--nnodes=1",
-           "--master_addr=127.0.0.1", f"--master_port={free_port()}",
-           "-m", "components.training.worker", "--run-dir", str(run_dir), "--dataset", str(dataset_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={config.nproc}",
+        "--nnodes=1",
+        "--master_addr=127.0.0.1",
+        f"--master_port={free_port()}",
+        "-m",
+        "components.training.worker",
+        "--run-dir",
+        str(run_dir),
+        "--dataset",
+        str(dataset_dir),
+    ]
     cmd += ["--resume"] if resume else []
     tail: deque[str] = deque(maxlen=40)
-    with open(run_dir / "train.log", "w") as log, subprocess.Popen(
-            cmd, env=worker_env(config.nproc), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            bufsize=1) as proc:
+    with (
+        open(run_dir / "train.log", "w") as log,
+        subprocess.Popen(
+            cmd, env=worker_env(config.nproc), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        ) as proc,
+    ):
         for line in proc.stdout:  # tee: the user sees progress, the run keeps the log
             sys.stderr.write(line)
             log.write(line)
             tail.append(line.rstrip())
         code = proc.wait()
     if code != 0:
-        raise TrainingError(f"training failed (torchrun exit {code}): {_root_cause(run_dir / 'train.log')}\n"
-                            f"full log: {run_dir / 'train.log'}; its end:\n" + "\n".join(tail))
+        raise TrainingError(
+            f"training failed (torchrun exit {code}): {_root_cause(run_dir / 'train.log')}\n"
+            f"full log: {run_dir / 'train.log'}; its end:\n" + "\n".join(tail)
+        )
     return TrainResult.of_run(run_dir, start)

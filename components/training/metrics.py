@@ -15,6 +15,7 @@ Service and ServiceMonitor (infra/bootstrap/06-monitoring/training) scrape rank 
 trainjob.py puts on the trainer pods; the Grafana dashboard "Emotion Omni training" draws them. The server is a
 daemon thread: it dies with the rank.
 """
+
 from __future__ import annotations
 
 import resource
@@ -53,8 +54,17 @@ class TrainMetrics:
         gauge, labels = metric
         gauge.labels(**labels, **extra).set(value)
 
-    def progress(self, step: int, total_steps: int, losses: dict[str, float], lrs: dict[str, float],
-                 samples_per_s: float, tokens_per_s: float, tflops: float | None, mfu: float | None) -> None:
+    def progress(
+        self,
+        step: int,
+        total_steps: int,
+        losses: dict[str, float],
+        lrs: dict[str, float],
+        samples_per_s: float,
+        tokens_per_s: float,
+        tflops: float | None,
+        mfu: float | None,
+    ) -> None:
         self._set(self._step, step)
         self._set(self._total, total_steps)
         for part, value in losses.items():

@@ -7,6 +7,7 @@ ignorable debris, and the launcher of the next attempt pulls the newest one back
     checkpoint_uri = /mnt/shared/ckpt/<run>           a directory (the shared ReadWriteMany PVC)
     checkpoint_uri = s3://[host:port/]bucket/<run>    an S3 prefix (MinIO in clusters), credentials from the env
 """
+
 from __future__ import annotations
 
 import shutil

@@ -3,6 +3,7 @@
 Built with matplotlib's object API (`Figure`), never pyplot, like the evaluation plots: headless-safe and no
 global backend or figure left behind.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,12 @@ from matplotlib.figure import Figure
 
 # What each logged loss is, for the legend; any other loss key is drawn under its own name.
 LABELS = {
-    "loss": "total", "text_loss": "reply text CE", "emotion_loss": "emotion (0.6 MSE + 0.4 cos)",
-    "user_emotion_loss": "user emotion CE", "unit_loss": "speech units CE", "mel_loss": "unit -> mel L1",
+    "loss": "total",
+    "text_loss": "reply text CE",
+    "emotion_loss": "emotion (0.6 MSE + 0.4 cos)",
+    "user_emotion_loss": "user emotion CE",
+    "unit_loss": "speech units CE",
+    "mel_loss": "unit -> mel L1",
 }
 _NOT_LOSSES = {"step", "epoch", "lr", "elapsed_s", "samples_per_s", "tokens_per_s", "tflops"}  # throughput, not loss
 

@@ -5,6 +5,7 @@ checkpoints' architectures, when given). Stage 2 copies the stage-1 model and th
 (so ranks on other nodes read them from the shared run directory) and composes the speaking model's config:
 the stage-1 thinker's, a talker sized by the run's config and fitted to that thinker, and the units' token2wav.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,8 +27,14 @@ from components.training.model_setup import (
 )
 
 
-def prepare_run(dataset_dir: Path, run_dir: Path, config: TrainConfig, init_model: Path | None = None,
-                speech_units: Path | None = None, resume: bool = False) -> TrainConfig:
+def prepare_run(
+    dataset_dir: Path,
+    run_dir: Path,
+    config: TrainConfig,
+    init_model: Path | None = None,
+    speech_units: Path | None = None,
+    resume: bool = False,
+) -> TrainConfig:
     """Write train_config.json and tokenizer.json (+ RUN/init for stage 2) into `run_dir`; return the config.
     `resume` keeps a tokenizer the run directory already holds (its checkpoints' embeddings are indexed by it)."""
     config.validate()
@@ -53,18 +60,23 @@ def _prepare_thinker(rows: list[dict], run_dir: Path, config: TrainConfig, resum
     elif config.llm_path and (Path(config.llm_path) / TOKENIZER_FILE).is_file():
         tokenizer = load_tokenizer(Path(config.llm_path) / TOKENIZER_FILE)  # a pretrained LM reads its own ids
     else:
-        tokenizer = train_tokenizer((t for r in rows for t in (r["user_text"], r["response_text"])),
-                                    vocab_size=config.tokenizer_vocab_size)
+        tokenizer = train_tokenizer(
+            (t for r in rows for t in (r["user_text"], r["response_text"])), vocab_size=config.tokenizer_vocab_size
+        )
     thinker = config.model.thinker_config
     if config.emotion_encoder_path:
         thinker = emotion_encoder_architecture(thinker, Path(config.emotion_encoder_path))
     pretrained = thinker.with_pretrained_architectures(config.speech_encoder_path or None, config.llm_path or None)
-    if (pretrained.n_mels, pretrained.window_seconds) != (thinker.n_mels, thinker.window_seconds) \
-            and config.emotion_encoder_path:
-        raise ValueError(f"the emotion encoder at {config.emotion_encoder_path} hears {thinker.n_mels} mel bins over "
-                         f"{thinker.window_seconds} s, the speech encoder at {config.speech_encoder_path} "
-                         f"{pretrained.n_mels} over {pretrained.window_seconds} s: they share one front end; use "
-                         "an emotion encoder trained with this speech encoder")
+    if (pretrained.n_mels, pretrained.window_seconds) != (
+        thinker.n_mels,
+        thinker.window_seconds,
+    ) and config.emotion_encoder_path:
+        raise ValueError(
+            f"the emotion encoder at {config.emotion_encoder_path} hears {thinker.n_mels} mel bins over "
+            f"{thinker.window_seconds} s, the speech encoder at {config.speech_encoder_path} "
+            f"{pretrained.n_mels} over {pretrained.window_seconds} s: they share one front end; use "
+            "an emotion encoder trained with this speech encoder"
+        )
     thinker = pretrained
     config.model = dataclasses.replace(config.model, thinker_config=apply_tokenizer(thinker, tokenizer))
     tokenizer.save(str(run_dir / TOKENIZER_FILE))
@@ -72,8 +84,10 @@ def _prepare_thinker(rows: list[dict], run_dir: Path, config: TrainConfig, resum
 
 def _prepare_speech(run_dir: Path, config: TrainConfig, init_model: Path | None, speech_units: Path | None) -> None:
     if init_model is None or speech_units is None:
-        raise ValueError("stage 2 trains on a stage-1 model and speech units: pass init_model (the stage-1 "
-                         "model directory) and speech_units (the speech-units step's directory)")
+        raise ValueError(
+            "stage 2 trains on a stage-1 model and speech units: pass init_model (the stage-1 "
+            "model directory) and speech_units (the speech-units step's directory)"
+        )
     check_model_dir(init_model, fix="pass init_model: the stage-1 model directory `omni train` exported (.../model)")
     stage1 = EmotionOmniConfig.load(Path(init_model) / MODEL_CONFIG_FILE)
     token2wav = load_speech_units(speech_units).config  # checks the directory before anything is copied
@@ -88,12 +102,14 @@ def _prepare_speech(run_dir: Path, config: TrainConfig, init_model: Path | None,
     # The run's config may size the talker and the unit -> mel model; what must fit the thinker and the units
     # (widths, emotion space, unit vocabulary, mel analysis) is taken from them, not from the run's config.
     talker = config.model.talker_config or EmotionOmniTalkerConfig()
-    talker = dataclasses.replace(talker, thinker_hidden_size=thinker.hidden_size, emotion_dim=thinker.emotion_dim,
-                                 num_units=token2wav.num_units)
+    talker = dataclasses.replace(
+        talker, thinker_hidden_size=thinker.hidden_size, emotion_dim=thinker.emotion_dim, num_units=token2wav.num_units
+    )
     requested = config.model.token2wav_config
     if requested is not None:
         token2wav = dataclasses.replace(
-            requested, mel=token2wav.mel, num_units=token2wav.num_units, frames_per_unit=token2wav.frames_per_unit)
+            requested, mel=token2wav.mel, num_units=token2wav.num_units, frames_per_unit=token2wav.frames_per_unit
+        )
     # A CosyVoice2 checkpoint travels into RUN/init too (every rank must read it); named relative to RUN/init.
     token2wav = carry_checkpoint(dataclasses.replace(token2wav, emotion_dim=thinker.emotion_dim), None, init)
     config.model = EmotionOmniConfig(thinker_config=thinker, talker_config=talker, token2wav_config=token2wav)

@@ -1,4 +1,5 @@
 """The learning-rate schedule every training run here uses: a linear warm-up, then a cosine down to 10 %."""
+
 from __future__ import annotations
 
 import math
@@ -14,4 +15,5 @@ def lr_schedule(total_steps: int, warmup_ratio: float) -> Callable[[int], float]
             return (step + 1) / warmup
         progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
     return factor

@@ -13,6 +13,7 @@ cleanup is "never", so it cannot hold GPUs unattended.
 The launcher's ServiceAccount needs, in the job's namespace: create/get/delete on trainjobs.trainer.kubeflow.org,
 list on pods, get on pods/log (pipelines/rbac/trainjob-launcher.yaml). The kubernetes client is imported lazily.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,10 +47,12 @@ JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"  # on every pod of the Trai
 NODE_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"  # the node rank of a trainer pod
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
-_MAX_TRANSIENT_ERRORS = 6   # consecutive failed polls before the launcher gives up on the API server
-_LOG_JOIN_S = 15.0          # how long to wait for the log streams to drain once the job has finished
-RBAC_HINT = ("the launcher's ServiceAccount needs create/get/delete on trainjobs.trainer.kubeflow.org, list on "
-             "pods and get on pods/log in that namespace (pipelines/rbac/trainjob-launcher.yaml)")
+_MAX_TRANSIENT_ERRORS = 6  # consecutive failed polls before the launcher gives up on the API server
+_LOG_JOIN_S = 15.0  # how long to wait for the log streams to drain once the job has finished
+RBAC_HINT = (
+    "the launcher's ServiceAccount needs create/get/delete on trainjobs.trainer.kubeflow.org, list on "
+    "pods and get on pods/log in that namespace (pipelines/rbac/trainjob-launcher.yaml)"
+)
 
 
 def load_api_client():
@@ -62,8 +65,10 @@ def load_api_client():
         try:
             config.load_kube_config()
         except (config.ConfigException, OSError) as error:
-            raise TrainingError(f"no Kubernetes credentials: not running in a pod and no usable kubeconfig "
-                                f"({error}); set KUBECONFIG or run inside the cluster") from None
+            raise TrainingError(
+                f"no Kubernetes credentials: not running in a pod and no usable kubeconfig "
+                f"({error}); set KUBECONFIG or run inside the cluster"
+            ) from None
     return client.ApiClient()
 
 
@@ -87,9 +92,11 @@ def _api_error(action: str, error: Exception, namespace: str) -> TrainingError:
         detail = json.loads(getattr(error, "body", "") or "{}").get("message") or detail
     except (ValueError, AttributeError):
         pass
-    hints = {401: "the API server refused the credentials",
-             403: RBAC_HINT,
-             404: "is Kubeflow Trainer v2 installed (CRD trainjobs.trainer.kubeflow.org, version v1alpha1)?"}
+    hints = {
+        401: "the API server refused the credentials",
+        403: RBAC_HINT,
+        404: "is Kubeflow Trainer v2 installed (CRD trainjobs.trainer.kubeflow.org, version v1alpha1)?",
+    }
     hint = f"; {hints[status]}" if status in hints else ""
     return TrainingError(f"{action} in namespace {namespace!r} failed (HTTP {status}): {detail}{hint}")
 
@@ -151,8 +158,9 @@ class _PodLogs:
     def _follow(self, pod: str) -> None:
         label, tail = self.labels[pod], self.tails[pod]
         try:
-            response = self.core.read_namespaced_pod_log(pod, self.namespace, container=TRAINER_JOB, follow=True,
-                                                         _preload_content=False)
+            response = self.core.read_namespaced_pod_log(
+                pod, self.namespace, container=TRAINER_JOB, follow=True, _preload_content=False
+            )
             try:
                 for raw in response:  # urllib3 yields the stream line by line
                     line = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -200,8 +208,10 @@ class _TrainJobWatch:
         except Exception as error:
             raise _api_error(f"creating {self.where}", error, self.namespace) from None
         trainer = body["spec"]["trainer"]
-        self.say(f"created {self.where}: runtime {body['spec']['runtimeRef']['name']}, "
-                 f"{trainer['numNodes']} node(s) x {trainer['numProcPerNode']} rank(s)")
+        self.say(
+            f"created {self.where}: runtime {body['spec']['runtimeRef']['name']}, "
+            f"{trainer['numNodes']} node(s) x {trainer['numProcPerNode']} rank(s)"
+        )
 
     def wait(self, deadline: float) -> dict[str, Any] | None:
         """The final condition (type Complete or Failed), or None when the deadline passes first."""
@@ -250,13 +260,16 @@ class _TrainJobWatch:
 
     def delete(self) -> None:
         try:
-            self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.name,
-                                                        propagation_policy="Background")
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, self.name, propagation_policy="Background"
+            )
             self.say(f"deleted {self.where}")
         except Exception as error:  # never hide the training outcome behind a clean-up failure
             if getattr(error, "status", None) != 404:
-                self.say(f"could not delete {self.where}: {error}; delete it by hand: "
-                         f"kubectl delete trainjob -n {self.namespace} {self.name}")
+                self.say(
+                    f"could not delete {self.where}: {error}; delete it by hand: "
+                    f"kubectl delete trainjob -n {self.namespace} {self.name}"
+                )
 
 
 def _is_connection_error(error: Exception) -> bool:
@@ -265,10 +278,19 @@ def _is_connection_error(error: Exception) -> bool:
     return isinstance(error, (urllib3.exceptions.HTTPError, ConnectionError))
 
 
-def run_trainjob(config: TrainJobConfig, run_dir: Path, dataset_dir: Path, train_config: TrainConfig | None = None,
-                 *, name: str | None = None, api_client=None, out: TextIO | None = None,
-                 init_model: Path | None = None, speech_units: Path | None = None,
-                 resume: bool = False) -> TrainResult:
+def run_trainjob(
+    config: TrainJobConfig,
+    run_dir: Path,
+    dataset_dir: Path,
+    train_config: TrainConfig | None = None,
+    *,
+    name: str | None = None,
+    api_client=None,
+    out: TextIO | None = None,
+    init_model: Path | None = None,
+    speech_units: Path | None = None,
+    resume: bool = False,
+) -> TrainResult:
     """Train on the cluster: `run_dir` and `dataset_dir` are on the shared PVC, mounted here at the same path.
 
     Prepares run_dir (tokenizer + train_config.json), creates the TrainJob, streams its pods' logs to `out`
@@ -299,14 +321,16 @@ def run_trainjob(config: TrainJobConfig, run_dir: Path, dataset_dir: Path, train
             watch.delete()
 
     if not succeeded:
-        kept = "it was deleted" if deleted else \
-            f"it was kept: kubectl describe trainjob -n {namespace} {name}; kubectl get pods -n {namespace} " \
+        kept = (
+            "it was deleted"
+            if deleted
+            else f"it was kept: kubectl describe trainjob -n {namespace} {name}; kubectl get pods -n {namespace} "
             f"-l {JOBSET_NAME_LABEL}={name}"
+        )
         if final is None:
             head = f"{watch.where} did not finish within {config.timeout_s:g} s (last state: {watch.state}); {kept}"
         else:
-            head = (f"{watch.where} failed ({final.get('reason', 'no reason')}): {final.get('message', '')}; "
-                    f"{kept}")
+            head = f"{watch.where} failed ({final.get('reason', 'no reason')}): {final.get('message', '')}; {kept}"
         cause = watch.logs.root_cause()
         lines = [head] + ([f"first rank error: {cause}"] if cause else []) + [f"run dir: {run_dir}"]
         tail = watch.logs.last_lines()
@@ -315,15 +339,25 @@ def run_trainjob(config: TrainJobConfig, run_dir: Path, dataset_dir: Path, train
 
     summary_path = run_dir / TRAIN_SUMMARY_FILE
     if not summary_path.is_file():
-        raise TrainingError(f"{watch.where} completed but {summary_path} is missing: do the launcher and the "
-                            f"trainer pods mount the same PVC ({config.pvc}) at {config.mount_path}?")
+        raise TrainingError(
+            f"{watch.where} completed but {summary_path} is missing: do the launcher and the "
+            f"trainer pods mount the same PVC ({config.pvc}) at {config.mount_path}?"
+        )
     return TrainResult.of_run(run_dir, start)
 
 
-def train_on_cluster(dataset_dir: Path, out_dir: Path, train_config: TrainConfig | None = None,
-                     config: TrainJobConfig | None = None, *, api_client=None, out: TextIO | None = None,
-                     init_model: Path | None = None, speech_units: Path | None = None,
-                     resume: bool = False) -> TrainResult:
+def train_on_cluster(
+    dataset_dir: Path,
+    out_dir: Path,
+    train_config: TrainConfig | None = None,
+    config: TrainJobConfig | None = None,
+    *,
+    api_client=None,
+    out: TextIO | None = None,
+    init_model: Path | None = None,
+    speech_units: Path | None = None,
+    resume: bool = False,
+) -> TrainResult:
     """Stage `dataset_dir` on the shared PVC, train there with a TrainJob, copy the run dir back to `out_dir`.
 
     The PVC must be mounted here at `config.mount_path` (the pipeline's train step mounts it). The staging
@@ -339,14 +373,25 @@ def train_on_cluster(dataset_dir: Path, out_dir: Path, train_config: TrainConfig
         train_config = dataclasses.replace(train_config, metrics_port=TRAIN_METRICS_PORT)
     mount = Path(config.mount_path)
     if not mount.is_dir():
-        raise TrainingError(f"{mount} does not exist here: the launcher must mount PVC {config.pvc!r} at the path "
-                            "the TrainJob pods use (pipeline: ClusterSettings.shared_pvc / shared_mount_path)")
+        raise TrainingError(
+            f"{mount} does not exist here: the launcher must mount PVC {config.pvc!r} at the path "
+            "the TrainJob pods use (pipeline: ClusterSettings.shared_pvc / shared_mount_path)"
+        )
     name = job_name(config.name_prefix)
     stage = mount / "runs" / name
     shutil.copytree(dataset_dir, stage / "dataset")
-    result = run_trainjob(config, stage / "run", stage / "dataset", train_config, name=name,
-                          api_client=api_client, out=out, init_model=init_model, speech_units=speech_units,
-                          resume=resume)
+    result = run_trainjob(
+        config,
+        stage / "run",
+        stage / "dataset",
+        train_config,
+        name=name,
+        api_client=api_client,
+        out=out,
+        init_model=init_model,
+        speech_units=speech_units,
+        resume=resume,
+    )
     out_dir = Path(out_dir)
     shutil.copytree(stage / "run", out_dir, dirs_exist_ok=True)
     shutil.rmtree(stage, ignore_errors=True)

@@ -9,6 +9,7 @@ gather the weights (any ZeRO stage) and rank 0 exports them to RUN/model (config
 tokenizer.json), then checks that the exported model reproduces the engine's loss. Stage 1 trains the thinker;
 stage 2 loads it from the stage-1 model, freezes it, and trains the talker and the token2wav's unit -> mel model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,12 @@ def stage_losses(out: EmotionOmniOutput, stage: int) -> dict[str, torch.Tensor]:
     """The losses a stage logs, by name: the total first, then its parts."""
     if stage == 1:
         t = out.thinker
-        return {"loss": out.loss, "text_loss": t.text_loss, "emotion_loss": t.emotion_loss,
-                "user_emotion_loss": t.user_emotion_loss}
+        return {
+            "loss": out.loss,
+            "text_loss": t.text_loss,
+            "emotion_loss": t.emotion_loss,
+            "user_emotion_loss": t.user_emotion_loss,
+        }
     losses = {"loss": out.loss, "unit_loss": out.talker.unit_loss}
     if out.mel_loss is not None:  # a CosyVoice2 token2wav is frozen: no mel loss
         losses["mel_loss"] = out.mel_loss
@@ -73,7 +78,7 @@ class ResumableSampler(DistributedSampler):
 
     def __iter__(self):
         indices = list(super().__iter__())
-        return iter(indices[self.skip:])
+        return iter(indices[self.skip :])
 
     def __len__(self) -> int:
         return super().__len__() - self.skip
@@ -99,8 +104,13 @@ def train_worker(run_dir: Path, dataset_dir: Path, resume: bool = False) -> None
     sampler = ResumableSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
     # An own generator: a DataLoader otherwise draws its base seed from the global RNG at every epoch's start,
     # which would make a resumed run's dropout differ from an uninterrupted one.
-    loader = DataLoader(dataset, batch_size=config.micro_batch_size, sampler=sampler, collate_fn=collate,
-                        generator=torch.Generator().manual_seed(config.seed))
+    loader = DataLoader(
+        dataset,
+        batch_size=config.micro_batch_size,
+        sampler=sampler,
+        collate_fn=collate,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
     batches_per_epoch = len(loader)
     steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum_steps)
     total_steps = steps_per_epoch * config.epochs
@@ -110,7 +120,8 @@ def train_worker(run_dir: Path, dataset_dir: Path, resume: bool = False) -> None
     optimizer = torch.optim.AdamW(param_groups(model, config), weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_schedule(total_steps, config.warmup_ratio))
     engine, _, _, _ = deepspeed.initialize(
-        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=deepspeed_config(config))
+        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=deepspeed_config(config)
+    )
 
     checkpoints = run_dir / CHECKPOINT_DIR
     mirror = CheckpointMirror(config.checkpoint_uri) if config.checkpoint_uri and rank == 0 else None
@@ -122,8 +133,9 @@ def train_worker(run_dir: Path, dataset_dir: Path, resume: bool = False) -> None
         position = info.position
     resumed_from = position.step
 
-    progress = Progress(run_dir, config, total_steps, position.step, flops_per_token(engine.module),
-                        peak_tflops(config.precision))
+    progress = Progress(
+        run_dir, config, total_steps, position.step, flops_per_token(engine.module), peak_tflops(config.precision)
+    )
 
     def save_checkpoint() -> None:
         position.elapsed_s = time.time() - start
@@ -164,8 +176,13 @@ def train_worker(run_dir: Path, dataset_dir: Path, resume: bool = False) -> None
                 continue
             pending_micro_batches = 0
             position.step += 1
-            progress.step(position.step, position.epoch, stage_losses(out, config.stage),
-                          {group["name"]: group["lr"] for group in optimizer.param_groups}, time.time() - start)
+            progress.step(
+                position.step,
+                position.epoch,
+                stage_losses(out, config.stage),
+                {group["name"]: group["lr"] for group in optimizer.param_groups},
+                time.time() - start,
+            )
             maybe_fault("step", rank, position.step)
             if position.step >= total_steps:
                 break
@@ -183,24 +200,46 @@ def train_worker(run_dir: Path, dataset_dir: Path, resume: bool = False) -> None
 
     epochs_run = position.epoch + (1 if position.batches_in_epoch else 0)  # begun, the last perhaps cut short
     state = gathered_state_dict(engine.module)  # every rank joins the gathers; rank 0 gets the tensors
-    check = _verify_export(engine, dataset, config, run_dir, tokenizer, state,
-                           {"steps": position.step, "epochs": epochs_run, "zero_stage": config.zero_stage,
-                            "stage": config.stage})
+    check = _verify_export(
+        engine,
+        dataset,
+        config,
+        run_dir,
+        tokenizer,
+        state,
+        {"steps": position.step, "epochs": epochs_run, "zero_stage": config.zero_stage, "stage": config.stage},
+    )
     if rank == 0:
         total, trainable = parameter_counts(engine.module)
-        (run_dir / TRAIN_SUMMARY_FILE).write_text(json.dumps({
-            "stage": config.stage, "steps": position.step, "epochs_run": epochs_run, "world_size": world,
-            "train_samples": len(dataset), "samples_seen": position.samples, "train_seconds": round(elapsed, 2),
-            "samples_per_second": round(position.samples / max(elapsed, 1e-9), 2),
-            "parameters": total, "trainable_parameters": trainable, "zero_stage": config.zero_stage,
-            "precision": config.precision, "resumed_from_step": resumed_from, "export_check": check,
-            "lora_r": config.lora_r,
-        }, indent=2) + "\n")
+        (run_dir / TRAIN_SUMMARY_FILE).write_text(
+            json.dumps(
+                {
+                    "stage": config.stage,
+                    "steps": position.step,
+                    "epochs_run": epochs_run,
+                    "world_size": world,
+                    "train_samples": len(dataset),
+                    "samples_seen": position.samples,
+                    "train_seconds": round(elapsed, 2),
+                    "samples_per_second": round(position.samples / max(elapsed, 1e-9), 2),
+                    "parameters": total,
+                    "trainable_parameters": trainable,
+                    "zero_stage": config.zero_stage,
+                    "precision": config.precision,
+                    "resumed_from_step": resumed_from,
+                    "export_check": check,
+                    "lora_r": config.lora_r,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     dist.barrier()
 
 
-def _verify_export(engine, dataset, config: TrainConfig, run_dir: Path, tokenizer, state,
-                   metadata: dict) -> dict | None:
+def _verify_export(
+    engine, dataset, config: TrainConfig, run_dir: Path, tokenizer, state, metadata: dict
+) -> dict | None:
     """Export the gathered weights (rank 0), then check on one fixed batch that the exported model's loss equals
     the engine's (all ranks run the engine: under ZeRO-3 each holds a slice). A mismatch fails the run: a model
     that does not reproduce its training would otherwise be registered and served."""
@@ -219,9 +258,11 @@ def _verify_export(engine, dataset, config: TrainConfig, run_dir: Path, tokenize
     diff = abs(engine_loss - exported_loss)
     tolerance = (2e-2 if config.precision == "bf16" else 1e-4) * max(1.0, abs(engine_loss))
     if not diff <= tolerance:
-        raise RuntimeError(f"the exported model does not reproduce the engine: loss {exported_loss:.6f} vs "
-                           f"{engine_loss:.6f} (|diff| {diff:.2e} > {tolerance:.1e}) at ZeRO-{config.zero_stage}; "
-                           f"the weights in {run_dir / 'model'} are not what was trained")
+        raise RuntimeError(
+            f"the exported model does not reproduce the engine: loss {exported_loss:.6f} vs "
+            f"{engine_loss:.6f} (|diff| {diff:.2e} > {tolerance:.1e}) at ZeRO-{config.zero_stage}; "
+            f"the weights in {run_dir / 'model'} are not what was trained"
+        )
     return {"engine_loss": round(engine_loss, 6), "exported_loss": round(exported_loss, 6), "abs_diff": diff}
 
 

@@ -12,6 +12,7 @@ Built-in kinds are validated by kubernetes-validate in strict mode (unknown fiel
 ServiceMonitor and PrometheusRule by jsonschema against the served version of the CRDs vendored in
 ../shared/schemas/crds, made strict the same way; any other kind is an error.
 """
+
 from __future__ import annotations
 
 import copy

@@ -1,5 +1,6 @@
 """The chart's alert rules pass `promtool check rules` and the unit tests in tests/charts/promtool/, run on the rules
 exactly as the chart renders them; the dashboard's and the adapter rule's PromQL parse too."""
+
 from __future__ import annotations
 
 import json
@@ -72,8 +73,11 @@ def test_dashboard_and_adapter_queries_parse(tmp_path):
     (dashboard_json,) = configmaps["dashboard"]["data"].values()
     exprs = [t["expr"] for p in json.loads(dashboard_json)["panels"] for t in p["targets"]]
     adapter = yaml.safe_load(configmaps["rules"]["data"]["rules.yaml"])["rules"][0]
-    exprs.append(adapter["metricsQuery"].replace("<<.GroupBy>>", "pod")
-                 .replace("<<.LabelMatchers>>", 'namespace="serving",pod="omni-a"'))
+    exprs.append(
+        adapter["metricsQuery"]
+        .replace("<<.GroupBy>>", "pod")
+        .replace("<<.LabelMatchers>>", 'namespace="serving",pod="omni-a"')
+    )
     rules = [{"record": f"check:query_{i}", "expr": e.replace("$__rate_interval", "1m")} for i, e in enumerate(exprs)]
     (tmp_path / "queries.yaml").write_text(yaml.safe_dump({"groups": [{"name": "queries", "rules": rules}]}))
     result = promtool("check", "rules", "queries.yaml", cwd=tmp_path)
@@ -85,10 +89,14 @@ def test_adapter_query_is_queue_time_per_request_and_zero_when_idle(tmp_path):
     a busy pod reads its microseconds per request, an idle pod 0 (not "no value")."""
     (cm,) = [cm for cm in render().all("ConfigMap") if cm["metadata"]["name"].endswith("-adapter-rules")]
     rule = yaml.safe_load(cm["data"]["rules.yaml"])["rules"][0]
-    query = rule["metricsQuery"].replace("<<.GroupBy>>", "pod") \
+    query = (
+        rule["metricsQuery"]
+        .replace("<<.GroupBy>>", "pod")
         .replace("<<.LabelMatchers>>", 'namespace="serving",pod=~"omni-a|omni-b"')
-    (tmp_path / "adapter.rules.yaml").write_text(yaml.safe_dump(
-        {"groups": [{"name": "adapter", "rules": [{"record": rule["name"]["as"], "expr": query}]}]}))
+    )
+    (tmp_path / "adapter.rules.yaml").write_text(
+        yaml.safe_dump({"groups": [{"name": "adapter", "rules": [{"record": rule["name"]["as"], "expr": query}]}]})
+    )
     labels = 'namespace="serving", service="omni-emotion-omni-triton", model="emotion_omni", version="1"'
     series = [  # 60 requests a minute queueing 60 000 us in all on omni-a; omni-b idle; another namespace ignored
         (f'nv_inference_queue_duration_us{{{labels}, pod="omni-a"}}', "0+60000x10"),
@@ -98,14 +106,26 @@ def test_adapter_query_is_queue_time_per_request_and_zero_when_idle(tmp_path):
         ('nv_inference_queue_duration_us{namespace="other", pod="omni-a"}', "0+99999x10"),
         ('nv_inference_request_success{namespace="other", pod="omni-a"}', "0+1x10"),
     ]
-    test = {"rule_files": ["adapter.rules.yaml"], "evaluation_interval": "1m", "tests": [{
-        "interval": "1m",
-        "input_series": [{"series": s, "values": v} for s, v in series],
-        "promql_expr_test": [{"expr": rule["name"]["as"], "eval_time": "5m", "exp_samples": [
-            {"labels": f'{rule["name"]["as"]}{{pod="omni-a"}}', "value": 1000},
-            {"labels": f'{rule["name"]["as"]}{{pod="omni-b"}}', "value": 0},
-        ]}],
-    }]}
+    test = {
+        "rule_files": ["adapter.rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series],
+                "promql_expr_test": [
+                    {
+                        "expr": rule["name"]["as"],
+                        "eval_time": "5m",
+                        "exp_samples": [
+                            {"labels": f'{rule["name"]["as"]}{{pod="omni-a"}}', "value": 1000},
+                            {"labels": f'{rule["name"]["as"]}{{pod="omni-b"}}', "value": 0},
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
     (tmp_path / "adapter.test.yaml").write_text(yaml.safe_dump(test))
     result = promtool("test", "rules", "adapter.test.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,4 +1,5 @@
 """What an SRE relies on in the rendered objects: hardening, probes, secrets, model control, scaling, rollouts."""
+
 from __future__ import annotations
 
 import json
@@ -94,14 +95,17 @@ def test_explicit_model_control_loads_the_model(rendered):
     loaded = [a.split("=", 1)[1] for a in args_of(rendered) if a.startswith("--load-model=")]
     assert loaded == ["emotion_omni", "emotion_omni_stream"]  # and its streaming twin (gRPC streaming)
     assert [a for a in args_of(render({"model": {"streamName": ""}})) if a.startswith("--load-model=")] == [
-        "--load-model=emotion_omni"]
+        "--load-model=emotion_omni"
+    ]
     assert flag(rendered, "strict-readiness") == "true"
     assert flag(rendered, "metrics-config") == "summary_latencies=true"
 
 
 def test_model_repository_uri_serves_the_version(rendered):
-    assert flag(rendered, "model-repository") == \
-        "s3://http://minio.minio.svc.cluster.local:9000/models/emotion-omni/triton/1"
+    assert (
+        flag(rendered, "model-repository")
+        == "s3://http://minio.minio.svc.cluster.local:9000/models/emotion-omni/triton/1"
+    )
     gpu = render(SCENARIOS["gpu-values.yaml"])
     assert flag(gpu, "model-repository") == "s3://https://minio.storage.example.com:9443/models/emotion-omni/triton/1"
     tls = render({"modelRepository": {"s3": {"tls": True, "prefix": ""}}, "model": {"version": 7}})
@@ -114,7 +118,9 @@ def test_repository_api_is_restricted_on_http_and_grpc_with_a_secret_value(rende
     assert flag(rendered, "grpc-restricted-protocol") == expected
     env = {e["name"]: e for e in container(rendered)["env"]}
     assert env["TRITON_RESTRICTED_API_VALUE"]["valueFrom"]["secretKeyRef"] == {
-        "name": "omni-triton-secrets", "key": "TRITON_ADMIN_KEY"}
+        "name": "omni-triton-secrets",
+        "key": "TRITON_ADMIN_KEY",
+    }
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -158,8 +164,10 @@ def test_hpa_scales_on_queue_time_with_cpu_fallback(rendered):
     assert pods["type"] == "Pods"
     assert pods["pods"]["metric"]["name"] == "triton_queue_time_per_request_us"  # what the cluster's adapter serves
     assert pods["pods"]["target"] == {"type": "AverageValue", "averageValue": "100000"}
-    assert cpu == {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization",
-                                                                             "averageUtilization": 80}}}
+    assert cpu == {
+        "type": "Resource",
+        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
+    }
     # The HPA owns the replica count.
     assert "replicas" not in rendered.one("Deployment")["spec"]
 
@@ -240,10 +248,14 @@ def test_network_policy_limits_ingress_and_egress(rendered):
     clients, tests, metrics = policy["ingress"]
     assert [p["port"] for p in clients["ports"]] == ["http", "grpc"] and clients["from"] == [{"podSelector": {}}]
     assert tests["from"][0]["podSelector"]["matchLabels"] == {
-        "app.kubernetes.io/instance": RELEASE, "app.kubernetes.io/component": "test"}
+        "app.kubernetes.io/instance": RELEASE,
+        "app.kubernetes.io/component": "test",
+    }
     assert tests["from"][0]["podSelector"]["matchLabels"].items() <= rendered.one("Pod")["metadata"]["labels"].items()
-    assert metrics == {"ports": [{"port": "metrics", "protocol": "TCP"}], "from": [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]}
+    assert metrics == {
+        "ports": [{"port": "metrics", "protocol": "TCP"}],
+        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+    }
     store, dns = policy["egress"]
     assert store["ports"] == [{"port": 9000, "protocol": "TCP"}]
     assert store["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "minio"}}}]
@@ -257,16 +269,23 @@ def test_service_monitor_scrapes_the_metrics_port(rendered):
     monitor = rendered.one("ServiceMonitor")["spec"]
     assert monitor["selector"]["matchLabels"].items() <= rendered.one("Service")["metadata"]["labels"].items()
     assert monitor["namespaceSelector"] == {"matchNames": [NAMESPACE]}
-    assert monitor["endpoints"] == [{"port": "metrics", "path": "/metrics", "scheme": "http", "interval": "15s",
-                                     "scrapeTimeout": "10s"}]
+    assert monitor["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "scheme": "http", "interval": "15s", "scrapeTimeout": "10s"}
+    ]
 
 
 def test_prometheus_rule_has_the_alerts_with_thresholds_from_values():
-    rules = render({"prometheusRule": {"thresholds": {"errorRatio": 0.1, "latencyP95Ms": 1500}}}) \
-        .one("PrometheusRule")["spec"]["groups"][0]["rules"]
+    rules = render({"prometheusRule": {"thresholds": {"errorRatio": 0.1, "latencyP95Ms": 1500}}}).one("PrometheusRule")[
+        "spec"
+    ]["groups"][0]["rules"]
     by_name = {r["alert"]: r for r in rules}
-    assert set(by_name) == {"EmotionOmniHighErrorRatio", "EmotionOmniHighLatencyP95", "EmotionOmniHighQueueTime",
-                            "EmotionOmniPendingRequests", "EmotionOmniNoReadyReplicas"}
+    assert set(by_name) == {
+        "EmotionOmniHighErrorRatio",
+        "EmotionOmniHighLatencyP95",
+        "EmotionOmniHighQueueTime",
+        "EmotionOmniPendingRequests",
+        "EmotionOmniNoReadyReplicas",
+    }
     assert by_name["EmotionOmniHighErrorRatio"]["expr"].rstrip().endswith("> 0.1")
     assert by_name["EmotionOmniHighLatencyP95"]["expr"].rstrip().endswith("> 1500")
     assert 'quantile="0.95"' in by_name["EmotionOmniHighLatencyP95"]["expr"]
@@ -279,8 +298,18 @@ def test_dashboard_configmap_has_real_panels(rendered):
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     dashboard = json.loads(cm["data"][f"{FULLNAME}.json"])
     titles = " | ".join(p["title"] for p in dashboard["panels"]).lower()
-    for topic in ("requests by outcome", "error ratio", "latency", "queue time", "pending", "replicas",
-                  "whole-reply latency", "audio", "reply emotions", "first audio (streaming)"):
+    for topic in (
+        "requests by outcome",
+        "error ratio",
+        "latency",
+        "queue time",
+        "pending",
+        "replicas",
+        "whole-reply latency",
+        "audio",
+        "reply emotions",
+        "first audio (streaming)",
+    ):
         assert topic in titles
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     assert all(f'namespace="{NAMESPACE}"' in e for e in exprs)
@@ -292,16 +321,27 @@ def test_the_models_own_series_in_alerts_and_dashboard_are_the_ones_it_exports(r
     test scrapes them: tests/serving/test_triton_emotion_omni.py)."""
     from components import contracts as c
 
-    exported = {c.METRIC_REQUESTS, c.METRIC_AUDIO_SECONDS, c.METRIC_REPLY_EMOTIONS,
-                *(name + suffix for name in (c.METRIC_REPLY_SECONDS, c.METRIC_FIRST_AUDIO_SECONDS)
-                  for suffix in ("_bucket", "_sum", "_count"))}
+    exported = {
+        c.METRIC_REQUESTS,
+        c.METRIC_AUDIO_SECONDS,
+        c.METRIC_REPLY_EMOTIONS,
+        *(
+            name + suffix
+            for name in (c.METRIC_REPLY_SECONDS, c.METRIC_FIRST_AUDIO_SECONDS)
+            for suffix in ("_bucket", "_sum", "_count")
+        ),
+    }
     rules = json.dumps(rendered.one("PrometheusRule"))
     (dashboard,) = [cm for cm in rendered.all("ConfigMap") if cm["metadata"]["name"].endswith("-dashboard")]
     used = set(re.findall(r"\b(emotion_omni_[a-z_]+)\{", rules + json.dumps(dashboard)))  # names, not label values
     assert {c.METRIC_REQUESTS, f"{c.METRIC_REPLY_SECONDS}_bucket"} <= used <= exported
-    rule = next(r for g in rendered.one("PrometheusRule")["spec"]["groups"] for r in g["rules"]
-                if r["alert"] == "EmotionOmniHighErrorRatio")
-    assert f'{c.METRIC_REQUESTS}{{' in rule["expr"] and f'outcome="{c.OUTCOME_ERROR}"' in rule["expr"]
+    rule = next(
+        r
+        for g in rendered.one("PrometheusRule")["spec"]["groups"]
+        for r in g["rules"]
+        if r["alert"] == "EmotionOmniHighErrorRatio"
+    )
+    assert f"{c.METRIC_REQUESTS}{{" in rule["expr"] and f'outcome="{c.OUTCOME_ERROR}"' in rule["expr"]
 
 
 # --- helm test and NOTES ---------------------------------------------------------------------------------------
@@ -325,12 +365,15 @@ def test_notes_print_runnable_commands(rendered):
     assert f"helm test {RELEASE} -n {NAMESPACE}" in notes
 
 
-@pytest.mark.parametrize("resources, cpus", [
-    ({"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "8Gi"}}, "2"),       # the default: request
-    ({"requests": {"cpu": "500m", "memory": "4Gi"}, "limits": {"cpu": "1500m", "memory": "8Gi"}}, "2"),  # limit
-    ({"requests": {"cpu": 3, "memory": "4Gi"}, "limits": {"cpu": 2.5, "memory": "8Gi"}}, "3"),
-    ({"requests": {"cpu": "100m", "memory": "4Gi"}, "limits": {"memory": "8Gi"}}, "1"),
-])
+@pytest.mark.parametrize(
+    "resources, cpus",
+    [
+        ({"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "8Gi"}}, "2"),  # the default: request
+        ({"requests": {"cpu": "500m", "memory": "4Gi"}, "limits": {"cpu": "1500m", "memory": "8Gi"}}, "2"),  # limit
+        ({"requests": {"cpu": 3, "memory": "4Gi"}, "limits": {"cpu": 2.5, "memory": "8Gi"}}, "3"),
+        ({"requests": {"cpu": "100m", "memory": "4Gi"}, "limits": {"memory": "8Gi"}}, "1"),
+    ],
+)
 def test_torch_threads_follow_the_pods_cpu(resources, cpus):
     """OMNI_CPUS tells components/cpu.py how many cores the pod was granted: its limit, else its request."""
     deployment = render({"resources": resources, "autoscaling": {"enabled": False}}).one("Deployment")

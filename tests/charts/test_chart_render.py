@@ -1,4 +1,5 @@
 """The chart lints clean, renders fast, and every object of every scenario is valid for Kubernetes 1.31."""
+
 from __future__ import annotations
 
 import time
@@ -19,8 +20,17 @@ from tests.charts.rendering import (
 
 SCENARIOS = ci_scenarios()
 DEFAULT_KINDS = [
-    "ConfigMap", "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy", "Pod", "PodDisruptionBudget",
-    "PrometheusRule", "Service", "ServiceAccount", "ServiceMonitor",
+    "ConfigMap",
+    "ConfigMap",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "NetworkPolicy",
+    "Pod",
+    "PodDisruptionBudget",
+    "PrometheusRule",
+    "Service",
+    "ServiceAccount",
+    "ServiceMonitor",
 ]
 
 
@@ -30,8 +40,9 @@ def test_ci_scenarios_exist():
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_lint_reports_no_errors_or_warnings(scenario):
-    report = helm.lint(CHART_DIR, SCENARIOS[scenario], strict=True, namespace=NAMESPACE,
-                       kube_version=f"v{KUBE_VERSION}.0")
+    report = helm.lint(
+        CHART_DIR, SCENARIOS[scenario], strict=True, namespace=NAMESPACE, kube_version=f"v{KUBE_VERSION}.0"
+    )
     problems = [m for m in report["messages"] if m["severity"] >= 2]  # 2 = warning, 3 = error
     assert not problems and not report["errors"], problems or report["errors"]
 

@@ -7,6 +7,7 @@ Only what a cluster provides differently is swapped: the repository (a local dir
 <base>/<model.version>, instead of s3://), the header value (kubelet expands $(VAR) from the Secret), and the
 ports (free loopback ports instead of 8000-8002 on the pod's own IP).
 """
+
 from __future__ import annotations
 
 import os
@@ -62,7 +63,8 @@ def served(tmp_path_factory):
     rendered = render({"model": {"streamName": ""}})  # the echo repository has no streaming twin
     work = tmp_path_factory.mktemp("chart-triton")
     version = rendered.one("Deployment")["spec"]["template"]["metadata"]["annotations"][
-        "empathy-omni.github.io/model-version"]
+        "empathy-omni.github.io/model-version"
+    ]
     repo = write_repository(work / "repository" / version, ECHO_MODEL)
     http, grpc, metrics = _free_ports(3)
     local = {"model-repository": str(repo), "http-port": http, "grpc-port": grpc, "metrics-port": metrics}
@@ -71,13 +73,24 @@ def served(tmp_path_factory):
         name = arg[2:].split("=", 1)[0]
         if name == "model-repository":
             assert arg.endswith(f"/{version}"), arg  # the chart serves <base>/<model.version>
-        args.append(f"--{name}={local[name]}" if name in local else
-                    arg.replace("$(TRITON_RESTRICTED_API_VALUE)", ADMIN_VALUE))
-    args += [f"--backend-directory={prepare_backend_dir(work)}", "--http-address=127.0.0.1",
-             "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1"]
+        args.append(
+            f"--{name}={local[name]}" if name in local else arg.replace("$(TRITON_RESTRICTED_API_VALUE)", ADMIN_VALUE)
+        )
+    args += [
+        f"--backend-directory={prepare_backend_dir(work)}",
+        "--http-address=127.0.0.1",
+        "--grpc-address=127.0.0.1",
+        "--metrics-address=127.0.0.1",
+    ]
     with open(work / "tritonserver.log", "wb") as log:
-        process = subprocess.Popen([str(binary), *args], stdout=log, stderr=subprocess.STDOUT, env=server_env(),
-                                   cwd=work, start_new_session=True)
+        process = subprocess.Popen(
+            [str(binary), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=server_env(),
+            cwd=work,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{http}"
     try:
         deadline = time.monotonic() + 120

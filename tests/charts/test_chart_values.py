@@ -1,5 +1,6 @@
 """Bad values fail with the key in the message (values.schema.json first, then the templates' cross-field
 `fail`s with the fix); and values.yaml documents every key it sets."""
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,14 @@ from tests.charts.rendering import CHART_DIR, render
 SCHEMA_ERRORS = {
     "negative replicas": ({"replicaCount": -1}, ["/replicaCount", "minimum"]),
     "port as a string": ({"service": {"ports": {"http": "8000"}}}, ["/service/ports/http", "want integer"]),
-    "plaintext secret key": ({"modelRepository": {"credentials": {"secretAccessKey": "minio123"}}},
-                             ["/modelRepository/credentials", "'secretAccessKey' not allowed"]),
-    "credentials in the URI": ({"modelRepository": {"uri": "s3://admin:minio123@minio:9000/models"}},
-                               ["/modelRepository/uri", "does not match pattern"]),
+    "plaintext secret key": (
+        {"modelRepository": {"credentials": {"secretAccessKey": "minio123"}}},
+        ["/modelRepository/credentials", "'secretAccessKey' not allowed"],
+    ),
+    "credentials in the URI": (
+        {"modelRepository": {"uri": "s3://admin:minio123@minio:9000/models"}},
+        ["/modelRepository/uri", "does not match pattern"],
+    ),
     "unknown top-level key": ({"replicas": 3}, ["additional properties 'replicas' not allowed"]),
     "unknown nested key": ({"autoscaling": {"targetCPU": 50}}, ["/autoscaling", "'targetCPU' not allowed"]),
     "model version 0": ({"model": {"version": 0}}, ["/model/version", "minimum"]),
@@ -32,21 +37,33 @@ SCHEMA_ERRORS = {
 TEMPLATE_ERRORS = {
     "gpu profile without a count": ({"profile": "gpu"}, ["gpu.count=0", "profile=gpu", "--set gpu.count=1"]),
     "gpus on a cpu profile": ({"gpu": {"count": 2}}, ["gpu.count=2", "profile=cpu"]),
-    "gpus in resources": ({"profile": "gpu", "gpu": {"count": 1},
-                           "resources": {"limits": {"nvidia.com/gpu": 1}}}, ["resources.limits.nvidia.com/gpu"]),
-    "hpa min above max": ({"autoscaling": {"minReplicas": 5, "maxReplicas": 3}},
-                          ["autoscaling.minReplicas=5", "autoscaling.maxReplicas=3"]),
+    "gpus in resources": (
+        {"profile": "gpu", "gpu": {"count": 1}, "resources": {"limits": {"nvidia.com/gpu": 1}}},
+        ["resources.limits.nvidia.com/gpu"],
+    ),
+    "hpa min above max": (
+        {"autoscaling": {"minReplicas": 5, "maxReplicas": 3}},
+        ["autoscaling.minReplicas=5", "autoscaling.maxReplicas=3"],
+    ),
     # null deletes a default key, as with `--set resources.requests.cpu=null`.
     "hpa without a cpu request": ({"resources": {"requests": {"cpu": None}}}, ["resources.requests.cpu"]),
-    "plaintext credential in extraEnv": ({"extraEnv": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "minio123"}]},
-                                         ["extraEnv[0]", "AWS_SECRET_ACCESS_KEY", "plaintext"]),
-    "grace period shorter than the drain": ({"rollout": {"terminationGracePeriodSeconds": 40}},
-                                            ["rollout.terminationGracePeriodSeconds=40", "= 45"]),
+    "plaintext credential in extraEnv": (
+        {"extraEnv": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "minio123"}]},
+        ["extraEnv[0]", "AWS_SECRET_ACCESS_KEY", "plaintext"],
+    ),
+    "grace period shorter than the drain": (
+        {"rollout": {"terminationGracePeriodSeconds": 40}},
+        ["rollout.terminationGracePeriodSeconds=40", "= 45"],
+    ),
     "rollout that cannot progress": ({"rollout": {"maxSurge": 0, "maxUnavailable": 0}}, ["rollout.maxSurge"]),
-    "both pdb fields": ({"podDisruptionBudget": {"minAvailable": 1}},
-                        ["podDisruptionBudget.maxUnavailable=1", "podDisruptionBudget.minAvailable=1"]),
-    "overriding model control": ({"triton": {"extraArgs": ["--model-control-mode=poll"]}},
-                                 ["triton.extraArgs[0]", "--model-control-mode"]),
+    "both pdb fields": (
+        {"podDisruptionBudget": {"minAvailable": 1}},
+        ["podDisruptionBudget.maxUnavailable=1", "podDisruptionBudget.minAvailable=1"],
+    ),
+    "overriding model control": (
+        {"triton": {"extraArgs": ["--model-control-mode=poll"]}},
+        ["triton.extraArgs[0]", "--model-control-mode"],
+    ),
 }
 
 
@@ -72,8 +89,14 @@ def test_cross_field_rules_fail_with_key_and_fix(case):
 
 def test_plaintext_values_never_reach_a_manifest():
     """A Secret reference in extraEnv is fine; its value stays out of the manifests."""
-    rendered = render({"extraEnv": [{"name": "AWS_SESSION_TOKEN_FILE", "value": "/var/run/token"},
-                                    {"name": "OMNI_LOG", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]})
+    rendered = render(
+        {
+            "extraEnv": [
+                {"name": "AWS_SESSION_TOKEN_FILE", "value": "/var/run/token"},
+                {"name": "OMNI_LOG", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+            ]
+        }
+    )
     env = [e["name"] for e in rendered.one("Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]]
     assert env[-2:] == ["AWS_SESSION_TOKEN_FILE", "OMNI_LOG"]
 

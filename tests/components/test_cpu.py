@@ -1,4 +1,5 @@
 """Thread pools sized by the pod's CPU quota: fake cgroup v1/v2 files, the chart's OMNI_CPUS, an SRE's override."""
+
 from __future__ import annotations
 
 import os

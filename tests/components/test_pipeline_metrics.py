@@ -2,6 +2,7 @@
 a step, the evaluation and the gate push is what Prometheus will scrape, with the names and labels the alerts in
 infra/bootstrap/06-monitoring/prometheusrule-platform.yaml select; off means no request at all; a broken gateway
 costs a warning, never the step."""
+
 from __future__ import annotations
 
 import ast
@@ -72,9 +73,12 @@ def scraped(url: str, pipeline: str) -> dict[tuple[str, frozenset], float]:
     """{(sample name, labels): value} of the omni_pipeline_* series on the gateway's /metrics for `pipeline`."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         text = response.read().decode()
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples
-            if sample.name.startswith("omni_pipeline_") and sample.labels.get("pipeline") == pipeline}
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("omni_pipeline_") and sample.labels.get("pipeline") == pipeline
+    }
 
 
 def labels(**pairs: str) -> frozenset:
@@ -89,8 +93,12 @@ def test_steps_evaluation_and_gate_are_scraped_with_their_labels(gateway, pipeli
     with pytest.raises(RuntimeError) as raised, step_metrics("export", "run-1", pipeline=pipeline):
         raise error
     assert raised.value is error, "the step's own exception, unchanged"
-    push_evaluation("run-1", {"emotion_accuracy": 0.75, "mcd_db": 6.5, "dnsmos_ovrl": math.nan,
-                              "speech_real_time_factor": math.inf}, gate_passed=False, pipeline=pipeline)
+    push_evaluation(
+        "run-1",
+        {"emotion_accuracy": 0.75, "mcd_db": 6.5, "dnsmos_ovrl": math.nan, "speech_real_time_factor": math.inf},
+        gate_passed=False,
+        pipeline=pipeline,
+    )
 
     found = scraped(gateway, pipeline)
     step = {"job": "omni_pipeline_step", "pipeline": pipeline, "lineage_id": "run-1"}
@@ -121,20 +129,25 @@ def test_a_later_run_replaces_the_earlier_one(gateway, pipeline, monkeypatch):
 
     found = scraped(gateway, pipeline)
     assert {(name, dict(key)["lineage_id"]) for name, key in found} == {
-        ("omni_pipeline_step_success", "run-2"), ("omni_pipeline_step_duration_seconds", "run-2"),
+        ("omni_pipeline_step_success", "run-2"),
+        ("omni_pipeline_step_duration_seconds", "run-2"),
         ("omni_pipeline_evaluation_metric", "run-2"),
         ("omni_pipeline_gate_passed", "run-1"),  # the latest decision stands until the next gate pushes its own
     }
-    assert [dict(key)["metric"] for name, key in found if name == "omni_pipeline_evaluation_metric"] == \
-        ["emotion_accuracy"], "run-1's mcd_db went with its group"
+    assert [dict(key)["metric"] for name, key in found if name == "omni_pipeline_evaluation_metric"] == [
+        "emotion_accuracy"
+    ], "run-1's mcd_db went with its group"
 
     push_evaluation("run-2", {}, gate_passed=True, pipeline=pipeline)
     found = scraped(gateway, pipeline)
-    gate = {dict(key)["lineage_id"]: value for (name, key), value in found.items()
-            if name == "omni_pipeline_gate_passed"}
+    gate = {
+        dict(key)["lineage_id"]: value for (name, key), value in found.items() if name == "omni_pipeline_gate_passed"
+    }
     assert gate == {"run-2": 1.0}
-    assert ("omni_pipeline_evaluation_metric", labels(job="omni_pipeline_evaluation", pipeline=pipeline,
-                                                      lineage_id="run-2", metric="emotion_accuracy")) in found
+    assert (
+        "omni_pipeline_evaluation_metric",
+        labels(job="omni_pipeline_evaluation", pipeline=pipeline, lineage_id="run-2", metric="emotion_accuracy"),
+    ) in found
 
 
 @pytest.fixture()
@@ -208,8 +221,16 @@ def test_hung_gateway_costs_at_most_the_timeout(monkeypatch, capsys):
     assert URL_ENV in line and "timed out" in line
 
 
-@pytest.mark.parametrize("url", ["not a url", "ftp://gateway:9091", "http://:9091", "http://gateway:port",
-                                 "prometheus-pushgateway.monitoring.svc:9091"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "not a url",
+        "ftp://gateway:9091",
+        "http://:9091",
+        "http://gateway:port",
+        "prometheus-pushgateway.monitoring.svc:9091",
+    ],
+)
 def test_malformed_url_warns_and_sends_nothing(url, monkeypatch, no_network, capsys):
     monkeypatch.setenv(URL_ENV, url)
     with step_metrics("train", "run-1"):
@@ -220,12 +241,15 @@ def test_malformed_url_warns_and_sends_nothing(url, monkeypatch, no_network, cap
     assert no_network == []
 
 
-@pytest.mark.parametrize("call, error", [
-    (lambda: step_metrics("", "run-1").__enter__(), "step must be a non-empty string"),
-    (lambda: step_metrics("train", "").__enter__(), "lineage_id must be a non-empty string"),
-    (lambda: push_evaluation("", {}), "lineage_id must be a non-empty string"),
-    (lambda: push_evaluation("run-1", {"emotion_accuracy": "high"}), "'emotion_accuracy' is 'high', not a number"),
-])
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda: step_metrics("", "run-1").__enter__(), "step must be a non-empty string"),
+        (lambda: step_metrics("train", "").__enter__(), "lineage_id must be a non-empty string"),
+        (lambda: push_evaluation("", {}), "lineage_id must be a non-empty string"),
+        (lambda: push_evaluation("run-1", {"emotion_accuracy": "high"}), "'emotion_accuracy' is 'high', not a number"),
+    ],
+)
 def test_bad_arguments_fail_at_the_call_even_when_off(call, error, monkeypatch):
     monkeypatch.delenv(URL_ENV, raising=False)
     with pytest.raises((ValueError, TypeError), match=error):
@@ -235,6 +259,9 @@ def test_bad_arguments_fail_at_the_call_even_when_off(call, error, monkeypatch):
 def test_default_pipeline_label_is_the_pipelines_name():
     """components never import pipelines/, so the name is written twice; read the pipeline's without importing kfp."""
     tree = ast.parse((PROJECT_ROOT / "pipelines" / "emotion_omni.py").read_text())
-    (value,) = [ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
-                and [getattr(t, "id", None) for t in node.targets] == ["PIPELINE_NAME"]]
+    (value,) = [
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["PIPELINE_NAME"]
+    ]
     assert pipeline_metrics.PIPELINE == value

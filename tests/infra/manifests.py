@@ -9,6 +9,7 @@ version in KUBE_VERSIONS; ClusterTrainingRuntime, ServiceMonitor and PrometheusR
 served version of the CRDs vendored in ../shared/schemas/crds, made strict the same way. Any other kind is an
 error unless NOT_VALIDATED names it with a reason.
 """
+
 from __future__ import annotations
 
 import copy
@@ -63,8 +64,9 @@ def load_docs(path: Path) -> list[Any]:
 
 def yaml_files() -> list[Path]:
     """Every YAML file under infra/bootstrap and infra/kind."""
-    return sorted(p for root in (BOOTSTRAP, KIND_CONFIG.parent) for p in root.rglob("*")
-                  if p.suffix in {".yaml", ".yml"})
+    return sorted(
+        p for root in (BOOTSTRAP, KIND_CONFIG.parent) for p in root.rglob("*") if p.suffix in {".yaml", ".yml"}
+    )
 
 
 # --- kustomizations ----------------------------------------------------------------------------------------
@@ -133,8 +135,11 @@ def _strict(schema: Any) -> Any:
         schema = {key: _strict(value) for key, value in schema.items()}
         if isinstance(schema.get("pattern"), str):
             schema["pattern"] = _GO_INLINE_FLAGS.sub(r"(?\1)^", schema["pattern"])
-        if ("properties" in schema and "additionalProperties" not in schema
-                and not schema.get("x-kubernetes-preserve-unknown-fields")):
+        if (
+            "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+        ):
             schema["additionalProperties"] = False
         return schema
     if isinstance(schema, list):
@@ -172,10 +177,12 @@ def validate_object(obj: dict[str, Any]) -> None:
         except kubernetes_validate.SchemaNotFoundError:
             raise AssertionError(
                 f"{key} has no built-in schema and no vendored CRD: add the CRD to CRD_FILES or the kind to "
-                "NOT_VALIDATED with the reason") from None
+                "NOT_VALIDATED with the reason"
+            ) from None
         except kubernetes_validate.ValidationError as exc:
-            raise AssertionError(f"{key[1]} {obj['metadata']['name']} is invalid for Kubernetes {version}: "
-                                 f"{exc.message}") from None
+            raise AssertionError(
+                f"{key[1]} {obj['metadata']['name']} is invalid for Kubernetes {version}: {exc.message}"
+            ) from None
 
 
 # --- pod templates -----------------------------------------------------------------------------------------
@@ -200,8 +207,7 @@ def pod_specs(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def workloads() -> list[tuple[str, dict[str, Any], str | None, dict[str, Any]]]:
     """(label, pod spec, namespace, owning object) for every pod template we apply."""
-    return [(label, pod, namespace, obj)
-            for _, namespace, obj in local_objects() for label, pod in pod_specs(obj)]
+    return [(label, pod, namespace, obj) for _, namespace, obj in local_objects() for label, pod in pod_specs(obj)]
 
 
 def containers(pod: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """bootstrap.sh is valid bash (and shellcheck-clean where shellcheck is installed), applies every step
 directory in order, and the README documents every step."""
+
 from __future__ import annotations
 
 import re
@@ -47,8 +48,15 @@ def test_every_step_directory_is_applied_in_order():
     for match in re.findall(r'"\$HERE/([\w/-]+)"', text):
         assert (BOOTSTRAP / match / "kustomization.yaml").exists() or (BOOTSTRAP / match).is_file(), match
     all_block = re.search(r"\n      all\)\n(.*?);;", text, re.S).group(1).split()
-    assert all_block == ["step_namespaces", "step_pipelines", "step_trainer", "step_minio", "step_mlflow",
-                         "step_monitoring", "step_verify"]
+    assert all_block == [
+        "step_namespaces",
+        "step_pipelines",
+        "step_trainer",
+        "step_minio",
+        "step_mlflow",
+        "step_monitoring",
+        "step_verify",
+    ]
 
 
 def test_readme_documents_every_step():

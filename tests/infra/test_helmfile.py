@@ -1,5 +1,6 @@
 """helmfile.yaml: pinned chart versions from https repositories, values files that exist and parse, and the
 kube-prometheus-stack settings the rest of the platform relies on."""
+
 from __future__ import annotations
 
 import re
@@ -51,21 +52,27 @@ def test_releases_wait_for_readiness():
 
 def test_expected_releases():
     assert {r["chart"] for r in RELEASES} == {
-        "prometheus-community/kube-prometheus-stack", "prometheus-community/prometheus-adapter",
-        "prometheus-community/prometheus-pushgateway"}
+        "prometheus-community/kube-prometheus-stack",
+        "prometheus-community/prometheus-adapter",
+        "prometheus-community/prometheus-pushgateway",
+    }
 
 
 def test_prometheus_selects_monitors_from_every_namespace():
     """The Triton chart's ServiceMonitor/PrometheusRule carry no `release` label and live in namespace serving."""
     values = load_docs(BOOTSTRAP / "06-monitoring" / "kube-prometheus-stack.values.yaml")[0]
     spec = values["prometheus"]["prometheusSpec"]
-    for key in ("serviceMonitorSelectorNilUsesHelmValues", "podMonitorSelectorNilUsesHelmValues",
-                "ruleSelectorNilUsesHelmValues"):
+    for key in (
+        "serviceMonitorSelectorNilUsesHelmValues",
+        "podMonitorSelectorNilUsesHelmValues",
+        "ruleSelectorNilUsesHelmValues",
+    ):
         assert spec[key] is False, key
     assert "adminPassword" not in values["grafana"]
 
 
 # --- the Pushgateway the pipeline steps push to (components/pipeline_metrics.py) ------------------------------
+
 
 def _pushgateway() -> tuple[dict, dict]:
     (release,) = [r for r in RELEASES if r["chart"] == "prometheus-community/prometheus-pushgateway"]
@@ -101,8 +108,10 @@ def test_pushgateway_keeps_the_latest_outcomes_across_restarts():
 
 def test_pushgateway_accepts_only_the_pipeline_steps_and_prometheus():
     _, values = _pushgateway()
-    allowed = {selector["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
-               for selector in values["networkPolicy"]["customSelectors"]}
+    allowed = {
+        selector["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for selector in values["networkPolicy"]["customSelectors"]
+    }
     assert allowed == {TRAINING_NAMESPACE, "monitoring"}
     context = values["containerSecurityContext"]
     assert context["allowPrivilegeEscalation"] is False and context["readOnlyRootFilesystem"] is True

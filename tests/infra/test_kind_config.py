@@ -1,4 +1,5 @@
 """infra/kind/kind-config.yaml: 1 control plane + 2 workers on one pinned node image, API on loopback."""
+
 from __future__ import annotations
 
 import re

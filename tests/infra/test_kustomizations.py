@@ -1,4 +1,5 @@
 """Kustomizations point at files that exist and at upstream bases pinned to a release tag or commit."""
+
 from __future__ import annotations
 
 import re
@@ -53,19 +54,23 @@ def test_remote_resources_are_pinned(kustomization):
 
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS, ids=_ids)
 def test_no_secret_generators(kustomization):
-    assert "secretGenerator" not in kustomization.data, \
+    assert "secretGenerator" not in kustomization.data, (
         f"{kustomization.path}: Secrets are created by the operator (bootstrap.sh), never generated from the repo"
+    )
 
 
-@pytest.mark.parametrize("entry, problem", [
-    ("github.com/kubeflow/trainer/manifests/overlays/manager?ref=v2.3.0", None),
-    ("github.com/kubeflow/pipelines/manifests/kustomize/env/platform-agnostic?ref=2.17.1", None),
-    ("https://github.com/org/repo//path?ref=" + "a" * 40, None),
-    ("https://github.com/kubernetes-sigs/metrics-server/releases/download/v0.8.0/components.yaml", None),
-    ("github.com/kubeflow/trainer/manifests/overlays/manager?ref=master", "not a release tag"),
-    ("github.com/kubeflow/trainer/manifests/overlays/manager", "has no ?ref="),
-    ("https://github.com/kubernetes-sigs/metrics-server/releases/latest/download/components.yaml", "has no ?ref="),
-])
+@pytest.mark.parametrize(
+    "entry, problem",
+    [
+        ("github.com/kubeflow/trainer/manifests/overlays/manager?ref=v2.3.0", None),
+        ("github.com/kubeflow/pipelines/manifests/kustomize/env/platform-agnostic?ref=2.17.1", None),
+        ("https://github.com/org/repo//path?ref=" + "a" * 40, None),
+        ("https://github.com/kubernetes-sigs/metrics-server/releases/download/v0.8.0/components.yaml", None),
+        ("github.com/kubeflow/trainer/manifests/overlays/manager?ref=master", "not a release tag"),
+        ("github.com/kubeflow/trainer/manifests/overlays/manager", "has no ?ref="),
+        ("https://github.com/kubernetes-sigs/metrics-server/releases/latest/download/components.yaml", "has no ?ref="),
+    ],
+)
 def test_pin_check(entry, problem):
     assert is_remote(entry)
     found = remote_pin_problem(entry)

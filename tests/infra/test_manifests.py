@@ -1,5 +1,6 @@
 """Every YAML file parses, every object we apply validates strictly offline, and no manifest is left out of
 a kustomization (where it would never be applied)."""
+
 from __future__ import annotations
 
 import copy
@@ -63,8 +64,9 @@ def test_namespaced_objects_land_in_our_namespaces():
         if obj["kind"] in {"Namespace", "ClusterTrainingRuntime"}:
             assert namespace is None, f"{path}: cluster-scoped {obj['kind']} under a namespaced kustomization"
         else:
-            assert namespace in {"minio", "mlflow", "monitoring", TRAINING_NAMESPACE}, \
+            assert namespace in {"minio", "mlflow", "monitoring", TRAINING_NAMESPACE}, (
                 f"{path}: no (or a foreign) namespace"
+            )
             assert "namespace" not in obj["metadata"], f"{path}: the kustomization sets the namespace, not the file"
 
 
@@ -75,8 +77,7 @@ LOCAL_ONLY = [k for k in kustomizations() if not k.remote_resources]
 @pytest.mark.parametrize("kustomization", LOCAL_ONLY, ids=lambda k: str(k.dir.relative_to(PROJECT_ROOT)))
 def test_kustomize_build_validates(kustomization):
     """What kubectl actually applies (generators, labels and namespaces added) is valid too."""
-    built = subprocess.run(["kubectl", "kustomize", str(kustomization.dir)], capture_output=True, text=True,
-                           timeout=60)
+    built = subprocess.run(["kubectl", "kustomize", str(kustomization.dir)], capture_output=True, text=True, timeout=60)
     assert built.returncode == 0, built.stderr
     objects = [obj for obj in yaml.safe_load_all(built.stdout) if obj]
     assert objects

@@ -1,5 +1,6 @@
 """The prometheus-adapter rule behind the Triton HPA: triton_queue_time_per_request_us, a Pods metric whose
 queries carry no namespace of their own, checked for shape here and for its numbers with promtool."""
+
 from __future__ import annotations
 
 import re
@@ -47,9 +48,11 @@ def test_adapter_queries_the_operators_prometheus():
 
 def render(query: str, namespace: str, pods: list[str]) -> str:
     """The query as the adapter sends it for a Pods metric request from an HPA in `namespace`."""
-    return (query.replace("<<.LabelMatchers>>", f'namespace="{namespace}",pod=~"{"|".join(pods)}"')
-                 .replace("<<.GroupBy>>", "pod")
-                 .replace("<<.Series>>", "nv_inference_queue_duration_us"))
+    return (
+        query.replace("<<.LabelMatchers>>", f'namespace="{namespace}",pod=~"{"|".join(pods)}"')
+        .replace("<<.GroupBy>>", "pod")
+        .replace("<<.Series>>", "nv_inference_queue_duration_us")
+    )
 
 
 @pytest.mark.skipif(_PROMTOOL is None, reason="promtool is not on PATH (infra/setup.sh installs it)")
@@ -71,24 +74,34 @@ def test_query_values_with_promtool(tmp_path):
     test = {
         "rule_files": ["rules.yaml"],
         "evaluation_interval": "1m",
-        "tests": [{
-            "interval": "1m",
-            "input_series": [{"series": f"{name}{{{labels.format(ns=ns, pod=pod)}}}", "values": values}
-                             for name, ns, pod, values in series],
-            "promql_expr_test": [{
-                "expr": TRITON_QUEUE_METRIC,
-                "eval_time": "8m",
-                "exp_samples": [{"labels": f'{TRITON_QUEUE_METRIC}{{pod="triton-0"}}', "value": 1000},
-                                {"labels": f'{TRITON_QUEUE_METRIC}{{pod="triton-1"}}', "value": 0}],
-            }],
-        }],
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": f"{name}{{{labels.format(ns=ns, pod=pod)}}}", "values": values}
+                    for name, ns, pod, values in series
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": TRITON_QUEUE_METRIC,
+                        "eval_time": "8m",
+                        "exp_samples": [
+                            {"labels": f'{TRITON_QUEUE_METRIC}{{pod="triton-0"}}', "value": 1000},
+                            {"labels": f'{TRITON_QUEUE_METRIC}{{pod="triton-1"}}', "value": 0},
+                        ],
+                    }
+                ],
+            }
+        ],
     }
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(test))
-    checked = subprocess.run([_PROMTOOL, "check", "rules", "rules.yaml"], cwd=tmp_path, capture_output=True,
-                             text=True, timeout=60)
+    checked = subprocess.run(
+        [_PROMTOOL, "check", "rules", "rules.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    tested = subprocess.run([_PROMTOOL, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=60)
+    tested = subprocess.run(
+        [_PROMTOOL, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert tested.returncode == 0, textwrap.shorten(tested.stdout + tested.stderr, 4000)
 
 

@@ -1,5 +1,6 @@
 """No credential is committed under infra/, and every Secret our workloads read is one bootstrap.sh creates,
 with the keys they read (the pipeline's mlflow-credentials contract and the Triton chart's included)."""
+
 from __future__ import annotations
 
 import re
@@ -21,10 +22,12 @@ from tests.infra.manifests import (
 SCRIPT = BOOTSTRAP / "bootstrap.sh"
 
 # Names of env vars / mapping keys that hold a credential when given a literal value.
-_CREDENTIAL_NAME = re.compile(r"(password|passwd|secret|token|access_?key|private_?key|api_?key|credential)",
-                              re.IGNORECASE)
-_CREDENTIAL_KEY = re.compile(r"(password|passwd|secret_?access_?key|secret_?key|access_?key_?id|api_?key|token)$",
-                             re.IGNORECASE)
+_CREDENTIAL_NAME = re.compile(
+    r"(password|passwd|secret|token|access_?key|private_?key|api_?key|credential)", re.IGNORECASE
+)
+_CREDENTIAL_KEY = re.compile(
+    r"(password|passwd|secret_?access_?key|secret_?key|access_?key_?id|api_?key|token)$", re.IGNORECASE
+)
 _URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.\-]*://[^/\s:@]+:([^/\s@]+)@", re.IGNORECASE)
 _PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 _AWS_KEY_ID = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")
@@ -73,25 +76,31 @@ def test_no_committed_credentials_in_yaml(path):
     assert not problems, problems
 
 
-@pytest.mark.parametrize("doc, expected", [
-    ({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"k": "v"}}, "carries data"),
-    ({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "dg=="}}, "carries data"),
-    ({"env": [{"name": "MINIO_ROOT_PASSWORD", "value": "hunter2"}]}, "literal value"),
-    ({"grafana": {"adminPassword": "prom-operator"}}, "literal credential"),
-    ({"uri": "postgresql+psycopg2://mlflow:hunter2@db/mlflow"}, "URL with a password"),
-    ({"key": "AKIAABCDEFGHIJKLMNOP"}, "AWS access key id"),
-])
+@pytest.mark.parametrize(
+    "doc, expected",
+    [
+        ({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"k": "v"}}, "carries data"),
+        ({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "dg=="}}, "carries data"),
+        ({"env": [{"name": "MINIO_ROOT_PASSWORD", "value": "hunter2"}]}, "literal value"),
+        ({"grafana": {"adminPassword": "prom-operator"}}, "literal credential"),
+        ({"uri": "postgresql+psycopg2://mlflow:hunter2@db/mlflow"}, "URL with a password"),
+        ({"key": "AKIAABCDEFGHIJKLMNOP"}, "AWS access key id"),
+    ],
+)
 def test_credential_scan_flags(doc, expected):
     problems = credential_problems(doc, "x")
     assert problems and expected in problems[0]
 
 
-@pytest.mark.parametrize("doc", [
-    {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque"},
-    {"env": [{"name": "MINIO_ROOT_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]},
-    {"admin": {"existingSecret": "grafana-admin", "passwordKey": "admin-password"}},
-    {"args": ["--backend-store-uri=$(MLFLOW_BACKEND_STORE_URI)"], "url": "http://minio.minio.svc:9000"},
-])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "Opaque"},
+        {"env": [{"name": "MINIO_ROOT_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]},
+        {"admin": {"existingSecret": "grafana-admin", "passwordKey": "admin-password"}},
+        {"args": ["--backend-store-uri=$(MLFLOW_BACKEND_STORE_URI)"], "url": "http://minio.minio.svc:9000"},
+    ],
+)
 def test_credential_scan_passes(doc):
     assert credential_problems(doc, "x") == []
 
@@ -137,14 +146,17 @@ def test_documented_secrets_are_generated(path):
     assert not shell_credential_problems(path.read_text(), path.name)
 
 
-@pytest.mark.parametrize("text, flagged", [
-    ('create_secret mlflow mlflow-postgres "POSTGRES_PASSWORD=$db_password"', False),
-    ('kubectl create secret generic x --from-literal=MINIO_ROOT_PASSWORD="$(openssl rand -hex 24)"', False),
-    ('create_secret minio minio-users "MLFLOW_ACCESS_KEY=mlflow" "MLFLOW_SECRET_KEY=$s"', False),
-    ('create_secret mlflow mlflow-postgres "POSTGRES_PASSWORD=hunter2"', True),
-    ('kubectl create secret generic x --from-literal=admin-password=hunter2', True),
-    ('create_secret m s "URI=postgresql://mlflow:hunter2@db/mlflow"', True),
-])
+@pytest.mark.parametrize(
+    "text, flagged",
+    [
+        ('create_secret mlflow mlflow-postgres "POSTGRES_PASSWORD=$db_password"', False),
+        ('kubectl create secret generic x --from-literal=MINIO_ROOT_PASSWORD="$(openssl rand -hex 24)"', False),
+        ('create_secret minio minio-users "MLFLOW_ACCESS_KEY=mlflow" "MLFLOW_SECRET_KEY=$s"', False),
+        ('create_secret mlflow mlflow-postgres "POSTGRES_PASSWORD=hunter2"', True),
+        ("kubectl create secret generic x --from-literal=admin-password=hunter2", True),
+        ('create_secret m s "URI=postgresql://mlflow:hunter2@db/mlflow"', True),
+    ],
+)
 def test_shell_credential_scan(text, flagged):
     assert bool(shell_credential_problems(text, "x")) is flagged
 

@@ -1,6 +1,7 @@
 """Live training metrics: the headless Service and ServiceMonitor (06-monitoring/training) scrape rank 0 of a
 TrainJob on the port and pod label the launcher uses, and the Grafana dashboard reads only the metrics rank 0
 serves. test_manifests validates both objects (and the generated dashboard ConfigMap) like every other."""
+
 from __future__ import annotations
 
 import ast
@@ -29,11 +30,20 @@ TRAINING = MONITORING / "training"
 _PROMTOOL = shutil.which("promtool")
 
 # What rank 0 serves (components/training/metrics.py); every series carries the labels run and stage.
-METRICS = frozenset({
-    "omni_train_step", "omni_train_total_steps", "omni_train_loss", "omni_train_learning_rate",
-    "omni_train_samples_per_second", "omni_train_tokens_per_second", "omni_train_achieved_tflops",
-    "omni_train_mfu", "omni_train_memory_bytes", "omni_train_checkpoint_step",
-})
+METRICS = frozenset(
+    {
+        "omni_train_step",
+        "omni_train_total_steps",
+        "omni_train_loss",
+        "omni_train_learning_rate",
+        "omni_train_samples_per_second",
+        "omni_train_tokens_per_second",
+        "omni_train_achieved_tflops",
+        "omni_train_mfu",
+        "omni_train_memory_bytes",
+        "omni_train_checkpoint_step",
+    }
+)
 
 
 def module_constants(path: Path) -> dict[str, Any]:
@@ -54,12 +64,12 @@ TRAINJOB_RUN = module_constants(PROJECT_ROOT / "components" / "training" / "trai
 
 
 def _one(kind: str) -> tuple[str | None, dict[str, Any]]:
-    (found,) = [(ns, obj) for path, ns, obj in local_objects()
-                if obj["kind"] == kind and path.parent == TRAINING]
+    (found,) = [(ns, obj) for path, ns, obj in local_objects() if obj["kind"] == kind and path.parent == TRAINING]
     return found
 
 
 # --- Service and ServiceMonitor ---------------------------------------------------------------------------------
+
 
 def test_service_selects_the_trainer_pods_on_the_metrics_port():
     namespace, service = _one("Service")
@@ -109,8 +119,11 @@ def test_servicemonitor_keeps_only_the_rank_0_pod(job_index, node_rank, scraped)
     """The Trainer runs all nodes as the pods of one Indexed Job (JobSet job index 0): the node rank is the pod's
     completion index (components/training/trainjob_run.py NODE_INDEX_LABEL), and only node 0 listens."""
     _, monitor = _one("ServiceMonitor")
-    pod = {_meta("jobset.sigs.k8s.io/job-index"): job_index, _meta(TRAINJOB_RUN["NODE_INDEX_LABEL"]): node_rank,
-           _meta(TRAINJOB_RUN["JOBSET_NAME_LABEL"]): "emotion-omni-train-1a2b3c"}
+    pod = {
+        _meta("jobset.sigs.k8s.io/job-index"): job_index,
+        _meta(TRAINJOB_RUN["NODE_INDEX_LABEL"]): node_rank,
+        _meta(TRAINJOB_RUN["JOBSET_NAME_LABEL"]): "emotion-omni-train-1a2b3c",
+    }
     target = relabel(pod, monitor["spec"]["endpoints"][0]["relabelings"])
     if scraped:
         assert target is not None and target["trainjob"] == "emotion-omni-train-1a2b3c"
@@ -134,12 +147,17 @@ def metric_names(expr: str) -> set[str]:
     return {name for name in re.findall(r"\b([a-zA-Z_:][\w:]*)\b(?!\s*\()", expr) if name not in _KEYWORDS}
 
 
-@pytest.mark.parametrize("expr, names", [
-    ('100 * max by (stage) (omni_train_step{run="$run"}) / max by (stage) (omni_train_total_steps{run="$run"})',
-     {"omni_train_step", "omni_train_total_steps"}),
-    ('rate(foo_total{part="a{b}", run=~"x"}[5m]) > bool 0', {"foo_total"}),
-    ("sum without (pod) (bar) / on (run) group_left (stage) baz", {"bar", "baz"}),
-])
+@pytest.mark.parametrize(
+    "expr, names",
+    [
+        (
+            '100 * max by (stage) (omni_train_step{run="$run"}) / max by (stage) (omni_train_total_steps{run="$run"})',
+            {"omni_train_step", "omni_train_total_steps"},
+        ),
+        ('rate(foo_total{part="a{b}", run=~"x"}[5m]) > bool 0', {"foo_total"}),
+        ("sum without (pod) (bar) / on (run) group_left (stage) baz", {"bar", "baz"}),
+    ],
+)
 def test_metric_names(expr, names):
     assert metric_names(expr) == names
 
@@ -161,23 +179,25 @@ def test_dashboard_reads_only_the_served_metrics_of_the_chosen_run():
     for expr in expressions():
         names = metric_names(expr)
         assert names and names <= METRICS, f"{expr!r} reads {names - METRICS or 'no metric'}"
-        assert expr.count('run="$run"') == len(re.findall(r"\bomni_train_\w+\{", expr)), \
+        assert expr.count('run="$run"') == len(re.findall(r"\bomni_train_\w+\{", expr)), (
             f"{expr!r}: every selector filters on the chosen run"
+        )
         used |= names
     assert used == METRICS, f"served but not shown: {METRICS - used}"
 
 
 @pytest.mark.skipif(_PROMTOOL is None, reason="promtool is not on PATH (infra/setup.sh installs it)")
 def test_dashboard_queries_parse_with_promtool(tmp_path):
-    rules = [{"record": f"check:query_{i}", "expr": expr.replace("$run", "r")}
-             for i, expr in enumerate(expressions())]
+    rules = [{"record": f"check:query_{i}", "expr": expr.replace("$run", "r")} for i, expr in enumerate(expressions())]
     (tmp_path / "queries.yaml").write_text(yaml.safe_dump({"groups": [{"name": "queries", "rules": rules}]}))
-    result = subprocess.run([_PROMTOOL, "check", "rules", "queries.yaml"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [_PROMTOOL, "check", "rules", "queries.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --- how it is applied ------------------------------------------------------------------------------------------
+
 
 def test_kustomizations_apply_the_files():
     found = {k.dir: k for k in kustomizations()}

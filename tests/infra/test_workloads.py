@@ -1,5 +1,6 @@
 """Our workloads are hardened (Pod Security "restricted" and more), sized, probed, and run pinned images that
 agree with the rest of the project (pyproject.toml, pipelines/steps.py)."""
+
 from __future__ import annotations
 
 import fnmatch
@@ -22,8 +23,16 @@ WORKLOADS = workloads()
 _IDS = [label for label, *_ in WORKLOADS]
 
 # Volume types Pod Security "restricted" allows.
-_RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
-                       "projected", "secret"}
+_RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 
@@ -55,8 +64,9 @@ def test_pod_security_restricted(label, pod, namespace, obj):
         where = f"{label}/{container['name']}"
         context = container.get("securityContext", {})
         assert context.get("runAsNonRoot", pod_context.get("runAsNonRoot")) is True, f"{where}: runAsNonRoot"
-        assert context.get("runAsUser", pod_context.get("runAsUser")) not in (None, 0), \
+        assert context.get("runAsUser", pod_context.get("runAsUser")) not in (None, 0), (
             f"{where}: needs an explicit non-root runAsUser (images default to root)"
+        )
         assert context.get("allowPrivilegeEscalation") is False, f"{where}: allowPrivilegeEscalation"
         assert not context.get("privileged"), f"{where}: privileged"
         assert "ALL" in context.get("capabilities", {}).get("drop", []), f"{where}: capabilities not dropped"
@@ -95,15 +105,18 @@ def test_images_pinned(label, pod, namespace, obj):
         assert container.get("imagePullPolicy") != "Always", f"{label}: pinned images need no Always pull"
 
 
-@pytest.mark.parametrize("image, pinned", [
-    ("postgres:17.6-bookworm", True),
-    ("quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z", True),
-    ("kindest/node:v1.34.0@sha256:" + "a" * 64, True),
-    ("postgres", False),
-    ("postgres:latest", False),
-    ("ghcr.io/empathy-omni/omni-components:latest", False),
-    ("registry.local:5000/omni", False),
-])
+@pytest.mark.parametrize(
+    "image, pinned",
+    [
+        ("postgres:17.6-bookworm", True),
+        ("quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z", True),
+        ("kindest/node:v1.34.0@sha256:" + "a" * 64, True),
+        ("postgres", False),
+        ("postgres:latest", False),
+        ("ghcr.io/empathy-omni/omni-components:latest", False),
+        ("registry.local:5000/omni", False),
+    ],
+)
 def test_image_pin_check(image, pinned):
     assert image_pinned(image) is pinned
 
@@ -147,8 +160,9 @@ def test_mlflow_server_image_matches_pyproject():
     dockerfile = (BOOTSTRAP / "05-mlflow" / "Dockerfile").read_text()
     installed = dict(re.findall(r"([\w.\-]+)==([\w.]+)", dockerfile))
     for package in ("mlflow", "boto3", "psycopg2-binary"):
-        assert installed.get(package) == pins[package], f"Dockerfile {package}=={installed.get(package)}, " \
-                                                         f"pyproject {pins[package]}"
+        assert installed.get(package) == pins[package], (
+            f"Dockerfile {package}=={installed.get(package)}, pyproject {pins[package]}"
+        )
     (deployment,) = _objects("Deployment")
     for container in containers(deployment["spec"]["template"]["spec"]):
         assert container["image"] == f"ghcr.io/empathy-omni/mlflow-server:{pins['mlflow']}"

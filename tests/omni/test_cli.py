@@ -1,4 +1,5 @@
 """The omni CLI: every subcommand is listed, errors exit 2 with a message and no traceback."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,26 @@ def test_help_lists_every_command(capsys):
 
 
 def test_data_synthesize(tmp_path, capsys):
-    assert main(["data", "synthesize", "--out", str(tmp_path / "ds"), "--n", "12", "--seed", "1",
-                 "--unseen-voice-fraction", "0", "--engines", "espeak-ng,flite", "--no-channels"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synthesize",
+                "--out",
+                str(tmp_path / "ds"),
+                "--n",
+                "12",
+                "--seed",
+                "1",
+                "--unseen-voice-fraction",
+                "0",
+                "--engines",
+                "espeak-ng,flite",
+                "--no-channels",
+            ]
+        )
+        == 0
+    )
     rows = read_manifest(tmp_path / "ds")
     assert len(rows) == 12 and not any(row["user_channel"] for row in rows)
     assert {row["speaker"].partition(":")[0] for row in rows} == {"espeak-ng", "flite"}
@@ -37,10 +56,14 @@ def test_data_synthesize(tmp_path, capsys):
     assert {row["split"] for row in rows} == {"train", "test", "test_unseen_voice"}
 
 
-@pytest.mark.parametrize("payload, message", [
-    (b"", "empty"), (b"RIFF\x10\x00\x00\x00WAVEjunk", "not a decodable WAV"),
-    (encode_wav(np.zeros(16000, np.float32)), "silence"),
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (b"", "empty"),
+        (b"RIFF\x10\x00\x00\x00WAVEjunk", "not a decodable WAV"),
+        (encode_wav(np.zeros(16000, np.float32)), "silence"),
+    ],
+)
 def test_chat_refuses_bad_audio(tmp_path, capsys, tiny_model_dir, payload, message):
     bad = tmp_path / "in.wav"
     bad.write_bytes(payload)
@@ -53,16 +76,30 @@ def test_chat_refuses_bad_audio(tmp_path, capsys, tiny_model_dir, payload, messa
 def test_chat_in_process(tmp_path, capsys, tiny_model_dir):
     t = np.arange(24000) / 16000
     (tmp_path / "in.wav").write_bytes(encode_wav((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)))
-    assert main(["chat", "--audio", str(tmp_path / "in.wav"), "--out", str(tmp_path / "r.wav"),
-                 "--model", str(tiny_model_dir)]) == 0
+    assert (
+        main(
+            [
+                "chat",
+                "--audio",
+                str(tmp_path / "in.wav"),
+                "--out",
+                str(tmp_path / "r.wav"),
+                "--model",
+                str(tiny_model_dir),
+            ]
+        )
+        == 0
+    )
     answer = json.loads(capsys.readouterr().out)
     assert {"text", "response_emotion", "user_emotion", "reply_wav"} <= set(answer)
 
 
 def test_chat_without_a_server_names_omni_serve(tmp_path, capsys):
     (tmp_path / "in.wav").write_bytes(encode_wav(np.full(8000, 0.1, np.float32)))
-    assert main(["chat", "--audio", str(tmp_path / "in.wav"), "--out", str(tmp_path / "r.wav"),
-                 "--url", "127.0.0.1:9"]) == 2
+    assert (
+        main(["chat", "--audio", str(tmp_path / "in.wav"), "--out", str(tmp_path / "r.wav"), "--url", "127.0.0.1:9"])
+        == 2
+    )
     assert "omni serve" in capsys.readouterr().err
 
 

@@ -1,4 +1,5 @@
 """`omni pipeline compile|submit|schedule`: flags reach the IR and the KFP API (fake_kfp.py); errors exit 2."""
+
 from __future__ import annotations
 
 import socket
@@ -19,8 +20,25 @@ def kfp_api(monkeypatch):
 
 def test_compile_flags_reach_the_ir(tmp_path):
     out = tmp_path / "p.yaml"
-    assert main(["pipeline", "compile", "--out", str(out), "--train-gpus", "0", "--shared-pvc", "omni-shared",
-                 "--shared-mount-path", "/shared", "--gpu-node-selector", "pool=a100"]) == 0
+    assert (
+        main(
+            [
+                "pipeline",
+                "compile",
+                "--out",
+                str(out),
+                "--train-gpus",
+                "0",
+                "--shared-pvc",
+                "omni-shared",
+                "--shared-mount-path",
+                "/shared",
+                "--gpu-node-selector",
+                "pool=a100",
+            ]
+        )
+        == 0
+    )
     spec, platform = yaml.safe_load_all(out.read_text())
     train = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]
     assert train["pvcMount"][0]["mountPath"] == "/shared"
@@ -30,9 +48,30 @@ def test_compile_flags_reach_the_ir(tmp_path):
 
 
 def test_submit(kfp_api, capsys):
-    assert main(["pipeline", "submit", "--host", kfp_api.url, "--param", "epochs=2", "--param",
-                 "train_backend=trainjob", "--run-name", "smoke", "--disable-caching", "--experiment", "ci",
-                 "--service-account", "omni-runner", "--shared-pvc", "omni-shared"]) == 0
+    assert (
+        main(
+            [
+                "pipeline",
+                "submit",
+                "--host",
+                kfp_api.url,
+                "--param",
+                "epochs=2",
+                "--param",
+                "train_backend=trainjob",
+                "--run-name",
+                "smoke",
+                "--disable-caching",
+                "--experiment",
+                "ci",
+                "--service-account",
+                "omni-runner",
+                "--shared-pvc",
+                "omni-shared",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "submitted run 'smoke' (run-1)" in out and "epochs=2 train_backend=trainjob" in out
     assert f"{kfp_api.url}/#/runs/details/run-1" in out
@@ -43,10 +82,25 @@ def test_submit(kfp_api, capsys):
 
 
 def test_schedule(kfp_api, capsys):
-    assert main(["pipeline", "schedule", "--host", kfp_api.url, "--cron", "0 3 * * *", "--job-name", "nightly",
-                 "--max-concurrency", "1", "--enable-caching"]) == 0
-    assert "submitted recurring run 'nightly' (rr-1) in experiment exp-1, cron '0 0 3 * * *'" in \
-        capsys.readouterr().out
+    assert (
+        main(
+            [
+                "pipeline",
+                "schedule",
+                "--host",
+                kfp_api.url,
+                "--cron",
+                "0 3 * * *",
+                "--job-name",
+                "nightly",
+                "--max-concurrency",
+                "1",
+                "--enable-caching",
+            ]
+        )
+        == 0
+    )
+    assert "submitted recurring run 'nightly' (rr-1) in experiment exp-1, cron '0 0 3 * * *'" in capsys.readouterr().out
     (body,) = kfp_api.bodies("POST", "/apis/v2beta1/recurringruns")
     assert body["trigger"]["cron_schedule"]["cron"] == "0 0 3 * * *"
 
@@ -71,8 +125,21 @@ def test_flag_errors(tmp_path, capsys):
     assert main(["pipeline", "compile", "--out", str(tmp_path / "p.yaml"), "--gpu-node-selector", "a100"]) == 2
     assert "expected LABEL=VALUE" in capsys.readouterr().err
     (tmp_path / "p.yaml").write_text("x")
-    assert main(["pipeline", "submit", "--host", "http://127.0.0.1:9", "--package", str(tmp_path / "p.yaml"),
-                 "--shared-pvc", "x"]) == 2
+    assert (
+        main(
+            [
+                "pipeline",
+                "submit",
+                "--host",
+                "http://127.0.0.1:9",
+                "--package",
+                str(tmp_path / "p.yaml"),
+                "--shared-pvc",
+                "x",
+            ]
+        )
+        == 2
+    )
     assert "give the cluster settings flags to `omni pipeline compile`" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: the two caching flags exclude each other
         main(["pipeline", "submit", "--host", "http://x", "--enable-caching", "--disable-caching"])

@@ -10,6 +10,7 @@ sent. `requests` records (method, path, query, body), `authorization` each reque
     POST /apis/v2beta1/runs
     POST /apis/v2beta1/recurringruns
 """
+
 from __future__ import annotations
 
 import json
@@ -53,11 +54,19 @@ class FakeKFP:
             self.experiments.append(experiment)
             return 200, experiment
         if (method, path) == ("POST", "/apis/v2beta1/runs"):
-            return 200, {"run_id": "run-1", "display_name": body["display_name"],
-                         "experiment_id": body["experiment_id"], "state": "PENDING"}
+            return 200, {
+                "run_id": "run-1",
+                "display_name": body["display_name"],
+                "experiment_id": body["experiment_id"],
+                "state": "PENDING",
+            }
         if (method, path) == ("POST", "/apis/v2beta1/recurringruns"):
-            return 200, {"recurring_run_id": "rr-1", "display_name": body["display_name"],
-                         "experiment_id": body["experiment_id"], "status": "ENABLED"}
+            return 200, {
+                "recurring_run_id": "rr-1",
+                "display_name": body["display_name"],
+                "experiment_id": body["experiment_id"],
+                "status": "ENABLED",
+            }
         return 404, {"error_message": f"no route {method} {path}", "code": 5}
 
     def __enter__(self) -> FakeKFP:

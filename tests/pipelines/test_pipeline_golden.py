@@ -6,6 +6,7 @@ file embeds kfp's sdkVersion, so a kfp upgrade regenerates it too. Regenerate af
 
     OMNI_UPDATE_GOLDEN=1 pytest tests/pipelines -k golden
 """
+
 from __future__ import annotations
 
 import difflib
@@ -26,12 +27,21 @@ def test_compiled_pipeline_matches_golden(tmp_path):
     assert GOLDEN.is_file(), f"no golden file {GOLDEN}; create it with: {REGENERATE}"
     golden = GOLDEN.read_text()
     if compiled != golden:
-        diff = "".join(difflib.unified_diff(golden.splitlines(keepends=True), compiled.splitlines(keepends=True),
-                                            fromfile=str(GOLDEN), tofile="compiled now", n=2))
+        diff = "".join(
+            difflib.unified_diff(
+                golden.splitlines(keepends=True),
+                compiled.splitlines(keepends=True),
+                fromfile=str(GOLDEN),
+                tofile="compiled now",
+                n=2,
+            )
+        )
         lines = diff.splitlines()
         shown = "\n".join(lines[:200]) + (f"\n... {len(lines) - 200} more diff lines" if len(lines) > 200 else "")
-        raise AssertionError(f"the compiled pipeline differs from the golden file:\n{shown}\n\n"
-                             f"If the change is intended, regenerate and review the diff: {REGENERATE}")
+        raise AssertionError(
+            f"the compiled pipeline differs from the golden file:\n{shown}\n\n"
+            f"If the change is intended, regenerate and review the diff: {REGENERATE}"
+        )
 
 
 def test_compilation_is_deterministic(tmp_path):

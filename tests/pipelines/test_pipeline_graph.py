@@ -1,4 +1,5 @@
 """The compiled pipeline: every step, the gate, and the cluster settings (GPU, resources, secrets, retries)."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,20 @@ from components.training.config import TrainConfig
 from pipelines.emotion_omni import ClusterSettings, compile_pipeline
 from pipelines.steps import COMPONENT_IMAGE
 
-STEPS = {"plan-synthesis", "synthesize-part", "synthesize", "train", "speech-units", "train-speech", "evaluate",
-         "register", "check-gate", "promote", "export-triton", "serve-smoke-test"}
+STEPS = {
+    "plan-synthesis",
+    "synthesize-part",
+    "synthesize",
+    "train",
+    "speech-units",
+    "train-speech",
+    "evaluate",
+    "register",
+    "check-gate",
+    "promote",
+    "export-triton",
+    "serve-smoke-test",
+}
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +82,14 @@ def test_every_step_gets_the_runs_lineage_id_and_the_pushgateway(compiled):
     tasks = spec["root"]["dag"]["tasks"]
     gate = next(t for t in tasks.values() if t["taskInfo"]["name"] == "gate-passed")
     loop = next(t for t in tasks.values() if t["taskInfo"]["name"].startswith("for-loop"))
-    nested = {**spec["components"][gate["componentRef"]["name"]]["dag"]["tasks"],
-              **spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]}
+    nested = {
+        **spec["components"][gate["componentRef"]["name"]]["dag"]["tasks"],
+        **spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"],
+    }
     for name in STEPS:
         task = tasks.get(name) or nested[name]
         parameters = task["inputs"]["parameters"]
-        lineage = parameters.get("lineage_id") or parameters["run_id"]   # the train steps call it run_id
+        lineage = parameters.get("lineage_id") or parameters["run_id"]  # the train steps call it run_id
         assert lineage == {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}, name
         env = spec["deploymentSpec"]["executors"][task["componentRef"]["name"].replace("comp-", "exec-")]
         assert {"name": "OMNI_PUSHGATEWAY_URL", "value": ClusterSettings.pushgateway_url} in env["container"]["env"]
@@ -114,9 +129,13 @@ def test_synthesis_fans_out_over_parts_and_the_merge_collects_them(compiled):
 def test_llm_secret_reaches_only_the_synthesis_steps(tmp_path):
     path = compile_pipeline(str(tmp_path / "p.yaml"), ClusterSettings(llm_secret="llm-credentials"))
     executors = list(yaml.safe_load_all(Path(path).read_text()))[1]["platforms"]["kubernetes"]["deploymentSpec"][
-        "executors"]
-    with_llm = [name for name, spec in executors.items()
-                if any(s["secretName"] == "llm-credentials" for s in spec.get("secretAsEnv", []))]
+        "executors"
+    ]
+    with_llm = [
+        name
+        for name, spec in executors.items()
+        if any(s["secretName"] == "llm-credentials" for s in spec.get("secretAsEnv", []))
+    ]
     assert sorted(with_llm) == ["exec-plan-synthesis", "exec-synthesize", "exec-synthesize-part"]
 
 
@@ -130,10 +149,14 @@ def test_no_pushgateway_sets_no_url(tmp_path):
 def test_judge_secret_reaches_the_steps_that_evaluate(tmp_path):
     path = compile_pipeline(str(tmp_path / "p.yaml"), ClusterSettings(judge_secret="judge-credentials"))
     executors = list(yaml.safe_load_all(Path(path).read_text()))[1]["platforms"]["kubernetes"]["deploymentSpec"][
-        "executors"]
-    with_judge = {name: spec for name, spec in executors.items()
-                  if any(s["secretName"] == "judge-credentials" for s in spec.get("secretAsEnv", []))}
-    assert sorted(with_judge) == ["exec-evaluate", "exec-register"]   # register may evaluate the champion again
+        "executors"
+    ]
+    with_judge = {
+        name: spec
+        for name, spec in executors.items()
+        if any(s["secretName"] == "judge-credentials" for s in spec.get("secretAsEnv", []))
+    }
+    assert sorted(with_judge) == ["exec-evaluate", "exec-register"]  # register may evaluate the champion again
     keys = next(s for s in with_judge["exec-evaluate"]["secretAsEnv"] if s["secretName"] == "judge-credentials")
     assert {k["envVar"] for k in keys["keyToEnv"]} == {"OMNI_JUDGE_BASE_URL", "OMNI_JUDGE_MODEL", "OMNI_JUDGE_API_KEY"}
 
@@ -154,8 +177,9 @@ def test_train_backend_parameters_default_to_local(compiled):
     assert inputs["num_nodes"] == {"componentInputParameter": "trainjob_num_nodes"}
     # No shared PVC unless one is configured; the GPU step tolerates the usual GPU taint.
     assert "pvcMount" not in platform["exec-train"]
-    assert platform["exec-train"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
-                                                      "effect": "NoSchedule"}]
+    assert platform["exec-train"]["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
 
 
 def test_trainjob_cluster_settings_reach_the_train_step(tmp_path):
@@ -163,12 +187,21 @@ def test_trainjob_cluster_settings_reach_the_train_step(tmp_path):
     from components.training.trainjob import TrainJobConfig
 
     path = tmp_path / "pipeline.yaml"
-    compile_pipeline(str(path), ClusterSettings(train_gpus=0, shared_pvc="omni-shared",
-                                                gpu_node_selector={"pool": "a100"}, trainjob_memory="64Gi"))
+    compile_pipeline(
+        str(path),
+        ClusterSettings(
+            train_gpus=0, shared_pvc="omni-shared", gpu_node_selector={"pool": "a100"}, trainjob_memory="64Gi"
+        ),
+    )
     spec, platform = yaml.safe_load_all(path.read_text())
     train = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]
-    assert train["pvcMount"] == [{"constant": "omni-shared", "mountPath": "/mnt/omni-shared",
-                                  "pvcNameParameter": {"runtimeValue": {"constant": "omni-shared"}}}]
+    assert train["pvcMount"] == [
+        {
+            "constant": "omni-shared",
+            "mountPath": "/mnt/omni-shared",
+            "pvcNameParameter": {"runtimeValue": {"constant": "omni-shared"}},
+        }
+    ]
     assert "accelerator" not in spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
     assert "nodeSelector" not in train  # the launcher is not a GPU pod; the TrainJob nodes are
     constant = spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]["trainjob_json"]["runtimeValue"]
@@ -180,14 +213,24 @@ def test_trainjob_cluster_settings_reach_the_train_step(tmp_path):
 
 
 def test_launcher_rbac_covers_what_the_launcher_calls():
-    role = yaml.safe_load((Path(__file__).resolve().parents[2] / "pipelines" / "rbac" /
-                           "trainjob-launcher.yaml").read_text())
+    role = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "pipelines" / "rbac" / "trainjob-launcher.yaml").read_text()
+    )
     assert role["kind"] == "Role" and role["apiVersion"] == "rbac.authorization.k8s.io/v1"
-    granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
-               for resource in rule["resources"] for verb in rule["verbs"]}
-    assert granted == {("trainer.kubeflow.org", "trainjobs", "create"), ("trainer.kubeflow.org", "trainjobs", "get"),
-                       ("trainer.kubeflow.org", "trainjobs", "delete"), ("", "pods", "list"),
-                       ("", "pods/log", "get")}
+    granted = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert granted == {
+        ("trainer.kubeflow.org", "trainjobs", "create"),
+        ("trainer.kubeflow.org", "trainjobs", "get"),
+        ("trainer.kubeflow.org", "trainjobs", "delete"),
+        ("", "pods", "list"),
+        ("", "pods/log", "get"),
+    }
 
 
 def test_train_steps_retry_and_resume_from_a_run_scoped_checkpoint_mirror(compiled):

@@ -1,4 +1,5 @@
 """Submitting and scheduling through the real kfp.Client, against a fake KFP REST API (fake_kfp.py)."""
+
 from __future__ import annotations
 
 import socket
@@ -20,23 +21,33 @@ def kfp_api():
 
 
 def caching(pipeline_spec: dict) -> set:
-    return {task.get("cachingOptions", {}).get("enableCache", False)
-            for task in pipeline_spec["root"]["dag"]["tasks"].values()}
+    return {
+        task.get("cachingOptions", {}).get("enableCache", False)
+        for task in pipeline_spec["root"]["dag"]["tasks"].values()
+    }
 
 
 def test_submit_sends_the_pipeline_typed_parameters_and_caching(kfp_api, monkeypatch):
     monkeypatch.delenv("KF_PIPELINES_SA_TOKEN_PATH", raising=False)
-    submission = submit_run(kfp_api.url, params=["epochs=3", "test_fraction=0.25", "train_backend=trainjob",
-                                                 "trainjob_num_nodes=2"],
-                            run_name="nightly-check", enable_caching=False, service_account="omni-runner",
-                            settings=ClusterSettings(shared_pvc="omni-shared"))
+    submission = submit_run(
+        kfp_api.url,
+        params=["epochs=3", "test_fraction=0.25", "train_backend=trainjob", "trainjob_num_nodes=2"],
+        run_name="nightly-check",
+        enable_caching=False,
+        service_account="omni-runner",
+        settings=ClusterSettings(shared_pvc="omni-shared"),
+    )
     (experiment,) = kfp_api.bodies("POST", "/apis/v2beta1/experiments")
     assert experiment["display_name"] == "emotion-omni"
     (run,) = kfp_api.bodies("POST", "/apis/v2beta1/runs")
     assert run["display_name"] == "nightly-check" and run["experiment_id"] == "exp-1"
     assert run["service_account"] == "omni-runner"
-    assert run["runtime_config"]["parameters"] == {"epochs": 3, "test_fraction": 0.25, "train_backend": "trainjob",
-                                                   "trainjob_num_nodes": 2}
+    assert run["runtime_config"]["parameters"] == {
+        "epochs": 3,
+        "test_fraction": 0.25,
+        "train_backend": "trainjob",
+        "trainjob_num_nodes": 2,
+    }
     spec, platform = run["pipeline_spec"]["pipeline_spec"], run["pipeline_spec"]["platform_spec"]
     assert spec["pipelineInfo"]["name"] == "emotion-omni"
     assert caching(spec) == {False}  # --disable-caching reaches every task
@@ -48,8 +59,15 @@ def test_submit_sends_the_pipeline_typed_parameters_and_caching(kfp_api, monkeyp
 
 def test_schedule_normalizes_cron_and_reuses_the_experiment(kfp_api):
     kfp_api.experiments.append({"experiment_id": "exp-7", "display_name": "nightly"})
-    job = schedule_run(kfp_api.url, "0 3 * * *", job_name="emotion-omni nightly", max_concurrency=2,
-                       params=["n=120"], experiment="nightly", enable_caching=True)
+    job = schedule_run(
+        kfp_api.url,
+        "0 3 * * *",
+        job_name="emotion-omni nightly",
+        max_concurrency=2,
+        params=["n=120"],
+        experiment="nightly",
+        enable_caching=True,
+    )
     assert not kfp_api.bodies("POST", "/apis/v2beta1/experiments")  # found by name, not created again
     (body,) = kfp_api.bodies("POST", "/apis/v2beta1/recurringruns")
     assert body["trigger"]["cron_schedule"]["cron"] == "0 0 3 * * *"  # KFP's seconds-first format
@@ -65,8 +83,10 @@ def test_a_compiled_package_is_sent_as_is(kfp_api):
         pytest.skip("no golden file yet: OMNI_UPDATE_GOLDEN=1 pytest tests/pipelines -k golden")
     submit_run(kfp_api.url, package=GOLDEN)
     (run,) = kfp_api.bodies("POST", "/apis/v2beta1/runs")
-    assert run["pipeline_spec"]["pipeline_spec"]["root"]["inputDefinitions"]["parameters"]["train_backend"][
-        "defaultValue"] == "local"
+    assert (
+        run["pipeline_spec"]["pipeline_spec"]["root"]["inputDefinitions"]["parameters"]["train_backend"]["defaultValue"]
+        == "local"
+    )
     assert run["runtime_config"]["parameters"] == {}
 
 
@@ -80,14 +100,20 @@ def test_token_comes_from_the_environment(kfp_api, tmp_path, monkeypatch):
         submit_run(kfp_api.url, package=GOLDEN if GOLDEN.is_file() else None)
 
 
-@pytest.mark.parametrize("param, message", [
-    ("epoch=3", "the pipeline has no parameter 'epoch'; known parameters: artifact_location, checkpoint_root, epochs,"),
-    ("epochs=three", "--param epochs='three': epochs must be an integer"),
-    ("test_fraction=a lot", "test_fraction must be a number"),
-    ("epochs", "expected KEY=VALUE"),
-    ("train_backend=slurm", "train_backend must be one of local, trainjob"),
-    ("triton_instance_kind=tpu", "triton_instance_kind must be one of cpu, gpu"),
-])
+@pytest.mark.parametrize(
+    "param, message",
+    [
+        (
+            "epoch=3",
+            "the pipeline has no parameter 'epoch'; known parameters: artifact_location, checkpoint_root, epochs,",
+        ),
+        ("epochs=three", "--param epochs='three': epochs must be an integer"),
+        ("test_fraction=a lot", "test_fraction must be a number"),
+        ("epochs", "expected KEY=VALUE"),
+        ("train_backend=slurm", "train_backend must be one of local, trainjob"),
+        ("triton_instance_kind=tpu", "triton_instance_kind must be one of cpu, gpu"),
+    ],
+)
 def test_bad_params_fail_before_anything_is_sent(kfp_api, param, message):
     with pytest.raises(SubmitError, match=message.replace("(", r"\(").replace("?", r"\?")):
         submit_run(kfp_api.url, params=[param])
@@ -110,8 +136,10 @@ def test_http_errors_are_named(kfp_api):
         submit_run(kfp_api.url)
 
 
-@pytest.mark.parametrize("cron, sent", [("0 3 * * *", "0 0 3 * * *"), ("30 0 3 * * 1-5", "30 0 3 * * 1-5"),
-                                        ("  */15  * * * * ", "0 */15 * * * *")])
+@pytest.mark.parametrize(
+    "cron, sent",
+    [("0 3 * * *", "0 0 3 * * *"), ("30 0 3 * * 1-5", "30 0 3 * * 1-5"), ("  */15  * * * * ", "0 */15 * * * *")],
+)
 def test_normalize_cron(cron, sent):
     assert normalize_cron(cron) == sent
 

@@ -1,6 +1,7 @@
 """The train step's `trainjob` branch, run by kfp.local like any step: it stages the dataset on the shared
 directory, creates a TrainJob through a kubeconfig-loaded client (pointing at the fake Kubernetes API, whose
 stand-in controller runs the job's real trainer command), waits, and returns the model as its output."""
+
 from __future__ import annotations
 
 import json
@@ -15,17 +16,36 @@ from kfp.dsl import Dataset
 from pipelines import steps
 from tests.components.training.fake_kube import FakeKubeAPI, ProcessController
 
-TINY_MODEL = {"model": {"thinker_config": {"window_seconds": 6.0, "text_config": {
-    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4,
-    "num_key_value_heads": 2, "max_position_embeddings": 512}}}}
+TINY_MODEL = {
+    "model": {
+        "thinker_config": {
+            "window_seconds": 6.0,
+            "text_config": {
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "max_position_embeddings": 512,
+            },
+        }
+    }
+}
 
 
 def kubeconfig(path, server: str, namespace: str):
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": server}}],
-        "users": [{"name": "fake", "user": {"token": "fake-token"}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": namespace}}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "fake",
+                "clusters": [{"name": "fake", "cluster": {"server": server}}],
+                "users": [{"name": "fake", "user": {"token": "fake-token"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": namespace}}],
+            }
+        )
+    )
     return path
 
 
@@ -33,12 +53,22 @@ def run_train_step(tmp_path, dataset_dir, backend: str, trainjob: dict, checkpoi
     @dsl.pipeline(name="train-step")
     def train_only():
         data = dsl.importer(artifact_uri=str(dataset_dir), artifact_class=Dataset, reimport=False)
-        steps.train(dataset=data.output, epochs=1, nproc=2, max_steps=2, seed=0,
-                    config_json=json.dumps(TINY_MODEL), backend=backend, num_nodes=1, gpus_per_node=0,
-                    trainjob_json=json.dumps(trainjob), checkpoint_root=checkpoint_root, run_id="run-1")
+        steps.train(
+            dataset=data.output,
+            epochs=1,
+            nproc=2,
+            max_steps=2,
+            seed=0,
+            config_json=json.dumps(TINY_MODEL),
+            backend=backend,
+            num_nodes=1,
+            gpus_per_node=0,
+            trainjob_json=json.dumps(trainjob),
+            checkpoint_root=checkpoint_root,
+            run_id="run-1",
+        )
 
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp"),
-               raise_on_error=True)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp"), raise_on_error=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         train_only()
@@ -52,9 +82,20 @@ def test_trainjob_backend_through_the_step(tmp_path, tiny_dialogues, monkeypatch
     with FakeKubeAPI(ProcessController(tmp_path)) as fake:
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig(tmp_path / "kubeconfig", fake.url, "team-b")))
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # not in a pod: use the kubeconfig
-        output = run_train_step(tmp_path, tiny_dialogues, "trainjob", {
-            "pvc": "omni-shared", "mount_path": str(shared), "cpu": "2", "memory": "4Gi", "poll_interval_s": 0.2,
-            "image": steps.COMPONENT_IMAGE}, checkpoint_root=str(shared / "checkpoints"))
+        output = run_train_step(
+            tmp_path,
+            tiny_dialogues,
+            "trainjob",
+            {
+                "pvc": "omni-shared",
+                "mount_path": str(shared),
+                "cpu": "2",
+                "memory": "4Gi",
+                "poll_interval_s": 0.2,
+                "image": steps.COMPONENT_IMAGE,
+            },
+            checkpoint_root=str(shared / "checkpoints"),
+        )
     (create,) = fake.calls("POST", "/trainjobs")
     assert create[3]["spec"]["trainer"]["args"][-1] == "--resume"  # a retried step picks up the mirror's newest
     assert create[1] == "/apis/trainer.kubeflow.org/v1alpha1/namespaces/team-b/trainjobs"  # the context's

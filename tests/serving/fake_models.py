@@ -2,6 +2,7 @@
 
 Each is served under the real emotion_omni config.pbtxt, which the tests thereby also load in Triton.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,7 @@ from serving.repository import TEMPLATE_DIR
 
 # Echoes the audio back and reports what it saw as JSON in RESPONSE_TEXT. An empty payload gets its own
 # INVALID_ARG error, like the real model. It imports `components` to prove the stub sees the project.
-ECHO_MODEL = '''
+ECHO_MODEL = """
 import json
 import sys
 import time
@@ -44,22 +45,22 @@ class TritonPythonModel:
             }
             responses.append(pb_utils.InferenceResponse([pb_utils.Tensor(k, v) for k, v in outputs.items()]))
         return responses
-'''
+"""
 
-FAILING_MODEL = '''
+FAILING_MODEL = """
 class TritonPythonModel:
     def initialize(self, args):
         raise RuntimeError("weights are missing: fake-startup-failure")
-'''
+"""
 
-SLOW_MODEL = '''
+SLOW_MODEL = """
 import time
 
 
 class TritonPythonModel:
     def initialize(self, args):
         time.sleep(120)
-'''
+"""
 
 
 def write_repository(root: Path, model_source: str) -> Path:

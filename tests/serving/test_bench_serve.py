@@ -1,4 +1,5 @@
 """`omni bench serve`: the one-at-a-time twin, the report, and a short soak, on the tiny model."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Serving pieces that need no running server: the trio's contract, repository building, client/launcher errors."""
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,16 @@ def test_the_streaming_config_pbtxt_is_decoupled_with_the_contract_names():
 
 def test_model_py_takes_tensor_names_from_contracts():
     source = (TEMPLATE_DIR / "1" / "model.py").read_text()
-    for name in ("AUDIO", "RESPONSE_TEXT", "RESPONSE_EMOTION", "USER_EMOTION", "EMOTION_VECTOR", "RESPONSE_AUDIO",
-                 "SPEECH_NOTE", "AUDIO_CHUNK"):
+    for name in (
+        "AUDIO",
+        "RESPONSE_TEXT",
+        "RESPONSE_EMOTION",
+        "USER_EMOTION",
+        "EMOTION_VECTOR",
+        "RESPONSE_AUDIO",
+        "SPEECH_NOTE",
+        "AUDIO_CHUNK",
+    ):
         assert f'"{name}"' not in source, f"{name} is spelled out in model.py; use components.contracts"
 
 
@@ -74,8 +83,9 @@ def test_build_model_repository_lays_out_the_trio_and_weights(tmp_path):
     assert (model_root / "config.pbtxt").read_text() == (TEMPLATE_DIR / "config.pbtxt").read_text()
     assert (model_root / "3" / "model.py").read_text() == (TEMPLATE_DIR / "1" / "model.py").read_text()
     weights = sorted(p.name for p in (model_root / "3" / "weights").iterdir())
-    assert weights == sorted([contracts.MODEL_CONFIG_FILE, contracts.MODEL_WEIGHTS_FILE, contracts.TOKENIZER_FILE,
-                              "extra.txt"])
+    assert weights == sorted(
+        [contracts.MODEL_CONFIG_FILE, contracts.MODEL_WEIGHTS_FILE, contracts.TOKENIZER_FILE, "extra.txt"]
+    )
     newer = _exported(tmp_path / "again")
     (newer / "extra.txt").unlink()
     build_model_repository(newer, repo, version=3)  # rebuilding replaces the version, stale files included
@@ -90,16 +100,17 @@ def test_build_model_repository_lays_out_the_trio_and_weights(tmp_path):
 
 def test_the_repository_carries_the_lineage_and_the_model_card(tmp_path):
     lineage = {"lineage_id": "0b6c3a4e-8f0e", "model_name": "emotion-omni", "model_version": "3"}
-    repo = build_model_repository(_exported(tmp_path), tmp_path / "repo", version=3, lineage=lineage,
-                                  model_card="# emotion-omni v3\n")
+    repo = build_model_repository(
+        _exported(tmp_path), tmp_path / "repo", version=3, lineage=lineage, model_card="# emotion-omni v3\n"
+    )
     for name in (contracts.TRITON_MODEL_NAME, contracts.TRITON_STREAM_MODEL_NAME):
         config = (repo / name / "config.pbtxt").read_text()
-        assert weights_dir_name(config) == "weights"   # the parameter it already had is untouched
+        assert weights_dir_name(config) == "weights"  # the parameter it already had is untouched
         assert re.search(r'key: "lineage_id"\s*value: \{ string_value: "0b6c3a4e-8f0e" \}', config), config
         assert json.loads((repo / name / "3" / contracts.LINEAGE_FILE).read_text()) == lineage
         assert (repo / name / "3" / contracts.MODEL_CARD_FILE).read_text() == "# emotion-omni v3\n"
     again = with_parameter(config, "lineage_id", "next-run")
-    assert again.count('key: "lineage_id"') == 1 and "next-run" in again   # replaced, not appended twice
+    assert again.count('key: "lineage_id"') == 1 and "next-run" in again  # replaced, not appended twice
     with pytest.raises(ValueError, match="only letters, digits"):
         with_parameter(config, "lineage_id", 'a" } evil {')
 

@@ -3,6 +3,7 @@
 Project audio helpers are imported inside fixtures so that, while they are missing, these tests fail one
 by one instead of aborting the whole collection.
 """
+
 from __future__ import annotations
 
 import io
@@ -31,8 +32,12 @@ pytestmark = pytest.mark.triton
 @pytest.fixture(scope="module")
 def omni_server(tiny_model_dir, tmp_path_factory):
     repo = build_model_repository(tiny_model_dir, tmp_path_factory.mktemp("omni_repo"))
-    config = TritonConfig(model_repository=str(repo), startup_timeout_s=300, models=MODELS,
-                          work_dir=str(tmp_path_factory.mktemp("omni_triton")))
+    config = TritonConfig(
+        model_repository=str(repo),
+        startup_timeout_s=300,
+        models=MODELS,
+        work_dir=str(tmp_path_factory.mktemp("omni_triton")),
+    )
     with TritonServer(config) as server:
         yield server
 
@@ -120,8 +125,10 @@ def test_batched_and_one_by_one_replies_are_the_same(omni_server):
     from components.audio.io import encode_wav
 
     t = np.arange(int(2.4 * SAMPLE_RATE)) / SAMPLE_RATE
-    turns = [encode_wav((0.3 * np.sin(2 * np.pi * f * t[:n])).astype(np.float32))
-             for f, n in ((220, 8000), (330, 38400), (180, 20000), (260, 30000))]
+    turns = [
+        encode_wav((0.3 * np.sin(2 * np.pi * f * t[:n])).astype(np.float32))
+        for f, n in ((220, 8000), (330, 38400), (180, 20000), (260, 30000))
+    ]
     alone = [_send(omni_server.http_url, w) for w in turns]
     with ThreadPoolExecutor(len(turns)) as pool:
         together = list(pool.map(lambda w: _send(omni_server.http_url, w), turns))
@@ -316,12 +323,15 @@ def test_local_prometheus_scrapes_the_server_with_the_charts_alerts(omni_server,
         pytest.skip("Debian's prometheus is not installed (apt-get install prometheus)")
     _send(omni_server.http_url, b"")  # one model error for the series to show
     with LocalPrometheus(omni_server.metrics_url, tmp_path / "prom", interval_s=1) as prometheus:
+
         def query(expr):
             url = f"{prometheus.url}/api/v1/query?query={urllib.parse.quote(expr)}"
             return json.loads(urllib.request.urlopen(url, timeout=5).read())["data"]["result"]
 
-        expr = (f'{c.METRIC_REQUESTS}{{model="{c.TRITON_MODEL_NAME}", outcome="error", reason="{c.ERROR_BAD_AUDIO}", '
-                f'namespace="local"}}')
+        expr = (
+            f'{c.METRIC_REQUESTS}{{model="{c.TRITON_MODEL_NAME}", outcome="error", reason="{c.ERROR_BAD_AUDIO}", '
+            f'namespace="local"}}'
+        )
         deadline = time.monotonic() + 30
         while not query(expr) and time.monotonic() < deadline:
             time.sleep(0.5)

@@ -1,4 +1,5 @@
 """The launcher and the client against a real tritonserver serving models the tests write themselves."""
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,10 @@ def test_serves_the_model_and_the_stub_sees_this_venv(echo_server):
 
 
 def test_free_ports_are_distinct_and_bound_to_loopback(echo_server):
-    ports = {url.rsplit(":", 1)[1].split("/")[0] for url in
-             (echo_server.http_url, echo_server.grpc_url, echo_server.metrics_url)}
+    ports = {
+        url.rsplit(":", 1)[1].split("/")[0]
+        for url in (echo_server.http_url, echo_server.grpc_url, echo_server.metrics_url)
+    }
     assert len(ports) == 3 and "0" not in ports
     assert echo_server.http_url.startswith("127.0.0.1:")
     import urllib.request
@@ -106,8 +109,9 @@ def test_two_servers_side_by_side_and_stop(echo_server, echo_repo, tmp_path):
 @pytest.mark.parametrize("mode", ["explicit", "none"])
 def test_a_model_that_fails_to_load_fails_start_with_the_reason(tmp_path, mode):
     repo = write_repository(tmp_path / "repo", FAILING_MODEL)
-    server = TritonServer(TritonConfig(model_repository=str(repo), model_control_mode=mode,
-                                       work_dir=str(tmp_path / "work")))
+    server = TritonServer(
+        TritonConfig(model_repository=str(repo), model_control_mode=mode, work_dir=str(tmp_path / "work"))
+    )
     with pytest.raises(TritonStartupError, match="fake-startup-failure") as excinfo:
         server.start()
     assert "exited with code" in str(excinfo.value)
@@ -116,8 +120,9 @@ def test_a_model_that_fails_to_load_fails_start_with_the_reason(tmp_path, mode):
 
 def test_a_model_that_loads_too_slowly_times_out_and_is_stopped(tmp_path):
     repo = write_repository(tmp_path / "repo", SLOW_MODEL)
-    server = TritonServer(TritonConfig(model_repository=str(repo), startup_timeout_s=4, stop_timeout_s=2,
-                                       work_dir=str(tmp_path / "work")))
+    server = TritonServer(
+        TritonConfig(model_repository=str(repo), startup_timeout_s=4, stop_timeout_s=2, work_dir=str(tmp_path / "work"))
+    )
     start = time.perf_counter()
     with pytest.raises(TritonStartupError, match="not ready after 4 s"):
         server.start()

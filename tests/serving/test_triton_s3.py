@@ -2,6 +2,7 @@
 
 This is what the Helm chart does in a cluster (`--model-repository=s3://.../<version>` with AWS_* from a Secret).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,9 @@ def test_triton_serves_a_published_version_from_s3(s3_server, tiny_model_dir, tm
     assert uri == f"s3://http://{endpoint}/models/emotion-omni/triton/7"
 
     wav = encode_wav((0.3 * np.sin(np.arange(16000) / 16000 * 2 * np.pi * 220)).astype(np.float32))
-    with TritonServer(TritonConfig(model_repository=uri, work_dir=str(tmp_path / "triton"))) as server, \
-            EmotionOmniClient(server.http_url) as client:
+    with (
+        TritonServer(TritonConfig(model_repository=uri, work_dir=str(tmp_path / "triton"))) as server,
+        EmotionOmniClient(server.http_url) as client,
+    ):
         reply = client.chat(wav)
     assert reply.user_emotion in USER_EMOTIONS

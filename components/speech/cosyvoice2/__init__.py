@@ -16,6 +16,7 @@ and `torchaudio` packages are not needed. One concept per module:
     frontend.py      onnxruntime speech tokenizer and CAM++ speaker encoder
     token2wav.py     CosyVoice2Token2Wav: the Token2Wav protocol (16 kHz out, streaming per ChunkPolicy)
 """
+
 from components.speech.cosyvoice2.checkpoint import REQUIRED_FILES, check_checkpoint_dir
 from components.speech.cosyvoice2.errors import CheckpointError
 from components.speech.cosyvoice2.token2wav import CosyVoice2Token2Wav

@@ -12,6 +12,7 @@ machine with network access and copy the directory over, nothing here downloads)
 
 Other files there (llm.pt, the Qwen tokenizer, TensorRT plans) are the text-to-speech LLM's and are ignored.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,26 +39,31 @@ REQUIRED_FILES: dict[str, str] = {
     CAMPPLUS_FILE: "the CAM++ speaker encoder (audio -> 192-d speaker embedding), ONNX",
 }
 
-_WHERE_TO_GET = ("the CosyVoice2-0.5B release (ModelScope iic/CosyVoice2-0.5B or Hugging Face "
-                 "FunAudioLLM/CosyVoice2-0.5B); download it where there is network access and copy the whole "
-                 "directory here")
+_WHERE_TO_GET = (
+    "the CosyVoice2-0.5B release (ModelScope iic/CosyVoice2-0.5B or Hugging Face "
+    "FunAudioLLM/CosyVoice2-0.5B); download it where there is network access and copy the whole "
+    "directory here"
+)
 
 
 def check_checkpoint_dir(path: str | Path) -> Path:
     """Return `path` as a Path when it holds every REQUIRED_FILES entry; FileNotFoundError naming what is missing."""
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"CosyVoice2 checkpoint directory {path} does not exist (or is not a directory); "
-                                f"it must hold {', '.join(REQUIRED_FILES)} from {_WHERE_TO_GET}")
+        raise FileNotFoundError(
+            f"CosyVoice2 checkpoint directory {path} does not exist (or is not a directory); "
+            f"it must hold {', '.join(REQUIRED_FILES)} from {_WHERE_TO_GET}"
+        )
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if missing:
         lines = "; ".join(f"{name} ({REQUIRED_FILES[name]})" for name in missing)
         hint = ""
         if CONFIG_FILE in missing and (path / RENAMED_CONFIG_FILE).is_file():
-            hint = (f" This directory has {RENAMED_CONFIG_FILE}, the name later releases give the same file: "
-                    f"copy or link it to {CONFIG_FILE}.")
-        raise FileNotFoundError(f"CosyVoice2 checkpoint {path} is missing {lines}.{hint} "
-                                f"Get them from {_WHERE_TO_GET}")
+            hint = (
+                f" This directory has {RENAMED_CONFIG_FILE}, the name later releases give the same file: "
+                f"copy or link it to {CONFIG_FILE}."
+            )
+        raise FileNotFoundError(f"CosyVoice2 checkpoint {path} is missing {lines}.{hint} Get them from {_WHERE_TO_GET}")
     return path
 
 
@@ -76,11 +82,15 @@ def load_weights(module: torch.nn.Module, file: Path, strip_prefix: str = "") ->
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises unrelated types (pickle, zip, EOF) for bad files
-        raise CheckpointError(f"{file} could not be read as a torch state dict ({type(err).__name__}: {err}); "
-                              f"re-download it from {_WHERE_TO_GET}") from None
+        raise CheckpointError(
+            f"{file} could not be read as a torch state dict ({type(err).__name__}: {err}); "
+            f"re-download it from {_WHERE_TO_GET}"
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{file} holds a {type(state).__name__}, not a state dict of tensors; save "
-                              "`module.state_dict()`, as the reference's checkpoints are")
+        raise CheckpointError(
+            f"{file} holds a {type(state).__name__}, not a state dict of tensors; save "
+            "`module.state_dict()`, as the reference's checkpoints are"
+        )
     if strip_prefix:
         state = {k.removeprefix(strip_prefix): v for k, v in state.items()}
     try:
@@ -88,13 +98,17 @@ def load_weights(module: torch.nn.Module, file: Path, strip_prefix: str = "") ->
         result = module.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatches raise even when not strict
         detail = " ".join(str(err).split())  # torch's message spans lines; keep the error on one
-        raise CheckpointError(f"{file} does not fit the model cosyvoice.yaml describes: {detail} The YAML and "
-                              "the weights must come from the same checkpoint") from None
+        raise CheckpointError(
+            f"{file} does not fit the model cosyvoice.yaml describes: {detail} The YAML and "
+            "the weights must come from the same checkpoint"
+        ) from None
     if result.missing_keys or result.unexpected_keys:
-        raise CheckpointError(f"{file} does not match the model cosyvoice.yaml describes: "
-                              f"missing keys {_preview(result.missing_keys)}, unexpected keys "
-                              f"{_preview(result.unexpected_keys)}. The YAML and the weights must come from the "
-                              "same CosyVoice2 checkpoint")
+        raise CheckpointError(
+            f"{file} does not match the model cosyvoice.yaml describes: "
+            f"missing keys {_preview(result.missing_keys)}, unexpected keys "
+            f"{_preview(result.unexpected_keys)}. The YAML and the weights must come from the "
+            "same CosyVoice2 checkpoint"
+        )
 
 
 def _preview(keys: list[str], limit: int = 8) -> str:

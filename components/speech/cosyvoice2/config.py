@@ -8,6 +8,7 @@ this implementation does not build (e.g. `use_cnn_module: True`): the message na
     config = CosyVoice2Config.from_yaml(load_hyperyaml(Path("ckpt/cosyvoice.yaml")))
     config.flow.vocab_size, config.unit_rate, config.samples_per_unit   # 6561, 25.0, 960
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,20 +39,20 @@ class EncoderConfig:
     attention_heads: int = 4
     linear_units: int = 2048
     num_blocks: int = 6
-    dropout_rate: float = 0.1            # training only, like every dropout below
+    dropout_rate: float = 0.1  # training only, like every dropout below
     positional_dropout_rate: float = 0.1
     attention_dropout_rate: float = 0.0
-    input_layer: str = "conv2d"          # only "linear" (CosyVoice2's) is built
+    input_layer: str = "conv2d"  # only "linear" (CosyVoice2's) is built
     pos_enc_layer_type: str = "rel_pos"  # only "rel_pos_espnet"
     normalize_before: bool = True
-    static_chunk_size: int = 0           # streaming attention chunks; inference here uses full context
-    use_dynamic_chunk: bool = False      # training only
+    static_chunk_size: int = 0  # streaming attention chunks; inference here uses full context
+    use_dynamic_chunk: bool = False  # training only
     use_dynamic_left_chunk: bool = False
     positionwise_conv_kernel_size: int = 1
-    macaron_style: bool = True           # only False
+    macaron_style: bool = True  # only False
     selfattention_layer_type: str = "rel_selfattn"
     activation_type: str = "swish"
-    use_cnn_module: bool = True          # only False
+    use_cnn_module: bool = True  # only False
     cnn_module_kernel: int = 15
     causal: bool = False
     cnn_module_norm: str = "batch_norm"
@@ -66,8 +67,10 @@ class EncoderConfig:
         _require(self, "use_cnn_module", False)
         _require(self, "activation_type", "swish")
         if self.output_size % self.attention_heads:
-            raise CheckpointError(f"flow.encoder output_size={self.output_size} is not divisible by "
-                                  f"attention_heads={self.attention_heads}")
+            raise CheckpointError(
+                f"flow.encoder output_size={self.output_size} is not divisible by "
+                f"attention_heads={self.attention_heads}"
+            )
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class EstimatorConfig:
     n_blocks: int = 1
     num_mid_blocks: int = 2
     num_heads: int = 4
-    act_fn: str = "snake"                # only "gelu" (CosyVoice2's) is built
+    act_fn: str = "snake"  # only "gelu" (CosyVoice2's) is built
     static_chunk_size: int = 50
     num_decoding_left_chunks: int = 2
 
@@ -134,16 +137,22 @@ class FlowConfig:
         self.decoder.validate()
         self.estimator.validate()
         if self.encoder.input_size != self.input_size:
-            raise CheckpointError(f"flow input_size={self.input_size} but flow.encoder input_size="
-                                  f"{self.encoder.input_size}: the token embedding feeds the encoder, make them equal")
+            raise CheckpointError(
+                f"flow input_size={self.input_size} but flow.encoder input_size="
+                f"{self.encoder.input_size}: the token embedding feeds the encoder, make them equal"
+            )
         # The estimator's input is [x; mu; speaker; prompt condition], each output_size channels wide.
         if self.estimator.in_channels != 4 * self.output_size or self.estimator.out_channels != self.output_size:
-            raise CheckpointError(f"flow.decoder.estimator in_channels={self.estimator.in_channels}, out_channels="
-                                  f"{self.estimator.out_channels}: they must be 4 * and 1 * flow output_size "
-                                  f"({self.output_size})")
+            raise CheckpointError(
+                f"flow.decoder.estimator in_channels={self.estimator.in_channels}, out_channels="
+                f"{self.estimator.out_channels}: they must be 4 * and 1 * flow output_size "
+                f"({self.output_size})"
+            )
         if self.token_mel_ratio != 2:
-            raise CheckpointError(f"flow token_mel_ratio={self.token_mel_ratio}: UpsampleConformerEncoder "
-                                  "upsamples exactly 2x, so CosyVoice2 needs 2")
+            raise CheckpointError(
+                f"flow token_mel_ratio={self.token_mel_ratio}: UpsampleConformerEncoder "
+                "upsamples exactly 2x, so CosyVoice2 needs 2"
+            )
 
 
 @dataclass(frozen=True)
@@ -185,8 +194,10 @@ class HiFTConfig:
             raise CheckpointError(f"hift istft_params={self.istft_params}: give exactly n_fft and hop_len")
         for name in ("upsample_kernel_sizes", "source_resblock_kernel_sizes", "source_resblock_dilation_sizes"):
             if len(getattr(self, name)) != len(self.upsample_rates):
-                raise CheckpointError(f"hift {name} has {len(getattr(self, name))} entries but upsample_rates has "
-                                      f"{len(self.upsample_rates)}: give one per upsampling stage")
+                raise CheckpointError(
+                    f"hift {name} has {len(getattr(self, name))} entries but upsample_rates has "
+                    f"{len(self.upsample_rates)}: give one per upsampling stage"
+                )
         if len(self.resblock_kernel_sizes) != len(self.resblock_dilation_sizes):
             raise CheckpointError("hift resblock_kernel_sizes and resblock_dilation_sizes differ in length")
 
@@ -234,25 +245,34 @@ class CosyVoice2Config:
             ("feat_extractor num_mels", mel.num_mels, self.flow.output_size),
             ("hift in_channels", self.hift.in_channels, self.flow.output_size),
             ("feat_extractor hop_size", mel.hop_size, self.hift.hop_length),
-            ("tokens per second x samples per token", self.flow.input_frame_rate * self.samples_per_unit,
-             self.sample_rate),
+            (
+                "tokens per second x samples per token",
+                self.flow.input_frame_rate * self.samples_per_unit,
+                self.sample_rate,
+            ),
         )
         for name, value, expected in checks:
             if value != expected:
-                raise CheckpointError(f"cosyvoice.yaml: {name} is {value} but must be {expected} for the flow's mel, "
-                                      "the prompt's mel and HiFT's output to line up; fix the YAML")
+                raise CheckpointError(
+                    f"cosyvoice.yaml: {name} is {value} but must be {expected} for the flow's mel, "
+                    "the prompt's mel and HiFT's output to line up; fix the YAML"
+                )
 
     @classmethod
     def from_yaml(cls, doc: HyperYaml) -> CosyVoice2Config:
         """Build and validate from a parsed cosyvoice.yaml; CheckpointError naming the key on any mismatch."""
         flow_node = _tagged(doc.get("flow"), "flow", FLOW_CLASS)
         flow_args = dict(flow_node.args or {})
-        encoder = _build(EncoderConfig, _tagged(flow_args.pop("encoder", None), "flow.encoder", ENCODER_CLASS),
-                         "flow.encoder")
+        encoder = _build(
+            EncoderConfig, _tagged(flow_args.pop("encoder", None), "flow.encoder", ENCODER_CLASS), "flow.encoder"
+        )
         cfm_node = _tagged(flow_args.pop("decoder", None), "flow.decoder", CFM_CLASS)
         cfm_args = dict(cfm_node.args or {})
-        estimator = _build(EstimatorConfig, _tagged(cfm_args.pop("estimator", None), "flow.decoder.estimator",
-                                                    ESTIMATOR_CLASS), "flow.decoder.estimator")
+        estimator = _build(
+            EstimatorConfig,
+            _tagged(cfm_args.pop("estimator", None), "flow.decoder.estimator", ESTIMATOR_CLASS),
+            "flow.decoder.estimator",
+        )
         cfm_params = _unwrap_dict_config(cfm_args.pop("cfm_params", None), "flow.decoder.cfm_params")
         decoder = _build(CFMConfig, {**cfm_args, **cfm_params}, "flow.decoder")
         flow_args.pop("decoder_conf", None)  # the reference keeps it only as documentation of defaults
@@ -260,12 +280,18 @@ class CosyVoice2Config:
         flow = _build(FlowConfig, {**flow_args, "encoder": encoder, "decoder": decoder, "estimator": estimator}, "flow")
 
         hift_args = dict(_tagged(doc.get("hift"), "hift", HIFT_CLASS).args or {})
-        f0 = _build(F0PredictorConfig, _tagged(hift_args.pop("f0_predictor", None), "hift.f0_predictor", F0_CLASS),
-                    "hift.f0_predictor")
+        f0 = _build(
+            F0PredictorConfig,
+            _tagged(hift_args.pop("f0_predictor", None), "hift.f0_predictor", F0_CLASS),
+            "hift.f0_predictor",
+        )
         hift = _build(HiFTConfig, {**hift_args, "f0_predictor": f0}, "hift")
 
-        mel = _build(MelFeatConfig, _tagged(doc.get("feat_extractor"), "feat_extractor", MEL_FUNCTION, kind="name"),
-                     "feat_extractor")
+        mel = _build(
+            MelFeatConfig,
+            _tagged(doc.get("feat_extractor"), "feat_extractor", MEL_FUNCTION, kind="name"),
+            "feat_extractor",
+        )
         sample_rate = doc.get("sample_rate")
         if not isinstance(sample_rate, int):
             raise CheckpointError(f"cosyvoice.yaml sample_rate={sample_rate!r}: give the output rate in Hz (24000)")
@@ -277,8 +303,10 @@ class CosyVoice2Config:
 def _require(config: Any, name: str, supported: Any) -> None:
     value = getattr(config, name)
     if value != supported:
-        raise CheckpointError(f"{type(config).__name__}.{name}={value!r} is not built by this backend, which "
-                              f"implements CosyVoice2-0.5B ({name}={supported!r}); use a CosyVoice2 checkpoint")
+        raise CheckpointError(
+            f"{type(config).__name__}.{name}={value!r} is not built by this backend, which "
+            f"implements CosyVoice2-0.5B ({name}={supported!r}); use a CosyVoice2 checkpoint"
+        )
 
 
 def _tagged(node: Any, where: str, expected: str, kind: str = "new") -> Tagged:
@@ -286,8 +314,10 @@ def _tagged(node: Any, where: str, expected: str, kind: str = "new") -> Tagged:
         raise CheckpointError(f"cosyvoice.yaml has no {where}; CosyVoice2 defines it as `!{kind}:{expected}`")
     if not isinstance(node, Tagged) or node.kind != kind or node.target != expected:
         found = f"!{node.kind}:{node.target}" if isinstance(node, Tagged) else repr(node)
-        raise CheckpointError(f"cosyvoice.yaml {where} is {found}, but this backend builds only `!{kind}:{expected}` "
-                              "(CosyVoice2-0.5B); CosyVoice 1 and 3 checkpoints need a different backend")
+        raise CheckpointError(
+            f"cosyvoice.yaml {where} is {found}, but this backend builds only `!{kind}:{expected}` "
+            "(CosyVoice2-0.5B); CosyVoice 1 and 3 checkpoints need a different backend"
+        )
     return node
 
 
@@ -296,8 +326,9 @@ def _unwrap_dict_config(node: Any, where: str) -> dict[str, Any]:
     if isinstance(node, Tagged) and node.target == DICT_CONFIG_CLASS:
         node = (node.args or {}).get("content")
     if not isinstance(node, dict):
-        raise CheckpointError(f"cosyvoice.yaml {where} must be a mapping (or an omegaconf.DictConfig with "
-                              f"`content:`), found {node!r}")
+        raise CheckpointError(
+            f"cosyvoice.yaml {where} must be a mapping (or an omegaconf.DictConfig with `content:`), found {node!r}"
+        )
     return node
 
 
@@ -309,10 +340,15 @@ def _build(cls: type, args: Any, where: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(args) - names)
     if unknown:
-        raise CheckpointError(f"cosyvoice.yaml {where} has keys {unknown} that the reference class does not take; "
-                              f"remove them (accepted: {sorted(names)})")
-    required = [f.name for f in dataclasses.fields(cls)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        raise CheckpointError(
+            f"cosyvoice.yaml {where} has keys {unknown} that the reference class does not take; "
+            f"remove them (accepted: {sorted(names)})"
+        )
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     missing = [name for name in required if name not in args]
     if missing:
         raise CheckpointError(f"cosyvoice.yaml {where} lacks required keys {missing}; add them")

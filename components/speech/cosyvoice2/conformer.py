@@ -14,6 +14,7 @@ Differences from the reference, none of which changes a weight name or the math 
 - Attention is always full-context (the reference's `streaming=False`); its chunk masks only matter for
   the cache-based streaming path, which this backend does not use (see token2wav.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -61,7 +62,7 @@ class EspnetRelPositionalEncoding(nn.Module):
         length = x.size(1)
         self._extend(length, x)
         centre = self._table.size(1) // 2
-        pos_emb = self._table[:, centre - length + 1: centre + length]  # (1, 2T-1, D)
+        pos_emb = self._table[:, centre - length + 1 : centre + length]  # (1, 2T-1, D)
         return self.dropout(x * self.xscale), self.dropout(pos_emb)
 
 
@@ -104,16 +105,16 @@ class RelPositionMultiHeadedAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, pos_emb: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
-        q = self.linear_q(x).view(b, t, self.h, self.d_k)                        # (B, T, H, d)
-        k = self.linear_k(x).view(b, t, self.h, self.d_k).transpose(1, 2)        # (B, H, T, d)
+        q = self.linear_q(x).view(b, t, self.h, self.d_k)  # (B, T, H, d)
+        k = self.linear_k(x).view(b, t, self.h, self.d_k).transpose(1, 2)  # (B, H, T, d)
         v = self.linear_v(x).view(b, t, self.h, self.d_k).transpose(1, 2)
         p = self.linear_pos(pos_emb).view(pos_emb.size(0), -1, self.h, self.d_k).transpose(1, 2)  # (1, H, 2T-1, d)
-        content = torch.matmul((q + self.pos_bias_u).transpose(1, 2), k.transpose(-2, -1))    # (B, H, T, T)
-        position = torch.matmul((q + self.pos_bias_v).transpose(1, 2), p.transpose(-2, -1))   # (B, H, T, 2T-1)
+        content = torch.matmul((q + self.pos_bias_u).transpose(1, 2), k.transpose(-2, -1))  # (B, H, T, T)
+        position = torch.matmul((q + self.pos_bias_v).transpose(1, 2), p.transpose(-2, -1))  # (B, H, T, 2T-1)
         if position.shape != content.shape:
             position = self._relative_shift(position)
         scores = (content + position) / math.sqrt(self.d_k)
-        blocked = ~mask.unsqueeze(1)                                              # (B, 1, 1|T, T)
+        blocked = ~mask.unsqueeze(1)  # (B, 1, 1|T, T)
         attn = torch.softmax(scores.masked_fill(blocked, -float("inf")), dim=-1).masked_fill(blocked, 0.0)
         out = torch.matmul(self.dropout(attn), v).transpose(1, 2).reshape(b, t, self.h * self.d_k)
         return self.linear_out(out)
@@ -137,8 +138,9 @@ class ConformerEncoderLayer(nn.Module):
     def __init__(self, config: EncoderConfig):
         super().__init__()
         size = config.output_size
-        self.self_attn = RelPositionMultiHeadedAttention(config.attention_heads, size, config.attention_dropout_rate,
-                                                         config.key_bias)
+        self.self_attn = RelPositionMultiHeadedAttention(
+            config.attention_heads, size, config.attention_dropout_rate, config.key_bias
+        )
         self.feed_forward = PositionwiseFeedForward(size, config.linear_units, config.dropout_rate)
         self.norm_ff = nn.LayerNorm(size, eps=1e-5)
         self.norm_mha = nn.LayerNorm(size, eps=1e-5)
@@ -168,7 +170,7 @@ class PreLookaheadLayer(nn.Module):
         self.conv2 = nn.Conv1d(channels, channels, kernel_size=3)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        h = x.transpose(1, 2)                                                     # (B, C, T)
+        h = x.transpose(1, 2)  # (B, C, T)
         known = 0 if context is None else context.size(1)
         if known:
             h = torch.cat([h, context.transpose(1, 2)], dim=2)
@@ -204,15 +206,17 @@ class UpsampleConformerEncoder(nn.Module):
         self.encoders = nn.ModuleList(ConformerEncoderLayer(config) for _ in range(config.num_blocks))
         self.up_layer = Upsample1D(size, size, stride=2)
         # The reference builds up_embed from input_size too; CosyVoice2 has input_size == output_size.
-        self.up_embed = LinearNoSubsampling(config.input_size, size, config.dropout_rate,
-                                            config.positional_dropout_rate)
+        self.up_embed = LinearNoSubsampling(
+            config.input_size, size, config.dropout_rate, config.positional_dropout_rate
+        )
         self.up_encoders = nn.ModuleList(ConformerEncoderLayer(config) for _ in range(UP_BLOCKS))
 
     def output_size(self) -> int:
         return self._output_size
 
-    def forward(self, xs: torch.Tensor, xs_lens: torch.Tensor,
-                context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, xs: torch.Tensor, xs_lens: torch.Tensor, context: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """`context`: (B, L, input_size) embeddings of look-ahead tokens that are not final yet (streaming)."""
         masks = pad_mask(xs_lens, xs.size(1))
         xs, pos_emb = self.embed(xs)
@@ -222,7 +226,7 @@ class UpsampleConformerEncoder(nn.Module):
         for layer in self.encoders:
             xs = layer(xs, masks, pos_emb)
         xs, xs_lens = self.up_layer(xs.transpose(1, 2), xs_lens)
-        xs = xs.transpose(1, 2)                                                   # (B, 2T, D)
+        xs = xs.transpose(1, 2)  # (B, 2T, D)
         masks = pad_mask(xs_lens, xs.size(1))
         xs, pos_emb = self.up_embed(xs)
         for layer in self.up_encoders:

@@ -1,5 +1,6 @@
 """The one error a CosyVoice2 checkpoint directory raises when its contents are wrong (files that exist but do
 not fit: YAML that does not parse, a hyperparameter this backend cannot build, weights that do not match)."""
+
 from __future__ import annotations
 
 

@@ -11,6 +11,7 @@
 Each is written from the reference's definition; the Slaney mel filters come from transformers (the ones
 its Whisper feature extractor uses, equal to librosa's).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,28 +33,38 @@ def _as_tensor(wave: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def _slaney_filters(n_fft: int, n_mels: int, rate: int, fmin: float, fmax: float) -> torch.Tensor:
-    filters = mel_filter_bank(num_frequency_bins=n_fft // 2 + 1, num_mel_filters=n_mels, min_frequency=fmin,
-                              max_frequency=fmax, sampling_rate=rate, norm="slaney", mel_scale="slaney")
-    return torch.tensor(filters.T, dtype=torch.float32)                         # (n_mels, n_fft // 2 + 1)
+    filters = mel_filter_bank(
+        num_frequency_bins=n_fft // 2 + 1,
+        num_mel_filters=n_mels,
+        min_frequency=fmin,
+        max_frequency=fmax,
+        sampling_rate=rate,
+        norm="slaney",
+        mel_scale="slaney",
+    )
+    return torch.tensor(filters.T, dtype=torch.float32)  # (n_mels, n_fft // 2 + 1)
 
 
 def whisper_log_mel(wave16k: np.ndarray | torch.Tensor, n_mels: int = 128) -> torch.Tensor:
     """(T,) 16 kHz waveform -> (n_mels, T // 160) Whisper log-mel (the last STFT frame is dropped, as Whisper's)."""
     wave = _as_tensor(wave16k)
     if wave.numel() <= WHISPER_N_FFT // 2:
-        raise ValueError(f"audio is {wave.numel()} samples; the speech tokenizer needs more than "
-                         f"{WHISPER_N_FFT // 2} (12.5 ms at 16 kHz)")
+        raise ValueError(
+            f"audio is {wave.numel()} samples; the speech tokenizer needs more than "
+            f"{WHISPER_N_FFT // 2} (12.5 ms at 16 kHz)"
+        )
     window = torch.hann_window(WHISPER_N_FFT)
     spec = torch.stft(wave, WHISPER_N_FFT, WHISPER_HOP, window=window, return_complex=True)
-    power = spec[:, :-1].abs() ** 2                                              # (201, frames)
+    power = spec[:, :-1].abs() ** 2  # (201, frames)
     mel = _slaney_filters(WHISPER_N_FFT, n_mels, WHISPER_RATE, 0.0, WHISPER_RATE / 2) @ power
     log_spec = torch.clamp(mel, min=1e-10).log10()
-    log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)                     # 80 dB dynamic range
+    log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)  # 80 dB dynamic range
     return (log_spec + 4.0) / 4.0
 
 
 def _kaldi_mel_banks(n_mels: int, low_freq: float = 20.0) -> torch.Tensor:
     """Kaldi's triangular mel filters (mel = 1127 ln(1 + f/700)) over the FFT bins, (n_mels, n_fft // 2 + 1)."""
+
     def mel(freq: torch.Tensor | float) -> torch.Tensor:
         return 1127.0 * torch.log(1.0 + torch.as_tensor(freq, dtype=torch.float64) / 700.0)
 
@@ -72,14 +83,15 @@ def kaldi_fbank(wave16k: np.ndarray | torch.Tensor, n_mels: int = 80) -> torch.T
     """(T,) 16 kHz waveform -> (frames, n_mels) Kaldi log-mel fbank, frames = 1 + (T - 400) // 160."""
     wave = _as_tensor(wave16k)
     if wave.numel() < KALDI_FRAME:
-        raise ValueError(f"audio is {wave.numel()} samples; the speaker encoder needs at least {KALDI_FRAME} "
-                         "(25 ms at 16 kHz)")
-    frames = wave.unfold(0, KALDI_FRAME, KALDI_SHIFT)                          # (F, 400), snip_edges=True
-    frames = frames - frames.mean(dim=1, keepdim=True)                           # remove DC offset
-    previous = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)                 # first sample repeats itself
-    frames = frames - 0.97 * previous                                            # pre-emphasis
-    frames = frames * torch.hann_window(KALDI_FRAME, periodic=False).pow(0.85)   # Povey window
-    power = torch.fft.rfft(frames, n=KALDI_N_FFT).abs() ** 2                     # (F, 257)
+        raise ValueError(
+            f"audio is {wave.numel()} samples; the speaker encoder needs at least {KALDI_FRAME} (25 ms at 16 kHz)"
+        )
+    frames = wave.unfold(0, KALDI_FRAME, KALDI_SHIFT)  # (F, 400), snip_edges=True
+    frames = frames - frames.mean(dim=1, keepdim=True)  # remove DC offset
+    previous = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)  # first sample repeats itself
+    frames = frames - 0.97 * previous  # pre-emphasis
+    frames = frames * torch.hann_window(KALDI_FRAME, periodic=False).pow(0.85)  # Povey window
+    power = torch.fft.rfft(frames, n=KALDI_N_FFT).abs() ** 2  # (F, 257)
     energies = power @ _kaldi_mel_banks(n_mels).T
     return torch.clamp(energies, min=torch.finfo(torch.float32).eps).log()
 
@@ -90,12 +102,21 @@ def prompt_mel(wave: np.ndarray | torch.Tensor, config: MelFeatConfig) -> torch.
     c = config
     pad = (c.n_fft - c.hop_size) // 2
     if wave.numel() <= pad:
-        raise ValueError(f"prompt audio is {wave.numel()} samples at {c.sampling_rate} Hz; give at least "
-                         f"{c.n_fft} (one {c.n_fft / c.sampling_rate * 1000:.0f} ms window)")
+        raise ValueError(
+            f"prompt audio is {wave.numel()} samples at {c.sampling_rate} Hz; give at least "
+            f"{c.n_fft} (one {c.n_fft / c.sampling_rate * 1000:.0f} ms window)"
+        )
     padded = F.pad(wave.view(1, 1, -1), (pad, pad), mode="reflect").view(-1)
-    spec = torch.stft(padded, c.n_fft, c.hop_size, c.win_size, window=torch.hann_window(c.win_size),
-                      center=c.center, return_complex=True)
-    magnitude = torch.sqrt(spec.real ** 2 + spec.imag ** 2 + 1e-9)
+    spec = torch.stft(
+        padded,
+        c.n_fft,
+        c.hop_size,
+        c.win_size,
+        window=torch.hann_window(c.win_size),
+        center=c.center,
+        return_complex=True,
+    )
+    magnitude = torch.sqrt(spec.real**2 + spec.imag**2 + 1e-9)
     fmax = c.fmax if c.fmax is not None else c.sampling_rate / 2
     mel = _slaney_filters(c.n_fft, c.num_mels, c.sampling_rate, float(c.fmin), float(fmax)) @ magnitude
-    return torch.log(torch.clamp(mel, min=1e-5)).T                               # (frames, num_mels)
+    return torch.log(torch.clamp(mel, min=1e-5)).T  # (frames, num_mels)

@@ -17,6 +17,7 @@ Differences from the reference:
 - Inference only (no `forward` training loss) and no fp16 switch; the reference's TensorRT/ONNX estimator
   paths are not implemented.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,8 +28,8 @@ from components.speech.cosyvoice2.config import CFMConfig, FlowConfig
 from components.speech.cosyvoice2.conformer import UpsampleConformerEncoder, pad_mask
 from components.speech.cosyvoice2.flow_decoder import CausalConditionalDecoder
 
-NOISE_SEED = 1986           # the reference YAML's seed
-NOISE_FRAMES = 50 * 300     # 300 s of 50 Hz mel frames: the reference's `rand_noise` length
+NOISE_SEED = 1986  # the reference YAML's seed
+NOISE_FRAMES = 50 * 300  # 300 s of 50 Hz mel frames: the reference's `rand_noise` length
 
 
 class CausalConditionalCFM(nn.Module):
@@ -43,22 +44,38 @@ class CausalConditionalCFM(nn.Module):
         self.register_buffer("rand_noise", noise, persistent=False)  # moves with .to(), never in the state dict
 
     @torch.inference_mode()
-    def forward(self, mu: torch.Tensor, mask: torch.Tensor, n_timesteps: int, spks: torch.Tensor,
-                cond: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    def forward(
+        self,
+        mu: torch.Tensor,
+        mask: torch.Tensor,
+        n_timesteps: int,
+        spks: torch.Tensor,
+        cond: torch.Tensor,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
         """mu, cond: (1, 80, T); mask: (1, 1, T); spks: (1, 80) -> mel (1, 80, T)."""
         frames = mu.size(2)
         if frames > self.rand_noise.size(2):
-            raise ValueError(f"flow input is {frames} mel frames ({frames / 50:.0f} s); CosyVoice2 supports at most "
-                             f"{self.rand_noise.size(2)} ({NOISE_FRAMES // 50} s) including the prompt: split the "
-                             "utterance or use a shorter prompt")
+            raise ValueError(
+                f"flow input is {frames} mel frames ({frames / 50:.0f} s); CosyVoice2 supports at most "
+                f"{self.rand_noise.size(2)} ({NOISE_FRAMES // 50} s) including the prompt: split the "
+                "utterance or use a shorter prompt"
+            )
         x = self.rand_noise[:, :, :frames].to(mu.dtype) * temperature
         t_span = torch.linspace(0, 1, n_timesteps + 1, device=mu.device, dtype=mu.dtype)
         if self.t_scheduler == "cosine":
             t_span = 1 - torch.cos(t_span * 0.5 * torch.pi)  # smaller steps near the noise end
         return self._solve_euler(x, t_span, mu, mask, spks, cond)
 
-    def _solve_euler(self, x: torch.Tensor, t_span: torch.Tensor, mu: torch.Tensor, mask: torch.Tensor,
-                     spks: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def _solve_euler(
+        self,
+        x: torch.Tensor,
+        t_span: torch.Tensor,
+        mu: torch.Tensor,
+        mask: torch.Tensor,
+        spks: torch.Tensor,
+        cond: torch.Tensor,
+    ) -> torch.Tensor:
         guided = self.inference_cfg_rate > 0
         if guided:
             # Row 0 conditioned, row 1 unconditioned (mu, speaker and prompt zeroed, as in training's dropout).
@@ -92,8 +109,15 @@ class CausalMaskedDiffWithXvec(nn.Module):
         self.decoder = CausalConditionalCFM(config.decoder, estimator, config.output_size)
 
     @torch.inference_mode()
-    def inference(self, token: torch.Tensor, prompt_token: torch.Tensor, prompt_feat: torch.Tensor,
-                  embedding: torch.Tensor, n_timesteps: int = 10, finalize: bool = True) -> torch.Tensor:
+    def inference(
+        self,
+        token: torch.Tensor,
+        prompt_token: torch.Tensor,
+        prompt_feat: torch.Tensor,
+        embedding: torch.Tensor,
+        n_timesteps: int = 10,
+        finalize: bool = True,
+    ) -> torch.Tensor:
         """Mel for `token` (1, T) spoken like the prompt.
 
         prompt_token: (1, P) tokens of the prompt audio (P may be 0); prompt_feat: (1, 2P, 80) its mel;
@@ -103,19 +127,24 @@ class CausalMaskedDiffWithXvec(nn.Module):
         """
         if token.size(0) != 1:
             raise ValueError(f"flow inference takes one utterance at a time, got a batch of {token.size(0)}")
-        embedding = self.spk_embed_affine_layer(F.normalize(embedding, dim=1))   # (1, 80)
+        embedding = self.spk_embed_affine_layer(F.normalize(embedding, dim=1))  # (1, 80)
         tokens = torch.cat([prompt_token, token], dim=1).long()
-        embedded = self.input_embedding(tokens.clamp(min=0))                      # (1, P+T, D)
+        embedded = self.input_embedding(tokens.clamp(min=0))  # (1, P+T, D)
         context = None
         if not finalize:
-            embedded, context = embedded[:, :-self.pre_lookahead_len], embedded[:, -self.pre_lookahead_len:]
+            embedded, context = embedded[:, : -self.pre_lookahead_len], embedded[:, -self.pre_lookahead_len :]
         lengths = torch.tensor([embedded.size(1)], device=embedded.device)
         h, _ = self.encoder(embedded, lengths, context)
-        h = self.encoder_proj(h)                                                  # (1, 2(P+T'), 80)
+        h = self.encoder_proj(h)  # (1, 2(P+T'), 80)
         prompt_frames = prompt_feat.size(1)
         conds = torch.zeros(1, h.size(1), self.output_size, device=h.device, dtype=h.dtype)
         conds[:, :prompt_frames] = prompt_feat
         mask = pad_mask(torch.tensor([h.size(1)], device=h.device), h.size(1)).to(h.dtype)
-        feat = self.decoder(mu=h.transpose(1, 2).contiguous(), mask=mask, n_timesteps=n_timesteps,
-                            spks=embedding, cond=conds.transpose(1, 2))
+        feat = self.decoder(
+            mu=h.transpose(1, 2).contiguous(),
+            mask=mask,
+            n_timesteps=n_timesteps,
+            spks=embedding,
+            cond=conds.transpose(1, 2),
+        )
         return feat[:, :, prompt_frames:]

@@ -13,6 +13,7 @@ Attention is full-context (the reference's `streaming=False`) and the KV/conv ca
 not implemented. Unlike the reference's causal forward, a multi-level `channels` list (with real down/up
 sampling) also runs; CosyVoice2 itself uses one level (`channels: [256]`).
 """
+
 from __future__ import annotations
 
 import math
@@ -78,8 +79,9 @@ class CausalBlock1D(nn.Module):
 
     def __init__(self, dim: int, dim_out: int):
         super().__init__()
-        self.block = nn.Sequential(CausalConv1d(dim, dim_out, 3), Transpose(1, 2), nn.LayerNorm(dim_out),
-                                   Transpose(1, 2), nn.Mish())
+        self.block = nn.Sequential(
+            CausalConv1d(dim, dim_out, 3), Transpose(1, 2), nn.LayerNorm(dim_out), Transpose(1, 2), nn.Mish()
+        )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.block(x * mask) * mask
@@ -185,27 +187,44 @@ class CausalConditionalDecoder(nn.Module):
         self.time_mlp = TimestepEmbedding(c.in_channels, time_embed_dim)
 
         def transformers(dim: int) -> nn.ModuleList:
-            return nn.ModuleList(CausalBasicTransformerBlock(dim, c.num_heads, c.attention_head_dim, c.dropout)
-                                 for _ in range(c.n_blocks))
+            return nn.ModuleList(
+                CausalBasicTransformerBlock(dim, c.num_heads, c.attention_head_dim, c.dropout)
+                for _ in range(c.n_blocks)
+            )
 
         self.down_blocks, self.mid_blocks, self.up_blocks = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         output_channel = c.in_channels
         for i, width in enumerate(channels):
             input_channel, output_channel = output_channel, width
             last = i == len(channels) - 1
-            self.down_blocks.append(nn.ModuleList([
-                CausalResnetBlock1D(input_channel, output_channel, time_embed_dim), transformers(output_channel),
-                CausalConv1d(output_channel, output_channel, 3) if last else Downsample1D(output_channel)]))
+            self.down_blocks.append(
+                nn.ModuleList(
+                    [
+                        CausalResnetBlock1D(input_channel, output_channel, time_embed_dim),
+                        transformers(output_channel),
+                        CausalConv1d(output_channel, output_channel, 3) if last else Downsample1D(output_channel),
+                    ]
+                )
+            )
         for _ in range(c.num_mid_blocks):
-            self.mid_blocks.append(nn.ModuleList([
-                CausalResnetBlock1D(channels[-1], output_channel, time_embed_dim), transformers(output_channel)]))
+            self.mid_blocks.append(
+                nn.ModuleList(
+                    [CausalResnetBlock1D(channels[-1], output_channel, time_embed_dim), transformers(output_channel)]
+                )
+            )
         widths = channels[::-1] + (channels[0],)
         for i in range(len(widths) - 1):
             output_channel = widths[i + 1]
             last = i == len(widths) - 2
-            self.up_blocks.append(nn.ModuleList([
-                CausalResnetBlock1D(widths[i] * 2, output_channel, time_embed_dim), transformers(output_channel),
-                CausalConv1d(output_channel, output_channel, 3) if last else Upsample1D(output_channel)]))
+            self.up_blocks.append(
+                nn.ModuleList(
+                    [
+                        CausalResnetBlock1D(widths[i] * 2, output_channel, time_embed_dim),
+                        transformers(output_channel),
+                        CausalConv1d(output_channel, output_channel, 3) if last else Upsample1D(output_channel),
+                    ]
+                )
+            )
         self.final_block = CausalBlock1D(widths[-1], widths[-1])
         self.final_proj = nn.Conv1d(widths[-1], c.out_channels, 1)
         self._initialize_weights()
@@ -225,14 +244,21 @@ class CausalConditionalDecoder(nn.Module):
         return (1.0 - keys) * _MASKED
 
     def _transform(self, blocks: nn.ModuleList, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = x.transpose(1, 2)                                                    # (B, T, C)
+        h = x.transpose(1, 2)  # (B, T, C)
         bias = self._attention_bias(mask, h.dtype)
         for block in blocks:
             h = block(h, bias)
         return h.transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, mu: torch.Tensor, t: torch.Tensor,
-                spks: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        mu: torch.Tensor,
+        t: torch.Tensor,
+        spks: torch.Tensor,
+        cond: torch.Tensor,
+    ) -> torch.Tensor:
         """x, mu, cond: (B, 80, T); mask: (B, 1, T); t: (B,); spks: (B, 80)."""
         t = self.time_mlp(self.time_embeddings(t).to(x.dtype))
         x = torch.cat([x, mu, spks.unsqueeze(-1).expand(-1, -1, x.size(-1)), cond], dim=1)  # (B, 320, T)
@@ -249,7 +275,7 @@ class CausalConditionalDecoder(nn.Module):
             x = self._transform(transformer_blocks, resnet(x, mask_mid, t), mask_mid)
         for resnet, transformer_blocks, upsample in self.up_blocks:
             mask_up, skip = masks.pop(), hiddens.pop()
-            x = torch.cat([x[:, :, :skip.size(-1)], skip], dim=1)
+            x = torch.cat([x[:, :, : skip.size(-1)], skip], dim=1)
             x = self._transform(transformer_blocks, resnet(x, mask_up, t), mask_up)
             x = upsample(x * mask_up)
         x = self.final_block(x, mask_up)

@@ -12,6 +12,7 @@ The prompt's tokens and mel are trimmed to a common length (2 mel frames per tok
 Difference: the prompt mel is computed from the 16 kHz audio upsampled to 24 kHz (the reference reads the
 file at 24 kHz); the mel stops at 8 kHz, below 16 kHz audio's Nyquist frequency, so nothing it uses is lost.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,11 +60,13 @@ def _session(path: Path, min_inputs: int) -> onnxruntime.InferenceSession:
     try:
         session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as err:  # noqa: BLE001 - onnxruntime's errors (InvalidProtobuf, Fail) subclass Exception only
-        raise CheckpointError(f"{path} could not be loaded by onnxruntime ({err}); re-download it with the "
-                              "CosyVoice2-0.5B checkpoint") from None
+        raise CheckpointError(
+            f"{path} could not be loaded by onnxruntime ({err}); re-download it with the CosyVoice2-0.5B checkpoint"
+        ) from None
     if len(session.get_inputs()) < min_inputs:
-        raise CheckpointError(f"{path} takes {len(session.get_inputs())} inputs, expected {min_inputs}; is it the "
-                              "right file?")
+        raise CheckpointError(
+            f"{path} takes {len(session.get_inputs())} inputs, expected {min_inputs}; is it the right file?"
+        )
     return session
 
 
@@ -80,31 +83,41 @@ class CosyVoice2Frontend:
         """(T,) float32 16 kHz waveform (at most 30 s) -> speech token ids in [0, vocab_size), 25 per second."""
         wave = _check_wave(wave16k, "speech tokenizer")
         if wave.size / SAMPLE_RATE > MAX_TOKENIZER_SECONDS:
-            raise ValueError(f"audio is {wave.size / SAMPLE_RATE:.1f} s; the speech tokenizer takes at most "
-                             f"{MAX_TOKENIZER_SECONDS:g} s: split it and tokenize the pieces")
-        feats = whisper_log_mel(wave).unsqueeze(0).numpy()                       # (1, 128, frames)
+            raise ValueError(
+                f"audio is {wave.size / SAMPLE_RATE:.1f} s; the speech tokenizer takes at most "
+                f"{MAX_TOKENIZER_SECONDS:g} s: split it and tokenize the pieces"
+            )
+        feats = whisper_log_mel(wave).unsqueeze(0).numpy()  # (1, 128, frames)
         inputs = self.tokenizer.get_inputs()
-        outputs = self.tokenizer.run(None, {inputs[0].name: feats,
-                                            inputs[1].name: np.array([feats.shape[2]], dtype=np.int32)})
+        outputs = self.tokenizer.run(
+            None, {inputs[0].name: feats, inputs[1].name: np.array([feats.shape[2]], dtype=np.int32)}
+        )
         tokens = np.asarray(outputs[0]).reshape(-1)
-        if tokens.size and (not np.issubdtype(tokens.dtype, np.integer) or tokens.min() < 0
-                            or tokens.max() >= self.config.flow.vocab_size):
-            raise CheckpointError(f"{self.tokenizer_path} returned token ids outside "
-                                  f"[0, {self.config.flow.vocab_size}) (dtype {tokens.dtype}, range "
-                                  f"{tokens.min()}..{tokens.max()}); it does not belong to this flow model "
-                                  "(CosyVoice2 needs speech_tokenizer_v2)")
+        if tokens.size and (
+            not np.issubdtype(tokens.dtype, np.integer)
+            or tokens.min() < 0
+            or tokens.max() >= self.config.flow.vocab_size
+        ):
+            raise CheckpointError(
+                f"{self.tokenizer_path} returned token ids outside "
+                f"[0, {self.config.flow.vocab_size}) (dtype {tokens.dtype}, range "
+                f"{tokens.min()}..{tokens.max()}); it does not belong to this flow model "
+                "(CosyVoice2 needs speech_tokenizer_v2)"
+            )
         return tokens.astype(np.int64).tolist()
 
     def speaker_embedding(self, wave16k: np.ndarray) -> torch.Tensor:
         """(T,) 16 kHz waveform -> (1, spk_embed_dim) CAM++ speaker embedding."""
         feat = kaldi_fbank(_check_wave(wave16k, "speaker encoder"))
-        feat = feat - feat.mean(dim=0, keepdim=True)                             # per-utterance mean removal
+        feat = feat - feat.mean(dim=0, keepdim=True)  # per-utterance mean removal
         name = self.campplus.get_inputs()[0].name
         embedding = np.asarray(self.campplus.run(None, {name: feat.unsqueeze(0).numpy()})[0], dtype=np.float32)
         expected = self.config.flow.spk_embed_dim
         if embedding.size != expected:
-            raise CheckpointError(f"{self.campplus_path} returned a {embedding.size}-d embedding but the flow takes "
-                                  f"spk_embed_dim={expected}; use the campplus.onnx of the same checkpoint")
+            raise CheckpointError(
+                f"{self.campplus_path} returned a {embedding.size}-d embedding but the flow takes "
+                f"spk_embed_dim={expected}; use the campplus.onnx of the same checkpoint"
+            )
         return torch.from_numpy(embedding.reshape(1, expected))
 
     def prompt(self, wave16k: np.ndarray) -> SpeakerPrompt:
@@ -114,22 +127,28 @@ class CosyVoice2Frontend:
         rate = self.config.sample_rate
         step = math.gcd(rate, SAMPLE_RATE)
         wave_native = resample_poly(wave, rate // step, SAMPLE_RATE // step).astype(np.float32)
-        feat = prompt_mel(wave_native, self.config.feat_extractor)               # (frames, 80)
+        feat = prompt_mel(wave_native, self.config.feat_extractor)  # (frames, 80)
         ratio = self.config.flow.token_mel_ratio
         count = min(feat.size(0) // ratio, len(tokens))  # force exactly `ratio` frames per token
         if count == 0:
-            raise ValueError(f"prompt audio is {wave.size / SAMPLE_RATE:.3f} s, too short to give one speech token; "
-                             "use a few seconds of clean speech")
-        return SpeakerPrompt(tokens=torch.tensor([tokens[:count]], dtype=torch.int32),
-                             feat=feat[: count * ratio].unsqueeze(0),
-                             embedding=self.speaker_embedding(wave))
+            raise ValueError(
+                f"prompt audio is {wave.size / SAMPLE_RATE:.3f} s, too short to give one speech token; "
+                "use a few seconds of clean speech"
+            )
+        return SpeakerPrompt(
+            tokens=torch.tensor([tokens[:count]], dtype=torch.int32),
+            feat=feat[: count * ratio].unsqueeze(0),
+            embedding=self.speaker_embedding(wave),
+        )
 
 
 def _check_wave(wave: np.ndarray, what: str) -> np.ndarray:
     wave = np.asarray(wave)
     if wave.ndim != 1 or not np.issubdtype(wave.dtype, np.floating):
-        raise ValueError(f"{what} audio must be a 1-D float waveform at {SAMPLE_RATE} Hz, got shape {wave.shape} "
-                         f"dtype {wave.dtype}; load it with components.audio.io.load_wav")
+        raise ValueError(
+            f"{what} audio must be a 1-D float waveform at {SAMPLE_RATE} Hz, got shape {wave.shape} "
+            f"dtype {wave.dtype}; load it with components.audio.io.load_wav"
+        )
     if not np.isfinite(wave).all():
         raise ValueError(f"{what} audio contains NaN or infinite samples")
     return wave.astype(np.float32, copy=False)

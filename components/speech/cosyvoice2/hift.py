@@ -13,6 +13,7 @@ Differences from the reference: the source's random harmonic phases and noise co
 `torch.Generator` (`inference(mel, generator=...)`) instead of the global RNG, so a seeded call repeats
 exactly; inference only (no training `forward`) and no `cache_source` streaming input.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,10 +48,13 @@ class ResBlock(nn.Module):
 
     def __init__(self, channels: int, kernel_size: int, dilations: tuple[int, ...]):
         super().__init__()
-        self.convs1 = nn.ModuleList(weight_norm(nn.Conv1d(channels, channels, kernel_size, dilation=d,
-                                                          padding=_padding(kernel_size, d))) for d in dilations)
-        self.convs2 = nn.ModuleList(weight_norm(nn.Conv1d(channels, channels, kernel_size,
-                                                          padding=_padding(kernel_size))) for _ in dilations)
+        self.convs1 = nn.ModuleList(
+            weight_norm(nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=_padding(kernel_size, d)))
+            for d in dilations
+        )
+        self.convs2 = nn.ModuleList(
+            weight_norm(nn.Conv1d(channels, channels, kernel_size, padding=_padding(kernel_size))) for _ in dilations
+        )
         self.activations1 = nn.ModuleList(Snake(channels) for _ in dilations)
         self.activations2 = nn.ModuleList(Snake(channels) for _ in dilations)
 
@@ -67,8 +71,17 @@ class ConvRNNF0Predictor(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for i in range(5):
-            layers += [weight_norm(nn.Conv1d(config.in_channels if i == 0 else config.cond_channels,
-                                             config.cond_channels, kernel_size=3, padding=1)), nn.ELU()]
+            layers += [
+                weight_norm(
+                    nn.Conv1d(
+                        config.in_channels if i == 0 else config.cond_channels,
+                        config.cond_channels,
+                        kernel_size=3,
+                        padding=1,
+                    )
+                ),
+                nn.ELU(),
+            ]
         self.condnet = nn.Sequential(*layers)
         self.classifier = nn.Linear(config.cond_channels, config.num_class)
 
@@ -87,12 +100,12 @@ class SineGen(nn.Module):
     @torch.no_grad()
     def forward(self, f0: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         harmonics = torch.arange(1, self.harmonic_num + 2, device=f0.device, dtype=f0.dtype).view(1, -1, 1)
-        cycles = f0 * harmonics / self.sampling_rate                             # (B, H+1, N) cycles per sample
+        cycles = f0 * harmonics / self.sampling_rate  # (B, H+1, N) cycles per sample
         theta = 2 * math.pi * (torch.cumsum(cycles, dim=-1) % 1)
         phase = (torch.rand(f0.size(0), self.harmonic_num + 1, 1, generator=generator) * 2 - 1) * math.pi
         phase[:, 0] = 0  # the fundamental starts at phase 0; overtones at random phases
         sines = self.sine_amp * torch.sin(theta + phase.to(f0.device))
-        uv = (f0 > self.voiced_threshold).to(f0.dtype)                           # (B, 1, N)
+        uv = (f0 > self.voiced_threshold).to(f0.dtype)  # (B, 1, N)
         # Unvoiced frames get noise about as loud as the sine would be; voiced ones a little.
         noise_amp = uv * self.noise_std + (1 - uv) * self.sine_amp / 3
         noise = noise_amp * torch.randn(sines.shape, generator=generator).to(f0.device)
@@ -102,8 +115,9 @@ class SineGen(nn.Module):
 class SourceModuleHnNSF(nn.Module):
     """Merges the harmonic sines into one excitation signal with a linear layer and tanh."""
 
-    def __init__(self, sampling_rate: int, harmonic_num: int, sine_amp: float, add_noise_std: float,
-                 voiced_threshod: float):
+    def __init__(
+        self, sampling_rate: int, harmonic_num: int, sine_amp: float, add_noise_std: float, voiced_threshod: float
+    ):
         super().__init__()
         self.l_sin_gen = SineGen(sampling_rate, harmonic_num, sine_amp, add_noise_std, voiced_threshod)
         self.l_linear = nn.Linear(harmonic_num + 1, 1)
@@ -125,34 +139,42 @@ class HiFTGenerator(nn.Module):
         self.n_fft, self.hop_len = c.istft_params["n_fft"], c.istft_params["hop_len"]
         self.upsample_scale = c.hop_length
         self.num_kernels = len(c.resblock_kernel_sizes)
-        self.m_source = SourceModuleHnNSF(c.sampling_rate, c.nb_harmonics, c.nsf_alpha, c.nsf_sigma,
-                                          c.nsf_voiced_threshold)
+        self.m_source = SourceModuleHnNSF(
+            c.sampling_rate, c.nb_harmonics, c.nsf_alpha, c.nsf_sigma, c.nsf_voiced_threshold
+        )
         self.conv_pre = weight_norm(nn.Conv1d(c.in_channels, c.base_channels, 7, 1, padding=3))
         self.ups = nn.ModuleList(
-            weight_norm(nn.ConvTranspose1d(c.base_channels // 2 ** i, c.base_channels // 2 ** (i + 1), k, u,
-                                           padding=(k - u) // 2))
-            for i, (u, k) in enumerate(zip(c.upsample_rates, c.upsample_kernel_sizes)))
+            weight_norm(
+                nn.ConvTranspose1d(c.base_channels // 2**i, c.base_channels // 2 ** (i + 1), k, u, padding=(k - u) // 2)
+            )
+            for i, (u, k) in enumerate(zip(c.upsample_rates, c.upsample_kernel_sizes))
+        )
         # The source's STFT enters at every stage, strided down to that stage's rate.
         self.source_downs, self.source_resblocks = nn.ModuleList(), nn.ModuleList()
         cumulative = [math.prod(c.upsample_rates[::-1][:i]) for i in range(len(c.upsample_rates))][::-1]
-        for i, (u, k, d) in enumerate(zip(cumulative, c.source_resblock_kernel_sizes,
-                                          c.source_resblock_dilation_sizes)):
+        for i, (u, k, d) in enumerate(
+            zip(cumulative, c.source_resblock_kernel_sizes, c.source_resblock_dilation_sizes)
+        ):
             width = c.base_channels // 2 ** (i + 1)
-            self.source_downs.append(nn.Conv1d(self.n_fft + 2, width, 1, 1) if u == 1 else
-                                     nn.Conv1d(self.n_fft + 2, width, u * 2, u, padding=u // 2))
+            self.source_downs.append(
+                nn.Conv1d(self.n_fft + 2, width, 1, 1)
+                if u == 1
+                else nn.Conv1d(self.n_fft + 2, width, u * 2, u, padding=u // 2)
+            )
             self.source_resblocks.append(ResBlock(width, k, d))
         self.resblocks = nn.ModuleList(
             ResBlock(c.base_channels // 2 ** (i + 1), k, d)
-            for i in range(len(self.ups)) for k, d in zip(c.resblock_kernel_sizes, c.resblock_dilation_sizes))
-        self.conv_post = weight_norm(nn.Conv1d(c.base_channels // 2 ** len(self.ups), self.n_fft + 2, 7, 1,
-                                               padding=3))
+            for i in range(len(self.ups))
+            for k, d in zip(c.resblock_kernel_sizes, c.resblock_dilation_sizes)
+        )
+        self.conv_post = weight_norm(nn.Conv1d(c.base_channels // 2 ** len(self.ups), self.n_fft + 2, 7, 1, padding=3))
         self.reflection_pad = nn.ReflectionPad1d((1, 0))
         self.register_buffer("stft_window", torch.hann_window(self.n_fft, periodic=True), persistent=False)
         self.f0_predictor = ConvRNNF0Predictor(c.f0_predictor)
 
     def _stft(self, x: torch.Tensor) -> torch.Tensor:
         spec = torch.stft(x, self.n_fft, self.hop_len, self.n_fft, window=self.stft_window, return_complex=True)
-        return torch.cat([spec.real, spec.imag], dim=1)                         # (B, n_fft + 2, frames)
+        return torch.cat([spec.real, spec.imag], dim=1)  # (B, n_fft + 2, frames)
 
     def _istft(self, magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
         spec = torch.polar(magnitude.clip(max=1e2), phase)
@@ -176,7 +198,7 @@ class HiFTGenerator(nn.Module):
     @torch.inference_mode()
     def inference(self, speech_feat: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """mel (B, 80, T) -> waveform (B, T * hop_length); `generator` seeds the source's phases and noise."""
-        f0 = self.f0_predictor(speech_feat)                                      # (B, T) Hz
-        f0 = f0.repeat_interleave(self.upsample_scale, dim=1).unsqueeze(-1)      # (B, N, 1) at the output rate
-        source = self.m_source(f0, generator).transpose(1, 2)                    # (B, 1, N)
+        f0 = self.f0_predictor(speech_feat)  # (B, T) Hz
+        f0 = f0.repeat_interleave(self.upsample_scale, dim=1).unsqueeze(-1)  # (B, N, 1) at the output rate
+        source = self.m_source(f0, generator).transpose(1, 2)  # (B, 1, N)
         return self.decode(speech_feat, source)

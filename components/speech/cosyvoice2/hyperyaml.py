@@ -13,6 +13,7 @@ do arithmetic, `!ref <token_frame_rate> * <token_mel_ratio>`). That needs the `c
 `!ref` is resolved lazily, only for the keys read, so parts of the file this backend never uses (the LLM,
 the GAN discriminator, the data pipeline) cannot break loading.
 """
+
 from __future__ import annotations
 
 import ast
@@ -29,8 +30,15 @@ from components.speech.cosyvoice2.errors import CheckpointError
 # hyperpyyaml tags with a target after the colon (`!new:torch.nn.Linear`); all become Tagged, none run.
 _TARGET_TAGS = ("new", "name", "apply", "module", "include")
 _REF_PATTERN = re.compile(r"<([^<>]+)>")
-_ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-               ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+_ARITHMETIC = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ def _construct_target(kind: str):
         else:
             args = loader.construct_scalar(node) or None
         return Tagged(kind, suffix, args)
+
     return construct
 
 
@@ -99,8 +108,10 @@ class HyperYaml:
     def get(self, key: str) -> Any:
         """The top-level `key`, resolved; CheckpointError naming the key and the file when it is absent."""
         if key not in self.root:
-            raise CheckpointError(f"{self.source} has no top-level key {key!r}; CosyVoice2's cosyvoice.yaml "
-                                  f"defines it (keys present: {sorted(self.root)})")
+            raise CheckpointError(
+                f"{self.source} has no top-level key {key!r}; CosyVoice2's cosyvoice.yaml "
+                f"defines it (keys present: {sorted(self.root)})"
+            )
         return self._resolve(self.root[key], (key,))
 
     def _resolve(self, value: Any, stack: tuple[str, ...]) -> Any:
@@ -118,8 +129,10 @@ class HyperYaml:
         # `<a[b][c]>` and `<a.b>` both walk into nested mappings, as hyperpyyaml allows.
         parts = [p for p in re.split(r"[\[\].]", path.strip()) if p]
         if not parts or parts[0] not in self.root:
-            raise CheckpointError(f"{self.source}: `!ref <{path}>` (under {'.'.join(stack)}) points at a key "
-                                  "that does not exist; define it or fix the reference")
+            raise CheckpointError(
+                f"{self.source}: `!ref <{path}>` (under {'.'.join(stack)}) points at a key "
+                "that does not exist; define it or fix the reference"
+            )
         if parts[0] in stack:
             raise CheckpointError(f"{self.source}: `!ref <{path}>` is circular ({' -> '.join(stack)})")
         value = self._resolve(self.root[parts[0]], (*stack, parts[0]))
@@ -161,8 +174,10 @@ def load_hyperyaml(path: Path) -> HyperYaml:
     try:
         root = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # a SafeLoader: builds no objects
     except yaml.YAMLError as err:
-        raise CheckpointError(f"{path} is not valid (hyperpyyaml) YAML: {err}. Re-download it with the "
-                              "checkpoint, or compare it with CosyVoice's examples/libritts/cosyvoice2/conf") from None
+        raise CheckpointError(
+            f"{path} is not valid (hyperpyyaml) YAML: {err}. Re-download it with the "
+            "checkpoint, or compare it with CosyVoice's examples/libritts/cosyvoice2/conf"
+        ) from None
     if not isinstance(root, dict):
         raise CheckpointError(f"{path} must hold a YAML mapping at the top level, found {type(root).__name__}")
     return HyperYaml(root, str(path))

@@ -20,6 +20,7 @@ the `synthesize` length. Cost: each chunk recomputes the prompt and the whole pr
 does about n/24 + 1 times the work of one `synthesize` with the default policy (about 6x for a 5 s,
 125-unit reply); the reference's cache-based chunked attention avoids this and is not implemented.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,19 +48,28 @@ from components.speech.cosyvoice2.flow import CausalMaskedDiffWithXvec
 from components.speech.cosyvoice2.frontend import CosyVoice2Frontend, SpeakerPrompt
 from components.speech.cosyvoice2.hift import HiFTGenerator
 
-CROSSFADE_UNITS = 1   # 40 ms: long enough to hide a chunk seam, short enough to add little latency
-HIFT_SEED = 0         # seeds the vocoder's source phases and noise, so the same units give the same audio
+CROSSFADE_UNITS = 1  # 40 ms: long enough to hide a chunk seam, short enough to add little latency
+HIFT_SEED = 0  # seeds the vocoder's source phases and noise, so the same units give the same audio
 
 
 class CosyVoice2Token2Wav:
     """CosyVoice2 flow + HiFT behind the Token2Wav protocol (num_units 6561, unit_rate 25.0 for 0.5B)."""
 
-    def __init__(self, config: CosyVoice2Config, flow: CausalMaskedDiffWithXvec, hift: HiFTGenerator,
-                 frontend: CosyVoice2Frontend, prompt: SpeakerPrompt, device: str | torch.device = "cpu",
-                 n_timesteps: int = 10, chunk_policy: ChunkPolicy | None = None):
+    def __init__(
+        self,
+        config: CosyVoice2Config,
+        flow: CausalMaskedDiffWithXvec,
+        hift: HiFTGenerator,
+        frontend: CosyVoice2Frontend,
+        prompt: SpeakerPrompt,
+        device: str | torch.device = "cpu",
+        n_timesteps: int = 10,
+        chunk_policy: ChunkPolicy | None = None,
+    ):
         if not isinstance(n_timesteps, int) or n_timesteps < 1:
-            raise ValueError(f"n_timesteps={n_timesteps!r}: give the number of Euler steps, an int >= 1 "
-                             "(the reference uses 10)")
+            raise ValueError(
+                f"n_timesteps={n_timesteps!r}: give the number of Euler steps, an int >= 1 (the reference uses 10)"
+            )
         self.config, self.frontend = config, frontend
         self.chunk_policy = chunk_policy or ChunkPolicy()
         self.device = torch.device(device)
@@ -71,13 +81,16 @@ class CosyVoice2Token2Wav:
         self.unit_rate = config.unit_rate
         samples = config.samples_per_unit * SAMPLE_RATE / config.sample_rate
         if samples != int(samples):
-            raise ValueError(f"a unit is {samples} samples at {SAMPLE_RATE} Hz; the output rate "
-                             f"{config.sample_rate} must make it whole to cut streaming chunks exactly")
+            raise ValueError(
+                f"a unit is {samples} samples at {SAMPLE_RATE} Hz; the output rate "
+                f"{config.sample_rate} must make it whole to cut streaming chunks exactly"
+            )
         self.samples_per_unit = int(samples)  # 640 at 16 kHz for CosyVoice2 (40 ms)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, prompt_wav: str | Path | None = None, device: str = "cpu",
-                        n_timesteps: int = 10) -> CosyVoice2Token2Wav:
+    def from_pretrained(
+        cls, path: str | Path, prompt_wav: str | Path | None = None, device: str = "cpu", n_timesteps: int = 10
+    ) -> CosyVoice2Token2Wav:
         """Load a local checkpoint directory (see checkpoint.REQUIRED_FILES); nothing is downloaded.
 
         `prompt_wav`: a recording of the voice to imitate (a few seconds of clean speech, any WAV rate);
@@ -100,8 +113,9 @@ class CosyVoice2Token2Wav:
         """(T,) float32 16 kHz waveform (at most 30 s) -> its speech tokens, the units this backend speaks."""
         return self.frontend.speech_tokens(wave16k)
 
-    def synthesize(self, units: Sequence[int], emotion: torch.Tensor | None = None,
-                   speaker: str | None = None) -> np.ndarray:
+    def synthesize(
+        self, units: Sequence[int], emotion: torch.Tensor | None = None, speaker: str | None = None
+    ) -> np.ndarray:
         """All units of one utterance -> (len(units) * samples_per_unit,) float32 at 16 kHz; [] -> empty.
 
         `emotion` and `speaker` are accepted and ignored (see the module docstring).
@@ -109,13 +123,15 @@ class CosyVoice2Token2Wav:
         units = self._check_units(units)
         return self._render(units, finalize=True) if units else np.zeros(0, dtype=np.float32)
 
-    def synthesize_batch(self, units: Sequence[Sequence[int]], emotion: torch.Tensor | None = None,
-                         speaker: str | None = None) -> list[np.ndarray]:
+    def synthesize_batch(
+        self, units: Sequence[Sequence[int]], emotion: torch.Tensor | None = None, speaker: str | None = None
+    ) -> list[np.ndarray]:
         """One by one: flow matching over padded token batches would need the reference's masks end to end."""
         return [self.synthesize(u) for u in units]
 
-    def stream(self, unit_chunks: Iterable[Sequence[int]], emotion: torch.Tensor | None = None,
-               speaker: str | None = None) -> Iterator[np.ndarray]:
+    def stream(
+        self, unit_chunks: Iterable[Sequence[int]], emotion: torch.Tensor | None = None, speaker: str | None = None
+    ) -> Iterator[np.ndarray]:
         """Units arriving in chunks -> audio chunks per `chunk_policy`; they concatenate to `synthesize`'s length.
 
         A chunk is due once `first_units` (then every further `hop_units`) units are known; it covers the
@@ -151,16 +167,24 @@ class CosyVoice2Token2Wav:
             raise ValueError(f"units must be a 1-D sequence of ints, got shape {values.shape} dtype {values.dtype}")
         bad = np.flatnonzero((values < 0) | (values >= self.num_units))
         if bad.size:
-            raise ValueError(f"unit {int(values[bad[0]])} at position {int(bad[0])} is outside [0, {self.num_units}): "
-                             "CosyVoice2 units are speech_tokenizer_v2 ids; specials (BOS/EOS/PAD) must be "
-                             "stripped before vocoding")
+            raise ValueError(
+                f"unit {int(values[bad[0]])} at position {int(bad[0])} is outside [0, {self.num_units}): "
+                "CosyVoice2 units are speech_tokenizer_v2 ids; specials (BOS/EOS/PAD) must be "
+                "stripped before vocoding"
+            )
         return values.astype(np.int64).tolist()
 
     def _render(self, units: list[int], finalize: bool) -> np.ndarray:
         """Flow + HiFT over `units` -> float32 audio at 16 kHz (without the last look-ahead units if not final)."""
         tokens = torch.tensor([units], dtype=torch.int32, device=self.device)
-        mel = self.flow.inference(tokens, self.prompt.tokens, self.prompt.feat, self.prompt.embedding,
-                                  n_timesteps=self.n_timesteps, finalize=finalize)
+        mel = self.flow.inference(
+            tokens,
+            self.prompt.tokens,
+            self.prompt.feat,
+            self.prompt.embedding,
+            n_timesteps=self.n_timesteps,
+            finalize=finalize,
+        )
         if mel.size(2) == 0:
             return np.zeros(0, dtype=np.float32)
         generator = torch.Generator().manual_seed(HIFT_SEED)
@@ -172,8 +196,9 @@ class CosyVoice2Token2Wav:
         return np.clip(wave, -1.0, 1.0).astype(np.float32)
 
 
-def _splice(wave: np.ndarray, emitted: int, pending: np.ndarray, end: int | None,
-            hold: int) -> tuple[np.ndarray, np.ndarray]:
+def _splice(
+    wave: np.ndarray, emitted: int, pending: np.ndarray, end: int | None, hold: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Next chunk from a re-run `wave` of the whole prefix, and the new held-back tail.
 
     `pending` is the previous run's audio for [emitted, emitted + len(pending)); it is cross-faded (raised
@@ -187,4 +212,4 @@ def _splice(wave: np.ndarray, emitted: int, pending: np.ndarray, end: int | None
     if pending.size:
         ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(pending.size) + 0.5) / pending.size)
         overlap = (pending * (1.0 - ramp) + overlap * ramp).astype(np.float32)
-    return np.concatenate([overlap, wave[start:end - keep]]), wave[end - keep:end].copy()
+    return np.concatenate([overlap, wave[start : end - keep]]), wave[end - keep : end].copy()

@@ -1,4 +1,5 @@
 """components.audio.io: round trips, resampling, downmix, and every refusal asserted by its message."""
+
 import io
 import struct
 

@@ -1,4 +1,5 @@
 """Channel augmentation: seeded, recorded, and each effect does to the signal what its name says."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,16 +40,21 @@ def test_a_channel_is_seeded_recorded_and_remade_from_its_record():
     again = apply_channel(speech, channel_from_json(record))
     assert np.array_equal(apply_channel(speech, chain), again)  # the record alone remakes the clip
     assert channel_to_json([]) == "" and channel_from_json("") == [] and describe_channel([]) == "clean"
-    assert describe_channel([{"effect": "telephone"}, {"effect": "noise", "color": "pink", "snr_db": 10.0,
-                                                        "seed": 1}]) == "telephone+noise(pink,10dB)"
+    assert (
+        describe_channel([{"effect": "telephone"}, {"effect": "noise", "color": "pink", "snr_db": 10.0, "seed": 1}])
+        == "telephone+noise(pink,10dB)"
+    )
 
 
 def test_every_effect_keeps_the_length_and_full_scale():
     speech = tone(440)
     rng = np.random.default_rng(0)
     for name in EFFECTS:
-        effects = next(d for d in (sample_channel(rng, ChannelConfig(clean_prob=0.0, max_effects=1))
-                                   for _ in range(500)) if d[0]["effect"] == name)
+        effects = next(
+            d
+            for d in (sample_channel(rng, ChannelConfig(clean_prob=0.0, max_effects=1)) for _ in range(500))
+            if d[0]["effect"] == name
+        )
         out = apply_channel(speech, effects)
         assert out.shape == speech.shape and out.dtype == np.float32 and np.abs(out).max() <= 1.0, name
 
@@ -68,11 +74,11 @@ def test_level_clip_and_band_limits_do_what_they_say():
     clipped = apply_channel(speech, [{"effect": "clip", "gain": 5.0}])
     assert np.abs(clipped).max() == 1.0 and np.mean(np.abs(clipped) == 1.0) > 0.5  # a flat-topped wave
     phone = [{"effect": "telephone"}]
-    assert rms(apply_channel(tone(1000), phone)) > 0.8 * rms(tone(1000))          # in the band: kept
-    assert rms(apply_channel(tone(120), phone)) < 0.1 * rms(tone(120))            # mains hum: gone
-    assert rms(apply_channel(tone(3900), phone)) < 0.1 * rms(tone(3900))          # above 3.4 kHz: gone
+    assert rms(apply_channel(tone(1000), phone)) > 0.8 * rms(tone(1000))  # in the band: kept
+    assert rms(apply_channel(tone(120), phone)) < 0.1 * rms(tone(120))  # mains hum: gone
+    assert rms(apply_channel(tone(3900), phone)) < 0.1 * rms(tone(3900))  # above 3.4 kHz: gone
     low_rate = [{"effect": "resample", "rate": 8000}]
-    assert rms(apply_channel(tone(5000), low_rate)) < 0.05 * rms(tone(5000))      # above its Nyquist: gone
+    assert rms(apply_channel(tone(5000), low_rate)) < 0.05 * rms(tone(5000))  # above its Nyquist: gone
     assert rms(apply_channel(tone(1000), low_rate)) > 0.9 * rms(tone(1000))
 
 
@@ -87,8 +93,8 @@ def test_a_room_leaves_sound_after_the_speaker_stops():
 def test_a_codec_round_trip_keeps_speech_but_not_every_sample(codec):
     speech = tone(440) * np.hanning(SAMPLE_RATE).astype(np.float32)
     coded = apply_channel(speech, [{"effect": "codec", "codec": codec}])
-    assert not np.allclose(coded, speech, atol=1e-3)                       # lossy (and delayed by its frames)
-    spectrum = np.abs(np.fft.rfft(coded))                                    # yet the same sound, as loud
+    assert not np.allclose(coded, speech, atol=1e-3)  # lossy (and delayed by its frames)
+    spectrum = np.abs(np.fft.rfft(coded))  # yet the same sound, as loud
     assert np.argmax(spectrum) * SAMPLE_RATE / len(coded) == pytest.approx(440, abs=3)
     assert 0.5 < rms(coded) / rms(speech) < 2.0
 

@@ -1,4 +1,5 @@
 """DNSMOS (the offline stand-in for UTMOS): MOS-scale scores that notice noise; never a guess when unavailable."""
+
 import sys
 
 import numpy as np
@@ -13,13 +14,14 @@ from components.synthesis.taxonomy import ASSISTANT_SPEAKER
 
 @pytest.fixture(scope="module")
 def speech():
-    return EspeakSpeech().synthesize("Take a deep breath. The doctor will explain everything tomorrow.",
-                                     "calm", ASSISTANT_SPEAKER)
+    return EspeakSpeech().synthesize(
+        "Take a deep breath. The doctor will explain everything tomorrow.", "calm", ASSISTANT_SPEAKER
+    )
 
 
 def test_scores_are_on_the_mos_scale_and_background_noise_lowers_bak(speech):
     noise = np.random.default_rng(0).standard_normal(len(speech)).astype(np.float32)
-    noise *= np.sqrt(np.mean(speech ** 2) / np.mean(noise ** 2)) * 10 ** (-5 / 20)  # 5 dB SNR
+    noise *= np.sqrt(np.mean(speech**2) / np.mean(noise**2)) * 10 ** (-5 / 20)  # 5 dB SNR
 
     clean, noisy = dnsmos([speech, np.clip(speech + noise, -1, 1)])
 
@@ -35,11 +37,14 @@ def test_other_sample_rates_are_resampled(speech):
     assert dnsmos([at_8k], sample_rate=8_000)[0]["sig"] == pytest.approx(dnsmos([speech])[0]["sig"], abs=0.4)
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros(0, dtype=np.float32), "clip 1 is empty"),
-    (np.zeros(16_000, dtype=np.float32), "clip 1 is empty, silent"),
-    (np.zeros((16_000, 2), dtype=np.float32), "clip 1 has shape"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros(0, dtype=np.float32), "clip 1 is empty"),
+        (np.zeros(16_000, dtype=np.float32), "clip 1 is empty, silent"),
+        (np.zeros((16_000, 2), dtype=np.float32), "clip 1 has shape"),
+    ],
+)
 def test_unscorable_clips_are_refused_by_index(speech, bad, message):
     with pytest.raises(ValueError, match=message):
         dnsmos([speech, bad])

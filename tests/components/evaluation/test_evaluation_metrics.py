@@ -1,4 +1,5 @@
 """compute_metrics against numbers worked out by hand."""
+
 import math
 
 import numpy as np
@@ -31,9 +32,15 @@ _ROWS = [
 def _records(predicted_text=None):
     return [
         PredictionRecord(
-            id=f"{i:06d}", user_emotion=u, predicted_user_emotion=pu, response_emotion=r,
-            predicted_response_emotion=pr, reference_text=f"I hear you, reply number {i}.",
-            predicted_text=predicted_text or f"I hear you, reply number {i}.", latency_s=lat)
+            id=f"{i:06d}",
+            user_emotion=u,
+            predicted_user_emotion=pu,
+            response_emotion=r,
+            predicted_response_emotion=pr,
+            reference_text=f"I hear you, reply number {i}.",
+            predicted_text=predicted_text or f"I hear you, reply number {i}.",
+            latency_s=lat,
+        )
         for i, (u, pu, r, pr, lat) in enumerate(_ROWS)
     ]
 
@@ -50,7 +57,10 @@ def test_scores_match_hand_computation():
     by_label = {c.label: c for c in result.user_emotion_per_class}
     assert [c.label for c in result.user_emotion_per_class] == list(USER_EMOTIONS)
     assert (by_label["happy"].precision, by_label["happy"].recall, by_label["happy"].support) == (
-        pytest.approx(2 / 3), 1.0, 2)
+        pytest.approx(2 / 3),
+        1.0,
+        2,
+    )
     assert (by_label["angry"].precision, by_label["angry"].f1) == (0.0, 0.0)
     assert by_label["fearful"].support == 0
 
@@ -79,8 +89,13 @@ def test_chrf_is_100_for_identical_text_and_lower_otherwise():
 def test_summary_uses_contract_keys():
     summary = compute_metrics(_records()).summary()
     assert set(summary) == {
-        METRIC_NUM_SAMPLES, METRIC_USER_EMOTION_ACCURACY, METRIC_USER_EMOTION_MACRO_F1,
-        METRIC_RESPONSE_EMOTION_ACCURACY, METRIC_CHRF, METRIC_LATENCY_P50_MS, METRIC_LATENCY_P95_MS,
+        METRIC_NUM_SAMPLES,
+        METRIC_USER_EMOTION_ACCURACY,
+        METRIC_USER_EMOTION_MACRO_F1,
+        METRIC_RESPONSE_EMOTION_ACCURACY,
+        METRIC_CHRF,
+        METRIC_LATENCY_P50_MS,
+        METRIC_LATENCY_P95_MS,
         METRIC_LATENCY_MEAN_MS,
     }
     assert all(isinstance(v, float) and math.isfinite(v) for v in summary.values())

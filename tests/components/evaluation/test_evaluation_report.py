@@ -1,4 +1,5 @@
 """write_report: every file is written, the HTML stands alone, model text cannot break the tables."""
+
 import json
 
 from components.contracts import REPORT_HTML_FILE, REPORT_MARKDOWN_FILE, REPORT_METRICS_FILE
@@ -11,10 +12,15 @@ def _records():
     emotions = [("neutral", "neutral"), ("happy", "cheerful"), ("sad", "comforting"), ("angry", "apologetic")]
     return [
         PredictionRecord(
-            id=f"{i:06d}", user_emotion=user, predicted_user_emotion=user if i % 3 else "sad",
-            response_emotion=reply, predicted_response_emotion=reply,
-            reference_text="I'm sorry | that sounds hard.", predicted_text="<b>sorry</b> | hard",
-            latency_s=0.2 + 0.01 * i)
+            id=f"{i:06d}",
+            user_emotion=user,
+            predicted_user_emotion=user if i % 3 else "sad",
+            response_emotion=reply,
+            predicted_response_emotion=reply,
+            reference_text="I'm sorry | that sounds hard.",
+            predicted_text="<b>sorry</b> | hard",
+            latency_s=0.2 + 0.01 * i,
+        )
         for i, (user, reply) in enumerate(emotions * 5)
     ]
 

@@ -1,4 +1,5 @@
 """The unseen-voice split beside the in-distribution one: summary, gap, per-voice and per-channel accuracy, report."""
+
 import json
 
 import pytest
@@ -18,9 +19,16 @@ NOISY_PHONE = '[{"effect":"noise","snr_db":10.0,"color":"pink","seed":2},{"effec
 
 
 def _case(split: str, speaker: str, channel: str, right: bool, i: int) -> tuple[PredictionRecord, dict]:
-    record = PredictionRecord(id=f"{split}-{i}", user_emotion="sad", predicted_user_emotion="sad" if right else "happy",
-                              response_emotion="comforting", predicted_response_emotion="comforting",
-                              reference_text="I'm so sorry.", predicted_text="I'm so sorry.", latency_s=0.1)
+    record = PredictionRecord(
+        id=f"{split}-{i}",
+        user_emotion="sad",
+        predicted_user_emotion="sad" if right else "happy",
+        response_emotion="comforting",
+        predicted_response_emotion="comforting",
+        reference_text="I'm so sorry.",
+        predicted_text="I'm so sorry.",
+        latency_s=0.1,
+    )
     return record, {"id": record.id, "split": split, "speaker": speaker, "user_channel": channel}
 
 
@@ -28,17 +36,23 @@ def _case(split: str, speaker: str, channel: str, right: bool, i: int) -> tuple[
 def cases():
     seen = [_case("test", "flite:kal", "", True, i) for i in range(3)]
     seen.append(_case("test", "espeak-ng:en-us+m3", NOISE, True, 3))
-    unseen = [_case(UNSEEN_VOICE_SPLIT, "festival:kal_diphone", NOISY_PHONE, False, 0),
-              _case(UNSEEN_VOICE_SPLIT, "festival:kal_diphone", "", True, 1),
-              _case(UNSEEN_VOICE_SPLIT, "flite:slt", "", True, 2),
-              _case(UNSEEN_VOICE_SPLIT, "flite:slt", NOISE, True, 3)]
+    unseen = [
+        _case(UNSEEN_VOICE_SPLIT, "festival:kal_diphone", NOISY_PHONE, False, 0),
+        _case(UNSEEN_VOICE_SPLIT, "festival:kal_diphone", "", True, 1),
+        _case(UNSEEN_VOICE_SPLIT, "flite:slt", "", True, 2),
+        _case(UNSEEN_VOICE_SPLIT, "flite:slt", NOISE, True, 3),
+    ]
     return seen, unseen
 
 
 def test_summary_gap_and_groups(cases):
     seen, unseen = cases
-    result = generalization(compute_metrics([r for r, _ in seen]), compute_metrics([r for r, _ in unseen]),
-                            [r for r, _ in seen + unseen], [row for _, row in seen + unseen])
+    result = generalization(
+        compute_metrics([r for r, _ in seen]),
+        compute_metrics([r for r, _ in unseen]),
+        [r for r, _ in seen + unseen],
+        [row for _, row in seen + unseen],
+    )
     summary = result.summary()
     assert summary[METRIC_UNSEEN_VOICE_NUM_SAMPLES] == 4
     assert summary[METRIC_UNSEEN_VOICE_USER_EMOTION_ACCURACY] == 0.75
@@ -56,8 +70,12 @@ def test_summary_gap_and_groups(cases):
 def test_report_shows_both_splits_side_by_side(cases, tmp_path):
     seen, unseen = cases
     seen_result = compute_metrics([r for r, _ in seen])
-    result = generalization(seen_result, compute_metrics([r for r, _ in unseen]), [r for r, _ in seen + unseen],
-                            [row for _, row in seen + unseen])
+    result = generalization(
+        seen_result,
+        compute_metrics([r for r, _ in unseen]),
+        [r for r, _ in seen + unseen],
+        [row for _, row in seen + unseen],
+    )
     paths = write_report(seen_result, tmp_path, generalization=result)
     assert len(paths.generalization_files) == 3
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths.generalization_files)

@@ -1,4 +1,5 @@
 """The user-emotion probe: the model's own encoder and classifier trained alone, scored per split and voice."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,23 @@ def test_the_probe_scores_both_splits_per_voice_reproducibly_and_the_cli_writes_
     again = probe_user_emotion([tiny_dialogues], tiny_dialogues, config, progress=False)
     assert (again.accuracy, again.confusion) == (result.accuracy, result.confusion)  # seeded
 
-    assert main(["data", "probe", "--train", str(tiny_dialogues), "--eval", str(tiny_dialogues), "--epochs", "1",
-                 "--out", str(tmp_path / "probe.json")]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "probe",
+                "--train",
+                str(tiny_dialogues),
+                "--eval",
+                str(tiny_dialogues),
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path / "probe.json"),
+            ]
+        )
+        == 0
+    )
     assert "user-emotion probe: 8 training turns" in capsys.readouterr().out
     written = json.loads((tmp_path / "probe.json").read_text())
     assert written["train_turns"] == 8 and set(written["accuracy"]) == {"test", UNSEEN_VOICE_SPLIT}
@@ -41,8 +57,9 @@ def test_the_probe_needs_training_turns_and_a_split_to_score(tiny_dialogues, tmp
     for name, split in (("no-train", "train"), ("train-only", "test")):
         (tmp_path / name).mkdir()
         (tmp_path / name / "wavs").symlink_to(tiny_dialogues / "wavs")
-        (tmp_path / name / "manifest.jsonl").write_text("".join(
-            line for line in lines if (json.loads(line)["split"] == "train") == (split == "test")))
+        (tmp_path / name / "manifest.jsonl").write_text(
+            "".join(line for line in lines if (json.loads(line)["split"] == "train") == (split == "test"))
+        )
     with pytest.raises(ValueError, match="no training turns"):
         probe_user_emotion([tmp_path / "no-train"], tiny_dialogues, ProbeConfig(epochs=1), progress=False)
     with pytest.raises(ValueError, match="has no test or test_unseen_voice split"):

@@ -1,4 +1,5 @@
 """Reply relevance: a reply about the user's problem beats a template about someone else's; loads offline."""
+
 import hashlib
 import sys
 
@@ -30,8 +31,9 @@ def saved_dir(encoder, tmp_path_factory):
 
 
 def test_a_reply_about_the_users_problem_beats_a_template_about_someone_elses(encoder):
-    result = score_relevance([PARAPHRASE, TEMPLATE], [PARAPHRASE, PARAPHRASE], [USER, USER], ["fits", "template"],
-                             encoder=encoder)
+    result = score_relevance(
+        [PARAPHRASE, TEMPLATE], [PARAPHRASE, PARAPHRASE], [USER, USER], ["fits", "template"], encoder=encoder
+    )
 
     fits, template = result.rows
     assert fits.relevance_user > template.relevance_user + 0.25  # measured 0.61 vs 0.18
@@ -81,12 +83,15 @@ def test_a_path_that_is_not_a_model_directory_is_refused_with_the_fix(tmp_path, 
         load_sentence_encoder(make(tmp_path))
 
 
-@pytest.mark.parametrize("lists, message", [
-    (([PARAPHRASE, TEMPLATE], [PARAPHRASE], [USER, USER], ["a", "b"]), r"'references': 1.*Fix: build all four"),
-    (([], [], [], []), r"'replies': 0"),
-    (([PARAPHRASE], [" "], [USER], ["a"]), r"references for ids \['a'\].*Fix: check the manifest"),
-    (([None], [PARAPHRASE], [USER], ["a"]), r"replies for ids \['a'\].*not strings"),
-])
+@pytest.mark.parametrize(
+    "lists, message",
+    [
+        (([PARAPHRASE, TEMPLATE], [PARAPHRASE], [USER, USER], ["a", "b"]), r"'references': 1.*Fix: build all four"),
+        (([], [], [], []), r"'replies': 0"),
+        (([PARAPHRASE], [" "], [USER], ["a"]), r"references for ids \['a'\].*Fix: check the manifest"),
+        (([None], [PARAPHRASE], [USER], ["a"]), r"replies for ids \['a'\].*not strings"),
+    ],
+)
 def test_bad_inputs_are_refused_before_anything_loads(monkeypatch, lists, message):
     monkeypatch.setattr(relevance_module, "load_sentence_encoder", lambda: pytest.fail("loaded an encoder"))
     with pytest.raises(ValueError, match=message):

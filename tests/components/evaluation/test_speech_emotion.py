@@ -1,4 +1,5 @@
 """The speech-emotion judge: learns clearly different voices, ignores loudness, round-trips through JSON."""
+
 import json
 
 import numpy as np
@@ -100,8 +101,12 @@ def test_refusals_name_the_problem(trained, tmp_path):
 
 
 def test_every_text_is_spoken_in_every_emotion_and_the_voice_is_learnable():
-    texts = ["I hear you, and I am here to help.", "Let us look at this together, one step at a time.",
-             "That sounds like a lot to carry today.", "We can sort this out before the weekend."]
+    texts = [
+        "I hear you, and I am here to help.",
+        "Let us look at this together, one step at a time.",
+        "That sounds like a lot to carry today.",
+        "We can sort this out before the weekend.",
+    ]
     waves, labels = speak_in_every_emotion(texts, emotions=("excited", "comforting"), seed=0)
     assert labels == ["excited", "comforting"] * len(texts)
     again, _ = speak_in_every_emotion(texts[:1], emotions=("excited",), seed=0)

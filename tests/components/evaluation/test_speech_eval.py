@@ -1,5 +1,6 @@
 """evaluate_speech on a tiny (untrained) speaking model: every metric is either a real value or listed as not
 computed with its reason; the figures and WAVs are written; a text-only model is refused nothing, it is told why."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,9 @@ def split(tiny_dialogues):
 
 def test_speaking_model(tiny_model_dir, tiny_dialogues, split, tmp_path):
     rows, train_texts = split
-    result = evaluate_speech(EmotionOmniResponder.from_pretrained(tiny_model_dir), rows, tiny_dialogues, tmp_path,
-                             train_texts, SMALL)
+    result = evaluate_speech(
+        EmotionOmniResponder.from_pretrained(tiny_model_dir), rows, tiny_dialogues, tmp_path, train_texts, SMALL
+    )
     for name in (METRIC_SPEECH_SILENT_FRACTION, METRIC_SPEECH_JUDGE_ACCURACY, METRIC_RESYNTHESIS_STOI):
         assert name in result.summary, name
     # Each target's metric has a value or a reason, never both and never neither.
@@ -54,8 +56,9 @@ def test_speaking_model(tiny_model_dir, tiny_dialogues, split, tmp_path):
 
 def test_text_only_model_reports_why_nothing_was_measured(tiny_text_model_dir, tiny_dialogues, split, tmp_path):
     rows, train_texts = split
-    result = evaluate_speech(EmotionOmniResponder.from_pretrained(tiny_text_model_dir), rows, tiny_dialogues,
-                             tmp_path, train_texts, SMALL)
+    result = evaluate_speech(
+        EmotionOmniResponder.from_pretrained(tiny_text_model_dir), rows, tiny_dialogues, tmp_path, train_texts, SMALL
+    )
     assert result.summary == {}
     assert "no talker" in result.not_computed[METRIC_SPEECH_EMOTION_AGREEMENT]
     assert METRIC_PITCH_ORDER_SPEARMAN in result.not_computed

@@ -1,4 +1,5 @@
 """Speech metrics: pitch, loudness, rate, MCD and STOI move with what they measure and refuse bad audio."""
+
 import json
 
 import numpy as np
@@ -27,14 +28,15 @@ def _harmonic(f0_start: float, f0_end: float | None = None, seconds: float = 1.5
 
 def _with_noise(wave, snr_db, seed=0):
     noise = np.random.default_rng(seed).standard_normal(len(wave))
-    noise *= np.sqrt(np.mean(wave ** 2) / np.mean(noise ** 2)) * 10 ** (-snr_db / 20)
+    noise *= np.sqrt(np.mean(wave**2) / np.mean(noise**2)) * 10 ** (-snr_db / 20)
     return np.clip(wave + noise, -1, 1).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def speech():
-    return EspeakSpeech().synthesize("Take a deep breath. The doctor will explain everything tomorrow.",
-                                     "calm", ASSISTANT_SPEAKER)
+    return EspeakSpeech().synthesize(
+        "Take a deep breath. The doctor will explain everything tomorrow.", "calm", ASSISTANT_SPEAKER
+    )
 
 
 def test_pitch_of_a_steady_tone_and_range_of_a_glide():
@@ -76,16 +78,23 @@ def test_noise_has_no_pitch_and_says_why():
     json.dumps(measured.to_dict(), allow_nan=False)  # no NaN anywhere
 
 
-@pytest.mark.parametrize("wave, message", [
-    (np.zeros(0, dtype=np.float32), "empty"),
-    (np.zeros(SR, dtype=np.float32), "digital silence"),
-    (np.zeros((SR, 2), dtype=np.float32), "mono"),
-    (np.full(SR, np.nan, dtype=np.float32), "finite"),
-    (np.ones(SR, dtype=np.int16), "finite floats"),
-])
+@pytest.mark.parametrize(
+    "wave, message",
+    [
+        (np.zeros(0, dtype=np.float32), "empty"),
+        (np.zeros(SR, dtype=np.float32), "digital silence"),
+        (np.zeros((SR, 2), dtype=np.float32), "mono"),
+        (np.full(SR, np.nan, dtype=np.float32), "finite"),
+        (np.ones(SR, dtype=np.int16), "finite floats"),
+    ],
+)
 def test_unmeasurable_audio_is_refused_by_every_metric(wave, message):
-    for measure in (prosody, lambda w: speaking_rate(w, "hello there"),
-                    lambda w: mel_cepstral_distortion(_harmonic(150.0), w), lambda w: stoi_score(_harmonic(150.0), w)):
+    for measure in (
+        prosody,
+        lambda w: speaking_rate(w, "hello there"),
+        lambda w: mel_cepstral_distortion(_harmonic(150.0), w),
+        lambda w: stoi_score(_harmonic(150.0), w),
+    ):
         with pytest.raises(SpeechMetricError, match=message):
             measure(wave)
 

@@ -1,4 +1,5 @@
 """Speech figures: both PNGs render headless, show what they claim, and refuse empty input."""
+
 import numpy as np
 import pytest
 from matplotlib.image import imread
@@ -11,9 +12,16 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _prosody(pitch, energy, rate):
-    return Prosody(duration_s=3.0, speech_s=2.8, energy_db=energy, voiced_fraction=0.8 if pitch else 0.0,
-                   pitch_hz=pitch, pitch_range_st=4.0 if pitch else None, speaking_rate_wps=rate,
-                   pitch_note=None if pitch else "no voiced frames")
+    return Prosody(
+        duration_s=3.0,
+        speech_s=2.8,
+        energy_db=energy,
+        voiced_fraction=0.8 if pitch else 0.0,
+        pitch_hz=pitch,
+        pitch_range_st=4.0 if pitch else None,
+        speaking_rate_wps=rate,
+        pitch_note=None if pitch else "no voiced frames",
+    )
 
 
 def _tone(f0, seconds):
@@ -24,15 +32,20 @@ def _tone(f0, seconds):
 def _has_colour(png, rgb_hex, min_pixels=200):
     """Whether at least `min_pixels` pixels are within a few levels of `rgb_hex`."""
     image = imread(png)[..., :3]
-    target = np.array([int(rgb_hex[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+    target = np.array([int(rgb_hex[i : i + 2], 16) for i in (1, 3, 5)]) / 255
     return int(np.sum(np.all(np.abs(image - target) < 0.02, axis=-1))) >= min_pixels
 
 
 def test_prosody_plot_draws_generated_beside_reference(tmp_path):
-    generated = {"comforting": [_prosody(180, -22, 2.5), _prosody(175, -23, None), _prosody(None, -30, 2.4)],
-                 "excited": [_prosody(300, -16, 3.6), _prosody(310, -15, 3.4)]}
-    reference = {"comforting": [_prosody(182, -22, 2.4)] * 3, "excited": [_prosody(305, -15.5, 3.5)] * 2,
-                 "not-a-contract-label": [_prosody(200, -20, 3.0)]}
+    generated = {
+        "comforting": [_prosody(180, -22, 2.5), _prosody(175, -23, None), _prosody(None, -30, 2.4)],
+        "excited": [_prosody(300, -16, 3.6), _prosody(310, -15, 3.4)],
+    }
+    reference = {
+        "comforting": [_prosody(182, -22, 2.4)] * 3,
+        "excited": [_prosody(305, -15.5, 3.5)] * 2,
+        "not-a-contract-label": [_prosody(200, -20, 3.0)],
+    }
 
     path = plot_prosody_by_emotion(generated, reference, tmp_path / "prosody.png")
 

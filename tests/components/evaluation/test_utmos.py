@@ -1,4 +1,5 @@
 """UTMOS from a local TorchScript checkpoint: loaded, called with UTMOS22's interface, or not computed when unset."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """instance_device: Triton's instance kind -> the torch device model.py loads onto."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """EmotionOmniResponder: the one path from a model directory to a reply (used by evaluation, Triton, CLI)."""
+
 from __future__ import annotations
 
 import numpy as np

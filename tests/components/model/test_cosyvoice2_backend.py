@@ -1,5 +1,6 @@
 """The model speaking through a CosyVoice2 token2wav (tiny saved checkpoint): its speech tokens as the units,
 a stage-2 loss with the vocoder frozen, and an export that carries the checkpoint so it reloads anywhere."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,18 +46,25 @@ def test_units_come_from_the_checkpoints_tokenizer(checkpoint, tiny_dialogues, t
 def test_stage_two_loss_export_and_speech(checkpoint, tiny_tokenizer, tmp_path):
     talker, _ = tiny_speech_configs()
     token2wav = cosyvoice2_config(checkpoint)
-    config = EmotionOmniConfig(tiny_thinker_config(tiny_tokenizer), dataclasses.replace(talker, num_units=6561),
-                               token2wav)
+    config = EmotionOmniConfig(
+        tiny_thinker_config(tiny_tokenizer), dataclasses.replace(talker, num_units=6561), token2wav
+    )
     torch.manual_seed(0)
     model = EmotionOmniForConditionalGeneration(config)
     assert not model.trains_token2wav and not any(k.startswith("token2wav.") for k in model.state_dict())
     frontend = LogMelFrontend(80, 2.0, 5)
     features, frames = frontend([np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1] * 2)
-    replies = [torch.tensor(encode_response(tiny_tokenizer, t, config.thinker_config.eos_token_id))
-               for t in TINY_TEXTS[:2]]
+    replies = [
+        torch.tensor(encode_response(tiny_tokenizer, t, config.thinker_config.eos_token_id)) for t in TINY_TEXTS[:2]
+    ]
     model.thinker.requires_grad_(False)
-    out = model(features, frames, replies, speech_units=torch.randint(0, 6561, (2, 12)),
-                speech_unit_lengths=torch.tensor([12, 7]))
+    out = model(
+        features,
+        frames,
+        replies,
+        speech_units=torch.randint(0, 6561, (2, 12)),
+        speech_unit_lengths=torch.tensor([12, 7]),
+    )
     assert torch.isfinite(out.loss) and out.mel_loss is None  # the vocoder is frozen: units CE only
 
     exported = model.save_pretrained(tmp_path / "model")

@@ -1,4 +1,5 @@
 """The thinker and the whole model on tiny configs: shapes, losses, generation, save/load, pretrained parts."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,7 +35,7 @@ def test_frontend_window_and_valid_frames(tiny_tokenizer):
     frontend = LogMelFrontend(config.n_mels, config.window_seconds, config.stack_factor)
     features, frames = frontend([np.zeros(8000, np.float32) + 0.01, np.ones(64000, np.float32) * 0.01])
     assert features.shape == (2, 80, 200)  # 2 s window at 100 frames/s
-    assert frames.tolist() == [5, 20]      # 0.5 s -> 5 frames at 10 Hz; 4 s is cut to the 2 s window
+    assert frames.tolist() == [5, 20]  # 0.5 s -> 5 frames at 10 Hz; 4 s is cut to the 2 s window
 
 
 def test_frame_stack_adapter_and_interleave():
@@ -64,8 +65,13 @@ def test_forward_losses_and_gradients(model_and_batch):
     expected = out.text_loss + out.emotion_loss + out.user_emotion_loss  # weights default to 1
     assert out.loss.item() == pytest.approx(expected.item(), rel=1e-6)
     out.loss.backward()
-    for name in ("speech_adapter.proj.0.weight", "emotion_adapter.proj.0.weight", "emotion_head.mlp.0.weight",
-                 "user_emotion_classifier.linear.weight", "llm.model.layers.0.self_attn.q_proj.weight"):
+    for name in (
+        "speech_adapter.proj.0.weight",
+        "emotion_adapter.proj.0.weight",
+        "emotion_head.mlp.0.weight",
+        "user_emotion_classifier.linear.weight",
+        "llm.model.layers.0.self_attn.q_proj.weight",
+    ):
         assert model.get_parameter(name).grad.abs().sum() > 0, name
 
 
@@ -80,7 +86,7 @@ def test_reply_states_line_up_with_reply_tokens(model_and_batch):
     embed = model.llm.get_input_embeddings()
     for i, reply in enumerate(replies):
         assert torch.allclose(out.reply_inputs_embeds[i, : lengths[i]], embed(reply[:-1]))
-        assert out.reply_inputs_embeds[i, lengths[i]:].abs().sum() == 0  # padding is zero
+        assert out.reply_inputs_embeds[i, lengths[i] :].abs().sum() == 0  # padding is zero
 
 
 def test_no_labels_means_no_loss(model_and_batch):
@@ -147,15 +153,30 @@ def test_pretrained_checkpoints_load_from_local_paths(tiny_tokenizer, tmp_path):
     """The real loading code for Whisper / Qwen2 checkpoints, exercised on tiny checkpoints we save."""
     from transformers import Qwen2Config, Qwen2ForCausalLM, WhisperConfig, WhisperModel
 
-    whisper = WhisperModel(WhisperConfig(num_mel_bins=80, d_model=32, encoder_layers=1, encoder_attention_heads=2,
-                                         encoder_ffn_dim=64, decoder_layers=1, decoder_attention_heads=2,
-                                         decoder_ffn_dim=64, max_source_positions=100, vocab_size=64,
-                                         pad_token_id=0, bos_token_id=1, eos_token_id=2,
-                                         decoder_start_token_id=3))
+    whisper = WhisperModel(
+        WhisperConfig(
+            num_mel_bins=80,
+            d_model=32,
+            encoder_layers=1,
+            encoder_attention_heads=2,
+            encoder_ffn_dim=64,
+            decoder_layers=1,
+            decoder_attention_heads=2,
+            decoder_ffn_dim=64,
+            max_source_positions=100,
+            vocab_size=64,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+            decoder_start_token_id=3,
+        )
+    )
     whisper.save_pretrained(tmp_path / "whisper")
     thinker_config = tiny_thinker_config(tiny_tokenizer)
-    text = {k: getattr(thinker_config.text_config, k) for k in (
-        "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads")}
+    text = {
+        k: getattr(thinker_config.text_config, k)
+        for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads")
+    }
     qwen = Qwen2ForCausalLM(Qwen2Config(vocab_size=thinker_config.vocab_size + 12, **text))
     qwen.save_pretrained(tmp_path / "qwen")
     thinker_config = thinker_config.with_pretrained_architectures(str(tmp_path / "whisper"), str(tmp_path / "qwen"))
@@ -174,8 +195,16 @@ def test_pretrained_checkpoints_load_from_local_paths(tiny_tokenizer, tmp_path):
 def test_a_checkpoint_of_another_shape_is_refused(tiny_tokenizer, tmp_path):
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    Qwen2ForCausalLM(Qwen2Config(vocab_size=400, hidden_size=48, intermediate_size=64, num_hidden_layers=1,
-                                 num_attention_heads=4, num_key_value_heads=2)).save_pretrained(tmp_path / "qwen")
+    Qwen2ForCausalLM(
+        Qwen2Config(
+            vocab_size=400,
+            hidden_size=48,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
+    ).save_pretrained(tmp_path / "qwen")
     thinker = EmotionOmniThinkerForConditionalGeneration(tiny_thinker_config(tiny_tokenizer))
     with pytest.raises(ValueError, match="with_pretrained_architectures"):
         thinker.load_pretrained_parts(llm_path=str(tmp_path / "qwen"))

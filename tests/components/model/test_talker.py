@@ -1,5 +1,6 @@
 """The talker (stage-2 speech generator) on tiny configs, in the transformers test style: shapes, masks, the
 fusion and AdaLN at initialisation, multi-token prediction, one-batch overfit, cached generation, save/load."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,7 +21,8 @@ def make_talker(**overrides) -> EmotionOmniTalkerForConditionalGeneration:
     torch.manual_seed(0)
     config, _ = tiny_speech_configs()
     return EmotionOmniTalkerForConditionalGeneration(
-        dataclasses.replace(config, dropout=0.0, **{"max_units_per_token": 24, **overrides}))
+        dataclasses.replace(config, dropout=0.0, **{"max_units_per_token": 24, **overrides})
+    )
 
 
 def make_inputs(batch=3, reply=12, units=40, seed=1):
@@ -31,8 +33,15 @@ def make_inputs(batch=3, reply=12, units=40, seed=1):
         hidden[i, n:] = embeds[i, n:] = 0
     unit_ids = torch.randint(0, 16, (batch, units), generator=g)
     unit_lengths = torch.tensor([units, units - 10, 25][:batch])
-    return dict(reply_hidden=hidden, reply_embeds=embeds, reply_lengths=lengths, eos_embed=torch.randn(H, generator=g),
-                emotion=torch.randn(batch, E, generator=g), units=unit_ids, unit_lengths=unit_lengths)
+    return dict(
+        reply_hidden=hidden,
+        reply_embeds=embeds,
+        reply_lengths=lengths,
+        eos_embed=torch.randn(H, generator=g),
+        emotion=torch.randn(batch, E, generator=g),
+        units=unit_ids,
+        unit_lengths=unit_lengths,
+    )
 
 
 def test_forward_shapes_and_loss():
@@ -41,8 +50,14 @@ def test_forward_shapes_and_loss():
     assert out.logits.shape == (3, 41, talker.config.vocab_size)  # SOS + 40 units, each predicts the next
     assert torch.isfinite(out.loss) and out.loss.item() == pytest.approx(out.unit_loss.item())
     out.loss.backward()
-    for name in ("fusion.gate.weight", "adaln.modulation.weight", "prenet.0.self_attn.q_proj.weight",
-                 "decoder.1.mlp.up_proj.weight", "embed_units.weight", "lm_head.weight"):
+    for name in (
+        "fusion.gate.weight",
+        "adaln.modulation.weight",
+        "prenet.0.self_attn.q_proj.weight",
+        "decoder.1.mlp.up_proj.weight",
+        "embed_units.weight",
+        "lm_head.weight",
+    ):
         assert talker.get_parameter(name).grad.abs().sum() > 0, name
 
 
@@ -74,11 +89,11 @@ def test_streaming_mask_windows():
         chunk = max(j - 1, 0) // 15
         visible = min((chunk + 1) * 5, 9)
         row = mask[0, 9 + j]
-        assert row[:visible].all() and not row[visible:9].any(), j   # text: exactly its window
-        assert row[9:9 + j + 1].all() and not row[9 + j + 1:].any()  # units: causal
-    assert mask[1, 6:26, :6].all()                                     # the full mask sees all text
+        assert row[:visible].all() and not row[visible:9].any(), j  # text: exactly its window
+        assert row[9 : 9 + j + 1].all() and not row[9 + j + 1 :].any()  # units: causal
+    assert mask[1, 6:26, :6].all()  # the full mask sees all text
     assert not mask[0, :9, 9:].any() and torch.equal(mask[0, :9, :9], torch.ones(9, 9, dtype=torch.bool).tril())
-    assert mask[1, 30, 30] and mask[1, 30].sum() == 1                   # padding sees only itself
+    assert mask[1, 30, 30] and mask[1, 30].sum() == 1  # padding sees only itself
 
 
 def test_a_chunk_never_sees_text_beyond_its_window():
@@ -90,7 +105,7 @@ def test_a_chunk_never_sees_text_beyond_its_window():
     later["reply_embeds"][:, 6:] -= 3.0
     chunked = torch.tensor([True])
     a, b = talker(**inputs, chunked=chunked).logits, talker(**later, chunked=chunked).logits
-    assert torch.allclose(a[:, :16], b[:, :16], atol=1e-5)     # SOS + units 1-15: chunk 0 sees 5 positions
+    assert torch.allclose(a[:, :16], b[:, :16], atol=1e-5)  # SOS + units 1-15: chunk 0 sees 5 positions
     assert not torch.allclose(a[:, 16:31], b[:, 16:31], atol=1e-3)  # chunk 1 sees 10: it moves
     full = talker(**inputs, chunked=~chunked).logits, talker(**later, chunked=~chunked).logits
     assert not torch.allclose(full[0][:, :16], full[1][:, :16], atol=1e-3)
@@ -136,8 +151,9 @@ def test_cached_generation_matches_the_teacher_forced_pass():
     generated = talker.generate(**conditioning, max_units=30)
     assert [len(u) for u in generated] == [30, 30]  # an untrained talker runs to the cap
     units = torch.tensor(generated)
-    logits = talker(**conditioning, units=units, unit_lengths=torch.tensor([30, 30]),
-                    chunked=torch.tensor([False, False])).logits
+    logits = talker(
+        **conditioning, units=units, unit_lengths=torch.tensor([30, 30]), chunked=torch.tensor([False, False])
+    ).logits
     special = [talker.config.bos_id, talker.config.sos_id, talker.config.pad_id]
     logits[..., special] = float("-inf")
     assert torch.equal(logits[:, :30].argmax(-1), units)  # each cached step = the full pass, batch padding included

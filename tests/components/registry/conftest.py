@@ -4,6 +4,7 @@ Session-scoped, so each server starts once: PostgreSQL in about a second, the ML
 two busy cores (its CLI and then its uvicorn worker each import MLflow). The S3 side is tests/conftest.py's
 SeaweedFS `s3_server` (about a second).
 """
+
 from __future__ import annotations
 
 import glob
@@ -75,8 +76,10 @@ def postgres_server():
 
     bin_dir = _postgres_bin()
     if bin_dir is None:
-        _missing("PostgreSQL server binaries (/usr/lib/postgresql/*/bin/postgres) are not installed: run "
-                 "`make setup` (infra/setup.sh installs the postgresql package)")
+        _missing(
+            "PostgreSQL server binaries (/usr/lib/postgresql/*/bin/postgres) are not installed: run "
+            "`make setup` (infra/setup.sh installs the postgresql package)"
+        )
     # PostgreSQL refuses to run as root, which is what these tests run as in containers: run it as the
     # `postgres` system user the package creates, in a directory that user owns.
     run_as = {}
@@ -88,8 +91,10 @@ def postgres_server():
             owner = pwd.getpwnam("postgres")
         except KeyError:
             shutil.rmtree(root)
-            _missing("tests run as root, which PostgreSQL refuses, and there is no `postgres` user to run it as: "
-                     "run `make setup` (the postgresql package creates it) or run the tests as a normal user")
+            _missing(
+                "tests run as root, which PostgreSQL refuses, and there is no `postgres` user to run it as: "
+                "run `make setup` (the postgresql package creates it) or run the tests as a normal user"
+            )
         os.chown(root, owner.pw_uid, owner.pw_gid)
         run_as = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []}
     password = "pg-" + os.urandom(8).hex()
@@ -98,9 +103,24 @@ def postgres_server():
         os.chown(root / "password", run_as["user"], run_as["group"])
     log = root / "postgres.log"
     initdb = subprocess.run(
-        [bin_dir / "initdb", "-D", root / "data", "-U", "mlflow", f"--pwfile={root / 'password'}",
-         "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync", "--encoding=UTF8", "--locale=C"],
-        capture_output=True, text=True, check=False, **run_as)
+        [
+            bin_dir / "initdb",
+            "-D",
+            root / "data",
+            "-U",
+            "mlflow",
+            f"--pwfile={root / 'password'}",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--no-sync",
+            "--encoding=UTF8",
+            "--locale=C",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        **run_as,
+    )
     if initdb.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         pytest.fail(f"initdb failed ({initdb.returncode}): {initdb.stdout[-1500:]}{initdb.stderr[-1500:]}")
@@ -108,13 +128,33 @@ def postgres_server():
     # Durability off: the data is thrown away, so waiting for the disk on every commit buys nothing.
     with open(log, "w") as out:  # the server writes to its own copy of the descriptor
         process = subprocess.Popen(
-            [bin_dir / "postgres", "-D", root / "data", "-h", "127.0.0.1", "-p", str(port), "-k", root,
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **run_as)
+            [
+                bin_dir / "postgres",
+                "-D",
+                root / "data",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-k",
+                root,
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **run_as,
+        )
 
     def connect(database: str = "postgres"):
-        return psycopg2.connect(host="127.0.0.1", port=port, user="mlflow", password=password, dbname=database,
-                                connect_timeout=5)
+        return psycopg2.connect(
+            host="127.0.0.1", port=port, user="mlflow", password=password, dbname=database, connect_timeout=5
+        )
 
     deadline = time.monotonic() + _POSTGRES_START_TIMEOUT_S
     while True:
@@ -136,8 +176,10 @@ def postgres_server():
         return name
 
     yield types.SimpleNamespace(
-        password=password, create_database=create_database,
-        url=lambda database: f"postgresql+psycopg2://mlflow:{password}@127.0.0.1:{port}/{database}")
+        password=password,
+        create_database=create_database,
+        url=lambda database: f"postgresql+psycopg2://mlflow:{password}@127.0.0.1:{port}/{database}",
+    )
     _stop(process, signal.SIGINT)  # SIGINT is PostgreSQL's "fast" shutdown: it ends open sessions
     shutil.rmtree(root, ignore_errors=True)
 
@@ -155,19 +197,38 @@ def mlflow_server(postgres_server, s3_server, tmp_path_factory):
     database_uri = postgres_server.url(postgres_server.create_database("mlflow"))
     port = free_port()
     log = tmp_path_factory.mktemp("mlflow-server") / "server.log"
-    env = {**os.environ, "MLFLOW_S3_ENDPOINT_URL": f"http://{endpoint}", "AWS_ACCESS_KEY_ID": key,
-           "AWS_SECRET_ACCESS_KEY": secret,
-           # The job runner (GenAI evaluation jobs) starts seven more processes that each import MLflow,
-           # which doubles the start on two cores; the registry needs none of it.
-           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {
+        **os.environ,
+        "MLFLOW_S3_ENDPOINT_URL": f"http://{endpoint}",
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        # The job runner (GenAI evaluation jobs) starts seven more processes that each import MLflow,
+        # which doubles the start on two cores; the registry needs none of it.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
     mlflow = Path(sys.executable).parent / "mlflow"  # beside the venv's python, not necessarily on PATH
     started = time.monotonic()
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [mlflow, "server", "--backend-store-uri", database_uri,
-             "--artifacts-destination", f"s3://{SERVER_BUCKET}/{SERVER_PREFIX}",
-             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                mlflow,
+                "server",
+                "--backend-store-uri",
+                database_uri,
+                "--artifacts-destination",
+                f"s3://{SERVER_BUCKET}/{SERVER_PREFIX}",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     uri = f"http://127.0.0.1:{port}"
     while True:
         try:
@@ -179,8 +240,10 @@ def mlflow_server(postgres_server, s3_server, tmp_path_factory):
         if time.monotonic() - started > _MLFLOW_START_TIMEOUT_S or exit_code is not None:
             _stop(process, signal.SIGKILL)
             state = "still running" if exit_code is None else f"exited with {exit_code}"
-            pytest.fail(f"mlflow server did not answer {uri}/health within {_MLFLOW_START_TIMEOUT_S} s ({state}); "
-                        f"log:\n{_log_tail(log)}")
+            pytest.fail(
+                f"mlflow server did not answer {uri}/health within {_MLFLOW_START_TIMEOUT_S} s ({state}); "
+                f"log:\n{_log_tail(log)}"
+            )
         time.sleep(0.2)
     yield types.SimpleNamespace(uri=uri, database_uri=database_uri)
     # Killed, not stopped: its state is in PostgreSQL and S3, and a graceful stop waits ~4 s for idle

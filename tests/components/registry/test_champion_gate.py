@@ -1,5 +1,6 @@
 """The gate decided once at registration, against the champion on the same split; the model card; `trace` walking a
 lineage ID back through MLflow. A real MLflow on sqlite; the step directories are small stand-ins."""
+
 from __future__ import annotations
 
 import json
@@ -28,9 +29,19 @@ from components.registry.workflow import promote_champion, read_gate_decision, r
 
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
 
-_GOOD = {"num_samples": 48.0, "user_emotion_accuracy": 0.80, "user_emotion_macro_f1": 0.78,
-         "response_emotion_accuracy": 0.55, "chrf": 24.0, "latency_p50_ms": 300.0, "latency_p95_ms": 500.0,
-         "latency_mean_ms": 320.0, "relevance_user": 0.30, "speech_emotion_agreement": 0.5, "resynthesis_stoi": 0.78}
+_GOOD = {
+    "num_samples": 48.0,
+    "user_emotion_accuracy": 0.80,
+    "user_emotion_macro_f1": 0.78,
+    "response_emotion_accuracy": 0.55,
+    "chrf": 24.0,
+    "latency_p50_ms": 300.0,
+    "latency_p95_ms": 500.0,
+    "latency_mean_ms": 320.0,
+    "relevance_user": 0.30,
+    "speech_emotion_agreement": 0.5,
+    "resynthesis_stoi": 0.78,
+}
 
 
 def _step_dirs(root, summary, fingerprint="split-a"):
@@ -45,31 +56,64 @@ def _step_dirs(root, summary, fingerprint="split-a"):
         run = root / f"train{stage}"
         run.mkdir()
         (run / TRAIN_CONFIG_FILE).write_text(json.dumps({"stage": stage, "lr": 3e-4, "model": {}}))
-        (run / TRAIN_SUMMARY_FILE).write_text(json.dumps({"stage": stage, "steps": 10, "parameters": 1000,
-                                                          "trainable_parameters": 100, "world_size": 2,
-                                                          "zero_stage": 2}))
+        (run / TRAIN_SUMMARY_FILE).write_text(
+            json.dumps(
+                {
+                    "stage": stage,
+                    "steps": 10,
+                    "parameters": 1000,
+                    "trainable_parameters": 100,
+                    "world_size": 2,
+                    "zero_stage": 2,
+                }
+            )
+        )
         (run / TRAIN_LOG_FILE).write_text(json.dumps({"step": 1, "loss": 2.0}) + "\n")
         trainings.append(run)
     evaluation = root / "evaluation"
     evaluation.mkdir()
-    (evaluation / REPORT_METRICS_FILE).write_text(json.dumps({
-        "summary": summary, "not_computed": {"empathy_score": "no judge configured"},
-        "split": {"name": "test", "rows": 96, "fingerprint": fingerprint}}))
+    (evaluation / REPORT_METRICS_FILE).write_text(
+        json.dumps(
+            {
+                "summary": summary,
+                "not_computed": {"empathy_score": "no judge configured"},
+                "split": {"name": "test", "rows": 96, "fingerprint": fingerprint},
+            }
+        )
+    )
     sections = [("Metrics", ["metric", "value"], [[k, str(v)] for k, v in summary.items()])]
     (evaluation / REPORT_MARKDOWN_FILE).write_text(render_markdown("eval", sections, []))
     (evaluation / REPORT_HTML_FILE).write_text(render_html("eval", sections, []))
     dataset = root / "dataset"
     dataset.mkdir()
-    (dataset / DATASET_STATS_FILE).write_text(json.dumps({"n_dialogues": 480, "seed": 0, "generator": {
-        "text": "template", "held_out_speakers": ["flite:slt"]}, "counts": {"split": {"train": 384, "test": 48}}}))
-    return types.SimpleNamespace(model=model, trainings=trainings, evaluation=evaluation, dataset=dataset,
-                                 out=root / "registration")
+    (dataset / DATASET_STATS_FILE).write_text(
+        json.dumps(
+            {
+                "n_dialogues": 480,
+                "seed": 0,
+                "generator": {"text": "template", "held_out_speakers": ["flite:slt"]},
+                "counts": {"split": {"train": 384, "test": 48}},
+            }
+        )
+    )
+    return types.SimpleNamespace(
+        model=model, trainings=trainings, evaluation=evaluation, dataset=dataset, out=root / "registration"
+    )
 
 
 def _register(config, dirs, lineage_id, gate_json="{}"):
-    return register_candidate(dirs.model, dirs.trainings, dirs.evaluation, dirs.dataset, dirs.out,
-                              tracking_uri=config.tracking_uri, artifact_location=config.artifact_location,
-                              model_name=config.model_name, gate_json=gate_json, lineage_id=lineage_id)
+    return register_candidate(
+        dirs.model,
+        dirs.trainings,
+        dirs.evaluation,
+        dirs.dataset,
+        dirs.out,
+        tracking_uri=config.tracking_uri,
+        artifact_location=config.artifact_location,
+        model_name=config.model_name,
+        gate_json=gate_json,
+        lineage_id=lineage_id,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -95,19 +139,20 @@ def test_a_worse_challenger_is_not_promoted_and_mlflow_and_the_report_say_why(re
     assert registry.v2["gate"] == "failed" and registry.v2["champion_version"] == "1"
     decision = json.loads((registry.worse.out / "evaluation" / GATE_FILE).read_text())
     assert decision["floors_passed"] and not decision["passed"]
-    assert read_gate_decision(registry.worse.out).to_dict() == decision   # what check-gate branches on
+    assert read_gate_decision(registry.worse.out).to_dict() == decision  # what check-gate branches on
     [reason] = decision["reasons"]
     assert "worse than champion v1" in reason and "user_emotion_accuracy" in reason
     report = (registry.worse.out / "evaluation" / REPORT_MARKDOWN_FILE).read_text()
     assert report.index("## Gate") < report.index("## Figures") and "FAILED: the champion stays" in report
     assert "| user_emotion_accuracy | 0.7 | 0.8 | -0.1 | 0.02 | worse |" in report
     from mlflow import MlflowClient
+
     client = MlflowClient(registry.config.tracking_uri)
     version = client.get_model_version(registry.config.model_name, "2")
     assert version.tags["gate"] == "failed" and version.tags["gate_champion_version"] == "1"
     assert client.get_run(version.run_id).data.metrics["gate_diff_user_emotion_accuracy"] == pytest.approx(-0.1)
     assert "# emotion-omni v2" in version.description and "worse than champion v1" in version.description
-    assert resolve(registry.config, "champion").version == "1"   # nothing moved it
+    assert resolve(registry.config, "champion").version == "1"  # nothing moved it
 
 
 def test_a_better_challenger_passes_and_a_tie_within_tolerance_passes(registry, tmp_path):
@@ -128,9 +173,17 @@ def test_a_retried_registration_returns_the_version_it_made(registry, tmp_path):
 
 def test_the_model_card_records_data_metrics_gate_and_limits(registry):
     card = (registry.worse.out / MODEL_CARD_FILE).read_text()
-    for expected in ("# emotion-omni v2", "lineage ID: `run-2`", "480 synthetic dialogues", "fingerprint `split-a`",
-                     "| user_emotion_accuracy | 0.7 |", "| empathy_score | not computed: no judge configured |",
-                     "gate FAILED, against champion v1", "## Known limits", "English only"):
+    for expected in (
+        "# emotion-omni v2",
+        "lineage ID: `run-2`",
+        "480 synthetic dialogues",
+        "fingerprint `split-a`",
+        "| user_emotion_accuracy | 0.7 |",
+        "| empathy_score | not computed: no judge configured |",
+        "gate FAILED, against champion v1",
+        "## Known limits",
+        "English only",
+    ):
         assert expected in card, expected
 
 
@@ -138,6 +191,7 @@ def test_a_champion_evaluated_on_another_split_needs_the_dataset_to_be_evaluated
     other = _step_dirs(tmp_path / "other", _GOOD, fingerprint="split-b")
     with pytest.raises(ValueError, match="evaluated on another split"):
         from components.registry.champion import champion_metrics
+
         champion_metrics(registry.config, "split-b", None)
     assert other.evaluation.is_dir()
 
@@ -158,8 +212,7 @@ def test_trace_of_an_unknown_id_or_version_names_the_fix(registry):
         trace(registry.config, "999")
 
 
-def test_a_champion_evaluated_on_another_split_is_evaluated_again_on_this_one(tmp_path, tiny_model_dir,
-                                                                              tiny_dialogues):
+def test_a_champion_evaluated_on_another_split_is_evaluated_again_on_this_one(tmp_path, tiny_model_dir, tiny_dialogues):
     """After a dataset change the stored metrics describe other turns: the champion is downloaded and scored on the
     challenger's split, so the comparison is like for like."""
     from components.registry import register_model
@@ -167,13 +220,19 @@ def test_a_champion_evaluated_on_another_split_is_evaluated_again_on_this_one(tm
     from components.registry.workflow import promote_champion
 
     config = RegistryConfig.local(tmp_path / "mlflow")
-    version = register_model(tiny_model_dir, config=config, params={}, metrics={"user_emotion_accuracy": 0.99},
-                             tags={EVAL_SPLIT_TAG: "an-older-split"}, lineage_id="old-run")
+    version = register_model(
+        tiny_model_dir,
+        config=config,
+        params={},
+        metrics={"user_emotion_accuracy": 0.99},
+        tags={EVAL_SPLIT_TAG: "an-older-split"},
+        lineage_id="old-run",
+    )
     promote_champion(version.version, tracking_uri=config.tracking_uri, model_name=config.model_name)
 
     champion = champion_metrics(config, "this-split", tiny_dialogues)
 
     assert (champion.version, champion.source) == ("1", "re-evaluated")
-    assert champion.summary["user_emotion_accuracy"] != 0.99      # measured again, not the stored figure
+    assert champion.summary["user_emotion_accuracy"] != 0.99  # measured again, not the stored figure
     assert {"chrf", "relevance_user", "resynthesis_stoi"} <= set(champion.summary)
     assert champion_metrics(config, "an-older-split", tiny_dialogues).source == "stored"

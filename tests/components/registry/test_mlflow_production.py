@@ -4,6 +4,7 @@
 The servers start once per session (conftest.py); each test uses its own experiment and model names, so tests
 share the server without seeing each other's versions.
 """
+
 import dataclasses
 import threading
 import time
@@ -25,8 +26,9 @@ from tests.components.registry.test_mlflow_registry import _model_dir
 
 
 def _register(config, model_dir, lineage_id, **kwargs):
-    return register_model(model_dir, config=config, params={"lr": 3e-4}, metrics={"chrf": 30.0},
-                          lineage_id=lineage_id, **kwargs)
+    return register_model(
+        model_dir, config=config, params={"lr": 3e-4}, metrics={"chrf": 30.0}, lineage_id=lineage_id, **kwargs
+    )
 
 
 def _files(directory):
@@ -145,8 +147,12 @@ def wrong_s3_secret(s3_client_env, monkeypatch):
 
 def test_a_failed_upload_leaves_no_version(mlflow_server, wrong_s3_secret, tmp_path):
     # Artifacts go from this process straight to S3 (the server only records where they are).
-    config = RegistryConfig(mlflow_server.uri, artifact_location="s3://models/upload-fails",
-                            experiment="upload-fails", model_name="upload-fails")
+    config = RegistryConfig(
+        mlflow_server.uri,
+        artifact_location="s3://models/upload-fails",
+        experiment="upload-fails",
+        model_name="upload-fails",
+    )
 
     with pytest.raises(Exception, match="SignatureDoesNotMatch"):
         _register(config, _model_dir(tmp_path / "model", seed=1), "kfp-upload-fails")
@@ -177,11 +183,13 @@ def test_a_failure_after_the_version_exists_deletes_it(mlflow_server, tmp_path):
     assert retried.version == "2" and retried.aliases == ("challenger",)
 
 
-def test_registering_straight_into_the_database_with_s3_artifacts(mlflow_server, s3_server, s3_client_env,
-                                                                  postgres_server, tmp_path):
+def test_registering_straight_into_the_database_with_s3_artifacts(
+    mlflow_server, s3_server, s3_client_env, postgres_server, tmp_path
+):
     # The server's own database: what a step registers directly, serving resolves through the server.
-    config = RegistryConfig(mlflow_server.database_uri, artifact_location="s3://models/direct",
-                            experiment="direct", model_name="direct")
+    config = RegistryConfig(
+        mlflow_server.database_uri, artifact_location="s3://models/direct", experiment="direct", model_name="direct"
+    )
     model = _model_dir(tmp_path / "model", seed=1)
 
     version = _register(config, model, "kfp-direct")
@@ -200,16 +208,21 @@ def test_an_unreachable_server_fails_fast_naming_the_uri(tmp_path):
     config = RegistryConfig(f"http://pipeline:s3cr3t@127.0.0.1:{free_port()}")  # nothing listens there
     started = time.monotonic()
 
-    with pytest.raises(RegistryError, match=r"cannot reach the MLflow tracking server "
-                                            r"http://pipeline:\*\*\*@127\.0\.0\.1:\d+.*MLFLOW_TRACKING_URI") as error:
+    with pytest.raises(
+        RegistryError,
+        match=r"cannot reach the MLflow tracking server "
+        r"http://pipeline:\*\*\*@127\.0\.0\.1:\d+.*MLFLOW_TRACKING_URI",
+    ) as error:
         _register(config, _model_dir(tmp_path / "model", seed=1), "kfp-unreachable")
 
     assert time.monotonic() - started < 5, "MLflow's own retry loop ran instead of the preflight"
     assert "s3cr3t" not in str(error.value)
 
 
-@pytest.mark.parametrize(("status", "problem"), [(401, "did not accept the credentials"),
-                                                 (403, "denies this user access to the model registry")])
+@pytest.mark.parametrize(
+    ("status", "problem"),
+    [(401, "did not accept the credentials"), (403, "denies this user access to the model registry")],
+)
 def test_refused_credentials_name_the_variables(monkeypatch, status, problem):
     seen = []
 
@@ -230,9 +243,12 @@ def test_refused_credentials_name_the_variables(monkeypatch, status, problem):
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
     monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
     try:
-        with pytest.raises(RegistryError, match=rf"{problem} \(HTTP {status}\); set now: "
-                                                r"\['MLFLOW_TRACKING_USERNAME', 'MLFLOW_TRACKING_PASSWORD'\]"
-                                                r".*MLFLOW_TRACKING_TOKEN") as error:
+        with pytest.raises(
+            RegistryError,
+            match=rf"{problem} \(HTTP {status}\); set now: "
+            r"\['MLFLOW_TRACKING_USERNAME', 'MLFLOW_TRACKING_PASSWORD'\]"
+            r".*MLFLOW_TRACKING_TOKEN",
+        ) as error:
             resolve(RegistryConfig(f"http://127.0.0.1:{server.server_port}"), "champion")
     finally:
         server.shutdown()

@@ -3,6 +3,7 @@
 One registry with two versions is built per module, because MLflow's first use of a fresh database
 (schema migrations) costs seconds; tests only read it, except the promotion test, which the others ignore.
 """
+
 import sys
 import types
 
@@ -44,9 +45,14 @@ def registry(tmp_path_factory):
     report = root / "report.md"
     report.write_text("# eval\n")
     models = [_model_dir(root / f"model{i}", seed=i) for i in (1, 2)]
-    first = register_model(models[0], config=config, params={"lr": 3e-4, "layers": 2},
-                           metrics={"user_emotion_accuracy": 0.5, "chrf": 30.0}, artifacts=[report],
-                           tags={"git_sha": "abc123"})
+    first = register_model(
+        models[0],
+        config=config,
+        params={"lr": 3e-4, "layers": 2},
+        metrics={"user_emotion_accuracy": 0.5, "chrf": 30.0},
+        artifacts=[report],
+        tags={"git_sha": "abc123"},
+    )
     second = register_model(models[1], config=config, params={"lr": 1e-4}, metrics={"chrf": 35.0})
     assert mlflow.get_tracking_uri() == global_uri, "registering must not change MLflow's global tracking URI"
     return types.SimpleNamespace(root=root, config=config, models=models, first=first, second=second)
@@ -104,8 +110,14 @@ def test_unknown_refs_name_what_exists(registry):
 @pytest.fixture()
 def no_aws_credentials(monkeypatch, tmp_path):
     """An environment where boto3's whole credential chain finds nothing (and never asks the network)."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "absent-credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "absent-config"))
@@ -151,8 +163,12 @@ def test_unreachable_tracking_database_is_reported_without_the_password(tmp_path
 
 def test_a_lineage_id_registers_once(registry, tmp_path):
     # Its own model and experiment in the module's database: the other tests count the default model's versions.
-    config = RegistryConfig(registry.config.tracking_uri, artifact_location=registry.config.artifact_location,
-                            experiment="lineage", model_name="lineage")
+    config = RegistryConfig(
+        registry.config.tracking_uri,
+        artifact_location=registry.config.artifact_location,
+        experiment="lineage",
+        model_name="lineage",
+    )
     first = register_model(registry.models[0], config=config, params={}, metrics={}, lineage_id="kfp-1")
 
     retried = register_model(registry.models[1], config=config, params={}, metrics={}, lineage_id="kfp-1")
@@ -174,11 +190,15 @@ def test_a_lineage_id_registers_once(registry, tmp_path):
 def test_a_version_left_by_a_killed_attempt_is_replaced_on_retry(registry):
     """A pod killed between creating the version and finishing its run leaves no exception to roll back on: the
     retry finds the version's run unfinished, deletes that version and registers again."""
-    config = RegistryConfig(registry.config.tracking_uri, artifact_location=registry.config.artifact_location,
-                            experiment="killed", model_name="killed")
+    config = RegistryConfig(
+        registry.config.tracking_uri,
+        artifact_location=registry.config.artifact_location,
+        experiment="killed",
+        model_name="killed",
+    )
     first = register_model(registry.models[0], config=config, params={}, metrics={}, lineage_id="kfp-9")
     client = MlflowClient(tracking_uri=config.tracking_uri)
-    client.update_run(first.run_id, status="RUNNING")   # as the killed attempt left it
+    client.update_run(first.run_id, status="RUNNING")  # as the killed attempt left it
 
     retried = register_model(registry.models[1], config=config, params={}, metrics={}, lineage_id="kfp-9")
 
@@ -190,8 +210,12 @@ def test_a_version_left_by_a_killed_attempt_is_replaced_on_retry(registry):
 def test_a_failed_cleanup_is_noted_on_the_original_error(registry, monkeypatch):
     # MLflow reserves the alias 'latest' (RegistryConfig refuses it, so it is set behind its back), so the last
     # step fails after the version exists; then the server "goes away" before the version can be deleted again.
-    config = RegistryConfig(registry.config.tracking_uri, artifact_location=registry.config.artifact_location,
-                            experiment="cleanup", model_name="cleanup")
+    config = RegistryConfig(
+        registry.config.tracking_uri,
+        artifact_location=registry.config.artifact_location,
+        experiment="cleanup",
+        model_name="cleanup",
+    )
     config.challenger_alias = "latest"
 
     def gone(*args, **kwargs):
@@ -204,6 +228,7 @@ def test_a_failed_cleanup_is_noted_on_the_original_error(registry, monkeypatch):
     assert error.value.__notes__ == [
         "while cleaning up, could not delete the half-registered version 1 of 'cleanup' (connection refused). Fix: "
         f"once {config.display_tracking_uri} answers, call MlflowClient(<that URI>).delete_model_version('cleanup', "
-        "'1')."]
+        "'1')."
+    ]
     run = MlflowClient(tracking_uri=config.tracking_uri).get_run(find_version_by_lineage(config, "kfp-cleanup").run_id)
     assert run.info.status == "FAILED"  # the steps after the failed one still ran

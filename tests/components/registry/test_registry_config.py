@@ -1,4 +1,5 @@
 """RegistryConfig: local layout, and refusal of settings that would scatter state across directories."""
+
 import pytest
 
 from components.registry.config import RegistryConfig, redact_uri
@@ -13,14 +14,17 @@ def test_local_config_uses_absolute_sqlite_and_artifact_dir(tmp_path, monkeypatc
     assert (tmp_path / "relative/mlflow/mlartifacts").is_dir()
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"tracking_uri": "sqlite:///mlflow.db"}, "relative"),
-    ({"tracking_uri": "mlflow.db"}, "no scheme"),
-    ({"tracking_uri": "sqlite:////abs/mlflow.db", "artifact_location": "mlartifacts"}, "relative path"),
-    ({"tracking_uri": "sqlite:////abs/mlflow.db", "challenger_alias": "champion"}, "different names"),
-    ({"tracking_uri": "sqlite:////abs/mlflow.db", "champion_alias": "latest"}, "reserved by MLflow"),
-    ({"tracking_uri": "sqlite:////abs/mlflow.db", "challenger_alias": "v2"}, "reserved by MLflow"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"tracking_uri": "sqlite:///mlflow.db"}, "relative"),
+        ({"tracking_uri": "mlflow.db"}, "no scheme"),
+        ({"tracking_uri": "sqlite:////abs/mlflow.db", "artifact_location": "mlartifacts"}, "relative path"),
+        ({"tracking_uri": "sqlite:////abs/mlflow.db", "challenger_alias": "champion"}, "different names"),
+        ({"tracking_uri": "sqlite:////abs/mlflow.db", "champion_alias": "latest"}, "reserved by MLflow"),
+        ({"tracking_uri": "sqlite:////abs/mlflow.db", "challenger_alias": "v2"}, "reserved by MLflow"),
+    ],
+)
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RegistryConfig(**kwargs)

@@ -1,4 +1,5 @@
 """The promotion gate: thresholds, reasons that name metric/value/threshold, and refusal of partial summaries."""
+
 import math
 from dataclasses import fields
 
@@ -33,8 +34,14 @@ def test_good_model_passes():
 
 
 def test_random_model_fails_with_one_reason_per_metric():
-    random_guess = {**_GOOD, "user_emotion_accuracy": 1 / 6, "user_emotion_macro_f1": 0.16,
-                    "response_emotion_accuracy": 1 / 7, "chrf": 7.0, "latency_p95_ms": 12000.0}
+    random_guess = {
+        **_GOOD,
+        "user_emotion_accuracy": 1 / 6,
+        "user_emotion_macro_f1": 0.16,
+        "response_emotion_accuracy": 1 / 7,
+        "chrf": 7.0,
+        "latency_p95_ms": 12000.0,
+    }
     decision = evaluate_gate(random_guess, GateConfig())
     assert not decision.passed
     assert len(decision.reasons) == 5
@@ -61,8 +68,10 @@ def test_missing_metric_is_an_error_not_a_failure():
 def test_a_speech_metric_that_was_not_computed_fails_with_the_reason():
     silent = {k: v for k, v in _GOOD.items() if k != "speech_emotion_agreement"}  # no reply got audio
     decision = evaluate_gate(silent, GateConfig())
-    assert decision.reasons == ["speech_emotion_agreement was not computed (the evaluation report says why), "
-                                "so min_speech_emotion_agreement cannot be met"]
+    assert decision.reasons == [
+        "speech_emotion_agreement was not computed (the evaluation report says why), "
+        "so min_speech_emotion_agreement cannot be met"
+    ]
 
 
 def test_none_switches_a_check_off():
@@ -73,6 +82,7 @@ def test_none_switches_a_check_off():
 
 
 # --- the champion rule ---------------------------------------------------------------------------------------------
+
 
 def _champion(**changes) -> ChampionMetrics:
     return ChampionMetrics("3", {**_GOOD, **changes})
@@ -109,7 +119,7 @@ def test_a_difference_within_the_tolerance_is_a_tie_and_a_tie_promotes():
 
 
 def test_latency_tolerance_is_relative_and_lower_is_better():
-    slow = {**_GOOD, "latency_p95_ms": _GOOD["latency_p95_ms"] * 1.4}   # 40 % slower: within 50 %
+    slow = {**_GOOD, "latency_p95_ms": _GOOD["latency_p95_ms"] * 1.4}  # 40 % slower: within 50 %
     assert evaluate_gate(slow, GateConfig(), champion=_champion()).passed
     slower = {**_GOOD, "latency_p95_ms": _GOOD["latency_p95_ms"] * 1.6}
     decision = evaluate_gate(slower, GateConfig(), champion=_champion())
@@ -128,11 +138,11 @@ def test_tolerances_are_configurable_and_a_metric_can_be_left_out():
     with pytest.raises(GateError, match=">= 0"):
         GateConfig(tolerances={"chrf": -1.0})
     with pytest.raises(GateError, match=r"\{'chrf': '2'\} must be finite numbers"):
-        GateConfig(tolerances={"chrf": "2"})      # as a hand-written --gate JSON might say it
+        GateConfig(tolerances={"chrf": "2"})  # as a hand-written --gate JSON might say it
 
 
 def test_a_metric_only_one_side_has_is_not_compared_and_decides_nothing():
-    challenger = {**_GOOD, "empathy_score": 2.0}          # the judge ran for the challenger only
+    challenger = {**_GOOD, "empathy_score": 2.0}  # the judge ran for the challenger only
     decision = evaluate_gate(challenger, GateConfig(), champion=_champion())
     assert decision.passed
     [empathy] = [c for c in decision.comparisons if c.metric == "empathy_score"]
@@ -147,6 +157,7 @@ def test_a_failed_floor_and_a_worse_metric_are_both_reported():
 
 
 def test_nan_challenger_metric_is_worse_than_any_champion():
-    decision = evaluate_gate({**_GOOD, "relevance_user": float("nan")}, GateConfig(),
-                             champion=_champion(relevance_user=0.3))
+    decision = evaluate_gate(
+        {**_GOOD, "relevance_user": float("nan")}, GateConfig(), champion=_champion(relevance_user=0.3)
+    )
     assert not decision.passed and "relevance_user" in decision.reasons[0]

@@ -1,4 +1,5 @@
 """The pipeline-facing registry glue: tracking URI fallback, gate thresholds from JSON, gate over a report."""
+
 from __future__ import annotations
 
 import json
@@ -26,10 +27,19 @@ def test_gate_thresholds_from_json():
 
 
 def test_gate_decision_reads_the_evaluation_report(tmp_path):
-    summary = {"num_samples": 10, "user_emotion_accuracy": 0.9, "user_emotion_macro_f1": 0.9,
-               "response_emotion_accuracy": 0.6, "chrf": 10.0, "latency_p50_ms": 30, "latency_p95_ms": 50,
-               "latency_mean_ms": 35, "speech_emotion_agreement": 0.5, "resynthesis_stoi": 0.8,
-               "relevance_user": 0.4}
+    summary = {
+        "num_samples": 10,
+        "user_emotion_accuracy": 0.9,
+        "user_emotion_macro_f1": 0.9,
+        "response_emotion_accuracy": 0.6,
+        "chrf": 10.0,
+        "latency_p50_ms": 30,
+        "latency_p95_ms": 50,
+        "latency_mean_ms": 35,
+        "speech_emotion_agreement": 0.5,
+        "resynthesis_stoi": 0.8,
+        "relevance_user": 0.4,
+    }
     (tmp_path / "metrics.json").write_text(json.dumps({"summary": summary}))
     decision = evaluate_gate(evaluation_summary(tmp_path), gate_config("{}"))
     assert not decision.passed and len(decision.reasons) == 1 and "chrf" in decision.reasons[0]

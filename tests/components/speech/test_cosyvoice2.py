@@ -2,6 +2,7 @@
 tiny flow/HiFT weights saved as flow.pt/hift.pt, and tiny ONNX tokenizer/speaker models with the released
 files' tensor layout. Nothing is downloaded; the real CosyVoice2-0.5B layout is checked by building it.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -169,7 +170,7 @@ class TinySpeechTokenizer(nn.Module):
 
     def forward(self, feats: torch.Tensor, feats_length: torch.Tensor) -> torch.Tensor:
         valid = (torch.arange(feats.shape[2]).view(1, 1, -1) < feats_length.view(-1, 1, 1)).to(feats.dtype)
-        levels = torch.round(torch.tanh(self.proj(feats * valid))) + 1               # (1, 8, T // 4) in {0, 1, 2}
+        levels = torch.round(torch.tanh(self.proj(feats * valid))) + 1  # (1, 8, T // 4) in {0, 1, 2}
         return (levels.long() * self.digits).sum(dim=1)
 
 
@@ -208,13 +209,24 @@ def export_onnx_models(directory: Path) -> None:
     """The two ONNX files with the released ones' inputs: our front end addresses them by position, as the
     reference does; the names are the released tokenizer's (feats, feats_length -> indices)."""
     feats = torch.randn(1, 128, 100)
-    torch.onnx.export(TinySpeechTokenizer().eval(), (feats, torch.tensor([100], dtype=torch.int32)),
-                      str(directory / "speech_tokenizer_v2.onnx"), input_names=["feats", "feats_length"],
-                      output_names=["indices"], dynamic_axes={"feats": {2: "T"}, "indices": {1: "T4"}},
-                      dynamo=False)
-    torch.onnx.export(TinyCampPlus().eval(), (torch.randn(1, 100, 80),), str(directory / "campplus.onnx"),
-                      input_names=["input"], output_names=["output"], dynamic_axes={"input": {1: "T"}},
-                      dynamo=False)
+    torch.onnx.export(
+        TinySpeechTokenizer().eval(),
+        (feats, torch.tensor([100], dtype=torch.int32)),
+        str(directory / "speech_tokenizer_v2.onnx"),
+        input_names=["feats", "feats_length"],
+        output_names=["indices"],
+        dynamic_axes={"feats": {2: "T"}, "indices": {1: "T4"}},
+        dynamo=False,
+    )
+    torch.onnx.export(
+        TinyCampPlus().eval(),
+        (torch.randn(1, 100, 80),),
+        str(directory / "campplus.onnx"),
+        input_names=["input"],
+        output_names=["output"],
+        dynamic_axes={"input": {1: "T"}},
+        dynamo=False,
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -243,6 +255,7 @@ def units(count: int, seed: int = 0) -> list[int]:
 
 # --- the Token2Wav contract ---------------------------------------------------------------------------------
 
+
 def test_loads_as_a_token2wav_with_the_yaml_vocabulary_and_rate(vocoder):
     assert isinstance(vocoder, Token2Wav)
     assert vocoder.num_units == NUM_UNITS and vocoder.unit_rate == UNIT_RATE
@@ -265,7 +278,7 @@ def test_stream_emits_per_chunk_policy_and_concatenates_to_the_utterance(vocoder
     def arriving():  # 5 units at a time, recording how many had arrived when each audio chunk came out
         for start in range(0, len(utterance), 5):
             consumed.append(start + 5)
-            yield utterance[start:start + 5]
+            yield utterance[start : start + 5]
 
     chunks, arrived_at = [], []
     for chunk in vocoder.stream(arriving()):
@@ -317,6 +330,7 @@ def test_loading_never_opens_a_network_connection(checkpoint, monkeypatch):
 
 # --- the checkpoint contract --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("missing", list(REQUIRED_FILES))
 def test_a_missing_file_is_named_with_what_it_is_and_where_to_get_it(checkpoint, tmp_path, missing):
     partial = tmp_path / "ckpt"
@@ -361,8 +375,13 @@ def test_hift_weights_in_the_legacy_weight_norm_layout_and_with_a_generator_pref
     legacy = tmp_path / "ckpt"
     shutil.copytree(checkpoint, legacy)
     state = torch.load(legacy / "hift.pt", weights_only=True)
-    renamed = {"generator." + k.replace("parametrizations.weight.original0", "weight_g")
-               .replace("parametrizations.weight.original1", "weight_v"): v for k, v in state.items()}
+    renamed = {
+        "generator."
+        + k.replace("parametrizations.weight.original0", "weight_g").replace(
+            "parametrizations.weight.original1", "weight_v"
+        ): v
+        for k, v in state.items()
+    }
     assert any(k.endswith("weight_g") for k in renamed)
     torch.save(renamed, legacy / "hift.pt")
     loaded = CosyVoice2Token2Wav.from_pretrained(legacy, n_timesteps=1).hift.state_dict()
@@ -370,6 +389,7 @@ def test_hift_weights_in_the_legacy_weight_norm_layout_and_with_a_generator_pref
 
 
 # --- cosyvoice.yaml -----------------------------------------------------------------------------------------
+
 
 def tiny_doc(tmp_path: Path, text: str = TINY_YAML) -> HyperYaml:
     path = tmp_path / "cosyvoice.yaml"
@@ -387,15 +407,21 @@ def test_yaml_refs_arithmetic_and_floats_resolve_without_running_anything(tmp_pa
     assert doc.get("hifigan").args["generator"].target == "cosyvoice.hifigan.generator.HiFTGenerator"
 
 
-@pytest.mark.parametrize("old, new, match", [
-    ("cosyvoice.flow.flow.CausalMaskedDiffWithXvec", "cosyvoice.flow.flow.MaskedDiffWithXvec",
-     r"flow is !new:cosyvoice\.flow\.flow\.MaskedDiffWithXvec.*CosyVoice 1 and 3"),
-    ("use_cnn_module: False", "use_cnn_module: True", r"use_cnn_module=True is not built"),
-    ("num_heads: 2", "num_heads: 2\n            heads: 2", r"flow\.decoder\.estimator has keys \['heads'\]"),
-    ("vocab_size: 6561", "vocab_size: !ref <vocabulary>", r"!ref <vocabulary>.*does not exist"),
-    ("hop_size: 480", "hop_size: 256", r"feat_extractor hop_size is 256 but must be 480"),
-    ("\nhift: !new", "\nvocoder: !new", r"no top-level key 'hift'"),
-])
+@pytest.mark.parametrize(
+    "old, new, match",
+    [
+        (
+            "cosyvoice.flow.flow.CausalMaskedDiffWithXvec",
+            "cosyvoice.flow.flow.MaskedDiffWithXvec",
+            r"flow is !new:cosyvoice\.flow\.flow\.MaskedDiffWithXvec.*CosyVoice 1 and 3",
+        ),
+        ("use_cnn_module: False", "use_cnn_module: True", r"use_cnn_module=True is not built"),
+        ("num_heads: 2", "num_heads: 2\n            heads: 2", r"flow\.decoder\.estimator has keys \['heads'\]"),
+        ("vocab_size: 6561", "vocab_size: !ref <vocabulary>", r"!ref <vocabulary>.*does not exist"),
+        ("hop_size: 480", "hop_size: 256", r"feat_extractor hop_size is 256 but must be 480"),
+        ("\nhift: !new", "\nvocoder: !new", r"no top-level key 'hift'"),
+    ],
+)
 def test_yaml_problems_are_named_with_the_key_and_the_fix(tmp_path, old, new, match):
     assert old in TINY_YAML
     with pytest.raises(CheckpointError, match=match):
@@ -404,9 +430,11 @@ def test_yaml_problems_are_named_with_the_key_and_the_fix(tmp_path, old, new, ma
 
 # --- faithfulness to the released checkpoint's layout -------------------------------------------------------
 
+
 def test_the_real_cosyvoice2_hift_has_the_released_parameter_layout(tmp_path):
-    real = TINY_YAML.replace("base_channels: 16", "base_channels: 512").replace("cond_channels: 16",
-                                                                                 "cond_channels: 512")
+    real = TINY_YAML.replace("base_channels: 16", "base_channels: 512").replace(
+        "cond_channels: 16", "cond_channels: 512"
+    )
     hift = HiFTGenerator(CosyVoice2Config.from_yaml(tiny_doc(tmp_path, real)).hift)
     state = hift.state_dict()
     # The released hift.pt: 328 tensors, 20,821,295 parameters, weight-normed convs.
@@ -416,6 +444,7 @@ def test_the_real_cosyvoice2_hift_has_the_released_parameter_layout(tmp_path):
 
 
 # --- features -----------------------------------------------------------------------------------------------
+
 
 def test_feature_shapes_follow_whisper_and_kaldi_framing():
     wave = tone(1.0)

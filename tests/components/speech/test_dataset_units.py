@@ -1,5 +1,6 @@
 """The speech-units step on a tiny synthesized set: k-means units for every reply, restyled replies (the same
 words in another emotion) with their own units and WAVs, and a directory stage 2 can read back."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,14 @@ from components.synthesis import read_manifest
 @pytest.fixture(scope="module")
 def units_dir(tiny_dialogues, tmp_path_factory):
     out = tmp_path_factory.mktemp("units")
-    build_speech_units(tiny_dialogues, out, EmotionOmniToken2WavConfig(num_units=16, griffin_lim_iters=4),
-                       KMeansConfig(iterations=20), restyled_per_reply=1, progress=False)
+    build_speech_units(
+        tiny_dialogues,
+        out,
+        EmotionOmniToken2WavConfig(num_units=16, griffin_lim_iters=4),
+        KMeansConfig(iterations=20),
+        restyled_per_reply=1,
+        progress=False,
+    )
     return out
 
 

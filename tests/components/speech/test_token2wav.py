@@ -1,4 +1,5 @@
 """The local speech-unit vocoder: mel analysis, Griffin-Lim, k-means units, UnitToMel, streaming chunks."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,12 +43,12 @@ def test_kmeans_finds_separated_clusters():
     g = torch.Generator().manual_seed(0)
     centres = torch.randn(4, 8, generator=g) * 10
     frames = torch.cat([c[:, None] + 0.1 * torch.randn(8, 50, generator=g) for c in centres], dim=1)  # (8, 200)
-    mels = [frames[:, i * 40:(i + 1) * 40] for i in range(5)]   # 8 "mel bins", 1 frame per unit
+    mels = [frames[:, i * 40 : (i + 1) * 40] for i in range(5)]  # 8 "mel bins", 1 frame per unit
     extractor = fit_unit_extractor(mels, num_units=4, frames_per_unit=1, config=KMeansConfig(iterations=50))
     units = extractor(frames)
     assert units.shape == (200,)
     for k in range(4):  # each true cluster maps to one unit, and different clusters to different units
-        assert len(set(units[k * 50:(k + 1) * 50].tolist())) == 1
+        assert len(set(units[k * 50 : (k + 1) * 50].tolist())) == 1
     assert len(set(units.tolist())) == 4
     assert torch.allclose(extractor.centroid_mel(units[:3]), frames[:, :3], atol=0.5)
 
@@ -96,7 +97,7 @@ def test_units_to_audio_length_and_starting_point(reply_waves):
 def test_streamed_chunks_follow_the_policy_and_add_up(reply_waves):
     token2wav = tiny_token2wav(reply_waves)
     units = token2wav.extract_units(reply_waves[0])[:60]
-    arrivals = [units[i:i + 5] for i in range(0, 60, 5)]  # the talker hands over 5 units at a time
+    arrivals = [units[i : i + 5] for i in range(0, 60, 5)]  # the talker hands over 5 units at a time
     chunks = []
     for chunk in token2wav.stream(iter(arrivals)):
         chunks.append(chunk)

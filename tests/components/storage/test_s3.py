@@ -1,4 +1,5 @@
 """S3 storage against a real S3 server (SeaweedFS): URI forms, round trips, credential errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,8 +9,12 @@ from components.storage import StorageError, download_directory, parse_s3_uri, u
 
 def test_uri_forms(monkeypatch):
     inline = parse_s3_uri("s3://minio.minio:9000/models/emotion-omni/3")
-    assert (inline.endpoint, inline.bucket, inline.prefix, inline.secure) == ("minio.minio:9000", "models",
-                                                                             "emotion-omni/3", False)
+    assert (inline.endpoint, inline.bucket, inline.prefix, inline.secure) == (
+        "minio.minio:9000",
+        "models",
+        "emotion-omni/3",
+        False,
+    )
     assert inline.uri == "s3://http://minio.minio:9000/models/emotion-omni/3"  # what tritonserver reads
     assert parse_s3_uri("s3://https://s3.example:443/b").secure
     monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", "https://minio.example:9000")

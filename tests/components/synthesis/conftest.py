@@ -1,4 +1,5 @@
 """A tiny dataset built once per session: 18 clean dialogues (no channel effects, no filters) take about 3 s."""
+
 import pytest
 
 from components.synthesis import SynthesisConfig, synthesize_dataset

@@ -1,4 +1,5 @@
 """`omni bench synthesize` on a tiny build: both worker counts, every stage timed, the files and the extrapolation."""
+
 import json
 
 from components.synthesis import SynthesisConfig

@@ -1,4 +1,5 @@
 """The dataset card's PNGs: every plot is written as a valid PNG, from new and old (bare espeak voice) speakers."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,12 +35,21 @@ def dataset(tmp_path_factory):
         if i == 12:
             user = np.zeros(SAMPLE_RATE, np.float32)
         response = voiced(220, 3.0 + 0.3 * i)
-        row = {"id": f"{i + 1:06d}", "split": ("train", "test", "test_unseen_voice")[i % 3],
-               "domain": ("work", "family", "health")[i % 3], "speaker": SPEAKERS[i % len(SPEAKERS)],
-               "user_emotion": emotion, "user_text": "Hello there.", "user_wav": f"wavs/{i + 1:06d}_user.wav",
-               "user_duration_s": len(user) / SAMPLE_RATE, "user_channel": "", "response_emotion": "calm",
-               "response_text": "I am here.", "response_wav": f"wavs/{i + 1:06d}_response.wav",
-               "response_duration_s": len(response) / SAMPLE_RATE}
+        row = {
+            "id": f"{i + 1:06d}",
+            "split": ("train", "test", "test_unseen_voice")[i % 3],
+            "domain": ("work", "family", "health")[i % 3],
+            "speaker": SPEAKERS[i % len(SPEAKERS)],
+            "user_emotion": emotion,
+            "user_text": "Hello there.",
+            "user_wav": f"wavs/{i + 1:06d}_user.wav",
+            "user_duration_s": len(user) / SAMPLE_RATE,
+            "user_channel": "",
+            "response_emotion": "calm",
+            "response_text": "I am here.",
+            "response_wav": f"wavs/{i + 1:06d}_response.wav",
+            "response_duration_s": len(response) / SAMPLE_RATE,
+        }
         save_wav(root / row["user_wav"], user)
         save_wav(root / row["response_wav"], response)
         rows.append(row)
@@ -67,8 +77,14 @@ def test_plots_from_rows_alone_and_from_a_summary_dict(dataset, tmp_path):
     root, rows = dataset
     paths = write_card_plots(rows, root, tmp_path / "a")  # the silent clip has no pitch: left out, not an error
     assert list(paths) == [name for name in CARD_PLOTS if name != "filter_drops"]
-    summary = {"n_in": 3, "n_kept": 2, "n_dropped": 1, "dropped_by_reason": {"user:silence": 1},
-               "skipped": {"asr_wer": "no whisper_path configured"}, "dropped_by_user_emotion": {"sad": 1}}
+    summary = {
+        "n_in": 3,
+        "n_kept": 2,
+        "n_dropped": 1,
+        "dropped_by_reason": {"user:silence": 1},
+        "skipped": {"asr_wer": "no whisper_path configured"},
+        "dropped_by_user_emotion": {"sad": 1},
+    }
     assert_png(write_card_plots(rows[:3], root, tmp_path / "b", filter_report=summary)["filter_drops"])
     with pytest.raises(ValueError, match="no manifest rows"):
         write_card_plots([], root, tmp_path / "c")

@@ -1,4 +1,5 @@
 """Every engine speaks every emotion, and the emotion moves pitch, loudness and rate the way it says."""
+
 from __future__ import annotations
 
 import librosa
@@ -28,7 +29,7 @@ def pitch_hz(wave: np.ndarray) -> float:
 
 
 def level_db(wave: np.ndarray) -> float:
-    return float(20 * np.log10(np.sqrt(np.mean(wave ** 2))))
+    return float(20 * np.log10(np.sqrt(np.mean(wave**2))))
 
 
 @pytest.mark.parametrize("speaker", ONE_VOICE_EACH)
@@ -80,7 +81,7 @@ def formants_hz(wave: np.ndarray) -> np.ndarray:
     """Median F1-F3 over loud frames: the narrow-band poles of an order-18 linear-prediction fit."""
     found = []
     for frame in librosa.util.frame(wave, frame_length=512, hop_length=256).T:
-        if np.sqrt(np.mean(frame ** 2)) < 0.3 * np.sqrt(np.mean(wave ** 2)):
+        if np.sqrt(np.mean(frame**2)) < 0.3 * np.sqrt(np.mean(wave**2)):
             continue
         poles = np.roots(librosa.lpc(frame * np.hanning(512) + 1e-9, order=18))
         poles = poles[poles.imag > 0]

@@ -1,6 +1,7 @@
 """The data filters: crafted bad audio is dropped with the right reason, clean engine speech passes, the
 cross-fitted emotion judge catches clips spoken with another emotion than their label, and ASR WER is skipped
 with its reason, loads a (tiny, random) Whisper checkpoint from a local path and scores words exactly."""
+
 from __future__ import annotations
 
 import json
@@ -53,15 +54,29 @@ def spoken() -> dict:
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         waves = list(pool.map(speak, range(len(jobs))))
-    return {"waves": waves, "emotions": [emotion for _, emotion, _ in jobs],
-            "response": tts.synthesize(RESPONSE_TEXT, "calm", "espeak-ng:en-us+f2")}
+    return {
+        "waves": waves,
+        "emotions": [emotion for _, emotion, _ in jobs],
+        "response": tts.synthesize(RESPONSE_TEXT, "calm", "espeak-ng:en-us+f2"),
+    }
 
 
 def row(i: int, emotion: str = "neutral", channel: str = "", text: str = TEXTS[0]) -> dict:
-    return {"id": f"{i:06d}", "split": "train", "domain": "work", "speaker": VOICES[i % 2], "user_emotion": emotion,
-            "user_text": text, "user_wav": f"wavs/{i:06d}_user.wav", "user_duration_s": 0.0, "user_channel": channel,
-            "response_emotion": "calm", "response_text": RESPONSE_TEXT, "response_wav": f"wavs/{i:06d}_response.wav",
-            "response_duration_s": 0.0}
+    return {
+        "id": f"{i:06d}",
+        "split": "train",
+        "domain": "work",
+        "speaker": VOICES[i % 2],
+        "user_emotion": emotion,
+        "user_text": text,
+        "user_wav": f"wavs/{i:06d}_user.wav",
+        "user_duration_s": 0.0,
+        "user_channel": channel,
+        "response_emotion": "calm",
+        "response_text": RESPONSE_TEXT,
+        "response_wav": f"wavs/{i:06d}_response.wav",
+        "response_duration_s": 0.0,
+    }
 
 
 # --- audio checks ------------------------------------------------------------------------------------------------
@@ -87,8 +102,13 @@ def test_crafted_bad_audio_fails_with_its_reason(spoken):
         "digital_silence": np.zeros(SAMPLE_RATE, np.float32),
     }
     assert {name: check_audio(wave, config) for name, wave in crafted.items()} == {
-        "mostly_silence": ["silence"], "hard_clipped": ["clipping"], "too_short": ["too_short"],
-        "too_long": ["too_long"], "nan": ["invalid"], "empty": ["invalid"], "digital_silence": ["silence"],
+        "mostly_silence": ["silence"],
+        "hard_clipped": ["clipping"],
+        "too_short": ["too_short"],
+        "too_long": ["too_long"],
+        "nan": ["invalid"],
+        "empty": ["invalid"],
+        "digital_silence": ["silence"],
     }
 
     # The same clips as user turns of dialogues: each dropped with its reason, the clean one kept.
@@ -100,13 +120,22 @@ def test_crafted_bad_audio_fails_with_its_reason(spoken):
     assert report.kept == [rows[len(names)]]
     assert {d.row["id"]: d.reasons for d in report.dropped} == {
         **{rows[i]["id"]: [f"user:{check_audio(crafted[n], config)[0]}"] for i, n in enumerate(names)},
-        rows[-1]["id"]: ["response:too_long"]}
+        rows[-1]["id"]: ["response:too_long"],
+    }
     summary = json.loads(json.dumps(report.summary()))  # JSON-ready for the dataset stats
-    assert summary["dropped_by_reason"] == {"response:too_long": 1, "user:clipping": 1, "user:invalid": 2,
-                                            "user:silence": 2, "user:too_long": 1, "user:too_short": 1}
+    assert summary["dropped_by_reason"] == {
+        "response:too_long": 1,
+        "user:clipping": 1,
+        "user:invalid": 2,
+        "user:silence": 2,
+        "user:too_long": 1,
+        "user:too_short": 1,
+    }
     assert summary["dropped_by_filter"] == {"audio": 8, "emotion_consistency": 0, "asr_wer": 0}
-    assert summary["skipped"] == {"emotion_consistency": "FilterConfig.emotion_consistency is \"off\"",
-                                  "asr_wer": NO_WHISPER_REASON}
+    assert summary["skipped"] == {
+        "emotion_consistency": 'FilterConfig.emotion_consistency is "off"',
+        "asr_wer": NO_WHISPER_REASON,
+    }
 
 
 def test_clipping_is_not_checked_on_turns_that_went_through_a_channel(spoken):
@@ -135,16 +164,19 @@ def test_cross_fitted_judge_flags_clips_spoken_with_another_emotion(spoken):
         labels[index] = label
         wrong.append(index)
     rows = [row(i, label) for i, label in enumerate(labels)]
-    report = apply_filters(rows, [(w, spoken["response"]) for w in spoken["waves"]],
-                           FilterConfig(emotion_consistency="drop"), seed=0)
+    report = apply_filters(
+        rows, [(w, spoken["response"]) for w in spoken["waves"]], FilterConfig(emotion_consistency="drop"), seed=0
+    )
     result = report.consistency
     flagged = set(result.inconsistent)
     correct = len(labels) - len(wrong)
-    print(f"judge agreement {result.agreement:.3f}, per emotion {result.per_emotion}; flagged "
-          f"{len(flagged & set(wrong))}/{len(wrong)} mislabelled and {len(flagged - set(wrong))}/{correct} correct")
+    print(
+        f"judge agreement {result.agreement:.3f}, per emotion {result.per_emotion}; flagged "
+        f"{len(flagged & set(wrong))}/{len(wrong)} mislabelled and {len(flagged - set(wrong))}/{correct} correct"
+    )
     assert result.computed and result.folds == 5 and len(result.predictions) == len(labels)
-    assert len(flagged & set(wrong)) >= 2                  # most mislabelled clips caught ...
-    assert len(flagged - set(wrong)) <= 0.2 * correct      # ... and most correct ones kept
+    assert len(flagged & set(wrong)) >= 2  # most mislabelled clips caught ...
+    assert len(flagged - set(wrong)) <= 0.2 * correct  # ... and most correct ones kept
     assert {d.row["id"] for d in report.dropped} == {rows[i]["id"] for i in flagged}
     assert all(d.reasons == ["user:emotion_inconsistent"] for d in report.dropped)
     summary = report.summary()
@@ -178,8 +210,11 @@ def test_a_judge_below_the_agreement_floor_drops_nothing(spoken):
     picked.append([j for j, x in enumerate(spoken["emotions"]) if x == "sad"][2])
     labels = [spoken["emotions"][i] for i in picked[:-1]] + ["happy"]
     rows = [row(i, label) for i, label in zip(picked, labels)]
-    report = apply_filters(rows, [(spoken["waves"][i], spoken["response"]) for i in picked],
-                           FilterConfig(emotion_consistency="drop", min_judge_agreement=1.0))
+    report = apply_filters(
+        rows,
+        [(spoken["waves"][i], spoken["response"]) for i in picked],
+        FilterConfig(emotion_consistency="drop", min_judge_agreement=1.0),
+    )
     assert report.consistency.computed and report.consistency.folds == 2 and report.consistency.agreement < 1.0
     assert report.kept == rows and report.dropped == []
     assert "under FilterConfig.min_judge_agreement 1.0" in report.skipped["emotion_consistency"]
@@ -190,17 +225,18 @@ def test_word_error_rate_arithmetic():
     assert normalize_words("Don't PANIC -- it's fine!") == ["dont", "panic", "its", "fine"]
     assert word_error_rate("the cat sat on the mat", "the cat sit on mat") == pytest.approx(2 / 6)
     assert word_error_rate("Hello, world.", "hello world") == 0.0
-    assert word_error_rate("a b", "a x b") == 0.5            # one insertion
-    assert word_error_rate("a b", "") == 1.0                 # two deletions
-    assert word_error_rate("a", "x y z") == 3.0              # a substitution and two insertions
+    assert word_error_rate("a b", "a x b") == 0.5  # one insertion
+    assert word_error_rate("a b", "") == 1.0  # two deletions
+    assert word_error_rate("a", "x y z") == 3.0  # a substitution and two insertions
     with pytest.raises(AsrError, match="no words"):
         word_error_rate("?!", "anything")
 
 
 def test_asr_is_skipped_without_a_path_and_refuses_a_bad_one(tmp_path):
     assert asr_wer([np.zeros(10, np.float32)], ["hi"], None).reason == NO_WHISPER_REASON
-    assert NO_WHISPER_REASON == ("no whisper_path configured (FilterConfig.whisper_path / --whisper-path); "
-                                 "ASR WER filter not computed")
+    assert NO_WHISPER_REASON == (
+        "no whisper_path configured (FilterConfig.whisper_path / --whisper-path); ASR WER filter not computed"
+    )
     with pytest.raises(AsrError, match=r"whisper_path \(--whisper-path\) = .* does not exist"):
         asr_wer([np.zeros(10, np.float32)], ["hi"], str(tmp_path / "missing"))
     with pytest.raises(AsrError, match="holds no config.json"):
@@ -226,14 +262,30 @@ def tiny_whisper(directory) -> str:
     vocab.update({token: len(vocab) + i for i, token in enumerate(specials)})
     tokenizer = WhisperTokenizer(vocab=vocab, merges=[])
     tokenizer.add_special_tokens({"additional_special_tokens": specials[1:]})
-    WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tokenizer
-                     ).save_pretrained(directory)
+    WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tokenizer).save_pretrained(
+        directory
+    )
     end = vocab["<|endoftext|>"]
-    model = WhisperForConditionalGeneration(WhisperConfig(
-        vocab_size=len(vocab), num_mel_bins=80, d_model=16, encoder_layers=1, decoder_layers=1,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
-        max_target_positions=16, decoder_start_token_id=vocab["<|startoftranscript|>"], eos_token_id=end,
-        pad_token_id=end, bos_token_id=end, begin_suppress_tokens=None, suppress_tokens=None))
+    model = WhisperForConditionalGeneration(
+        WhisperConfig(
+            vocab_size=len(vocab),
+            num_mel_bins=80,
+            d_model=16,
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=32,
+            decoder_ffn_dim=32,
+            max_target_positions=16,
+            decoder_start_token_id=vocab["<|startoftranscript|>"],
+            eos_token_id=end,
+            pad_token_id=end,
+            bos_token_id=end,
+            begin_suppress_tokens=None,
+            suppress_tokens=None,
+        )
+    )
     model.save_pretrained(directory)
     return str(directory)
 
@@ -248,12 +300,17 @@ def test_asr_loads_a_local_whisper_checkpoint_and_scores_every_clip(spoken, tmp_
     # A multilingual checkpoint (base, large-v3) is told English and transcription instead of detecting a language:
     # give the tiny one the language table a real generation_config.json carries.
     from transformers import WhisperForConditionalGeneration, WhisperTokenizer
+
     token = WhisperTokenizer.from_pretrained(path).convert_tokens_to_ids
     generation_file = tmp_path / "whisper" / "generation_config.json"
     generation = json.loads(generation_file.read_text())
-    generation.update(_from_model_config=False, is_multilingual=True, lang_to_id={"<|en|>": token("<|en|>")},
-                      task_to_id={"transcribe": token("<|transcribe|>")},
-                      no_timestamps_token_id=token("<|notimestamps|>"))
+    generation.update(
+        _from_model_config=False,
+        is_multilingual=True,
+        lang_to_id={"<|en|>": token("<|en|>")},
+        task_to_id={"transcribe": token("<|transcribe|>")},
+        no_timestamps_token_id=token("<|notimestamps|>"),
+    )
     generation_file.write_text(json.dumps(generation))
     assert WhisperForConditionalGeneration.from_pretrained(path).generation_config.lang_to_id
     assert len(asr_wer(spoken["waves"][:1], TEXTS[:1], path).wers) == 1

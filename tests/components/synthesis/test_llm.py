@@ -1,4 +1,5 @@
 """The chat-completions dialogue writer against a scripted local server: retries, refusals, validation, cache, rate."""
+
 import itertools
 import json
 import socket
@@ -11,9 +12,11 @@ from components.synthesis.llm import DIALOGUE_SCHEMA, ChatDialogueWriter, LLMCon
 from tests.fake_chat import Reply, serve_chat
 
 KEY = "sk-test-secret-123"
-GOOD = {"user_text": "My flight got cancelled again and I am so angry about it.",
-        "response_text": "I am really sorry your flight got cancelled again, that is so frustrating. "
-                         "Let's look at the next options together."}
+GOOD = {
+    "user_text": "My flight got cancelled again and I am so angry about it.",
+    "response_text": "I am really sorry your flight got cancelled again, that is so frustrating. "
+    "Let's look at the next options together.",
+}
 
 
 @pytest.fixture
@@ -24,19 +27,30 @@ def server():
 
 
 def make_writer(server, **overrides) -> ChatDialogueWriter:
-    settings = {"base_url": server.url, "model": "tiny", "api_key": KEY, "timeout_s": 2.0, "max_retries": 3,
-                "backoff_s": 0.001, "requests_per_s": 1000.0}
+    settings = {
+        "base_url": server.url,
+        "model": "tiny",
+        "api_key": KEY,
+        "timeout_s": 2.0,
+        "max_retries": 3,
+        "backoff_s": 0.001,
+        "requests_per_s": 1000.0,
+    }
     return ChatDialogueWriter(LLMConfig(**{**settings, **overrides}))
 
 
 def test_writes_a_dialogue_with_the_schema_seed_and_labels_in_the_request(server):
     assert make_writer(server).write("travel", "angry", "apologetic", seed=7) == (
-        GOOD["user_text"], GOOD["response_text"])
+        GOOD["user_text"],
+        GOOD["response_text"],
+    )
     [(_, _, _, body)] = server.chat_requests()
     assert set(body) == {"model", "messages", "temperature", "seed", "response_format"}
     assert body["model"] == "tiny" and body["seed"] == 7 and body["temperature"] == 0.8
-    assert body["response_format"] == {"type": "json_schema", "json_schema": {
-        "name": "dialogue", "schema": DIALOGUE_SCHEMA, "strict": True}}
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "dialogue", "schema": DIALOGUE_SCHEMA, "strict": True},
+    }
     prompt = body["messages"][-1]["content"]
     assert all(label in prompt for label in ("travel", "angry", "apologetic"))
 
@@ -65,7 +79,7 @@ def test_a_refused_key_fails_at_once_without_revealing_it(server):
     server.key = "sk-the-right-one"
     with pytest.raises(LLMError, match="HTTP 401.*check OMNI_LLM_API_KEY") as caught:
         make_writer(server).write("work", "sad", "comforting", seed=1)
-    assert KEY not in str(caught.value) and "***" in str(caught.value)   # the server echoed it; it was masked
+    assert KEY not in str(caught.value) and "***" in str(caught.value)  # the server echoed it; it was masked
     assert len(server.chat_requests()) == 1
 
 
@@ -76,16 +90,19 @@ def test_a_wrong_path_or_model_fails_at_once_naming_both_settings(server):
     assert len(server.chat_requests()) == 1
 
 
-@pytest.mark.parametrize("content, problem", [
-    ("Sure! Here is a dialogue.", "not JSON"),
-    (json.dumps({"user_text": GOOD["user_text"]}), "'response_text' is a required property"),
-    (json.dumps({**GOOD, "emotion": "sad"}), "Additional properties"),
-    (json.dumps({**GOOD, "user_text": "Ugh."}), "user_text has 1 words, not 5-25"),
-    (json.dumps({**GOOD, "response_text": "So sorry " * 25}), "response_text has 50 words, not 10-40"),
-    (json.dumps({**GOOD, "user_text": "I am so sad today, my dog ran away \U0001F622"}), "cannot read"),
-    (json.dumps({**GOOD, "response_text": "*sighs* " + GOOD["response_text"]}), "cannot read: '*'"),
-    (json.dumps({**GOOD, "user_text": "1 2 3 4 5 6"}), "user_text has no letters"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("Sure! Here is a dialogue.", "not JSON"),
+        (json.dumps({"user_text": GOOD["user_text"]}), "'response_text' is a required property"),
+        (json.dumps({**GOOD, "emotion": "sad"}), "Additional properties"),
+        (json.dumps({**GOOD, "user_text": "Ugh."}), "user_text has 1 words, not 5-25"),
+        (json.dumps({**GOOD, "response_text": "So sorry " * 25}), "response_text has 50 words, not 10-40"),
+        (json.dumps({**GOOD, "user_text": "I am so sad today, my dog ran away \U0001f622"}), "cannot read"),
+        (json.dumps({**GOOD, "response_text": "*sighs* " + GOOD["response_text"]}), "cannot read: '*'"),
+        (json.dumps({**GOOD, "user_text": "1 2 3 4 5 6"}), "user_text has no letters"),
+    ],
+)
 def test_malformed_dialogues_are_retried_then_refused(server, content, problem, tmp_path):
     server.script = [Reply(content=content)] * 10
     with pytest.raises(LLMError, match="in 3 attempts; last: malformed dialogue") as caught:
@@ -126,7 +143,7 @@ def test_a_damaged_cache_entry_is_fetched_again(server, tmp_path):
 
 def test_rate_limit_spaces_request_starts_across_threads(server):
     writer = make_writer(server, requests_per_s=20.0)
-    writer.write("work", "neutral", "neutral", seed=100)      # warm-up: the first request pays for lazy imports
+    writer.write("work", "neutral", "neutral", seed=100)  # warm-up: the first request pays for lazy imports
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(lambda seed: writer.write("work", "neutral", "neutral", seed=seed), range(6)))
     arrivals = sorted(entry[0] for entry in server.chat_requests()[1:])
@@ -147,8 +164,15 @@ def test_from_env_names_every_missing_variable_and_the_secret_route():
     with pytest.raises(LLMError) as caught:
         LLMConfig.from_env({})
     message = str(caught.value)
-    assert all(name in message for name in (
-        "OMNI_LLM_BASE_URL", "OMNI_LLM_MODEL", "OMNI_LLM_API_KEY (or OMNI_LLM_API_KEY_FILE)", "Kubernetes Secret"))
+    assert all(
+        name in message
+        for name in (
+            "OMNI_LLM_BASE_URL",
+            "OMNI_LLM_MODEL",
+            "OMNI_LLM_API_KEY (or OMNI_LLM_API_KEY_FILE)",
+            "Kubernetes Secret",
+        )
+    )
     with pytest.raises(LLMError, match=r"needs OMNI_LLM_MODEL:") as caught:
         LLMConfig.from_env({"OMNI_LLM_BASE_URL": "http://x/v1", "OMNI_LLM_API_KEY": KEY})
     assert KEY not in str(caught.value)
@@ -156,8 +180,11 @@ def test_from_env_names_every_missing_variable_and_the_secret_route():
 
 def test_from_env_reads_the_key_from_a_mounted_secret_file(tmp_path):
     (tmp_path / "api-key").write_text(KEY + "\n")
-    env = {"OMNI_LLM_BASE_URL": "https://llm.example/v1/", "OMNI_LLM_MODEL": "gpt-4o",
-           "OMNI_LLM_API_KEY_FILE": str(tmp_path / "api-key")}
+    env = {
+        "OMNI_LLM_BASE_URL": "https://llm.example/v1/",
+        "OMNI_LLM_MODEL": "gpt-4o",
+        "OMNI_LLM_API_KEY_FILE": str(tmp_path / "api-key"),
+    }
     config = LLMConfig.from_env(env, cache_dir=tmp_path / "cache")
     assert (config.api_key, config.base_url, config.model) == (KEY, "https://llm.example/v1", "gpt-4o")
     assert config.cache_dir == tmp_path / "cache" and KEY not in repr(config)
@@ -184,8 +211,9 @@ def test_check_fails_fast_on_an_unreachable_endpoint():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    writer = ChatDialogueWriter(LLMConfig(base_url=f"http://127.0.0.1:{port}/v1", model="tiny", api_key=KEY,
-                                          timeout_s=0.5))
+    writer = ChatDialogueWriter(
+        LLMConfig(base_url=f"http://127.0.0.1:{port}/v1", model="tiny", api_key=KEY, timeout_s=0.5)
+    )
     start = time.monotonic()
     with pytest.raises(LLMError, match=f"cannot reach OMNI_LLM_BASE_URL='http://127.0.0.1:{port}/v1'"):
         writer.check()
@@ -200,8 +228,9 @@ def test_a_dataset_written_by_the_llm_and_a_dead_endpoint_failing_before_any_sha
     monkeypatch.setenv("OMNI_LLM_BASE_URL", server.url)
     monkeypatch.setenv("OMNI_LLM_MODEL", "tiny")
     monkeypatch.setenv("OMNI_LLM_API_KEY", KEY)
-    config = SynthesisConfig(n=12, unseen_voice_fraction=0.0, engines=("espeak-ng",), channels=None, filters=None,
-                             text_backend="llm")
+    config = SynthesisConfig(
+        n=12, unseen_voice_fraction=0.0, engines=("espeak-ng",), channels=None, filters=None, text_backend="llm"
+    )
     summary = synthesize_dataset(config, tmp_path / "llm", progress=False)
     rows = read_manifest(summary.out_dir)
     assert {(r["user_text"], r["response_text"]) for r in rows} == {(GOOD["user_text"], GOOD["response_text"])}

@@ -1,5 +1,6 @@
 """A build fanned out over machines (the pipeline's ParallelFor): each part speaks every parts-th shard into its own
 directory, and the merge makes the dataset a one-machine build makes, byte for byte."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -30,8 +31,11 @@ def test_parts_merge_to_the_bytes_of_a_one_machine_build(tiny_dataset, tmp_path,
 
 def test_a_merge_without_every_shard_or_with_another_builds_part_is_refused(tmp_path):
     synthesize_part(SHARDED, tmp_path / "part-0", part=0, parts=3, progress=False)
-    with pytest.raises(SynthesisError, match=r"3 of 5 shards are finished in none of the 1 parts "
-                                             r"\(first: shard-00001, shard-00002, shard-00004\)"):
+    with pytest.raises(
+        SynthesisError,
+        match=r"3 of 5 shards are finished in none of the 1 parts "
+        r"\(first: shard-00001, shard-00002, shard-00004\)",
+    ):
         merge_parts(SHARDED, [tmp_path / "part-0"], tmp_path / "data", progress=False)
     synthesize_part(replace(SHARDED, seed=8), tmp_path / "other", part=1, parts=3, progress=False)
     with pytest.raises(SynthesisError, match=r"other settings \(config.seed: 8 there, 7 now\)"):

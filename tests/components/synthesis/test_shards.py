@@ -1,5 +1,6 @@
 """Sharded synthesis: the same bytes whatever the sharding, and a stopped build (killed, full disk, any error) that
 resumes to exactly the dataset an unbroken run makes, locally and on S3, redoing only the unfinished shards."""
+
 from __future__ import annotations
 
 import errno
@@ -58,8 +59,7 @@ def test_same_seed_gives_the_same_bytes_whatever_the_shards_and_workers(tiny_dat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no work directory, no shards/ left
 
 
-def test_a_killed_build_resumes_to_the_same_bytes_redoing_only_unfinished_shards(tiny_dataset, tmp_path,
-                                                                                    spoken_log):
+def test_a_killed_build_resumes_to_the_same_bytes_redoing_only_unfinished_shards(tiny_dataset, tmp_path, spoken_log):
     # The build is SIGKILLed, parent and worker together, while speaking dialogue index 13 (shard 3). One worker
     # runs the shards in order, so shards 0-2 are finished and shard 3 has left a stray wav behind.
     script = textwrap.dedent("""
@@ -77,12 +77,22 @@ def test_a_killed_build_resumes_to_the_same_bytes_redoing_only_unfinished_shards
         synthesize_dataset(config, sys.argv[1], progress=False)
     """)
     out_dir = tmp_path / "data"
-    killed = subprocess.run([sys.executable, "-c", script, str(out_dir)], cwd=REPO, start_new_session=True,
-                            capture_output=True, text=True, timeout=120)
+    killed = subprocess.run(
+        [sys.executable, "-c", script, str(out_dir)],
+        cwd=REPO,
+        start_new_session=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert killed.returncode == -9, killed.stderr
     work = tmp_path / ".data.partial"
     assert sorted(p.name for p in (work / SHARD_DIR).iterdir()) == [
-        FINGERPRINT_FILE, "shard-00000.jsonl", "shard-00001.jsonl", "shard-00002.jsonl"]
+        FINGERPRINT_FILE,
+        "shard-00000.jsonl",
+        "shard-00001.jsonl",
+        "shard-00002.jsonl",
+    ]
     assert (work / "wavs" / "000013_user.wav").exists() and not out_dir.exists()
 
     # Resumed with another worker count (not part of the fingerprint: it does not change the bytes).
@@ -103,8 +113,11 @@ def test_a_partial_build_of_other_settings_is_refused_not_deleted(tmp_path, monk
     monkeypatch.undo()
     fingerprint = tmp_path / ".data.partial" / SHARD_DIR / FINGERPRINT_FILE
     before = fingerprint.read_bytes()
-    with pytest.raises(FileExistsError, match=r"other settings \(config.seed: 7 there, 8 now\); rerun with the "
-                                              r"original settings to finish it, or delete it"):
+    with pytest.raises(
+        FileExistsError,
+        match=r"other settings \(config.seed: 7 there, 8 now\); rerun with the "
+        r"original settings to finish it, or delete it",
+    ):
         synthesize_dataset(replace(SHARDED, seed=8), tmp_path / "data", progress=False)
     assert fingerprint.read_bytes() == before
 
@@ -145,8 +158,11 @@ def test_a_full_disk_keeps_the_finished_shards_and_says_how_to_resume(tmp_path, 
         return real_save_wav(path, wave, *args)
 
     monkeypatch.setattr(dataset_module, "save_wav", full_disk)
-    with pytest.raises(SynthesisError, match=r"no space left on the disk .*2 of 5 shards are finished and kept in "
-                                             r".*Free space on the disk .*run the same command again to resume") as err:
+    with pytest.raises(
+        SynthesisError,
+        match=r"no space left on the disk .*2 of 5 shards are finished and kept in "
+        r".*Free space on the disk .*run the same command again to resume",
+    ) as err:
         synthesize_dataset(replace(SHARDED, workers=1), tmp_path / "data", progress=False)
     assert err.value.__cause__.errno == errno.ENOSPC
     work = tmp_path / ".data.partial"
@@ -154,14 +170,16 @@ def test_a_full_disk_keeps_the_finished_shards_and_says_how_to_resume(tmp_path, 
     assert len(list((work / "wavs").glob("00000[1-8]_*.wav"))) == 16
 
 
-def test_s3_output_resumes_from_the_remote_shards_on_a_fresh_machine(tiny_dataset, tmp_path, s3_env, monkeypatch,
-                                                                     spoken_log):
+def test_s3_output_resumes_from_the_remote_shards_on_a_fresh_machine(
+    tiny_dataset, tmp_path, s3_env, monkeypatch, spoken_log
+):
     uri = f"s3://{s3_env}/models/datasets/tiny"
     monkeypatch.setenv("OMNI_TEST_FAIL_AT", "9")  # in shard 2; one worker runs the shards in order
     with pytest.raises(SynthesisError, match="went away; 2 of 5 shards .* and s3://.*/tiny/.partial"):
         synthesize_dataset(replace(SHARDED, workers=1), uri, progress=False, work_dir=tmp_path / "machine-1")
     assert sorted(n for n in list_objects(uri) if "/shards/" in n) == [
-        f".partial/shards/{name}" for name in (FINGERPRINT_FILE, "shard-00000.jsonl", "shard-00001.jsonl")]
+        f".partial/shards/{name}" for name in (FINGERPRINT_FILE, "shard-00000.jsonl", "shard-00001.jsonl")
+    ]
 
     spoken_log.unlink()
     monkeypatch.delenv("OMNI_TEST_FAIL_AT")

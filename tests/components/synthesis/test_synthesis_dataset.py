@@ -1,4 +1,5 @@
 """The dataset as an artifact: schema, label balance, splits, audio format, card, determinism, out_dir rules."""
+
 import json
 from collections import Counter
 from dataclasses import replace
@@ -94,16 +95,20 @@ def test_channels_degrade_user_turns_as_recorded_and_leave_the_rest(tiny_dataset
 
     from components.audio.channels import ChannelConfig, apply_channel, channel_from_json
 
-    noisy = synthesize_dataset(replace(tiny_config, channels=ChannelConfig(clean_prob=0.2)), tmp_path / "noisy",
-                               progress=False)
+    noisy = synthesize_dataset(
+        replace(tiny_config, channels=ChannelConfig(clean_prob=0.2)), tmp_path / "noisy", progress=False
+    )
     rows, clean_rows = read_manifest(noisy.out_dir), read_manifest(tiny_dataset.out_dir)
     assert [r["user_text"] for r in rows] == [r["user_text"] for r in clean_rows]
     assert any(r["user_channel"] for r in rows) and all(not r["user_channel"] for r in clean_rows)
     for row, clean in zip(rows, clean_rows):
-        assert load_wav(noisy.out_dir / row["response_wav"]).tolist() == \
-            load_wav(tiny_dataset.out_dir / clean["response_wav"]).tolist()
-        remade = apply_channel(load_wav(tiny_dataset.out_dir / clean["user_wav"]),
-                               channel_from_json(row["user_channel"]))
+        assert (
+            load_wav(noisy.out_dir / row["response_wav"]).tolist()
+            == load_wav(tiny_dataset.out_dir / clean["response_wav"]).tolist()
+        )
+        remade = apply_channel(
+            load_wav(tiny_dataset.out_dir / clean["user_wav"]), channel_from_json(row["user_channel"])
+        )
         assert np.abs(load_wav(noisy.out_dir / row["user_wav"]) - remade).max() <= 2 / 32768  # 16-bit rounding
     stats = json.loads((noisy.out_dir / DATASET_STATS_FILE).read_text())
     assert stats["counts"]["user_channel"]["clean"] == sum(not r["user_channel"] for r in rows)
@@ -136,8 +141,7 @@ def test_overwrite_replaces_a_previous_dataset(tmp_path, tiny_config):
     assert json.loads((out_dir / DATASET_STATS_FILE).read_text())["seed"] == 1
 
 
-def test_a_failed_run_keeps_its_finished_shards_and_a_rerun_completes(tiny_dataset, tmp_path, monkeypatch,
-                                                                       tiny_config):
+def test_a_failed_run_keeps_its_finished_shards_and_a_rerun_completes(tiny_dataset, tmp_path, monkeypatch, tiny_config):
     """out_dir stays untouched; the finished shards wait beside it in .data.partial/ for the rerun to finish."""
     real = EspeakSpeech.synthesize
     calls = []  # counted in the one worker process, which speaks the shards in order

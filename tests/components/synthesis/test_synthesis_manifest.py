@@ -1,4 +1,5 @@
 """read_manifest refuses broken manifests, naming the row and the column."""
+
 import json
 
 import pytest
@@ -9,12 +10,19 @@ from components.synthesis import ManifestError, read_manifest, write_manifest
 
 def row(number: int, **changes) -> dict:
     good = {
-        "id": f"{number:06d}", "split": "train", "domain": "travel", "speaker": "en-us+m3",
-        "user_emotion": "angry", "user_text": "My flight got cancelled again!",
+        "id": f"{number:06d}",
+        "split": "train",
+        "domain": "travel",
+        "speaker": "en-us+m3",
+        "user_emotion": "angry",
+        "user_text": "My flight got cancelled again!",
         "user_wav": f"wavs/{number:06d}_user.wav",
-        "user_duration_s": 2.1, "user_channel": "", "response_emotion": "apologetic",
+        "user_duration_s": 2.1,
+        "user_channel": "",
+        "response_emotion": "apologetic",
         "response_text": "I'm really sorry about that.",
-        "response_wav": f"wavs/{number:06d}_response.wav", "response_duration_s": 3.4,
+        "response_wav": f"wavs/{number:06d}_response.wav",
+        "response_duration_s": 3.4,
     }
     return {**good, **changes}
 

@@ -1,4 +1,5 @@
 """The speech backend: emotion must really be audible, jitter seeded, and failures must say what to do."""
+
 import shutil
 
 import numpy as np
@@ -27,10 +28,10 @@ def median_f0(wave: np.ndarray, fmin: float = 80.0, fmax: float = 400.0) -> floa
     n, hop = int(0.04 * SAMPLE_RATE), int(0.01 * SAMPLE_RATE)
     loud, pitches = 0.3 * rms(wave), []
     for start in range(0, len(wave) - n, hop):
-        frame = wave[start:start + n] * np.hanning(n)
+        frame = wave[start : start + n] * np.hanning(n)
         if rms(frame) < loud:
             continue
-        ac = np.correlate(frame, frame, "full")[n - 1:]
+        ac = np.correlate(frame, frame, "full")[n - 1 :]
         lo, hi = int(SAMPLE_RATE / fmax), int(SAMPLE_RATE / fmin)
         lag = lo + int(np.argmax(ac[lo:hi]))
         if ac[lag] > 0.5 * ac[0]:
@@ -74,8 +75,12 @@ def test_jitter_is_seeded(tts):
 def test_every_user_utterance_stays_under_six_seconds(tts):
     # sad is the slowest user profile, so its longest clip bounds all of them; the margin covers rate jitter.
     assert min(USER_EMOTIONS, key=lambda e: PROSODY[e].rate) == "sad"
-    utterances = {render_user(t, clause) for topics in TOPICS.values() for clause, _ in topics["sad"]
-                  for t in USER_TEMPLATES["sad"]}
+    utterances = {
+        render_user(t, clause)
+        for topics in TOPICS.values()
+        for clause, _ in topics["sad"]
+        for t in USER_TEMPLATES["sad"]
+    }
     # The 12 longest in characters: speaking all 640 takes 30 s, and duration follows length closely.
     longest_texts = sorted(utterances, key=len)[-12:]
     longest = max(len(tts.synthesize(u, "sad", "en-us+m3")) for u in longest_texts) / SAMPLE_RATE

@@ -1,4 +1,5 @@
 """The text grammar: full coverage of the taxonomy, length bounds over every combination, seeded variety."""
+
 import itertools
 
 import numpy as np
@@ -28,10 +29,12 @@ def every_response_text():
     """Every reply the grammar can produce for the pairs EMPATHY_MAP allows. Walked apart from the user side:
     no check needs both, and every (user, reply) pair would be over a million texts at 20 domains."""
     for domain, user_emotion in itertools.product(DOMAINS, USER_EMOTIONS):
-        for (_, subject), (response_emotion, _) in itertools.product(TOPICS[domain][user_emotion],
-                                                                     EMPATHY_MAP[user_emotion]):
-            for parts in itertools.product(OPENERS[response_emotion], MIDDLES[response_emotion],
-                                           CLOSINGS[response_emotion]):
+        for (_, subject), (response_emotion, _) in itertools.product(
+            TOPICS[domain][user_emotion], EMPATHY_MAP[user_emotion]
+        ):
+            for parts in itertools.product(
+                OPENERS[response_emotion], MIDDLES[response_emotion], CLOSINGS[response_emotion]
+            ):
                 yield render_response(*parts, subject)
 
 
@@ -59,8 +62,9 @@ def test_twenty_domains_each_with_enough_short_traceable_topics():
 
 def test_every_reply_names_the_subject_of_the_topic_the_user_spoke_of():
     for domain, user_emotion in itertools.product(DOMAINS, USER_EMOTIONS):
-        for (_, subject), (response_emotion, _) in itertools.product(TOPICS[domain][user_emotion],
-                                                                     EMPATHY_MAP[user_emotion]):
+        for (_, subject), (response_emotion, _) in itertools.product(
+            TOPICS[domain][user_emotion], EMPATHY_MAP[user_emotion]
+        ):
             for middle in MIDDLES[response_emotion]:
                 reply = render_response(OPENERS[response_emotion][0], middle, CLOSINGS[response_emotion][0], subject)
                 assert subject.lower() in reply.lower(), (middle, subject)

@@ -13,6 +13,7 @@ Two stand-ins for the Trainer controller drive a job: `ScriptedController` repla
 GET), `ProcessController` runs the TrainJob's trainer command as a local process with the PET_* env that the
 torch runtime plugin injects, so the real worker trains under the real torchrun.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,24 +39,40 @@ LOG = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<pod>[^/]+)/log$")
 
 
 def condition(type_: str, reason: str, message: str = "") -> dict[str, Any]:
-    return {"type": type_, "status": "True", "reason": reason, "message": message,
-            "lastTransitionTime": "2026-11-25T10:00:00Z"}
+    return {
+        "type": type_,
+        "status": "True",
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": "2026-11-25T10:00:00Z",
+    }
 
 
 def jobs_status(active: int = 0, succeeded: int = 0, failed: int = 0) -> list[dict[str, Any]]:
-    return [{"name": "node", "active": active, "ready": active, "succeeded": succeeded, "failed": failed,
-             "suspended": 0}]
+    return [
+        {"name": "node", "active": active, "ready": active, "succeeded": succeeded, "failed": failed, "suspended": 0}
+    ]
 
 
 RUNNING = {"jobsStatus": jobs_status(active=1)}
-COMPLETE = {"conditions": [condition("Complete", "JobsCompleted", "jobset completed")],
-            "jobsStatus": jobs_status(succeeded=1)}
+COMPLETE = {
+    "conditions": [condition("Complete", "JobsCompleted", "jobset completed")],
+    "jobsStatus": jobs_status(succeeded=1),
+}
 
 
 def pod(job: str, index: int, phase: str) -> dict[str, Any]:
-    return {"metadata": {"name": f"{job}-node-0-{index}-x7k2p", "labels": {
-        "jobset.sigs.k8s.io/jobset-name": job, "jobset.sigs.k8s.io/replicatedjob-name": "node",
-        "batch.kubernetes.io/job-completion-index": str(index)}}, "status": {"phase": phase}}
+    return {
+        "metadata": {
+            "name": f"{job}-node-0-{index}-x7k2p",
+            "labels": {
+                "jobset.sigs.k8s.io/jobset-name": job,
+                "jobset.sigs.k8s.io/replicatedjob-name": "node",
+                "batch.kubernetes.io/job-completion-index": str(index),
+            },
+        },
+        "status": {"phase": phase},
+    }
 
 
 class ScriptedController:
@@ -64,8 +81,13 @@ class ScriptedController:
     Pods appear from GET number `pods_from` on; `on_get(n)` runs at GET n (e.g. to write what the pods would).
     """
 
-    def __init__(self, statuses: list[dict], logs: dict[int, str] | None = None, pods_from: int = 1,
-                 on_get: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        statuses: list[dict],
+        logs: dict[int, str] | None = None,
+        pods_from: int = 1,
+        on_get: Callable[[int], None] | None = None,
+    ):
         self.statuses, self.logs, self.pods_from, self.on_get = statuses, logs or {0: ""}, pods_from, on_get
         self.gets = 0
         self.job: dict | None = None
@@ -111,9 +133,15 @@ class ProcessController:
         command = trainer["command"] + trainer["args"]
         if command[0] == "torchrun":  # the image has the console script; here the venv may not be on PATH
             command = [sys.executable, "-m", "torch.distributed.run"] + command[1:]
-        env = {**os.environ, **{e["name"]: e["value"] for e in trainer["env"]},
-               "PET_NNODES": "1", "PET_NPROC_PER_NODE": str(trainer["numProcPerNode"]), "PET_NODE_RANK": "0",
-               "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(_free_port())}
+        env = {
+            **os.environ,
+            **{e["name"]: e["value"] for e in trainer["env"]},
+            "PET_NNODES": "1",
+            "PET_NPROC_PER_NODE": str(trainer["numProcPerNode"]),
+            "PET_NODE_RANK": "0",
+            "PET_MASTER_ADDR": "127.0.0.1",
+            "PET_MASTER_PORT": str(_free_port()),
+        }
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -123,13 +151,16 @@ class ProcessController:
             return RUNNING
         if code == 0:
             return COMPLETE
-        return {"conditions": [condition("Failed", "FailedJobs", f"node-0 exited with code {code}")],
-                "jobsStatus": jobs_status(failed=1)}
+        return {
+            "conditions": [condition("Failed", "FailedJobs", f"node-0 exited with code {code}")],
+            "jobsStatus": jobs_status(failed=1),
+        }
 
     def pods(self) -> list[dict]:
         code = self.proc.poll()
-        return [pod(self.job["metadata"]["name"], 0, "Running" if code is None else
-                    "Succeeded" if code == 0 else "Failed")]
+        return [
+            pod(self.job["metadata"]["name"], 0, "Running" if code is None else "Succeeded" if code == 0 else "Failed")
+        ]
 
     def log_chunks(self, pod_name: str):
         """Follow the log file until the process has exited and everything is sent."""
@@ -198,8 +229,17 @@ class FakeKubeAPI:
                 if not fake.errors[op]:
                     return False
                 code = fake.errors[op].popleft()
-                self._send(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
-                                  "message": f"injected {code} for {op}", "reason": "Injected"})
+                self._send(
+                    code,
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "status": "Failure",
+                        "code": code,
+                        "message": f"injected {code} for {op}",
+                        "reason": "Injected",
+                    },
+                )
                 return True
 
             def _route(self, method: str) -> None:
@@ -219,8 +259,15 @@ class FakeKubeAPI:
                     if self._error(op):
                         return
                     if m["name"] not in fake.jobs:
-                        self._send(404, {"kind": "Status", "code": 404, "reason": "NotFound",
-                                         "message": f'trainjobs "{m["name"]}" not found'})
+                        self._send(
+                            404,
+                            {
+                                "kind": "Status",
+                                "code": 404,
+                                "reason": "NotFound",
+                                "message": f'trainjobs "{m["name"]}" not found',
+                            },
+                        )
                     elif method == "GET":
                         self._send(200, {**fake.jobs[m["name"]], "status": fake.controller.status()})
                     else:
@@ -228,8 +275,10 @@ class FakeKubeAPI:
                         self._send(200, {"kind": "Status", "status": "Success"})
                 elif PODS.match(url.path) and method == "GET":
                     if not self._error("pods"):
-                        self._send(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {},
-                                         "items": fake.controller.pods()})
+                        self._send(
+                            200,
+                            {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": fake.controller.pods()},
+                        )
                 elif (m := LOG.match(url.path)) and method == "GET":
                     if self._error("log"):
                         return

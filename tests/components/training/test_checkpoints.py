@@ -1,5 +1,6 @@
 """Checkpoint bookkeeping without ranks: completeness, pruning, the mirror (a directory and real S3), live metrics,
 fault specs and the config checks that run before any rank starts."""
+
 from __future__ import annotations
 
 import socket
@@ -39,7 +40,7 @@ def test_only_complete_checkpoints_count_and_prune_keeps_the_newest(tmp_path):
     config = TrainConfig()
     for step in (2, 4, 6):
         _checkpoint(tmp_path, step, config)
-    _checkpoint(tmp_path, 8, config, complete=False)   # a kill cut this save short
+    _checkpoint(tmp_path, 8, config, complete=False)  # a kill cut this save short
     assert latest_complete(tmp_path).position == TrainPosition(step=6, epoch=3)
     assert [c.tag for c in complete_checkpoints(tmp_path)] == [tag_for(2), tag_for(4), tag_for(6)]
     assert prune(tmp_path, keep=2) == [tag_for(2)]
@@ -115,8 +116,9 @@ def test_live_metrics_are_served_in_prometheus_format():
         port = s.getsockname()[1]
     metrics = TrainMetrics(port, run="run-7", stage=1)
     try:
-        metrics.progress(12, 40, {"loss": 2.5, "text_loss": 1.5}, {"llm": 5e-5, "modules": 2e-4}, 30.0, 900.0,
-                         0.002, None)
+        metrics.progress(
+            12, 40, {"loss": 2.5, "text_loss": 1.5}, {"llm": 5e-5, "modules": 2e-4}, 30.0, 900.0, 0.002, None
+        )
         metrics.checkpoint(10)
         text = urllib.request.urlopen(f"http://127.0.0.1:{metrics.port}/metrics", timeout=5).read().decode()
     finally:
@@ -126,7 +128,7 @@ def test_live_metrics_are_served_in_prometheus_format():
     assert 'omni_train_learning_rate{group="llm",run="run-7",stage="1"} 5e-05' in text
     assert 'omni_train_checkpoint_step{run="run-7",stage="1"} 10.0' in text
     assert 'omni_train_memory_bytes{kind="peak_rss"' in text
-    assert 'omni_train_mfu{' not in text  # no known peak on CPU: not computed, not reported as 0
+    assert "omni_train_mfu{" not in text  # no known peak on CPU: not computed, not reported as 0
 
 
 def test_fault_specs_and_deepspeed_overrides():
@@ -134,21 +136,31 @@ def test_fault_specs_and_deepspeed_overrides():
     assert parse_fault("rank0@checkpoint12") == (0, "checkpoint", 12)
     with pytest.raises(ValueError, match="rank<R>@step<N>"):
         parse_fault("kill rank 1")
-    ds = deepspeed_config(TrainConfig(zero_stage=3, deepspeed_overrides={
-        "zero_optimization": {"stage3_param_persistence_threshold": 0}, "bf16": {"enabled": True}}))
+    ds = deepspeed_config(
+        TrainConfig(
+            zero_stage=3,
+            deepspeed_overrides={
+                "zero_optimization": {"stage3_param_persistence_threshold": 0},
+                "bf16": {"enabled": True},
+            },
+        )
+    )
     assert ds["zero_optimization"]["stage"] == 3 and ds["zero_optimization"]["contiguous_gradients"]  # kept
     assert ds["zero_optimization"]["stage3_param_persistence_threshold"] == 0 and ds["bf16"]["enabled"]
     assert asdict(TrainPosition()) == {"step": 0, "epoch": 0, "batches_in_epoch": 0, "samples": 0, "elapsed_s": 0.0}
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"precision": "fp16"}, "precision='fp16'"),
-    ({"lora_r": 8}, "set llm_path"),
-    ({"lora_r": 8, "stage": 2}, "lora_r is for stage 1"),
-    ({"keep_checkpoints": 0}, "keep_checkpoints"),
-    ({"llm_path": "/nowhere/qwen"}, "llm_path='/nowhere/qwen' is not a local transformers checkpoint"),
-    ({"emotion_encoder_path": "/nowhere/model"}, "not an exported Emotion Omni model"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"precision": "fp16"}, "precision='fp16'"),
+        ({"lora_r": 8}, "set llm_path"),
+        ({"lora_r": 8, "stage": 2}, "lora_r is for stage 1"),
+        ({"keep_checkpoints": 0}, "keep_checkpoints"),
+        ({"llm_path": "/nowhere/qwen"}, "llm_path='/nowhere/qwen' is not a local transformers checkpoint"),
+        ({"emotion_encoder_path": "/nowhere/model"}, "not an exported Emotion Omni model"),
+    ],
+)
 def test_bad_settings_fail_before_any_rank_starts(tiny_dialogues, tmp_path, overrides, message):
     from components.training.prepare import prepare_run
 

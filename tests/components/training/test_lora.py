@@ -3,6 +3,7 @@
 The "pretrained" LM is a tiny Qwen2 the test saves with save_pretrained (nothing downloads); the emotion encoder
 comes from an exported Emotion Omni model, our stand-in for emotion2vec.
 """
+
 from __future__ import annotations
 
 import socket
@@ -17,9 +18,16 @@ from components.training import TrainConfig, train
 from components.training.prepare import prepare_run
 from tests.conftest import tiny_config
 
-TINY_QWEN2 = {"vocab_size": 512, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-              "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
-              "tie_word_embeddings": True}
+TINY_QWEN2 = {
+    "vocab_size": 512,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 256,
+    "tie_word_embeddings": True,
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +41,25 @@ def tiny_qwen2(tmp_path_factory, tiny_tokenizer):
 
 
 def lora_config(tokenizer, llm_path, emotion_model, **overrides) -> TrainConfig:
-    return TrainConfig(model=tiny_config(tokenizer), epochs=1, micro_batch_size=2, log_every_steps=1, max_steps=2,
-                       tokenizer_vocab_size=400, lr_llm=5e-3, llm_path=str(llm_path), lora_r=8,
-                       emotion_encoder_path=str(emotion_model), freeze_emotion_encoder=True, **overrides)
+    return TrainConfig(
+        model=tiny_config(tokenizer),
+        epochs=1,
+        micro_batch_size=2,
+        log_every_steps=1,
+        max_steps=2,
+        tokenizer_vocab_size=400,
+        lr_llm=5e-3,
+        llm_path=str(llm_path),
+        lora_r=8,
+        emotion_encoder_path=str(emotion_model),
+        freeze_emotion_encoder=True,
+        **overrides,
+    )
 
 
-def test_lora_trains_adapters_only_and_exports_a_plain_merged_model(tiny_dialogues, tiny_tokenizer, tiny_qwen2,
-                                                                   tiny_text_model_dir, tmp_path):
+def test_lora_trains_adapters_only_and_exports_a_plain_merged_model(
+    tiny_dialogues, tiny_tokenizer, tiny_qwen2, tiny_text_model_dir, tmp_path
+):
     with socket.socket() as s:  # rank 0 serves live metrics on it while it trains (the server must start)
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -71,11 +91,15 @@ def test_lora_trains_adapters_only_and_exports_a_plain_merged_model(tiny_dialogu
     assert type(model.thinker.llm) is Qwen2ForCausalLM  # no peft wrapper left
 
 
-def test_a_lora_target_that_matches_nothing_fails_before_any_rank(tiny_dialogues, tiny_tokenizer, tiny_qwen2,
-                                                                tiny_text_model_dir, tmp_path):
+def test_a_lora_target_that_matches_nothing_fails_before_any_rank(
+    tiny_dialogues, tiny_tokenizer, tiny_qwen2, tiny_text_model_dir, tmp_path
+):
     config = lora_config(tiny_tokenizer, tiny_qwen2, tiny_text_model_dir, lora_target_modules=["q_proj", "qkv"])
-    with pytest.raises(ValueError, match=r"lora_target_modules \['qkv'\] match no module of the LM; its linear "
-                                         r"layers are \[.*'q_proj'"):
+    with pytest.raises(
+        ValueError,
+        match=r"lora_target_modules \['qkv'\] match no module of the LM; its linear "
+        r"layers are \[.*'q_proj'",
+    ):
         prepare_run(tiny_dialogues, tmp_path, config)
     not_a_model = tmp_path / "empty"
     not_a_model.mkdir()

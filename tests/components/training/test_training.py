@@ -1,4 +1,5 @@
 """Training: config validation, the DeepSpeed config, batching, and a real 2-rank ZeRO-2 run on tiny data."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ from tests.conftest import tiny_config, tiny_thinker_config
 
 def tiny_train_config(tiny_tokenizer, **overrides) -> TrainConfig:
     model = tiny_config(tiny_tokenizer)
-    return TrainConfig(model=model, epochs=1, micro_batch_size=2, log_every_steps=1, tokenizer_vocab_size=400,
-                       **overrides)
+    return TrainConfig(
+        model=model, epochs=1, micro_batch_size=2, log_every_steps=1, tokenizer_vocab_size=400, **overrides
+    )
 
 
 def test_config_round_trip_and_errors(tmp_path):
@@ -115,18 +117,30 @@ def test_stage_two_trains_the_talker_on_a_frozen_thinker(tiny_dialogues, tiny_to
     from components.training.config import SpeechTrainConfig
 
     stage1 = train(tiny_dialogues, tmp_path / "stage1", tiny_train_config(tiny_tokenizer, max_steps=3))
-    units = build_speech_units(tiny_dialogues, tmp_path / "units",
-                               EmotionOmniToken2WavConfig(num_units=16, hidden_size=32, griffin_lim_iters=4),
-                               KMeansConfig(iterations=20), restyled_per_reply=1, progress=False)
+    units = build_speech_units(
+        tiny_dialogues,
+        tmp_path / "units",
+        EmotionOmniToken2WavConfig(num_units=16, hidden_size=32, griffin_lim_iters=4),
+        KMeansConfig(iterations=20),
+        restyled_per_reply=1,
+        progress=False,
+    )
     assert units.card["units_used"] > 8 and 0 < units.card["centroid_resynthesis_stoi"]["mean"] <= 1
     # The run's config sizes the talker; its thinker and unit vocabulary come from stage 1 and the units.
-    config = SpeechTrainConfig(epochs=1, micro_batch_size=2, log_every_steps=1, max_steps=2,
-                               model=tiny_config(tiny_tokenizer, speech=True))
+    config = SpeechTrainConfig(
+        epochs=1, micro_batch_size=2, log_every_steps=1, max_steps=2, model=tiny_config(tiny_tokenizer, speech=True)
+    )
     result = train(tiny_dialogues, tmp_path / "stage2", config, init_model=stage1.model_dir, speech_units=units.out_dir)
     # Stage 2 resumes too: the same run directory, two more steps on top of its step-2 checkpoint.
     config.max_steps = 4
-    result = train(tiny_dialogues, tmp_path / "stage2", config, init_model=stage1.model_dir,
-                   speech_units=units.out_dir, resume=True)
+    result = train(
+        tiny_dialogues,
+        tmp_path / "stage2",
+        config,
+        init_model=stage1.model_dir,
+        speech_units=units.out_dir,
+        resume=True,
+    )
     assert result.summary["resumed_from_step"] == 2 and result.summary["steps"] == 4
     rows = [json.loads(line) for line in result.log_path.read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]  # the log goes on where the checkpoint stood

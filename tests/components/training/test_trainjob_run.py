@@ -3,6 +3,7 @@
 No cluster can run here; the fake serves the five endpoints the launcher calls, and the last test runs the
 TrainJob's real trainer command (torchrun + DeepSpeed, 2 CPU ranks) under the env the torch runtime injects.
 """
+
 from __future__ import annotations
 
 import io
@@ -38,22 +39,52 @@ def shared(tmp_path):
 
 
 def job_config(shared, **overrides) -> TrainJobConfig:
-    return TrainJobConfig(**{"namespace": NAMESPACE, "pvc": "omni-shared", "mount_path": str(shared),
-                             "gpus_per_node": 0, "procs_per_node": 2, "cpu": "2", "memory": "4Gi",
-                             "poll_interval_s": 0.02, "timeout_s": 30, **overrides})
+    return TrainJobConfig(
+        **{
+            "namespace": NAMESPACE,
+            "pvc": "omni-shared",
+            "mount_path": str(shared),
+            "gpus_per_node": 0,
+            "procs_per_node": 2,
+            "cpu": "2",
+            "memory": "4Gi",
+            "poll_interval_s": 0.02,
+            "timeout_s": 30,
+            **overrides,
+        }
+    )
 
 
 def write_pod_outputs(run_dir):
     """What rank 0 leaves in the run dir of a finished job."""
-    (run_dir / "train_log.jsonl").write_text(json.dumps({"step": 1, "epoch": 0, "loss": 2.5, "text_loss": 2.0,
-                                                         "emotion_loss": 0.3, "user_emotion_loss": 0.2,
-                                                         "lr": 1e-3, "elapsed_s": 1.0}) + "\n")
+    (run_dir / "train_log.jsonl").write_text(
+        json.dumps(
+            {
+                "step": 1,
+                "epoch": 0,
+                "loss": 2.5,
+                "text_loss": 2.0,
+                "emotion_loss": 0.3,
+                "user_emotion_loss": 0.2,
+                "lr": 1e-3,
+                "elapsed_s": 1.0,
+            }
+        )
+        + "\n"
+    )
     (run_dir / "train_summary.json").write_text(json.dumps({"steps": 1, "world_size": 2, "zero_stage": 2}))
 
 
 def run(fake, config, shared, dialogues, tokenizer, out=None):
-    return run_trainjob(config, shared / "run", dialogues, tiny_train_config(tokenizer), name=JOB,
-                        api_client=fake.api_client(), out=out or io.StringIO())
+    return run_trainjob(
+        config,
+        shared / "run",
+        dialogues,
+        tiny_train_config(tokenizer),
+        name=JOB,
+        api_client=fake.api_client(),
+        out=out or io.StringIO(),
+    )
 
 
 @pytest.fixture
@@ -67,10 +98,23 @@ def staged(shared, tiny_dialogues):
 
 def test_created_running_complete(shared, staged, tiny_tokenizer):
     script = ScriptedController(
-        [{}, RUNNING, {**RUNNING, "trainerStatus": {"progressPercentage": 50, "estimatedRemainingSeconds": 9,
-                                                    "lastUpdatedTime": "2026-11-25T10:00:00Z"}}, COMPLETE],
-        logs={0: "train: 1 step loss=2.5\n", 1: "rank 1 ready\n"}, pods_from=1,
-        on_get=lambda n: n == 3 and write_pod_outputs(shared / "run"))
+        [
+            {},
+            RUNNING,
+            {
+                **RUNNING,
+                "trainerStatus": {
+                    "progressPercentage": 50,
+                    "estimatedRemainingSeconds": 9,
+                    "lastUpdatedTime": "2026-11-25T10:00:00Z",
+                },
+            },
+            COMPLETE,
+        ],
+        logs={0: "train: 1 step loss=2.5\n", 1: "rank 1 ready\n"},
+        pods_from=1,
+        on_get=lambda n: n == 3 and write_pod_outputs(shared / "run"),
+    )
     out = io.StringIO()
     with FakeKubeAPI(script) as fake:
         result = run(fake, job_config(shared), shared, staged, tiny_tokenizer, out)
@@ -86,8 +130,14 @@ def test_created_running_complete(shared, staged, tiny_tokenizer):
     logs = [r for r in fake.requests if r[1].endswith("/log")]
     assert len(logs) == 2 and all(r[2]["container"] == ["node"] and r[2]["follow"] == ["True"] for r in logs)
     text = out.getvalue()
-    for line in ("[node-0] train: 1 step loss=2.5", "[node-1] rank 1 ready", "state: running",
-                 "progress: 50%, about 9 s left", "state: complete", f"deleted TrainJob {NAMESPACE}/{JOB}"):
+    for line in (
+        "[node-0] train: 1 step loss=2.5",
+        "[node-1] rank 1 ready",
+        "state: running",
+        "progress: 50%, about 9 s left",
+        "state: complete",
+        f"deleted TrainJob {NAMESPACE}/{JOB}",
+    ):
         assert line in text
     assert fake.calls("DELETE")  # cleanup=on_success
     assert result.summary["world_size"] == 2 and result.model_dir == shared / "run" / "model"
@@ -95,11 +145,15 @@ def test_created_running_complete(shared, staged, tiny_tokenizer):
 
 
 def test_failed_job_raises_with_reason_and_log_tail(shared, staged, tiny_tokenizer):
-    failed = {"conditions": [condition("Failed", "FailedJobs", "ReplicatedJob node failed: backoffLimit")],
-              "jobsStatus": jobs_status(failed=1)}
-    log = "".join(f"step {i}\n" for i in range(60)) + \
-        "[rank1]: components.audio.io.AudioError: data/u1.wav is not a decodable WAV\n" \
+    failed = {
+        "conditions": [condition("Failed", "FailedJobs", "ReplicatedJob node failed: backoffLimit")],
+        "jobsStatus": jobs_status(failed=1),
+    }
+    log = (
+        "".join(f"step {i}\n" for i in range(60))
+        + "[rank1]: components.audio.io.AudioError: data/u1.wav is not a decodable WAV\n"
         "[rank0]: RuntimeError: Connection closed by peer\n"
+    )
     with FakeKubeAPI(ScriptedController([RUNNING, failed], logs={0: log})) as fake:
         with pytest.raises(TrainingError) as error:
             run(fake, job_config(shared, log_tail_lines=5), shared, staged, tiny_tokenizer)
@@ -113,8 +167,9 @@ def test_failed_job_raises_with_reason_and_log_tail(shared, staged, tiny_tokeniz
 
 def test_timeout_deletes_the_running_job(shared, staged, tiny_tokenizer):
     with FakeKubeAPI(ScriptedController([RUNNING], logs={0: "still going\n"})) as fake:
-        with pytest.raises(TrainingError, match="did not finish within 0.2 s \\(last state: running\\); "
-                                                "it was deleted") as error:
+        with pytest.raises(
+            TrainingError, match="did not finish within 0.2 s \\(last state: running\\); it was deleted"
+        ) as error:
             run(fake, job_config(shared, timeout_s=0.2), shared, staged, tiny_tokenizer)
     assert "[node-0] still going" in str(error.value)
     assert fake.calls("DELETE") and not fake.jobs
@@ -122,8 +177,9 @@ def test_timeout_deletes_the_running_job(shared, staged, tiny_tokenizer):
 
 def test_suspended_then_transient_api_errors_then_complete(shared, staged, tiny_tokenizer):
     suspended = {"conditions": [condition("Suspended", "Suspended", "queued by Kueue")]}
-    script = ScriptedController([suspended, RUNNING, COMPLETE], on_get=lambda n: n == 2 and write_pod_outputs(
-        shared / "run"))
+    script = ScriptedController(
+        [suspended, RUNNING, COMPLETE], on_get=lambda n: n == 2 and write_pod_outputs(shared / "run")
+    )
     out = io.StringIO()
     with FakeKubeAPI(script) as fake:
         fake.errors["get"].extend([503, 503])  # an API server restart: tolerated
@@ -150,10 +206,17 @@ def test_sigterm_while_waiting_deletes_the_job(shared, staged, tiny_tokenizer):
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler was only borrowed
 
 
-@pytest.mark.parametrize("cleanup, finished, succeeded, delete", [
-    ("on_success", True, True, True), ("on_success", True, False, False), ("on_success", False, False, True),
-    ("always", True, False, True), ("never", False, False, False), ("never", True, True, False),
-])
+@pytest.mark.parametrize(
+    "cleanup, finished, succeeded, delete",
+    [
+        ("on_success", True, True, True),
+        ("on_success", True, False, False),
+        ("on_success", False, False, True),
+        ("always", True, False, True),
+        ("never", False, False, False),
+        ("never", True, True, False),
+    ],
+)
 def test_cleanup_policy(cleanup, finished, succeeded, delete):
     assert _should_delete(cleanup, finished, succeeded) is delete
 
@@ -169,9 +232,14 @@ def test_train_on_cluster_runs_the_real_trainer_command(tmp_path, shared, tiny_d
     config = tiny_train_config(tiny_tokenizer, max_steps=2)
     out = io.StringIO()
     with FakeKubeAPI(ProcessController(tmp_path)) as fake:
-        result = train_on_cluster(tiny_dialogues, tmp_path / "out", config,
-                                  job_config(shared, procs_per_node=0, poll_interval_s=0.2, timeout_s=300),
-                                  api_client=fake.api_client(), out=out)
+        result = train_on_cluster(
+            tiny_dialogues,
+            tmp_path / "out",
+            config,
+            job_config(shared, procs_per_node=0, poll_interval_s=0.2, timeout_s=300),
+            api_client=fake.api_client(),
+            out=out,
+        )
     assert result.summary["world_size"] == 2 and result.summary["steps"] == 2  # 2 = TrainConfig.nproc
     assert (tmp_path / "out" / "model" / "model.safetensors").is_file() and result.loss_curve.is_file()
     assert not any((shared / "runs").iterdir())  # the staging dir is removed after success

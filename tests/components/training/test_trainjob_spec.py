@@ -1,4 +1,5 @@
 """The TrainJob manifest: valid against the Kubeflow Trainer CRD, and the fields our workers depend on."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,10 +29,21 @@ def validator() -> jsonschema.Validator:
 
 
 def gpu_config(**overrides) -> TrainJobConfig:
-    return TrainJobConfig(**{"pvc": "omni-shared", "num_nodes": 2, "gpus_per_node": 4, "image": IMAGE,
-                             "cpu": "16", "memory": "64Gi", "node_selector": {"pool": "a100"},
-                             "tolerations": [GPU_TOLERATION], "service_account": "omni-trainer",
-                             "active_deadline_s": 7200, **overrides})
+    return TrainJobConfig(
+        **{
+            "pvc": "omni-shared",
+            "num_nodes": 2,
+            "gpus_per_node": 4,
+            "image": IMAGE,
+            "cpu": "16",
+            "memory": "64Gi",
+            "node_selector": {"pool": "a100"},
+            "tolerations": [GPU_TOLERATION],
+            "service_account": "omni-trainer",
+            "active_deadline_s": 7200,
+            **overrides,
+        }
+    )
 
 
 def node_pod_spec(job: dict) -> dict:
@@ -42,23 +54,39 @@ def node_pod_spec(job: dict) -> dict:
 
 
 def test_multi_node_gpu_job_matches_the_crd(validator):
-    job = build_trainjob(gpu_config(), "/mnt/omni-shared/runs/r1/run", "/mnt/omni-shared/runs/r1/dataset",
-                         name="emotion-omni-train-abc123", namespace="team-a")
+    job = build_trainjob(
+        gpu_config(),
+        "/mnt/omni-shared/runs/r1/run",
+        "/mnt/omni-shared/runs/r1/dataset",
+        name="emotion-omni-train-abc123",
+        namespace="team-a",
+    )
     validator.validate(job)
     assert job["apiVersion"] == "trainer.kubeflow.org/v1alpha1" and job["kind"] == "TrainJob"
     assert job["metadata"]["namespace"] == "team-a"
     spec, trainer = job["spec"], job["spec"]["trainer"]
-    assert spec["runtimeRef"] == {"apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime",
-                                  "name": "torch-distributed-deepspeed"}
+    assert spec["runtimeRef"] == {
+        "apiGroup": "trainer.kubeflow.org",
+        "kind": "ClusterTrainingRuntime",
+        "name": "torch-distributed-deepspeed",
+    }
     assert spec["activeDeadlineSeconds"] == 7200
     assert trainer["numNodes"] == 2 and trainer["numProcPerNode"] == 4  # one rank per GPU
-    assert trainer["resourcesPerNode"] == {"requests": {"cpu": "16", "memory": "64Gi"},
-                                           "limits": {"memory": "64Gi", "nvidia.com/gpu": "4"}}
+    assert trainer["resourcesPerNode"] == {
+        "requests": {"cpu": "16", "memory": "64Gi"},
+        "limits": {"memory": "64Gi", "nvidia.com/gpu": "4"},
+    }
     assert trainer["image"] == IMAGE
     # torchrun takes nodes, ranks and the rank-0 address from the runtime's PET_* env: no flags, no SSH.
     assert trainer["command"] == ["torchrun"]
-    assert trainer["args"] == ["-m", "components.training.worker", "--run-dir", "/mnt/omni-shared/runs/r1/run",
-                               "--dataset", "/mnt/omni-shared/runs/r1/dataset"]
+    assert trainer["args"] == [
+        "-m",
+        "components.training.worker",
+        "--run-dir",
+        "/mnt/omni-shared/runs/r1/run",
+        "--dataset",
+        "/mnt/omni-shared/runs/r1/dataset",
+    ]
     env = {e["name"]: e["value"] for e in trainer["env"]}
     assert env["HF_HUB_OFFLINE"] == "1" and env["PYTHONUNBUFFERED"] == "1" and env["DS_ACCELERATOR"] == "cuda"
     assert env["OMP_NUM_THREADS"] == "4"  # 16 cores / 4 ranks
@@ -66,15 +94,24 @@ def test_multi_node_gpu_job_matches_the_crd(validator):
 
     pod = node_pod_spec(job)
     assert pod["volumes"] == [{"name": "omni-shared", "persistentVolumeClaim": {"claimName": "omni-shared"}}]
-    assert pod["containers"] == [{"name": "node", "volumeMounts": [{"name": "omni-shared",
-                                                                   "mountPath": "/mnt/omni-shared"}]}]
+    assert pod["containers"] == [
+        {"name": "node", "volumeMounts": [{"name": "omni-shared", "mountPath": "/mnt/omni-shared"}]}
+    ]
     assert pod["nodeSelector"] == {"pool": "a100"} and pod["tolerations"] == [GPU_TOLERATION]
     assert pod["serviceAccountName"] == "omni-trainer"
 
 
 def test_cpu_only_job_matches_the_crd(validator):
-    config = TrainJobConfig(pvc="shared", mount_path="/data", gpus_per_node=0, procs_per_node=2, cpu="4",
-                            memory="8Gi", runtime="torch-distributed", env={"NCCL_DEBUG": "INFO"})
+    config = TrainJobConfig(
+        pvc="shared",
+        mount_path="/data",
+        gpus_per_node=0,
+        procs_per_node=2,
+        cpu="4",
+        memory="8Gi",
+        runtime="torch-distributed",
+        env={"NCCL_DEBUG": "INFO"},
+    )
     job = build_trainjob(config, "/data/run", "/data/ds", name="cpu-run")
     validator.validate(job)
     trainer = job["spec"]["trainer"]
@@ -101,7 +138,7 @@ def test_resumed_job_and_its_metrics_label(validator):
 
 def test_the_pipeline_runs_lineage_id_labels_the_job(validator):
     """`kubectl get trainjobs -l empathy-omni.io/lineage-id=<run id>` finds a pipeline run's jobs."""
-    run_id = "0b6c3a4e-8f0e-4f5e-9a51-2d1c0f9e7a10"   # a KFP run id
+    run_id = "0b6c3a4e-8f0e-4f5e-9a51-2d1c0f9e7a10"  # a KFP run id
     job = build_trainjob(gpu_config(lineage_id=run_id), "/mnt/omni-shared/r", "/mnt/omni-shared/d", name="x1")
     validator.validate(job)
     assert job["metadata"]["labels"][LINEAGE_LABEL] == run_id
@@ -127,16 +164,19 @@ def test_job_names_are_fresh_dns_labels():
     assert all(len(n) <= 63 and n.startswith("emotion-omni-train-") for n in names)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"pvc": ""}, "pvc is empty"),
-    ({"mount_path": "relative/dir"}, "must be an absolute path"),
-    ({"num_nodes": 0}, "num_nodes=0"),
-    ({"gpus_per_node": -1}, "gpus_per_node=-1"),
-    ({"cleanup": "sometimes"}, "cleanup='sometimes'"),
-    ({"name_prefix": "Emotion_Omni"}, "name_prefix='Emotion_Omni'"),
-    ({"env": {"PET_NNODES": "4"}}, r"\['PET_NNODES'\]"),
-    ({"lineage_id": "run/7"}, "lineage_id='run/7' is not a valid Kubernetes label value"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"pvc": ""}, "pvc is empty"),
+        ({"mount_path": "relative/dir"}, "must be an absolute path"),
+        ({"num_nodes": 0}, "num_nodes=0"),
+        ({"gpus_per_node": -1}, "gpus_per_node=-1"),
+        ({"cleanup": "sometimes"}, "cleanup='sometimes'"),
+        ({"name_prefix": "Emotion_Omni"}, "name_prefix='Emotion_Omni'"),
+        ({"env": {"PET_NNODES": "4"}}, r"\['PET_NNODES'\]"),
+        ({"lineage_id": "run/7"}, "lineage_id='run/7' is not a valid Kubernetes label value"),
+    ],
+)
 def test_bad_config_names_the_key(overrides, message):
     with pytest.raises(ValueError, match=message):
         build_trainjob(gpu_config(**overrides), "/mnt/omni-shared/r", "/mnt/omni-shared/d")

@@ -4,6 +4,7 @@ Real torchrun + DeepSpeed over 2 gloo ranks. Every run trains the same tiny mode
 6 steps (3 epochs of 2), checkpointing every step; ZeRO-3 partitions every parameter (persistence threshold 0),
 so the gather is exercised on each one, not only on the large embeddings.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,17 +23,27 @@ ZERO3_PARTITION_ALL = {"zero_optimization": {"stage3_param_persistence_threshold
 
 
 def scale_config(tokenizer, zero_stage: int) -> TrainConfig:
-    return TrainConfig(model=tiny_config(tokenizer), zero_stage=zero_stage, epochs=3, micro_batch_size=2,
-                       log_every_steps=1, tokenizer_vocab_size=400, checkpoint_every_steps=1, keep_checkpoints=3,
-                       deepspeed_overrides=ZERO3_PARTITION_ALL)
+    return TrainConfig(
+        model=tiny_config(tokenizer),
+        zero_stage=zero_stage,
+        epochs=3,
+        micro_batch_size=2,
+        log_every_steps=1,
+        tokenizer_vocab_size=400,
+        checkpoint_every_steps=1,
+        keep_checkpoints=3,
+        deepspeed_overrides=ZERO3_PARTITION_ALL,
+    )
 
 
 @pytest.fixture(scope="module")
 def zero_runs(tiny_dialogues, tiny_tokenizer, tmp_path_factory):
     """One uninterrupted run per ZeRO stage 0-3: {stage: TrainResult}."""
     root = tmp_path_factory.mktemp("zero")
-    return {stage: train(tiny_dialogues, root / f"zero{stage}", scale_config(tiny_tokenizer, stage))
-            for stage in (0, 1, 2, 3)}
+    return {
+        stage: train(tiny_dialogues, root / f"zero{stage}", scale_config(tiny_tokenizer, stage))
+        for stage in (0, 1, 2, 3)
+    }
 
 
 def _losses(result) -> list[float]:
@@ -62,8 +73,9 @@ def test_every_zero_stage_exports_the_same_loadable_model(zero_runs):
     assert model.thinker.llm.lm_head.weight.shape[0] == model.config.thinker_config.qwen2_config().vocab_size
 
 
-def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(zero_runs, tiny_dialogues, tiny_tokenizer,
-                                                                    tmp_path, monkeypatch):
+def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(
+    zero_runs, tiny_dialogues, tiny_tokenizer, tmp_path, monkeypatch
+):
     """Rank 0 is SIGKILLed while saving the step-3 checkpoint (mid-epoch 2): that checkpoint is never marked complete,
     so resume loads step 2, skips the data already seen, restores the RNG and ends where the clean run ended."""
     run = tmp_path / "killed"
@@ -97,13 +109,20 @@ def test_resume_refuses_a_checkpoint_of_another_model(zero_runs, tiny_dialogues,
         train(tiny_dialogues, run, scale_config(tiny_tokenizer, 3), resume=True)
 
 
-def test_bf16_with_gradient_checkpointing_and_accumulation_trains_and_exports(tiny_dialogues, tiny_tokenizer,
-                                                                            tmp_path):
+def test_bf16_with_gradient_checkpointing_and_accumulation_trains_and_exports(tiny_dialogues, tiny_tokenizer, tmp_path):
     """The GPU settings run on CPU too: DeepSpeed's bf16 mode (the batch cast with the model), the LM's
     activations recomputed in backward, and 2 micro-batches per optimizer step. The export holds the bf16-trained
     weights as fp32 and reproduces the engine's loss within bf16's precision."""
-    config = TrainConfig(model=tiny_config(tiny_tokenizer), epochs=2, micro_batch_size=2, grad_accum_steps=2,
-                         log_every_steps=1, tokenizer_vocab_size=400, precision="bf16", gradient_checkpointing=True)
+    config = TrainConfig(
+        model=tiny_config(tiny_tokenizer),
+        epochs=2,
+        micro_batch_size=2,
+        grad_accum_steps=2,
+        log_every_steps=1,
+        tokenizer_vocab_size=400,
+        precision="bf16",
+        gradient_checkpointing=True,
+    )
     result = train(tiny_dialogues, tmp_path / "run", config)
     assert result.summary["precision"] == "bf16"
     # 8 rows / 2 ranks / 2 per micro-batch = 2 micro-batches an epoch = 1 optimizer step an epoch.

@@ -5,6 +5,7 @@ file also serves emotion_omni_stream (decoupled; serving/stream_client.py): text
 This file only adapts tensors and counts outcomes: decoding, inference and encoding live in `components`. Project
 imports sit inside the methods so the file imports anywhere (the stub imports it before initialize runs).
 """
+
 import json
 import time
 import traceback
@@ -37,8 +38,8 @@ class TritonPythonModel:
         weights_param = model_config.get("parameters", {}).get("weights_dir", {}).get("string_value")
         if not weights_param:
             raise pb_utils.TritonModelException(
-                "config.pbtxt has no parameters { key: \"weights_dir\" }; it names the exported model "
-                "directory relative to the version directory, e.g. \"weights\""
+                'config.pbtxt has no parameters { key: "weights_dir" }; it names the exported model '
+                'directory relative to the version directory, e.g. "weights"'
             )
         weights_dir = Path(args["model_repository"]) / args["model_version"] / weights_param
         try:
@@ -122,8 +123,13 @@ class TritonPythonModel:
         try:
             reply, chunks = self.responder.stream_speech(wave)
             head = self._fields(reply, [name for name in self.output_names if name != c.OUTPUT_AUDIO_CHUNK])
-            sender.send(pb_utils.InferenceResponse(output_tensors=[
-                pb_utils.Tensor(name, np.array(value, dtype=self.dtypes[name])) for name, value in head.items()]))
+            sender.send(
+                pb_utils.InferenceResponse(
+                    output_tensors=[
+                        pb_utils.Tensor(name, np.array(value, dtype=self.dtypes[name])) for name, value in head.items()
+                    ]
+                )
+            )
             spoken = []
             for chunk in chunks:  # each next() runs the talker for a chunk of units and vocodes it
                 if sender.is_cancelled():
@@ -132,8 +138,13 @@ class TritonPythonModel:
                 if not spoken:
                     self.metrics.first_audio(time.monotonic() - start)
                 spoken.append(chunk)
-                sender.send(pb_utils.InferenceResponse(output_tensors=[
-                    pb_utils.Tensor(c.OUTPUT_AUDIO_CHUNK, np.asarray(chunk, dtype=np.float32).reshape(-1))]))
+                sender.send(
+                    pb_utils.InferenceResponse(
+                        output_tensors=[
+                            pb_utils.Tensor(c.OUTPUT_AUDIO_CHUNK, np.asarray(chunk, dtype=np.float32).reshape(-1))
+                        ]
+                    )
+                )
             else:
                 reply.audio = np.concatenate(spoken) if spoken else reply.audio
                 self.metrics.answered([wave], [reply], time.monotonic() - start)
@@ -146,8 +157,10 @@ class TritonPythonModel:
     def _to_tensors(self, replies):
         """Batched output tensors, (B, ...) each, in config.pbtxt's order."""
         rows = [self._fields(reply, self.output_names) for reply in replies]
-        return [pb_utils.Tensor(name, np.array([row[name] for row in rows], dtype=self.dtypes[name]))
-                for name in self.output_names]
+        return [
+            pb_utils.Tensor(name, np.array([row[name] for row in rows], dtype=self.dtypes[name]))
+            for name in self.output_names
+        ]
 
     def _fields(self, reply, names):
         """One reply's output values by tensor name, without a batch dimension; only `names` are computed."""
@@ -175,18 +188,22 @@ class _Metrics:
         family = pb_utils.MetricFamily
         requests = family(c.METRIC_REQUESTS, "Requests by outcome and error reason", family.COUNTER)
         self._success = requests.Metric(labels={**labels, "outcome": c.OUTCOME_SUCCESS, "reason": c.NO_ERROR})
-        self._errors = {reason: requests.Metric(labels={**labels, "outcome": c.OUTCOME_ERROR, "reason": reason})
-                        for reason in (c.ERROR_BAD_AUDIO, c.ERROR_INFERENCE)}  # created now: 0 before the first
-        latency = family(c.METRIC_REPLY_SECONDS, "Seconds from request to whole reply (text and audio)",
-                         family.HISTOGRAM)
+        self._errors = {
+            reason: requests.Metric(labels={**labels, "outcome": c.OUTCOME_ERROR, "reason": reason})
+            for reason in (c.ERROR_BAD_AUDIO, c.ERROR_INFERENCE)
+        }  # created now: 0 before the first
+        latency = family(
+            c.METRIC_REPLY_SECONDS, "Seconds from request to whole reply (text and audio)", family.HISTOGRAM
+        )
         self._latency = latency.Metric(labels=labels, buckets=list(c.REPLY_SECONDS_BUCKETS))
         audio = family(c.METRIC_AUDIO_SECONDS, "Seconds of audio heard (in) and spoken (out)", family.COUNTER)
         self._audio = {d: audio.Metric(labels={**labels, "direction": d}) for d in ("in", "out")}
         emotions = family(c.METRIC_REPLY_EMOTIONS, "Replies by the emotion chosen", family.COUNTER)
         self._emotions = {e: emotions.Metric(labels={**labels, "emotion": e}) for e in c.RESPONSE_EMOTIONS}
         self._cancelled = requests.Metric(labels={**labels, "outcome": c.OUTCOME_CANCELLED, "reason": c.NO_ERROR})
-        first = family(c.METRIC_FIRST_AUDIO_SECONDS, "Seconds from request to the first audio chunk (streaming)",
-                       family.HISTOGRAM)
+        first = family(
+            c.METRIC_FIRST_AUDIO_SECONDS, "Seconds from request to the first audio chunk (streaming)", family.HISTOGRAM
+        )
         self._first_audio = first.Metric(labels=labels, buckets=list(c.REPLY_SECONDS_BUCKETS))
         # Held for the model's lifetime: a family garbage-collected before its metrics makes them unusable.
         self._families = (requests, latency, audio, emotions, first)
