@@ -37,6 +37,8 @@ from typing import Any, ClassVar, TypeVar
 import jsonschema
 import requests
 
+from components.errors import OmniError
+
 MAX_DELAY_S = 60.0  # caps backoff and Retry-After alike, so a misbehaving server cannot stall a run for long
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ T = TypeVar("T")
 C = TypeVar("C", bound="ChatConfig")
 
 
-class ChatError(RuntimeError):
+class ChatError(OmniError, RuntimeError):
     """The endpoint is misconfigured, unreachable, refuses us, or gave no usable answer."""
 
 

@@ -95,6 +95,7 @@ TOKENIZER_FILE = "tokenizer.json"
 
 # A training run directory (components/training), read by the registry step and the summary as well.
 TRAIN_CONFIG_FILE = "train_config.json"
+TRAIN_MODEL_DIR = "model"  # RUN/model: the exported model (config.json, model.safetensors, tokenizer.json)
 TRAIN_LOG_FILE = "train_log.jsonl"  # per-step losses, JSON lines, written by rank 0
 LOSS_CURVE_FILE = "loss_curve.png"  # drawn from TRAIN_LOG_FILE when the run ends
 TRAIN_SUMMARY_FILE = "train_summary.json"
@@ -104,6 +105,9 @@ SPEECH_UNITS_FILE = "units.jsonl"  # {"id": manifest row id, "units": [...]} per
 UNIT_EXTRACTOR_FILE = "unit_extractor.safetensors"  # the k-means centroids and normalisation
 TOKEN2WAV_CONFIG_FILE = "token2wav_config.json"  # the EmotionOmniToken2WavConfig the units belong to
 SPEECH_UNITS_CARD_FILE = "units_card.json"  # what was fitted, how long it took, how well it resynthesises
+
+# Triton's ports as `omni serve` opens them by default and the clients look for them (Triton's own defaults).
+TRITON_HTTP_PORT, TRITON_GRPC_PORT, TRITON_METRICS_PORT = 8000, 8001, 8002
 
 # Triton: the model's name and its tensors, identical in config.pbtxt, model.py and the client.
 TRITON_MODEL_NAME = "emotion_omni"

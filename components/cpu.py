@@ -20,6 +20,8 @@ import math
 import os
 from pathlib import Path
 
+from components.errors import ConfigError
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CPUS_ENV = "OMNI_CPUS"  # cores the deployment grants this pod (the chart: its CPU limit, else its request)
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # what torch's pools (and numpy's BLAS) read at start-up
@@ -53,7 +55,7 @@ def available_cpus(root: Path = CGROUP_ROOT) -> int:
         try:
             cores = min(cores, math.ceil(float(granted)))
         except ValueError:
-            raise ValueError(
+            raise ConfigError(
                 f"{CPUS_ENV}={granted!r} is not a number of cores; set it like the pod's CPU "
                 "limit (e.g. 2 or 1.5) or unset it"
             ) from None

@@ -8,7 +8,7 @@ PYTHON=${PYTHON:-python3.11}
 
 # espeak-ng + sox: the local emotional TTS (data synthesis and the evaluation's speech-emotion judge; the reply
 # voice is the model's own). g++ builds DeepSpeed's CPU op.
-# prometheus brings promtool, which checks and unit-tests the alert rules; shellcheck lints the bootstrap script.
+# prometheus brings promtool, which checks and unit-tests the alert rules; shellcheck lints every shell script.
 missing=()
 for bin in espeak-ng sox g++ shellcheck flite; do command -v "$bin" >/dev/null || missing+=("$bin"); done
 command -v promtool >/dev/null || missing+=(prometheus)
@@ -18,10 +18,9 @@ command -v text2wave >/dev/null || missing+=(festival)  # flite and festival: mo
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
 if [ ${#missing[@]} -gt 0 ]; then
-  pkgs="${missing[*]}"
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "installing system packages: $pkgs"
-  $sudo apt-get update -q && $sudo apt-get install -y -q $pkgs
+  sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  echo "installing system packages: ${missing[*]}"
+  "${sudo[@]}" apt-get update -q && "${sudo[@]}" apt-get install -y -q "${missing[@]}"
 fi
 
 command -v "$PYTHON" >/dev/null || PYTHON=python3

@@ -23,16 +23,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import sys
 import time
+import traceback
 from pathlib import Path
+
+from components.contracts import TRITON_GRPC_PORT, TRITON_HTTP_PORT, TRITON_METRICS_PORT
+from components.errors import OmniError
 
 DEFAULT_DATA_DIR = Path(os.environ.get("OMNI_DATA_DIR", "data"))
 
 
-class CLIError(Exception):
-    """A user-facing failure: printed without a traceback, exit code 2."""
+class CLIError(OmniError):
+    """A failure a command reports itself (flags that conflict, a server that exited); like every OmniError, `main`
+    prints it without a traceback and exits 2."""
 
 
 # --- commands -----------------------------------------------------------------------------------------
@@ -40,45 +46,43 @@ def demo(
     data_dir: Path = DEFAULT_DATA_DIR,
     n: int | None = None,
     epochs: int | None = None,
-    nproc: int = 2,
-    max_steps: int = 0,
-    seed: int = 0,
-    gate_json: str = "{}",
-    train_config_json: str = "{}",
-    publish_uri: str = "",
-    instance_kind: str = "cpu",
+    nproc: int | None = None,
+    max_steps: int | None = None,
+    seed: int | None = None,
+    gate_json: str | None = None,
+    train_config_json: str | None = None,
+    publish_uri: str | None = None,
+    instance_kind: str | None = None,
     speech_epochs: int | None = None,
-    speech_max_steps: int = 0,
-    speech_train_config_json: str = "{}",
-    token2wav_json: str = "{}",
-    restyled_per_reply: int = 0,
+    speech_max_steps: int | None = None,
+    speech_train_config_json: str | None = None,
+    token2wav_json: str | None = None,
+    restyled_per_reply: int | None = None,
 ) -> dict:
-    """Run the whole pipeline with kfp.local and print where everything is, the metrics and step times."""
-    from components.synthesis.config import SynthesisConfig
-    from components.training.config import SpeechTrainConfig, TrainConfig
+    """Run the whole pipeline with kfp.local and print where everything is, the metrics and step times.
+    An argument left None takes the pipeline parameter's default (pipelines/emotion_omni.py), which the config
+    dataclasses set: the demo, a compiled pipeline and each step alone start from the same values."""
     from pipelines.local_run import run_local
     from pipelines.summary import build_summary, format_summary
 
     data_dir = Path(data_dir).resolve()
-    n, epochs = n or SynthesisConfig.n, epochs or TrainConfig.epochs
-    speech_epochs = speech_epochs or SpeechTrainConfig.epochs
-    run = run_local(
-        data_dir,
-        n=n,
-        seed=seed,
-        epochs=epochs,
-        nproc=nproc,
-        max_steps=max_steps,
-        gate_json=gate_json,
-        train_config_json=train_config_json,
-        triton_publish_uri=publish_uri,
-        triton_instance_kind=instance_kind,
-        speech_epochs=speech_epochs,
-        speech_max_steps=speech_max_steps,
-        speech_train_config_json=speech_train_config_json,
-        token2wav_json=token2wav_json,
-        restyled_per_reply=restyled_per_reply,
-    )
+    parameters = {
+        "n": n,
+        "seed": seed,
+        "epochs": epochs,
+        "nproc": nproc,
+        "max_steps": max_steps,
+        "gate_json": gate_json,
+        "train_config_json": train_config_json,
+        "triton_publish_uri": publish_uri,
+        "triton_instance_kind": instance_kind,
+        "speech_epochs": speech_epochs,
+        "speech_max_steps": speech_max_steps,
+        "speech_train_config_json": speech_train_config_json,
+        "token2wav_json": token2wav_json,
+        "restyled_per_reply": restyled_per_reply,
+    }
+    run = run_local(data_dir, **{name: value for name, value in parameters.items() if value is not None})
     summary = build_summary(run, data_dir)
     (data_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(format_summary(summary))
@@ -137,9 +141,9 @@ def synthesize(
 def probe(
     train: list[Path],
     eval_dataset: Path,
-    train_turns: int = 0,
+    train_turns: int | None = None,
     epochs: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     out: Path | None = None,
 ):
     """Train the model's user-emotion path alone on `train`'s training turns; score `eval_dataset`'s test and
@@ -148,7 +152,8 @@ def probe(
 
     from components.evaluation.probe import ProbeConfig, probe_user_emotion
 
-    config = ProbeConfig(train_turns=train_turns, seed=seed, **({"epochs": epochs} if epochs else {}))
+    given = {"train_turns": train_turns, "epochs": epochs, "seed": seed}
+    config = ProbeConfig(**{name: value for name, value in given.items() if value is not None})
     result = probe_user_emotion([Path(d) for d in train], Path(eval_dataset), config)
     print(result.table())
     if out is not None:
@@ -162,7 +167,7 @@ def train(
     out: Path,
     epochs: int | None = None,
     nproc: int | None = None,
-    max_steps: int = 0,
+    max_steps: int | None = None,
     config: Path | None = None,
     stage: int = 1,
     init_model: Path | None = None,
@@ -182,9 +187,9 @@ def train(
         )
     defaults = SpeechTrainConfig if stage == 2 else TrainConfig
     train_config = defaults.load(config) if config else defaults()
-    train_config.epochs = epochs or train_config.epochs
-    train_config.nproc = nproc or train_config.nproc
-    train_config.max_steps = max_steps or train_config.max_steps
+    for name, value in (("epochs", epochs), ("nproc", nproc), ("max_steps", max_steps)):
+        if value is not None:  # a flag given overrides the config file; 0 is a value (max_steps 0: all epochs)
+            setattr(train_config, name, value)
     result = run_training(
         Path(dataset), Path(out), train_config, init_model=init_model, speech_units=units, resume=resume
     )
@@ -237,22 +242,24 @@ def bench_train(
     steps: int = 20,
     warmup: int = 3,
     config: Path | None = None,
-    nproc: int = 2,
+    nproc: int | None = None,
 ):
-    """Train the same model on the same data for the same steps under each parallelism mode; print the table."""
+    """Train the same model on the same data for the same steps under each parallelism mode; print the table.
+    `nproc` (ranks of the distributed modes) defaults to the config's."""
     from components.training import TrainConfig
     from components.training.bench import bench_train as run_bench
     from components.training.bench_worker import MODES
 
     chosen = [m.strip() for m in modes.split(",") if m.strip()] if modes else MODES
+    train_config = TrainConfig.load(config) if config else TrainConfig()
     report = run_bench(
         Path(dataset),
         Path(out),
-        TrainConfig.load(config) if config else TrainConfig(),
+        train_config,
         modes=chosen,
         steps=steps,
         warmup=warmup,
-        nproc=nproc,
+        nproc=train_config.nproc if nproc is None else nproc,
     )
     print(report.table)
     print(f"\nJSON {report.json_path}; plot {report.plot_path}")
@@ -264,7 +271,10 @@ def bench_synthesize(out: Path, n: int = 120, workers: str = "1,2", shard_size: 
     from components.synthesis.bench import PLOT_FILE, RESULT_FILE, TABLE_FILE, bench_synthesis, format_table
     from components.synthesis.config import SynthesisConfig
 
-    counts = [int(w) for w in workers.split(",") if w.strip()]
+    try:
+        counts = [int(w) for w in workers.split(",") if w.strip()]
+    except ValueError:
+        raise CLIError(f"--workers {workers!r}: give comma-separated integers, e.g. 1,2") from None
     report = bench_synthesis(Path(out), SynthesisConfig(n=n, shard_size=shard_size), counts, stage_sample)
     print(format_table(report))
     print(f"\nJSON {Path(out) / RESULT_FILE}; table {Path(out) / TABLE_FILE}; plot {Path(out) / PLOT_FILE}")
@@ -323,9 +333,9 @@ def evaluate(model: Path, dataset: Path, out: Path, split: str = "test", limit: 
 def serve(
     model: Path | None = None,
     model_repository: Path | None = None,
-    http_port: int = 8000,
-    grpc_port: int = 8001,
-    metrics_port: int = 8002,
+    http_port: int = TRITON_HTTP_PORT,
+    grpc_port: int = TRITON_GRPC_PORT,
+    metrics_port: int = TRITON_METRICS_PORT,
     host: str = "127.0.0.1",
     work_dir: Path | None = None,
     block: bool = True,
@@ -382,7 +392,7 @@ def serve(
     try:
         while server.running:
             time.sleep(1)
-        raise CLIError(f"tritonserver exited; see {server.log_path}")
+        raise CLIError(f"tritonserver {server.exit_reason}; see {server.log_path}")
     except KeyboardInterrupt:
         print("stopping")
     finally:
@@ -396,43 +406,40 @@ def chat(audio: Path, out: Path, url: str | None = None, model: Path | None = No
     """Send one WAV to the server (or run `model` in-process), write the spoken reply, print the answer.
     `stream`: over gRPC streaming (url = Triton's gRPC port), writing audio chunks to `out` as they arrive.
     `url` defaults to Triton's local HTTP port, or its gRPC port with `stream`."""
-    from components.audio.io import AudioError, encode_wav, load_wav
-    from serving.client import EmotionOmniClient, ServingError
+    from components.audio.io import encode_wav, load_wav
+    from serving.client import EmotionOmniClient
 
-    url = url or ("127.0.0.1:8001" if stream else "127.0.0.1:8000")
+    url = url or f"127.0.0.1:{TRITON_GRPC_PORT if stream else TRITON_HTTP_PORT}"
 
-    try:
-        wave = load_wav(audio)  # refuse a bad file here, naming it, before anything is sent or loaded
-        if stream:
-            if model is not None:
-                raise CLIError("--stream talks to a server (--url host:grpc-port); drop --model")
-            answer = _chat_stream(Path(audio).read_bytes(), Path(out), url)
-            print(json.dumps(answer, indent=2))
-            return answer
+    wave = load_wav(audio)  # refuse a bad file here, naming it, before anything is sent or loaded
+    if stream:
         if model is not None:
-            from components.inference import EmotionOmniResponder
+            raise CLIError("--stream talks to a server (--url host:grpc-port); drop --model")
+        answer = _chat_stream(Path(audio).read_bytes(), Path(out), url)
+        print(json.dumps(answer, indent=2))
+        return answer
+    if model is not None:
+        from components.inference import EmotionOmniResponder
 
-            reply = EmotionOmniResponder.from_pretrained(model).respond(wave)
-            answer = {
-                "text": reply.text,
-                "response_emotion": reply.response_emotion,
-                "user_emotion": reply.user_emotion,
-                "speech_note": reply.speech_note,
-            }
-            wav = encode_wav(reply.audio) if reply.audio.size else b""
-        else:
-            with EmotionOmniClient(url) as client:
-                served = client.chat_file(audio)
-            answer = {
-                "text": served.text,
-                "response_emotion": served.response_emotion,
-                "user_emotion": served.user_emotion,
-                "speech_note": served.speech_note,
-                "latency_s": round(served.latency_s, 3),
-            }
-            wav = served.audio_wav
-    except (AudioError, ServingError) as error:
-        raise CLIError(str(error)) from None
+        reply = EmotionOmniResponder.from_pretrained(model).respond(wave)
+        answer = {
+            "text": reply.text,
+            "response_emotion": reply.response_emotion,
+            "user_emotion": reply.user_emotion,
+            "speech_note": reply.speech_note,
+        }
+        wav = encode_wav(reply.audio) if reply.audio.size else b""
+    else:
+        with EmotionOmniClient(url) as client:
+            served = client.chat_file(audio)
+        answer = {
+            "text": served.text,
+            "response_emotion": served.response_emotion,
+            "user_emotion": served.user_emotion,
+            "speech_note": served.speech_note,
+            "latency_s": round(served.latency_s, 3),
+        }
+        wav = served.audio_wav
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_bytes(wav)
     answer["reply_wav"] = str(out)
@@ -475,7 +482,7 @@ def _chat_stream(wav: bytes, out: Path, url: str) -> dict:
 
 
 def lineage(
-    ref: str, tracking_uri: str = "", data_dir: Path = DEFAULT_DATA_DIR, model_name: str = "emotion-omni"
+    ref: str, tracking_uri: str = "", data_dir: Path = DEFAULT_DATA_DIR, model_name: str | None = None
 ) -> list[str]:
     """Print the chain behind a lineage ID (a pipeline run) or a model version: runs, version, gate, TrainJobs, Triton.
 
@@ -484,8 +491,9 @@ def lineage(
     from components.registry.lineage import trace
 
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    named = {"model_name": model_name} if model_name else {}  # else RegistryConfig's
     if uri:
-        config = RegistryConfig(uri, model_name=model_name)
+        config = RegistryConfig(uri, **named)
     else:
         database = Path(data_dir).resolve() / "mlflow.db"
         if not database.is_file():
@@ -493,7 +501,7 @@ def lineage(
                 f"no MLflow registry at {database}: run `omni demo --data-dir {data_dir}` first, or pass "
                 "--tracking-uri (or set MLFLOW_TRACKING_URI) for a cluster's registry"
             )
-        config = RegistryConfig(f"sqlite:///{database}", model_name=model_name)
+        config = RegistryConfig(f"sqlite:///{database}", **named)
     lines = trace(config, ref).lines()
     print("\n".join(lines))
     return lines
@@ -620,9 +628,44 @@ def cluster_settings(
 
 
 # --- argument parsing ---------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    from serving.repository import INSTANCE_KINDS  # light: no torch, no Triton
+# Where the config dataclasses whose defaults help texts quote live. Their modules import torch, transformers and
+# mlflow (seconds), so they are imported only when a help text is printed, not at every `omni` start.
+CONFIG_MODULES = {
+    "SynthesisConfig": "components.synthesis.config",
+    "TrainConfig": "components.training.config",
+    "SpeechTrainConfig": "components.training.config",
+    "EmotionOmniToken2WavConfig": "components.speech.config",
+    "ProbeConfig": "components.evaluation.probe",
+    "RegistryConfig": "components.registry.config",
+    "ClusterSettings": "components.cluster.settings",
+}
 
+
+def config_default(field: str):
+    """The default of a config dataclass field named "Class.field" (a tuple joined with commas, as flags take it)."""
+    import importlib
+
+    class_name, _, name = field.partition(".")
+    value = getattr(getattr(importlib.import_module(CONFIG_MODULES[class_name]), class_name), name)
+    return ",".join(value) if isinstance(value, tuple) else value
+
+
+class DefaultHelp(str):
+    """A help text whose "{}"s argparse fills with config fields' defaults when it prints the help (it renders every
+    help as `text % params`): the flag's default is the dataclass's, read where it is defined, and unset flags
+    reach the command as None, so the command falls back to the same field."""
+
+    def __new__(cls, text: str, *fields: str):
+        help_text = super().__new__(cls, text)
+        help_text.fields = fields
+        return help_text
+
+    def __mod__(self, params):
+        return str.__mod__(self.format(*(config_default(field) for field in self.fields)), params)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `omni` parser: its command groups, and one builder below per command."""
     parser = argparse.ArgumentParser(
         prog="omni",
         description="Emotion Omni MLOps platform",
@@ -630,35 +673,76 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__,
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_demo_parser(sub)
+    data = sub.add_parser("data", help="dataset commands").add_subparsers(dest="data_command", required=True)
+    _add_synthesize_parser(data)
+    _add_probe_parser(data)
+    _add_train_parser(sub)
+    speech = sub.add_parser("speech", help="speech-unit commands").add_subparsers(dest="speech_command", required=True)
+    _add_speech_units_parser(speech)
+    bench = sub.add_parser(
+        "bench", help="benchmarks: a table and ratios against a baseline measured in the same run"
+    ).add_subparsers(dest="bench_command", required=True)
+    _add_bench_train_parser(bench)
+    _add_bench_synthesize_parser(bench)
+    _add_bench_serve_parser(bench)
+    _add_evaluate_parser(sub)
+    _add_lineage_parser(sub)
+    _add_serve_parser(sub)
+    _add_chat_parser(sub)
+    pipeline = sub.add_parser("pipeline", help="Kubeflow pipeline commands").add_subparsers(
+        dest="pipeline_command", required=True
+    )
+    cluster, remote = _cluster_flags(), _remote_flags()
+    _add_pipeline_compile_parser(pipeline, cluster)
+    _add_pipeline_submit_parser(pipeline, remote, cluster)
+    _add_pipeline_schedule_parser(pipeline, remote, cluster)
+    return parser
+
+
+def _add_demo_parser(sub) -> None:
+    from serving.repository import INSTANCE_KINDS  # light: no torch, no Triton
 
     p = sub.add_parser("demo", help="run the whole pipeline locally (kfp.local) and print a summary")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where runs, MLflow and models go")
-    p.add_argument("--n", type=int, help="dialogues to synthesize (default 480)")
-    p.add_argument("--epochs", type=int, help="stage-1 epochs (default 15)")
-    p.add_argument("--nproc", type=int, default=2, help="DeepSpeed ranks (torchrun --nproc_per_node)")
-    p.add_argument("--max-steps", type=int, default=0, help="stop training early (0 = all epochs)")
+    # Unset flags stay None: demo() then leaves the pipeline parameter at its default (the config dataclasses').
+    p.add_argument("--n", type=int, help=DefaultHelp("dialogues to synthesize (default {})", "SynthesisConfig.n"))
+    p.add_argument("--epochs", type=int, help=DefaultHelp("stage-1 epochs (default {})", "TrainConfig.epochs"))
     p.add_argument(
-        "--speech-epochs", type=int, help="training stage 2 (the talker) epochs (default: SpeechTrainConfig's)"
+        "--nproc",
+        type=int,
+        help=DefaultHelp("DeepSpeed ranks (torchrun --nproc_per_node; default {})", "TrainConfig.nproc"),
+    )
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        help=DefaultHelp("stop stage-1 training early (default {}; 0 runs all epochs)", "TrainConfig.max_steps"),
+    )
+    p.add_argument(
+        "--speech-epochs",
+        type=int,
+        help=DefaultHelp("training stage 2 (the talker) epochs (default {})", "SpeechTrainConfig.epochs"),
     )
     p.add_argument(
         "--restyled-per-reply",
         type=int,
-        default=0,
         help="speak each train reply in this many other "
         "emotions for stage 2 (slower; see components/speech/restyle.py)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gate", dest="gate_json", default="{}", help='gate thresholds as JSON, e.g. {"min_chrf": 30}')
+    p.add_argument(
+        "--seed",
+        type=int,
+        help=DefaultHelp("seeds synthesis, speech units and training (default {})", "SynthesisConfig.seed"),
+    )
+    p.add_argument("--gate", dest="gate_json", help='gate thresholds as JSON, e.g. {"min_chrf": 30}')
     p.add_argument(
         "--publish-uri",
-        default="",
         help="also upload the Triton repository to <uri>/<version>/ "
         "(s3://host:port/bucket/prefix; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
     )
     p.add_argument(
         "--instance-kind",
         choices=tuple(INSTANCE_KINDS),
-        default="cpu",
         help="instance kind of the published repository (gpu: KIND_GPU, for the chart's gpu profile; "
         "the local smoke test always serves on CPU)",
     )
@@ -678,7 +762,8 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
 
-    data = sub.add_parser("data", help="dataset commands").add_subparsers(dest="data_command", required=True)
+
+def _add_synthesize_parser(data) -> None:
     p = data.add_parser(
         "synthesize",
         help="synthesize the emotional dialogue set (espeak-ng, flite and festival "
@@ -690,28 +775,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset directory, or s3://host:port/bucket/prefix (credentials from "
         "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)",
     )
-    p.add_argument("--n", type=int, help="dialogues (default 480)")
-    p.add_argument("--seed", type=int, help="default 0")
-    p.add_argument("--test-fraction", type=float, help="in-distribution test share per emotion (default 0.1)")
+    # Unset flags stay None: synthesize() then keeps SynthesisConfig's defaults, which the help texts quote.
+    p.add_argument("--n", type=int, help=DefaultHelp("dialogues (default {})", "SynthesisConfig.n"))
+    p.add_argument("--seed", type=int, help=DefaultHelp("default {}", "SynthesisConfig.seed"))
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        help=DefaultHelp("in-distribution test share per emotion (default {})", "SynthesisConfig.test_fraction"),
+    )
     p.add_argument(
         "--unseen-voice-fraction",
         type=float,
-        help="share per emotion spoken only by held-out voices "
-        "(components.synthesis.taxonomy.HELD_OUT_SPEAKERS), the unseen-voice split; 0: none (default 0.1)",
+        help=DefaultHelp(
+            "share per emotion spoken only by held-out voices "
+            "(components.synthesis.taxonomy.HELD_OUT_SPEAKERS), the unseen-voice split; 0: none (default {})",
+            "SynthesisConfig.unseen_voice_fraction",
+        ),
     )
     p.add_argument(
         "--engines",
         type=lambda v: v.split(","),
-        help="user-voice TTS engines, comma-separated (default espeak-ng,flite,festival)",
+        help=DefaultHelp("user-voice TTS engines, comma-separated (default {})", "SynthesisConfig.engines"),
     )
-    p.add_argument("--workers", type=int, help="worker processes (default 2); the output does not depend on it")
-    p.add_argument("--shard-size", type=int, help="dialogues per shard, the unit a stopped build keeps (default 50)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help=DefaultHelp("worker processes (default {}); the output does not depend on it", "SynthesisConfig.workers"),
+    )
+    p.add_argument(
+        "--shard-size",
+        type=int,
+        help=DefaultHelp(
+            "dialogues per shard, the unit a stopped build keeps (default {})", "SynthesisConfig.shard_size"
+        ),
+    )
     p.add_argument(
         "--text-backend",
         choices=("template", "llm"),
-        help="who writes the dialogues: the offline "
-        "template grammar (default) or an OpenAI-compatible endpoint from OMNI_LLM_BASE_URL, "
-        "OMNI_LLM_MODEL and OMNI_LLM_API_KEY (or OMNI_LLM_API_KEY_FILE)",
+        help=DefaultHelp(
+            "who writes the dialogues (default {}): template, the offline grammar, or llm, an OpenAI-compatible "
+            "endpoint from OMNI_LLM_BASE_URL, OMNI_LLM_MODEL and OMNI_LLM_API_KEY (or OMNI_LLM_API_KEY_FILE)",
+            "SynthesisConfig.text_backend",
+        ),
     )
     p.add_argument(
         "--whisper-path",
@@ -757,6 +862,8 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
 
+
+def _add_probe_parser(data) -> None:
     p = data.add_parser(
         "probe",
         help="train the model's user-emotion path alone (emotion encoder + classifier, "
@@ -776,12 +883,19 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="the dataset whose test and test_unseen_voice splits are scored (may be a --train one)",
     )
-    p.add_argument("--train-turns", type=int, default=0, help="only the first N training turns (default 0: all)")
-    p.add_argument("--epochs", type=int, help="default: stage 1's (15)")
-    p.add_argument("--seed", type=int, default=0)
+    # Unset flags stay None: probe() then keeps ProbeConfig's defaults, which the help texts quote.
+    p.add_argument(
+        "--train-turns",
+        type=int,
+        help=DefaultHelp("only the first N training turns (default {}; 0: all)", "ProbeConfig.train_turns"),
+    )
+    p.add_argument("--epochs", type=int, help=DefaultHelp("default: stage 1's ({})", "ProbeConfig.epochs"))
+    p.add_argument("--seed", type=int, help=DefaultHelp("default {}", "ProbeConfig.seed"))
     p.add_argument("--out", type=Path, help="also write the result (accuracy per split and voice, confusion) as JSON")
     p.set_defaults(func=lambda a: probe(a.train, a.eval, a.train_turns, a.epochs, a.seed, a.out))
 
+
+def _add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train with DeepSpeed ZeRO over torchrun ranks and export the model")
     p.add_argument("--dataset", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="run directory (checkpoints, logs, model/)")
@@ -794,9 +908,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--init-model", type=Path, help="stage 2: the stage-1 model directory (RUN/model)")
     p.add_argument("--units", type=Path, help="stage 2: the speech units (`omni speech units`)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--nproc", type=int)
-    p.add_argument("--max-steps", type=int, default=0)
+    # Unset flags stay None: train() then keeps the --config file's values, else the stage's config defaults.
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help=DefaultHelp(
+            "default: --config's, else {} (stage 2: {})", "TrainConfig.epochs", "SpeechTrainConfig.epochs"
+        ),
+    )
+    p.add_argument(
+        "--nproc", type=int, help=DefaultHelp("torchrun ranks (default: --config's, else {})", "TrainConfig.nproc")
+    )
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        help=DefaultHelp("stop early (default: --config's, else {}; 0 runs all epochs)", "TrainConfig.max_steps"),
+    )
     p.add_argument(
         "--config",
         type=Path,
@@ -815,7 +942,8 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
 
-    speech = sub.add_parser("speech", help="speech-unit commands").add_subparsers(dest="speech_command", required=True)
+
+def _add_speech_units_parser(speech) -> None:
     p = speech.add_parser(
         "units",
         help="the reply audio's speech units, stage 2's targets: k-means (local "
@@ -823,7 +951,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dataset", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--num-units", type=int, help="k-means K (default 512)")
+    p.add_argument(
+        "--num-units", type=int, help=DefaultHelp("k-means K (default {})", "EmotionOmniToken2WavConfig.num_units")
+    )
     p.add_argument(
         "--cosyvoice2",
         type=Path,
@@ -844,9 +974,8 @@ def build_parser() -> argparse.ArgumentParser:
         func=lambda a: speech_units(a.dataset, a.out, a.num_units, a.cosyvoice2, a.prompt_wav, a.restyled_per_reply)
     )
 
-    bench = sub.add_parser(
-        "bench", help="benchmarks: a table and ratios against a baseline measured in the same run"
-    ).add_subparsers(dest="bench_command", required=True)
+
+def _add_bench_train_parser(bench) -> None:
     p = bench.add_parser(
         "train",
         help="stage-1 training throughput and peak memory: single-process torch, torch DDP "
@@ -864,9 +993,17 @@ def build_parser() -> argparse.ArgumentParser:
         "(infra/gpu/qwen2-0.5b-bench.json: a 0.5B-class model for a GPU)",
     )
     p.add_argument(
-        "--nproc", type=int, default=2, help="ranks of the distributed modes (one per GPU on a GPU machine; default 2)"
+        "--nproc",
+        type=int,
+        help=DefaultHelp(
+            "ranks of the distributed modes (one per GPU on a GPU machine; default: --config's, else {})",
+            "TrainConfig.nproc",
+        ),
     )
     p.set_defaults(func=lambda a: bench_train(a.dataset, a.out, a.modes, a.steps, a.warmup, a.config, a.nproc))
+
+
+def _add_bench_synthesize_parser(bench) -> None:
     p = bench.add_parser(
         "synthesize",
         help="dataset synthesis: dialogues/s with 1 and 2 worker processes, seconds "
@@ -878,6 +1015,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=20)
     p.add_argument("--stage-sample", type=int, default=30, help="dialogues timed stage by stage")
     p.set_defaults(func=lambda a: bench_synthesize(a.out, a.n, a.workers, a.shard_size, a.stage_sample))
+
+
+def _add_bench_serve_parser(bench) -> None:
     p = bench.add_parser(
         "serve",
         help="serving throughput and latency on a local tritonserver: one-at-a-time vs "
@@ -912,6 +1052,8 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
 
+
+def _add_evaluate_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="metrics, confusion matrices and a report on a held-out split")
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--dataset", type=Path, required=True)
@@ -920,6 +1062,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int)
     p.set_defaults(func=lambda a: evaluate(a.model, a.dataset, a.out, a.split, a.limit))
 
+
+def _add_lineage_parser(sub) -> None:
     p = sub.add_parser(
         "lineage",
         help="the whole chain behind a pipeline run's lineage ID or a model version: "
@@ -932,16 +1076,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the demo's registry under --data-dir)",
     )
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    p.add_argument("--model-name", default="emotion-omni")
+    p.add_argument("--model-name", help=DefaultHelp("registered model name (default {})", "RegistryConfig.model_name"))
     p.set_defaults(func=lambda a: lineage(a.ref, a.tracking_uri, a.data_dir, a.model_name))
 
+
+def _add_serve_parser(sub) -> None:
     p = sub.add_parser("serve", help="start tritonserver (127.0.0.1) on a model or model repository")
     p.add_argument("--model", type=Path, help="an exported model directory")
     p.add_argument("--model-repository", type=Path, help="a Triton model repository (e.g. from the pipeline)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--http-port", type=int, default=8000)
-    p.add_argument("--grpc-port", type=int, default=8001)
-    p.add_argument("--metrics-port", type=int, default=8002)
+    p.add_argument("--http-port", type=int, default=TRITON_HTTP_PORT)
+    p.add_argument("--grpc-port", type=int, default=TRITON_GRPC_PORT)
+    p.add_argument("--metrics-port", type=int, default=TRITON_METRICS_PORT)
     p.add_argument(
         "--prometheus",
         action="store_true",
@@ -961,11 +1107,15 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
 
+
+def _add_chat_parser(sub) -> None:
     p = sub.add_parser("chat", help="send a WAV, get the reply text, emotions and a spoken reply WAV")
     p.add_argument("--audio", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument(
-        "--url", help="Triton host:port: HTTP (default 127.0.0.1:8000), or gRPC with --stream (default 127.0.0.1:8001)"
+        "--url",
+        help=f"Triton host:port: HTTP (default 127.0.0.1:{TRITON_HTTP_PORT}), or gRPC with --stream (default "
+        f"127.0.0.1:{TRITON_GRPC_PORT})",
     )
     p.add_argument("--model", type=Path, help="run this exported model in-process instead of calling a server")
     p.add_argument(
@@ -976,22 +1126,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=lambda a: chat(a.audio, a.out, a.url, a.model, a.stream))
 
-    pipeline = sub.add_parser("pipeline", help="Kubeflow pipeline commands").add_subparsers(
-        dest="pipeline_command", required=True
-    )
-    # Compile-time cluster settings (pipelines/emotion_omni.py ClusterSettings), shared by compile/submit/schedule.
+
+def _cluster_flags() -> argparse.ArgumentParser:
+    """Compile-time cluster settings (components/cluster/settings.py ClusterSettings), shared by compile, submit
+    and schedule."""
     cluster = argparse.ArgumentParser(add_help=False)
     group = cluster.add_argument_group("cluster settings (compiled into the IR)")
     group.add_argument(
-        "--train-gpus", type=int, help="GPUs of the train step's pod (default 1; 0 where only TrainJobs train)"
+        "--train-gpus",
+        type=int,
+        help=DefaultHelp(
+            "GPUs of the train step's pod (default {}; 0 where only TrainJobs train)", "ClusterSettings.train_gpus"
+        ),
     )
     group.add_argument(
         "--shared-pvc",
         help="ReadWriteMany PVC for train_backend=trainjob, mounted into the train step and the TrainJob nodes",
     )
-    group.add_argument("--shared-mount-path", help="where that PVC is mounted (default /mnt/omni-shared)")
     group.add_argument(
-        "--trainjob-runtime", help="ClusterTrainingRuntime for TrainJobs (default torch-distributed-deepspeed)"
+        "--shared-mount-path",
+        help=DefaultHelp("where that PVC is mounted (default {})", "ClusterSettings.shared_mount_path"),
+    )
+    group.add_argument(
+        "--trainjob-runtime",
+        help=DefaultHelp("ClusterTrainingRuntime for TrainJobs (default {})", "ClusterSettings.trainjob_runtime"),
     )
     group.add_argument(
         "--gpu-node-selector",
@@ -1006,29 +1164,36 @@ def build_parser() -> argparse.ArgumentParser:
         "OMNI_JUDGE_API_KEY for the empathy judge (default: none, "
         "empathy_score not computed)",
     )
+    return cluster
 
-    def settings(a):
-        given = [
-            a.train_gpus,
-            a.shared_pvc,
-            a.shared_mount_path,
-            a.trainjob_runtime,
-            a.judge_secret,
-        ] + a.gpu_node_selector
-        if getattr(a, "package", None) and any(v is not None for v in given):
-            raise CLIError(
-                "--package is sent as it was compiled: give the cluster settings flags to "
-                "`omni pipeline compile` instead, or drop --package"
-            )
-        return cluster_settings(
-            a.train_gpus, a.shared_pvc, a.shared_mount_path, a.trainjob_runtime, a.gpu_node_selector, a.judge_secret
+
+def _cluster_settings_from_flags(a: argparse.Namespace):
+    """ClusterSettings from the cluster flags (refused beside --package, which is sent as compiled)."""
+    given = [
+        a.train_gpus,
+        a.shared_pvc,
+        a.shared_mount_path,
+        a.trainjob_runtime,
+        a.judge_secret,
+    ] + a.gpu_node_selector
+    if getattr(a, "package", None) and any(v is not None for v in given):
+        raise CLIError(
+            "--package is sent as it was compiled: give the cluster settings flags to "
+            "`omni pipeline compile` instead, or drop --package"
         )
+    return cluster_settings(
+        a.train_gpus, a.shared_pvc, a.shared_mount_path, a.trainjob_runtime, a.gpu_node_selector, a.judge_secret
+    )
 
+
+def _add_pipeline_compile_parser(pipeline, cluster) -> None:
     p = pipeline.add_parser("compile", parents=[cluster], help="compile the pipeline to KFP IR YAML for a cluster")
     p.add_argument("--out", type=Path, default=Path("pipeline.yaml"))
-    p.set_defaults(func=lambda a: compile_pipeline(a.out, settings(a)))
+    p.set_defaults(func=lambda a: compile_pipeline(a.out, _cluster_settings_from_flags(a)))
 
-    # What submit and schedule share: where, what, with which parameters.
+
+def _remote_flags() -> argparse.ArgumentParser:
+    """What submit and schedule share: where, what, with which parameters."""
     remote = argparse.ArgumentParser(add_help=False)
     remote.add_argument(
         "--host",
@@ -1063,7 +1228,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="reuse cached step results (default: as compiled, i.e. on)",
     )
     caching.add_argument("--disable-caching", dest="enable_caching", action="store_false", help="run every step again")
+    return remote
 
+
+def _add_pipeline_submit_parser(pipeline, remote, cluster) -> None:
     p = pipeline.add_parser("submit", parents=[remote, cluster], help="start a run on a Kubeflow Pipelines endpoint")
     p.add_argument("--run-name", help="default: emotion-omni <UTC time>")
     p.set_defaults(
@@ -1076,10 +1244,12 @@ def build_parser() -> argparse.ArgumentParser:
             a.enable_caching,
             a.namespace,
             a.service_account,
-            settings(a),
+            _cluster_settings_from_flags(a),
         )
     )
 
+
+def _add_pipeline_schedule_parser(pipeline, remote, cluster) -> None:
     p = pipeline.add_parser("schedule", parents=[remote, cluster], help="create a recurring run (cron schedule)")
     p.add_argument(
         "--cron",
@@ -1100,52 +1270,33 @@ def build_parser() -> argparse.ArgumentParser:
             a.enable_caching,
             a.namespace,
             a.service_account,
-            settings(a),
+            _cluster_settings_from_flags(a),
         )
-    )
-    return parser
-
-
-def user_facing_errors() -> tuple[type[Exception], ...]:
-    """Errors whose message already names the problem and the fix: printed without a traceback."""
-    from components.registry import RegistryError
-    from components.storage.s3 import StorageError
-    from components.synthesis import SpeechError, SynthesisError
-    from components.synthesis.llm import LLMError
-    from components.training import TrainingError
-    from components.training.bench import BenchError
-    from pipelines.submit import SubmitError
-    from serving.client import ServingError
-    from serving.launcher import TritonStartupError
-
-    return (
-        CLIError,
-        FileNotFoundError,
-        FileExistsError,
-        ValueError,
-        SpeechError,
-        SynthesisError,
-        LLMError,
-        StorageError,
-        TrainingError,
-        BenchError,
-        RegistryError,
-        ServingError,
-        TritonStartupError,
-        SubmitError,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit codes: 0 done; 2 a user error (an OmniError: its message names the problem and the fix,
+    so no traceback); 1 anything else, a bug: the traceback and the command line, to report; 130 interrupted."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may reach the hub; fail fast instead of hanging
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except Exception as error:
-        if not isinstance(error, user_facing_errors()):
-            raise
+    except OmniError as error:
         print(f"omni: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("omni: interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        command = shlex.join(["omni", *(sys.argv[1:] if argv is None else argv)])
+        print(
+            "omni: internal error: this is a bug in omni, not a mistake in what you gave it. Please report it with "
+            f"the traceback above and the command: {command}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

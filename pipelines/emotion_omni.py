@@ -21,63 +21,17 @@ with torchrun; "trainjob" makes the step a launcher that runs a Kubeflow Trainer
 Clusters that train only with TrainJobs should compile with `train_gpus=0`: the launcher pod needs no GPU.
 """
 
-import json
-from dataclasses import dataclass, field
-
 from kfp import dsl, kubernetes
 
 from components import pipeline_metrics
+from components.cluster.settings import ClusterSettings  # defined with the cluster client; importable here too
+from components.cluster.trainjob_config import TrainJobConfig, compile_time_json
+from components.registry.config import RegistryConfig
 from components.synthesis.config import SynthesisConfig
 from components.training.config import SpeechTrainConfig, TrainConfig
 from pipelines import steps
 
-PIPELINE_NAME = "emotion-omni"
-
-
-@dataclass(frozen=True)
-class ClusterSettings:
-    """What a cluster run needs beyond the graph. Defaults suit a small GPU node pool."""
-
-    train_gpus: int = 1  # per training pod; DeepSpeed runs one rank per GPU
-    accelerator_type: str = "nvidia.com/gpu"
-    # Secret holding MLFLOW_TRACKING_URI (+ S3 keys for the artifact store); mounted as env, never in YAML.
-    mlflow_secret: str = "mlflow-credentials"
-    mlflow_secret_keys: dict[str, str] = field(
-        default_factory=lambda: {
-            "MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI",
-            "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
-            "MLFLOW_S3_ENDPOINT_URL": "MLFLOW_S3_ENDPOINT_URL",
-        }
-    )
-    # Secret holding the LLM dialogue writer's OMNI_LLM_BASE_URL, OMNI_LLM_MODEL and OMNI_LLM_API_KEY, mounted on the
-    # synthesis steps as env; "" mounts none (text_backend="llm" then fails at once, naming the variables).
-    llm_secret: str = ""
-    # Secret holding the empathy judge's OMNI_JUDGE_BASE_URL, OMNI_JUDGE_MODEL and OMNI_JUDGE_API_KEY, mounted on the
-    # evaluate and register steps (register may evaluate the champion again); "" leaves empathy_score not computed.
-    judge_secret: str = ""
-    retries: int = 2  # for steps that talk to services (MLflow, Triton start)
-    # Synthesis parts (the `synthesis_parts` parameter): at most this many pods at once, each with this CPU request;
-    # a part runs one synthesizer process per CPU it gets.
-    synthesis_parallelism: int = 16
-    synthesis_cpu: str = "4"
-    # Train steps: a retry (preempted node, OOM kill) resumes from the newest complete checkpoint, mirrored under
-    # the run's checkpoint_root, so it repeats at most one checkpoint interval of work.
-    train_retries: int = 2
-    # Where GPU pods may run: the train step (when it asks for GPUs) and the TrainJob nodes. Many GPU pools are
-    # tainted nvidia.com/gpu:NoSchedule; the toleration is harmless where they are not.
-    gpu_node_selector: dict[str, str] = field(default_factory=dict)
-    gpu_tolerations: tuple[dict, ...] = ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},)
-    # train_backend="trainjob": a ReadWriteMany PVC shared by the train step and the TrainJob pods. "" mounts
-    # nothing, and a trainjob run then fails at once, naming this setting (`omni pipeline compile --shared-pvc`).
-    shared_pvc: str = ""
-    shared_mount_path: str = "/mnt/omni-shared"
-    trainjob_runtime: str = "torch-distributed-deepspeed"  # a ClusterTrainingRuntime (torch ML policy)
-    trainjob_cpu: str = "8"  # per TrainJob node
-    trainjob_memory: str = "32Gi"  # per TrainJob node
-    # Every step pushes its duration and outcome (evaluate its metrics, register the gate) here; the bootstrap
-    # installs this Pushgateway. "" pushes nothing.
-    pushgateway_url: str = pipeline_metrics.CLUSTER_URL
+PIPELINE_NAME = pipeline_metrics.PIPELINE  # one name: the KFP pipeline and the metrics its steps push
 
 
 def _registry_env(task: dsl.PipelineTask, settings: ClusterSettings) -> dsl.PipelineTask:
@@ -88,20 +42,7 @@ def _registry_env(task: dsl.PipelineTask, settings: ClusterSettings) -> dsl.Pipe
 
 def _trainjob_json(settings: ClusterSettings) -> str:
     """The compile-time part of the train step's TrainJobConfig (num_nodes, gpus_per_node come at run time)."""
-    return json.dumps(
-        {
-            "runtime": settings.trainjob_runtime,
-            "image": steps.COMPONENT_IMAGE,
-            "pvc": settings.shared_pvc,
-            "mount_path": settings.shared_mount_path,
-            "cpu": settings.trainjob_cpu,
-            "memory": settings.trainjob_memory,
-            "gpu_resource": settings.accelerator_type,
-            "node_selector": dict(settings.gpu_node_selector),
-            "tolerations": [dict(t) for t in settings.gpu_tolerations],
-        },
-        sort_keys=True,
-    )
+    return compile_time_json(settings, steps.COMPONENT_IMAGE)
 
 
 def _on_gpu_nodes(task: dsl.PipelineTask, settings: ClusterSettings) -> dsl.PipelineTask:
@@ -129,27 +70,30 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
         "gate against the champion and register in MLflow, export to "
         "Triton, smoke-serve.",
     )
+    # The defaults are the config dataclasses' (one seed drives the whole run: SynthesisConfig's and TrainConfig's
+    # are the same), so `omni demo`, a compiled run and each step run alone start from the same values. The train
+    # steps take epochs, nproc, max_steps and seed only as these parameters; *_config_json carry the other fields.
     def emotion_omni(
         n: int = SynthesisConfig.n,
-        seed: int = 0,
+        seed: int = SynthesisConfig.seed,
         test_fraction: float = SynthesisConfig.test_fraction,
         text_backend: str = SynthesisConfig.text_backend,
         synthesis_parts: int = 1,
         epochs: int = TrainConfig.epochs,
-        nproc: int = 2,
-        max_steps: int = 0,
+        nproc: int = TrainConfig.nproc,
+        max_steps: int = TrainConfig.max_steps,
         train_config_json: str = "{}",
         speech_epochs: int = SpeechTrainConfig.epochs,
-        speech_max_steps: int = 0,
+        speech_max_steps: int = SpeechTrainConfig.max_steps,
         speech_train_config_json: str = "{}",
         token2wav_json: str = "{}",
         restyled_per_reply: int = 0,
         train_backend: str = "local",
-        trainjob_num_nodes: int = 1,
-        trainjob_gpus_per_node: int = 1,
+        trainjob_num_nodes: int = TrainJobConfig.num_nodes,
+        trainjob_gpus_per_node: int = TrainJobConfig.gpus_per_node,
         tracking_uri: str = "",
         artifact_location: str = "",
-        model_name: str = "emotion-omni",
+        model_name: str = RegistryConfig.model_name,
         gate_json: str = "{}",
         triton_publish_uri: str = "",
         triton_instance_kind: str = "cpu",

@@ -13,6 +13,7 @@ from typing import Any
 
 from components.registry.config import RegistryConfig
 from pipelines.emotion_omni import ClusterSettings, build_pipeline
+from pipelines.train_parameters import check_pipeline_arguments
 
 
 @dataclass
@@ -27,9 +28,6 @@ class LocalRun:
     run_dir: Path
     wall_seconds: float
     steps: dict[str, StepResult] = field(default_factory=dict)
-
-    def artifact(self, task: str, name: str) -> dict[str, Any]:
-        return self.steps[task].artifacts[name]
 
 
 def _collect(run_dir: Path) -> dict[str, StepResult]:
@@ -53,10 +51,13 @@ def _collect(run_dir: Path) -> dict[str, StepResult]:
 def run_local(data_dir: Path, **arguments: Any) -> LocalRun:
     """Run the pipeline with `arguments` (pipeline parameters) and return what each step produced.
 
-    MLflow defaults to sqlite + a local artifact root under `data_dir` unless tracking_uri is given.
+    MLflow defaults to sqlite + a local artifact root under `data_dir` unless tracking_uri is given. Parameters left
+    out keep the pipeline's defaults (the config dataclasses'); a train config JSON the train step would refuse is
+    refused here, before synthesis spends minutes.
     """
     from kfp import local
 
+    check_pipeline_arguments(arguments)
     data_dir = Path(data_dir).resolve()
     root = data_dir / "kfp"
     root.mkdir(parents=True, exist_ok=True)

@@ -120,6 +120,8 @@ def train(
 ):
     """Step 2a: training stage 1 (the thinker: reply text + emotion) with DeepSpeed ZeRO-2; exports the model.
 
+    epochs, nproc, max_steps and seed arrive only as these parameters; `config_json` carries the other TrainConfig
+    fields, and setting one of those four there too is an error (pipelines/train_parameters.py).
     backend "local": `nproc` torchrun ranks inside this pod. backend "trainjob": a Kubeflow Trainer TrainJob of
     `num_nodes` x `gpus_per_node` ranks on the shared PVC (`trainjob_json`: the rest of its TrainJobConfig).
     With `checkpoint_root` (a PVC directory or s3://...), checkpoints are mirrored under <root>/<run_id>/stage1
@@ -131,15 +133,13 @@ def train(
     from pathlib import Path
 
     from components.pipeline_metrics import step_metrics
-    from components.training import TrainConfig
     from components.training.backend import train_with_backend
     from components.training.mirror import run_checkpoint_uri
+    from pipelines.train_parameters import stage_train_config
 
     with step_metrics("train", run_id):
         start = time.time()
-        config = TrainConfig.from_dict(
-            {**json.loads(config_json or "{}"), "epochs": epochs, "nproc": nproc, "max_steps": max_steps, "seed": seed}
-        )
+        config = stage_train_config(1, config_json, epochs=epochs, nproc=nproc, max_steps=max_steps, seed=seed)
         if checkpoint_root:
             config.checkpoint_uri = run_checkpoint_uri(checkpoint_root, run_id, config.stage)
         job = {
@@ -223,7 +223,7 @@ def train_speech(
 ):
     """Step 2c: training stage 2 with DeepSpeed: the stage-1 thinker frozen, the talker (gated fusion, AdaLN,
     speech-unit decoder) and the unit -> mel model trained. Exports the speaking model: thinker, talker and
-    token2wav together. Checkpoints and retries as in step 2a (under <root>/<run_id>/stage2)."""
+    token2wav together. Parameters, checkpoints and retries as in step 2a (checkpoints under <root>/<run_id>/stage2)."""
     import json
     import shutil
     import time
@@ -231,21 +231,12 @@ def train_speech(
 
     from components.pipeline_metrics import step_metrics
     from components.training.backend import train_with_backend
-    from components.training.config import SpeechTrainConfig
     from components.training.mirror import run_checkpoint_uri
+    from pipelines.train_parameters import stage_train_config
 
     with step_metrics("train-speech", run_id):
         start = time.time()
-        config = SpeechTrainConfig.from_dict(
-            {
-                **json.loads(config_json or "{}"),
-                "stage": 2,
-                "epochs": epochs,
-                "nproc": nproc,
-                "max_steps": max_steps,
-                "seed": seed,
-            }
-        )
+        config = stage_train_config(2, config_json, epochs=epochs, nproc=nproc, max_steps=max_steps, seed=seed)
         if checkpoint_root:
             config.checkpoint_uri = run_checkpoint_uri(checkpoint_root, run_id, config.stage)
         job = {
@@ -393,7 +384,7 @@ def export_triton(
     publish_uri: str,
     lineage_id: str,
     model_repository: Output[Artifact],
-    publish_instance_kind: str = "cpu",
+    publish_instance_kind: str,
 ):
     """Step 5a: a Triton model repository (python backend) built from the registered model version, and,
     when `publish_uri` is set, uploaded to `<publish_uri>/<version>/` where the Helm chart serves it.

@@ -28,7 +28,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from components.errors import OmniError
 from pipelines.emotion_omni import PIPELINE_NAME, ClusterSettings, compile_pipeline
+from pipelines.train_parameters import check_pipeline_arguments
 
 DEFAULT_EXPERIMENT = "emotion-omni"
 TOKEN_PATH_ENV = "KF_PIPELINES_SA_TOKEN_PATH"  # kfp's own variable
@@ -36,7 +38,7 @@ DEFAULT_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"  # where KFP pr
 _CONNECT_TIMEOUT_S = 5.0
 
 
-class SubmitError(RuntimeError):
+class SubmitError(OmniError, RuntimeError):
     """A submission that cannot go ahead; the message names the key or URL and the fix."""
 
 
@@ -117,6 +119,7 @@ def parse_params(pairs: Iterable[str], parameters: dict[str, dict[str, Any]]) ->
         allowed = choices.get(key)
         if allowed and values[key] not in allowed:
             raise SubmitError(f"--param {key}={raw!r}: {key} must be one of {', '.join(allowed)}")
+    check_pipeline_arguments(values)  # a config JSON the train step would refuse hours in is refused here
     return values
 
 

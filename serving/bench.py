@@ -35,10 +35,11 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from components.contracts import TRITON_MODEL_NAME, TRITON_STREAM_MODEL_NAME
+from components.errors import ConfigError
+from components.plotting import new_figure, save_figure
 from serving.launcher import TritonConfig, TritonServer
 from serving.repository import build_model_repository, link_or_copy, with_instance_count
 
@@ -314,7 +315,7 @@ def bench_serve(
     """Every mode at every concurrency, `requests` replies per level (at least 2 per client)."""
     _check(modes, concurrency, wavs)
     if requests < 1 or warmup < 0:
-        raise ValueError("bench requests must be >= 1 and warmup >= 0")
+        raise ConfigError("bench requests must be >= 1 and warmup >= 0")
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[LevelResult] = []
@@ -355,7 +356,7 @@ def soak(
 ) -> SoakResult:
     """Dynamic batching at `concurrency` for `minutes`; the server's RSS sampled every `sample_every_s`."""
     if not 0 < minutes <= MAX_SOAK_MINUTES:
-        raise ValueError(f"soak minutes={minutes}: give 0 < minutes <= {MAX_SOAK_MINUTES}")
+        raise ConfigError(f"soak minutes={minutes}: give 0 < minutes <= {MAX_SOAK_MINUTES}")
     _check([BATCHED], [concurrency], wavs)
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -412,11 +413,11 @@ def held_out_turns(dataset_dir: Path, limit: int = 32) -> list[bytes]:
 def _check(modes: Sequence[str], concurrency: Sequence[int], wavs: Sequence[bytes]) -> None:
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
-        raise ValueError(f"bench modes {unknown or '(none)'}: choose from {', '.join(MODES)}")
+        raise ConfigError(f"bench modes {unknown or '(none)'}: choose from {', '.join(MODES)}")
     if not concurrency or any(not isinstance(c, int) or c < 1 for c in concurrency):
-        raise ValueError(f"concurrency {list(concurrency)}: give integers >= 1, e.g. 1,4,8,16")
+        raise ConfigError(f"concurrency {list(concurrency)}: give integers >= 1, e.g. 1,4,8,16")
     if not wavs:
-        raise ValueError("no WAVs to send: give a dataset with user turns (`omni data synthesize`)")
+        raise ConfigError("no WAVs to send: give a dataset with user turns (`omni data synthesize`)")
 
 
 def _mean_batch(before: dict, after: dict, model: str) -> float | None:
@@ -464,7 +465,7 @@ def format_table(rows: list[LevelResult]) -> str:
 
 
 def plot_bench(rows: list[LevelResult], path: Path) -> Path:
-    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    figure = new_figure(11, 4.2)
     throughput, latency = figure.subplots(1, 2)
     for mode in dict.fromkeys(r.mode for r in rows):
         mine = [r for r in rows if r.mode == mode]
@@ -489,12 +490,11 @@ def plot_bench(rows: list[LevelResult], path: Path) -> Path:
         axes.set_xticks(levels, labels=[str(c) for c in levels])
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
-    figure.savefig(path, dpi=110)
-    return path
+    return save_figure(figure, path)
 
 
 def plot_soak(result: SoakResult, path: Path) -> Path:
-    figure = Figure(figsize=(7, 3.2), layout="constrained")
+    figure = new_figure(7, 3.2)
     axes = figure.subplots()
     seconds, mb = zip(*result.rss_series) if result.rss_series else ((), ())
     axes.plot([s / 60 for s in seconds], mb)
@@ -506,5 +506,4 @@ def plot_soak(result: SoakResult, path: Path) -> Path:
     )
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
-    figure.savefig(path, dpi=110)
-    return path
+    return save_figure(figure, path)

@@ -28,8 +28,12 @@ from components.contracts import (
     OUTPUT_RESPONSE_TEXT,
     OUTPUT_SPEECH_NOTE,
     OUTPUT_USER_EMOTION,
+    TRITON_GRPC_PORT,
+    TRITON_HTTP_PORT,
+    TRITON_METRICS_PORT,
     TRITON_MODEL_NAME,
 )
+from components.errors import ConfigError, OmniError
 
 _OUTPUTS = (
     OUTPUT_RESPONSE_TEXT,
@@ -56,7 +60,7 @@ class ChatReply:
     # which pipeline run made it
 
 
-class ServingError(RuntimeError):
+class ServingError(OmniError, RuntimeError):
     """The server refused or failed the request; `message` is Triton's (or the model's) own text."""
 
     def __init__(self, message: str, *, url: str, status: str | None = None):
@@ -69,7 +73,9 @@ class ServingError(RuntimeError):
 class EmotionOmniClient:
     """Client of the emotion_omni model over Triton's HTTP API."""
 
-    def __init__(self, url: str = "127.0.0.1:8000", timeout_s: float = 60.0, model_name: str = TRITON_MODEL_NAME):
+    def __init__(
+        self, url: str = f"127.0.0.1:{TRITON_HTTP_PORT}", timeout_s: float = 60.0, model_name: str = TRITON_MODEL_NAME
+    ):
         self.url = url  # host:port, no scheme (tritonclient's form; TritonServer.http_url)
         self.timeout_s = timeout_s
         self.model_name = model_name
@@ -114,8 +120,8 @@ class EmotionOmniClient:
             ) from err
         except Exception as err:  # e.g. geventhttpclient's HTTPParseError when the port is not Triton's HTTP
             raise ServingError(
-                f"{type(err).__name__}: {err}; is {self.url} Triton's HTTP port (default 8000, "
-                "not gRPC 8001 or metrics 8002)?",
+                f"{type(err).__name__}: {err}; is {self.url} Triton's HTTP port (default {TRITON_HTTP_PORT}, "
+                f"not gRPC {TRITON_GRPC_PORT} or metrics {TRITON_METRICS_PORT})?",
                 url=self.url,
             ) from err
         latency_s = time.perf_counter() - start
@@ -167,7 +173,7 @@ class EmotionOmniClient:
 
 def check_size(n_bytes: int, what: str) -> None:
     if n_bytes > MAX_AUDIO_BYTES:
-        raise ValueError(
+        raise ConfigError(
             f"{what} is {n_bytes} bytes, over the server's limit of MAX_AUDIO_BYTES={MAX_AUDIO_BYTES} "
             "(30 s of 48 kHz 16-bit stereo); send a shorter clip, or mono 16 kHz audio"
         )

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.contracts import TRITON_MODEL_NAME
+from components.errors import ConfigError, InputNotFoundError, OmniError
 
 _PIP_HINT = "pip install nvidia-pytriton==0.7.0"
 _LOG_TAIL_LINES = 25
@@ -66,12 +67,12 @@ class TritonConfig:
 
     def __post_init__(self) -> None:
         if self.model_control_mode not in ("explicit", "none"):
-            raise ValueError(
+            raise ConfigError(
                 f"model_control_mode={self.model_control_mode!r} is not supported; use 'explicit' or 'none'"
             )
 
 
-class TritonStartupError(RuntimeError):
+class TritonStartupError(OmniError, RuntimeError):
     """tritonserver exited or did not become ready; the message carries the reason from its log."""
 
 
@@ -79,7 +80,7 @@ def _pytriton_root() -> Path:
     # find_spec locates the package without importing it (pytriton's import has side effects).
     spec = importlib.util.find_spec("pytriton")
     if spec is None or spec.origin is None:
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"tritonserver not found: the nvidia-pytriton wheel is not installed; run `{_PIP_HINT}`"
         )
     return Path(spec.origin).parent
@@ -89,7 +90,7 @@ def find_tritonserver() -> Path:
     """Path of the tritonserver binary inside the installed nvidia-pytriton wheel."""
     binary = _pytriton_root() / "tritonserver" / "bin" / "tritonserver"
     if not binary.is_file():
-        raise FileNotFoundError(f"tritonserver not found at {binary}; reinstall the wheel: `{_PIP_HINT}`")
+        raise InputNotFoundError(f"tritonserver not found at {binary}; reinstall the wheel: `{_PIP_HINT}`")
     return binary
 
 
@@ -109,7 +110,7 @@ def prepare_backend_dir(work_dir: Path) -> Path:
     root = _pytriton_root() / "tritonserver"
     stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
     if not stub.is_file():
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"no python-backend stub for Python {version} in {stub.parent.parent}; "
             f"use a Python the wheel ships a stub for, or `{_PIP_HINT}`"
         )
@@ -154,7 +155,7 @@ def _check_numpy() -> None:
     import numpy
 
     if int(numpy.__version__.split(".")[0]) >= 2:
-        raise RuntimeError(
+        raise TritonStartupError(
             f"numpy {numpy.__version__} is installed; Triton's python-backend stub silently "
             "returns empty outputs with numpy 2. Fix: pip install 'numpy<2'"
         )
@@ -248,7 +249,7 @@ class TritonServer:
         cfg = self.config
         _check_numpy()
         if "://" not in cfg.model_repository and not Path(cfg.model_repository).is_dir():
-            raise FileNotFoundError(
+            raise InputNotFoundError(
                 f"model_repository={cfg.model_repository!r} is not a directory; "
                 "build one with serving.repository.build_model_repository"
             )
@@ -287,10 +288,9 @@ class TritonServer:
         deadline = time.monotonic() + self.config.startup_timeout_s
         pending = ["/v2/health/ready"] + [f"/v2/models/{m}/ready" for m in self.config.models]
         while pending:
-            code = self._process.poll()
-            if code is not None:
+            if self._process.poll() is not None:
                 raise TritonStartupError(
-                    f"tritonserver exited with code {code} before it was ready.\n" + self._log_excerpt()
+                    f"tritonserver {self.exit_reason} before it was ready.\n" + self._log_excerpt()
                 )
             if time.monotonic() > deadline:
                 raise TritonStartupError(
@@ -341,6 +341,16 @@ class TritonServer:
     def running(self) -> bool:
         """True while the tritonserver process is alive."""
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def exit_reason(self) -> str:
+        """How a started server ended, for messages: "exited with code 1", "was killed by SIGKILL", "is running"."""
+        code = None if self._process is None else self._process.poll()
+        if code is None:
+            return "is running" if self._process is not None else "was not started"
+        if code < 0:  # Popen's returncode for a signal: an OOM kill or a `kill -9` shows as SIGKILL
+            return f"was killed by {signal.Signals(-code).name}"
+        return f"exited with code {code}"
 
     def __enter__(self) -> TritonServer:
         return self.start()

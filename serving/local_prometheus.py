@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from components.errors import InputNotFoundError, OmniError
 from serving.launcher import free_ports
 
 CHART_DIR = Path(__file__).resolve().parents[1] / "charts" / "emotion-omni-triton"
@@ -27,11 +28,15 @@ SERVICE = "local-emotion-omni-triton"
 _PLACEHOLDER = re.compile(r"<<(\w+)>>")
 
 
+class PrometheusError(OmniError, RuntimeError):
+    """The local Prometheus exited or never became ready; the message names its log."""
+
+
 def local_rules(chart_dir: Path = CHART_DIR) -> str:
     """The chart's alert rules, filled for the local release (as templates/_helpers.tpl's fillFile does)."""
     rules_file, values_file = chart_dir / "files" / "alerts.yaml", chart_dir / "values.yaml"
     if not rules_file.is_file():
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"{rules_file} is missing: `omni serve --prometheus` reads the Helm chart's alert "
             "rules from a checkout of the project"
         )
@@ -79,7 +84,7 @@ class LocalPrometheus:
     def __init__(self, metrics_url: str, work_dir: Path, port: int = 0, interval_s: int = 5):
         binary = shutil.which("prometheus")
         if binary is None:
-            raise FileNotFoundError(
+            raise InputNotFoundError(
                 "prometheus is not installed: apt-get install prometheus (Debian's package "
                 "ships the server and promtool)"
             )
@@ -114,7 +119,7 @@ class LocalPrometheus:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self.process.returncode}; see {self.log_path}")
+                raise PrometheusError(f"prometheus exited with {self.process.returncode}; see {self.log_path}")
             try:
                 with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
                     if response.status == 200:
@@ -122,7 +127,7 @@ class LocalPrometheus:
             except (urllib.error.URLError, OSError):
                 time.sleep(0.3)
         self.stop()
-        raise RuntimeError(f"prometheus was not ready after {timeout_s:.0f} s; see {self.log_path}")
+        raise PrometheusError(f"prometheus was not ready after {timeout_s:.0f} s; see {self.log_path}")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

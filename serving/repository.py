@@ -23,11 +23,13 @@ import tempfile
 from pathlib import Path
 
 from components.contracts import LINEAGE_FILE, MODEL_CARD_FILE, TRITON_MODEL_NAME, TRITON_STREAM_MODEL_NAME
+from components.errors import ConfigError
 from components.export.model_dir import check_model_dir
 
 TEMPLATES = Path(__file__).parent / "model_repository"
 TEMPLATE_DIR = TEMPLATES / TRITON_MODEL_NAME  # emotion_omni: config.pbtxt and 1/model.py
 MODELS = (TRITON_MODEL_NAME, TRITON_STREAM_MODEL_NAME)  # every model a repository holds
+CONFIG_FILE = "config.pbtxt"  # Triton's name for a model's configuration, beside its version directories
 
 
 def weights_dir_name(config_text: str) -> str:
@@ -50,7 +52,7 @@ def with_instance_kind(config_text: str, instance_kind: str) -> str:
     GPU every instance is another copy of the weights in GPU memory; measure there before raising it.
     """
     if instance_kind not in INSTANCE_KINDS:
-        raise ValueError(f"instance_kind={instance_kind!r}: use one of {sorted(INSTANCE_KINDS)}")
+        raise ConfigError(f"instance_kind={instance_kind!r}: use one of {sorted(INSTANCE_KINDS)}")
     text, count = _KIND_LINE.subn(rf"\g<1>{INSTANCE_KINDS[instance_kind]}", config_text)
     if count != 1:
         raise ValueError(f"config.pbtxt has {count} instance_group kinds; expected exactly one to set")
@@ -69,7 +71,7 @@ def with_instance_count(config_text: str, count: int) -> str:
 def with_parameter(config_text: str, key: str, value: str) -> str:
     """config.pbtxt text with a string parameter `key` set to `value` (replaced if present, else appended)."""
     if not re.fullmatch(r"[\w.-]*", value):
-        raise ValueError(f"config.pbtxt parameter {key}={value!r}: only letters, digits, '_', '.' and '-' are allowed")
+        raise ConfigError(f"config.pbtxt parameter {key}={value!r}: only letters, digits, '_', '.' and '-' are allowed")
     block = f'parameters: {{\n  key: "{key}"\n  value: {{ string_value: "{value}" }}\n}}\n'
     pattern = re.compile(r'parameters:\s*\{\s*key:\s*"' + re.escape(key) + r'"\s*value:\s*\{[^}]*\}\s*\}\n?')
     text, found = pattern.subn(block, config_text)
@@ -98,11 +100,11 @@ def build_model_repository(
     model_dir, repo_dir = Path(model_dir), Path(repo_dir)
     check_model_dir(model_dir, fix="pass the exported model directory (the export stage's output), or re-run it")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"version={version!r}: Triton model versions are integers >= 1")
+        raise ConfigError(f"version={version!r}: Triton model versions are integers >= 1")
 
     weights = None
     for name in MODELS:
-        config_text = with_instance_kind((TEMPLATES / name / "config.pbtxt").read_text(), instance_kind)
+        config_text = with_instance_kind((TEMPLATES / name / CONFIG_FILE).read_text(), instance_kind)
         if lineage:
             config_text = with_parameter(config_text, "lineage_id", str(lineage["lineage_id"]))
         model_root = repo_dir / name
@@ -110,7 +112,7 @@ def build_model_repository(
         if version_dir.exists():
             shutil.rmtree(version_dir)
         version_dir.mkdir(parents=True)
-        (model_root / "config.pbtxt").write_text(config_text)
+        (model_root / CONFIG_FILE).write_text(config_text)
         shutil.copy2(TEMPLATE_DIR / "1" / "model.py", version_dir / "model.py")
         if lineage:
             (version_dir / LINEAGE_FILE).write_text(json.dumps(lineage, indent=2, sort_keys=True) + "\n")
@@ -138,14 +140,18 @@ def publish_model_repository(repo_dir: Path, base_uri: str, *, version: int, ins
     One repository per registered version, so the Helm chart's `model.version` picks it and a rollback is a
     `helm rollback` to the previous value (charts/emotion-omni-triton reads `<base>/<version>`). The upload's
     config.pbtxt gets `instance_kind` ("gpu" for the chart's gpu profile); `repo_dir` itself is not changed.
+
+    Each model's config.pbtxt goes up last: Triton loads no model directory without one, so an upload cut short
+    (the object store went away) leaves nothing it would serve half-copied. Publishing the same repository again (a
+    retried export step) writes the same keys and bytes.
     """
     from components.storage import parse_s3_uri, upload_directory
 
     repo_dir = Path(repo_dir)
     configs = {
-        name: (repo_dir / name / "config.pbtxt").read_text()
+        name: (repo_dir / name / CONFIG_FILE).read_text()
         for name in MODELS
-        if (repo_dir / name / "config.pbtxt").is_file()
+        if (repo_dir / name / CONFIG_FILE).is_file()
     }
     published = {name: with_instance_kind(text, instance_kind) for name, text in configs.items()}
     target = parse_s3_uri(base_uri).child(str(version))
@@ -154,6 +160,6 @@ def publish_model_repository(repo_dir: Path, base_uri: str, *, version: int, ins
         if published != configs:  # stage a copy rather than edit the caller's (served) repository
             staged = Path(shutil.copytree(repo_dir, Path(tmp) / "repository"))
             for name, text in published.items():
-                (staged / name / "config.pbtxt").write_text(text)
-        upload_directory(staged, target.uri)
+                (staged / name / CONFIG_FILE).write_text(text)
+        upload_directory(staged, target.uri, last=(CONFIG_FILE,))
     return target.uri

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from components.errors import ConfigError
 from components.evaluation.dnsmos import MetricNotComputed, dnsmos
 from components.synthesis import read_manifest
 from serving.client import EmotionOmniClient
@@ -23,7 +24,7 @@ def smoke_test(model_repository: Path, dataset_dir: Path, out_dir: Path, split: 
     """Send the first `split` utterance of `dataset_dir` through Triton; write reply.wav + reply.json."""
     rows = [r for r in read_manifest(dataset_dir) if r["split"] == split]
     if not rows:
-        raise ValueError(f"{dataset_dir} has no '{split}' rows to send")
+        raise ConfigError(f"{dataset_dir} has no '{split}' rows to send")
     row = rows[0]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

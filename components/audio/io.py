@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from components.contracts import MAX_AUDIO_BYTES, SAMPLE_RATE
+from components.errors import OmniError
 
 # Peak below which a clip counts as digital silence: about 3 LSB of 16-bit audio, above the dither a
 # muted microphone produces and far below any speech.
@@ -29,7 +29,7 @@ SILENCE_PEAK = 1e-4
 _WAV_FORMATS = frozenset({"WAV", "WAVEX", "RF64"})
 
 
-class AudioError(ValueError):
+class AudioError(OmniError, ValueError):
     """Bad audio input. The message names the problem and how to fix it."""
 
 
@@ -65,6 +65,8 @@ def decode_wav(data: bytes, *, max_bytes: int = MAX_AUDIO_BYTES, max_seconds: fl
             "and that the right input device is recording"
         )
     if rate != SAMPLE_RATE:
+        from scipy.signal import resample_poly  # ~1 s to import: every rank and step process loads this module
+
         step = math.gcd(rate, SAMPLE_RATE)
         wave = resample_poly(wave, SAMPLE_RATE // step, rate // step)
     # Float WAVs may exceed full scale and the resampling filter can overshoot; both would wrap in int16.

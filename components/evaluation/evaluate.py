@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from components.audio.io import load_wav
 from components.contracts import METRIC_RELEVANCE_REFERENCE, METRIC_RELEVANCE_USER, UNSEEN_VOICE_SPLIT
+from components.errors import ConfigError
 from components.evaluation.dnsmos import MetricNotComputed
 from components.evaluation.empathy_judge import JudgeItem, JudgeResult, empathy_judge_from_env, judge_replies
 from components.evaluation.generalization import GeneralizationResult, generalization
@@ -87,7 +88,7 @@ def evaluate_model(
     manifest = read_manifest(dataset_dir)
     rows = [r for r in manifest if r["split"] == split][:limit]
     if not rows:
-        raise ValueError(
+        raise ConfigError(
             f"{dataset_dir} has no '{split}' rows to evaluate: synthesize with a test split "
             "(test_fraction > 0) or pass another --split"
         )

@@ -28,6 +28,7 @@ from components.contracts import (
     RESPONSE_EMOTIONS,
     USER_EMOTIONS,
 )
+from components.errors import OmniError
 from components.evaluation.classification import (
     ClassMetrics,
     accuracy,
@@ -41,7 +42,7 @@ from components.evaluation.records import PredictionRecord
 _MAX_LISTED_ERRORS = 5
 
 
-class EvaluationError(ValueError):
+class EvaluationError(OmniError, ValueError):
     """Records that cannot be scored. The message names the records and how to fix them."""
 
 

@@ -1,8 +1,6 @@
 """PNG figures for the evaluation report: emotion confusion matrices and the latency histogram.
 
-Figures are built with matplotlib's object API (`matplotlib.figure.Figure`), never `pyplot`: saving a PNG
-then renders through the Agg canvas without selecting a global backend, so plotting works headless in a
-pipeline pod, leaves an interactive session's backend alone and keeps no figure alive after returning.
+Built in the platform's one plotting style (components/plotting.py: matplotlib's object API, never `pyplot`).
 """
 
 from __future__ import annotations
@@ -11,10 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
-# Pixels per inch for saved PNGs: sharp in a browser report without making the HTML heavy.
-_DPI = 110
+from components.plotting import new_figure, save_figure
 
 # Row fraction above which a cell is dark enough that its count is written in white.
 _DARK_CELL = 0.5
@@ -36,7 +32,7 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]
     fractions = np.divide(counts, support, out=np.zeros(counts.shape), where=support > 0)
 
     side = 1.2 + 0.8 * len(labels)  # inches; grows with the label count so annotations never overlap
-    figure = Figure(figsize=(side + 1.6, side), layout="constrained")
+    figure = new_figure(side + 1.6, side)
     axes = figure.add_subplot()
     image = axes.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0)
     for row in range(len(labels)):
@@ -52,8 +48,7 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]
     axes.set_ylabel("reference (support)")
     axes.set_title(title)
     figure.colorbar(image, ax=axes, label="fraction of reference row", shrink=0.8)
-    figure.savefig(path, dpi=_DPI)
-    return path
+    return save_figure(figure, path)
 
 
 def plot_latency_histogram(latencies_ms: Sequence[float], path: Path, *, title: str = "Reply latency") -> Path:
@@ -64,7 +59,7 @@ def plot_latency_histogram(latencies_ms: Sequence[float], path: Path, *, title: 
     p50, p95 = np.percentile(values, [50, 95])
     bins = int(np.clip(np.sqrt(values.size), 5, 40))  # square-root rule, bounded for tiny and huge splits
 
-    figure = Figure(figsize=(6.4, 3.6), layout="constrained")
+    figure = new_figure(6.4, 3.6)
     axes = figure.add_subplot()
     axes.hist(values, bins=bins, color="#4a7ab5", edgecolor="white")
     axes.axvline(p50, color="#222222", linestyle="--", label=f"p50 {p50:.0f} ms")
@@ -73,8 +68,7 @@ def plot_latency_histogram(latencies_ms: Sequence[float], path: Path, *, title: 
     axes.set_ylabel("utterances")
     axes.set_title(f"{title} (n={values.size})")
     axes.legend()
-    figure.savefig(path, dpi=_DPI)
-    return path
+    return save_figure(figure, path)
 
 
 def plot_group_accuracy(
@@ -83,7 +77,7 @@ def plot_group_accuracy(
     """Horizontal bars of accuracy per group (label, split, n, accuracy), coloured by split, n beside each bar."""
     if not groups:
         raise ValueError("no groups to plot. Fix: pass GeneralizationResult.by_voice or .by_channel.")
-    figure = Figure(figsize=(6.4, 1.0 + 0.32 * len(groups)), layout="constrained")
+    figure = new_figure(6.4, 1.0 + 0.32 * len(groups))
     axes = figure.add_subplot()
     positions = np.arange(len(groups))[::-1]  # first group on top
     axes.barh(positions, [g[3] for g in groups], color=[split_colours.get(g[1], "#888888") for g in groups])
@@ -96,5 +90,4 @@ def plot_group_accuracy(
     for split, colour in split_colours.items():
         axes.barh([], [], color=colour, label=split)  # legend entries only
     axes.legend(loc="lower right", fontsize=8)
-    figure.savefig(path, dpi=_DPI)
-    return path
+    return save_figure(figure, path)

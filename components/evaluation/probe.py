@@ -28,6 +28,7 @@ from tqdm import tqdm
 from components.audio.features import ENCODER_STRIDE, LogMelFrontend
 from components.audio.io import load_wav
 from components.contracts import UNSEEN_VOICE_SPLIT, USER_EMOTIONS
+from components.errors import ConfigError
 from components.evaluation.classification import accuracy, confusion_matrix
 from components.model.configuration import EmotionOmniThinkerConfig
 from components.model.emotion_encoder import EmotionEncoder
@@ -53,7 +54,7 @@ class ProbeConfig:
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.train_turns < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"ProbeConfig: epochs={self.epochs} and batch_size={self.batch_size} must be >= 1 and "
                 f"train_turns={self.train_turns} >= 0 (0: all)"
             )
@@ -91,14 +92,14 @@ def probe_user_emotion(
     if config.train_turns:
         train_rows = train_rows[: config.train_turns]
     if not train_rows:
-        raise ValueError(f"no training turns in {[str(d) for d in train_dirs]}: probe datasets with a train split")
+        raise ConfigError(f"no training turns in {[str(d) for d in train_dirs]}: probe datasets with a train split")
     eval_rows = {
         split: [(Path(eval_dir), r) for r in read_manifest(Path(eval_dir)) if r["split"] == split]
         for split in EVAL_SPLITS
     }
     eval_rows = {split: rows for split, rows in eval_rows.items() if rows}
     if not eval_rows:
-        raise ValueError(f"{eval_dir} has no {' or '.join(EVAL_SPLITS)} split to score the probe on")
+        raise ConfigError(f"{eval_dir} has no {' or '.join(EVAL_SPLITS)} split to score the probe on")
 
     torch.manual_seed(config.seed)
     x, frames, y = _features(frontend, train_rows, progress)

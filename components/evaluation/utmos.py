@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from components.contracts import METRIC_UTMOS, SAMPLE_RATE
+from components.errors import ConfigError, InputNotFoundError
 from components.evaluation.dnsmos import MetricNotComputed
 
 CHECKPOINT_VAR = "OMNI_UTMOS_CHECKPOINT"
@@ -52,7 +53,7 @@ def utmos(waves: Sequence[np.ndarray], sample_rate: int = SAMPLE_RATE) -> list[f
             out = model(torch.from_numpy(wave)[None], sample_rate)
             value = float(out.reshape(-1)[0]) if out.numel() == 1 else math.nan
             if not math.isfinite(value):
-                raise ValueError(
+                raise ConfigError(
                     f"{CHECKPOINT_VAR}={path}: the model returned {tuple(out.shape)} values (or a "
                     "non-finite one) for one clip, not one MOS. Fix: export a model with UTMOS22's "
                     "interface, forward(wave (1, T), sr) -> (1,)"
@@ -66,14 +67,14 @@ def _load(path: str):
     import torch
 
     if not Path(path).is_file():
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"{CHECKPOINT_VAR}={path} does not exist. Fix: mount the exported checkpoint there, "
             f"or unset {CHECKPOINT_VAR} to report UTMOS as not computed"
         )
     try:
         return torch.jit.load(path, map_location="cpu").eval()
     except RuntimeError as error:
-        raise ValueError(
+        raise ConfigError(
             f"{CHECKPOINT_VAR}={path} is not a TorchScript module ({str(error).splitlines()[0]}). "
             "Fix: save it with torch.jit.trace(...).save() or torch.jit.script(...).save()"
         ) from None

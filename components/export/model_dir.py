@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from components.contracts import MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE
+from components.errors import InputNotFoundError
 
 MODEL_DIR_FILES = (MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, TOKENIZER_FILE)
 
 
-def check_model_dir(model_dir: Path, *, fix: str, error: type[Exception] = FileNotFoundError) -> Path:
+def check_model_dir(model_dir: Path, *, fix: str, error: type[Exception] = InputNotFoundError) -> Path:
     """`model_dir` as a Path when it holds MODEL_DIR_FILES; else `error` naming what is missing, and `fix`."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from tokenizers import Tokenizer
 
 from components.contracts import TOKENIZER_FILE
@@ -36,7 +35,3 @@ def load_pretrained(model_dir: Path, device: str = "cpu") -> tuple[EmotionOmniFo
     )
     model = EmotionOmniForConditionalGeneration.from_pretrained(model_dir, device=device)
     return model, load_tokenizer(model_dir / TOKENIZER_FILE)
-
-
-def parameter_count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

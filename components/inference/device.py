@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from components.errors import ConfigError
+
 
 def instance_device(kind: str, device_id: int | str = 0) -> str:
     """Triton's model_instance_kind/_device_id ("CPU"/"GPU", "0") -> a torch device string.
@@ -15,7 +17,7 @@ def instance_device(kind: str, device_id: int | str = 0) -> str:
     if kind in ("CPU", "KIND_CPU", "MODEL"):  # MODEL: the model picks; ours picks CPU
         return "cpu"
     if kind not in ("GPU", "KIND_GPU"):
-        raise ValueError(
+        raise ConfigError(
             f"instance kind {kind!r} is not CPU or GPU; set instance_group kind in config.pbtxt to KIND_CPU or KIND_GPU"
         )
     if not torch.cuda.is_available():

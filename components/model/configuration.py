@@ -22,8 +22,8 @@ from transformers import Qwen2Config, WhisperConfig
 
 from components.audio.features import ENCODER_STRIDE, mel_frames
 from components.contracts import RESPONSE_EMOTIONS, USER_EMOTIONS
+from components.errors import ConfigError, check_keys
 from components.speech.config import EmotionOmniToken2WavConfig
-from components.speech.config import check_keys as _check_keys
 
 # Tiny defaults for the two pretrained-architecture parts. A JSON override of a few keys (e.g. hidden_size) is
 # laid over these, never over transformers' own defaults, which describe multi-billion-parameter models.
@@ -137,19 +137,19 @@ class EmotionOmniThinkerConfig:
         return dataclasses.replace(self, **changes)
 
     def validate(self) -> None:
-        """Raise ValueError naming the field and the fix when the config cannot build a thinker."""
+        """Raise ConfigError naming the field and the fix when the config cannot build a thinker."""
         if self.mel_frames % (ENCODER_STRIDE * self.stack_factor):
-            raise ValueError(
+            raise ConfigError(
                 f"window_seconds={self.window_seconds} gives {self.mel_frames} mel frames, not divisible by "
                 f"{ENCODER_STRIDE}*stack_factor={ENCODER_STRIDE * self.stack_factor}; pick a window that is a multiple "
                 f"of {ENCODER_STRIDE * self.stack_factor / 100:g} s"
             )
         if self.emotion_dim < len(self.response_emotions):
-            raise ValueError(
+            raise ConfigError(
                 f"emotion_dim={self.emotion_dim} is smaller than the {len(self.response_emotions)} response "
                 "emotions; the codebook needs one orthogonal direction each: raise emotion_dim"
             )
-        if self.vocab_size <= 0 or self.eos_token_id < 0 or self.pad_token_id < 0:
+        if self.vocab_size <= 0 or self.eos_token_id < 0 or self.pad_token_id < 0:  # a caller skipped it: a bug
             raise ValueError(
                 "vocab_size/eos_token_id/pad_token_id are unset: build the config with "
                 "components.model.tokenizer.apply_tokenizer(config, tokenizer)"
@@ -164,7 +164,7 @@ class EmotionOmniThinkerConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EmotionOmniThinkerConfig:
         data = dict(data)
-        _check_keys(cls, data)
+        check_keys(cls, data)
         audio = {**TINY_AUDIO_CONFIG, **data.pop("audio_config", {})}
         text = {**TINY_TEXT_CONFIG, **data.pop("text_config", {})}
         return cls(audio_config=WhisperConfig(**audio), text_config=Qwen2Config(**text), **data)
@@ -225,23 +225,23 @@ class EmotionOmniTalkerConfig:
 
     def validate(self) -> None:
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
+            raise ConfigError(
                 f"talker hidden_size={self.hidden_size} is not divisible by num_attention_heads="
                 f"{self.num_attention_heads}"
             )
         if self.chunk_units < 1 or self.chunk_text < 1:
-            raise ValueError("talker chunk_units and chunk_text must be >= 1")
+            raise ConfigError("talker chunk_units and chunk_text must be >= 1")
         if not 0 <= self.streaming_mask_prob <= 1 or not 0 <= self.reference_emotion_prob <= 1:
-            raise ValueError("talker streaming_mask_prob and reference_emotion_prob are probabilities in [0, 1]")
+            raise ConfigError("talker streaming_mask_prob and reference_emotion_prob are probabilities in [0, 1]")
         if self.mtp_modules < 0 or self.num_units < 2:
-            raise ValueError("talker mtp_modules must be >= 0 and num_units >= 2")
+            raise ConfigError("talker mtp_modules must be >= 0 and num_units >= 2")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EmotionOmniTalkerConfig:
-        _check_keys(cls, data)
+        check_keys(cls, data)
         return cls(**data)
 
 
@@ -258,10 +258,10 @@ class EmotionOmniConfig:
         return self.talker_config is not None
 
     def validate(self) -> None:
-        """Raise ValueError naming the field and the fix when the parts do not fit together."""
+        """Raise ConfigError naming the field and the fix when the parts do not fit together."""
         self.thinker_config.validate()
         if (self.talker_config is None) != (self.token2wav_config is None):
-            raise ValueError(
+            raise ConfigError(
                 "talker_config and token2wav_config come together: the talker predicts the "
                 "token2wav's units. Set both (a speaking model) or neither (text only)"
             )
@@ -275,14 +275,14 @@ class EmotionOmniConfig:
             ("emotion_dim", talker.emotion_dim, thinker.emotion_dim),
         ):
             if mine != theirs:
-                raise ValueError(f"talker_config.{name}={mine} but the thinker's is {theirs}: set it to {theirs}")
+                raise ConfigError(f"talker_config.{name}={mine} but the thinker's is {theirs}: set it to {theirs}")
         if talker.num_units != token2wav.num_units:
-            raise ValueError(
+            raise ConfigError(
                 f"talker_config.num_units={talker.num_units} but token2wav_config.num_units="
                 f"{token2wav.num_units}: the talker must predict the token2wav's units"
             )
         if token2wav.backend == "local" and token2wav.emotion_dim != thinker.emotion_dim:
-            raise ValueError(
+            raise ConfigError(
                 f"token2wav_config.emotion_dim={token2wav.emotion_dim} but the thinker's is "
                 f"{thinker.emotion_dim}: set it to {thinker.emotion_dim}"
             )
@@ -296,7 +296,7 @@ class EmotionOmniConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EmotionOmniConfig:
-        _check_keys(cls, data)
+        check_keys(cls, data)
         talker, token2wav = data.get("talker_config"), data.get("token2wav_config")
         return cls(
             thinker_config=EmotionOmniThinkerConfig.from_dict(data.get("thinker_config") or {}),
@@ -312,7 +312,7 @@ class EmotionOmniConfig:
         try:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except ValueError as error:
-            raise ValueError(
+            raise ConfigError(
                 f"{path}: {error}. A config.json written before the thinker/talker split cannot be "
                 "read: train the model again"
             ) from None

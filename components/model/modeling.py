@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from components.contracts import MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE
+from components.errors import ConfigError
 from components.model.configuration import EmotionOmniConfig
 from components.model.heads import nearest_emotion
 from components.model.talker import EmotionOmniTalkerForConditionalGeneration, EmotionOmniTalkerOutput
@@ -83,7 +84,7 @@ class EmotionOmniPreTrainedModel(nn.Module):
         missing, unexpected = model.load_state_dict(load_file(str(model_dir / MODEL_WEIGHTS_FILE)), strict=False)
         missing = [name for name in missing if name in unique_state_names(model)]  # tied aliases are not missing
         if missing or unexpected:
-            raise ValueError(
+            raise ConfigError(
                 f"{model_dir / MODEL_WEIGHTS_FILE} does not match {MODEL_CONFIG_FILE}: missing "
                 f"{missing[:5]}, unexpected {unexpected[:5]}; export the model again"
             )

@@ -22,6 +22,7 @@ from transformers import Qwen2ForCausalLM, WhisperModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from components.audio.features import ENCODER_STRIDE
+from components.errors import ConfigError
 from components.model.adapters import FrameStackAdapter, interleave
 from components.model.configuration import EmotionOmniThinkerConfig
 from components.model.emotion_encoder import EmotionEncoder
@@ -109,7 +110,7 @@ class EmotionOmniThinkerForConditionalGeneration(nn.Module):
             mine = target.state_dict()
             wrong = [k for k in mine if k not in source or source[k].shape != mine[k].shape]
             if wrong:
-                raise ValueError(
+                raise ConfigError(
                     f"the {what} checkpoint at {path} does not fit the model's architecture (first "
                     f"mismatches: {wrong[:3]}); build the thinker config from the checkpoint with "
                     "EmotionOmniThinkerConfig.with_pretrained_architectures"

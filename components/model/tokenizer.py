@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from components.errors import ConfigError, InputNotFoundError
 from components.model.configuration import EmotionOmniThinkerConfig
 
 PAD_TOKEN = "<|endoftext|>"  # Qwen2 pads with <|endoftext|>
@@ -40,14 +41,14 @@ def load_tokenizer(path: Path) -> Tokenizer:
     """Load a tokenizer.json (ours or a pretrained Qwen2 one) from a local path."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"tokenizer file {path} does not exist: export the model again or pass the "
             "directory that holds tokenizer.json"
         )
     tokenizer = Tokenizer.from_file(str(path))
     missing = [t for t in SPECIAL_TOKENS if tokenizer.token_to_id(t) is None]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"tokenizer {path} lacks the chat tokens {missing}; Emotion Omni needs Qwen2's {SPECIAL_TOKENS}"
         )
     return tokenizer

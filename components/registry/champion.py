@@ -13,6 +13,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from components.errors import ConfigError
 from components.registry.config import RegistryConfig
 from components.registry.connection import open_client
 from components.registry.gate import ChampionMetrics
@@ -48,7 +49,7 @@ def champion_metrics(config: RegistryConfig, fingerprint: str, dataset_dir: Path
     if run.data.tags.get(EVAL_SPLIT_TAG) == fingerprint:
         return ChampionMetrics(version, dict(run.data.metrics), source="stored")
     if dataset_dir is None:
-        raise ValueError(
+        raise ConfigError(
             f"champion v{version} was evaluated on another split "
             f"({run.data.tags.get(EVAL_SPLIT_TAG) or 'not recorded'}, not {fingerprint}), and no dataset "
             "was given to evaluate it again. Fix: pass the challenger's dataset directory."

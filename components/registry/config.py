@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from components.errors import ConfigError
+
 
 @dataclass
 class RegistryConfig:
@@ -38,31 +40,31 @@ class RegistryConfig:
             self.artifact_location = None
         scheme = urlsplit(self.tracking_uri).scheme
         if not scheme:
-            raise ValueError(
+            raise ConfigError(
                 f"tracking_uri {self.tracking_uri!r} has no scheme. Fix: use 'sqlite:////abs/path/mlflow.db', "
                 "'postgresql+psycopg2://user:pass@host/db' or 'http://mlflow:5000'."
             )
         if scheme == "sqlite" and not self.tracking_uri.startswith("sqlite:////"):
-            raise ValueError(
+            raise ConfigError(
                 f"tracking_uri {self.tracking_uri!r} is a relative (or in-memory) sqlite database, which would "
                 "move with the current directory. Fix: give an absolute path, 'sqlite:////abs/path/mlflow.db', "
                 "or use RegistryConfig.local(data_dir)."
             )
         location = self.artifact_location
         if location is not None and not urlsplit(location).scheme and not Path(location).is_absolute():
-            raise ValueError(
+            raise ConfigError(
                 f"artifact_location {location!r} is a relative path, which MLflow resolves against the current "
                 "directory. Fix: pass an absolute directory, a file:// URI or an s3:// URI."
             )
         for alias in (self.challenger_alias, self.champion_alias):
             # MLflow keeps "latest" and "v<number>" for itself; it refuses them only after a version exists.
             if alias.lower() == "latest" or re.fullmatch(r"[vV]\d+", alias):
-                raise ValueError(
+                raise ConfigError(
                     f"alias {alias!r} is reserved by MLflow ('latest' and 'v<number>' name versions). "
                     "Fix: choose another alias name."
                 )
         if self.challenger_alias == self.champion_alias:
-            raise ValueError(
+            raise ConfigError(
                 f"challenger_alias and champion_alias are both {self.champion_alias!r}, so registering a version "
                 "would put it straight into serving. Fix: give the two aliases different names."
             )

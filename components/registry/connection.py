@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from components.errors import OmniError
 from components.registry.config import RegistryConfig, redact_uri
 
 # SQLAlchemy dialects MLflow accepts as a tracking store; anything else (http(s), databricks) is a server
@@ -37,7 +38,7 @@ _PING_ENDPOINT = "/api/2.0/mlflow/registered-models/search"
 _CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
-class RegistryError(RuntimeError):
+class RegistryError(OmniError, RuntimeError):
     """The registry cannot do what was asked. The message names the problem and how to fix it."""
 
 

@@ -39,9 +39,10 @@ from components.contracts import (
     METRIC_USER_EMOTION_MACRO_F1,
     METRIC_UTMOS,
 )
+from components.errors import OmniError
 
 
-class GateError(ValueError):
+class GateError(OmniError, ValueError):
     """A summary the gate cannot judge. The message names the missing metrics and how to fix it."""
 
 

@@ -23,6 +23,7 @@ from components.contracts import (
     TRAIN_SUMMARY_FILE,
 )
 from components.contracts import REPORT_METRICS_FILE as EVAL_METRICS_FILE
+from components.errors import ConfigError, InputNotFoundError
 from components.evaluation.report_render import Section, insert_sections
 from components.registry.champion import EVAL_SPLIT_TAG, champion_metrics
 from components.registry.config import RegistryConfig
@@ -43,11 +44,13 @@ STAGE_NAMES = {1: "stage 1: thinker (text + emotion)", 2: "stage 2: talker + tok
 STAGE_MODEL_PARTS = {1: ("thinker_config",), 2: ("talker_config", "token2wav_config")}
 
 
-def registry_config(tracking_uri: str, artifact_location: str = "", model_name: str = "emotion-omni") -> RegistryConfig:
+def registry_config(
+    tracking_uri: str, artifact_location: str = "", model_name: str = RegistryConfig.model_name
+) -> RegistryConfig:
     """RegistryConfig from step parameters, the tracking URI defaulting to $MLFLOW_TRACKING_URI."""
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
     if not uri:
-        raise ValueError(
+        raise ConfigError(
             "no MLflow tracking URI: pass tracking_uri to the pipeline, or set MLFLOW_TRACKING_URI "
             "(on a cluster, from the mlflow-credentials Secret)"
         )
@@ -56,7 +59,12 @@ def registry_config(tracking_uri: str, artifact_location: str = "", model_name: 
 
 def gate_config(gate_json: str) -> GateConfig:
     """GateConfig with the thresholds in `gate_json` (a JSON object; "{}" keeps the defaults)."""
-    overrides = json.loads(gate_json or "{}")
+    try:
+        overrides = json.loads(gate_json or "{}")
+    except json.JSONDecodeError:
+        overrides = None  # refused below, as a JSON list or number is
+    if not isinstance(overrides, dict):
+        raise GateError(f'gate thresholds {gate_json!r}: give a JSON object, e.g. {{"min_chrf": 30}}')
     known = {f.name for f in dataclasses.fields(GateConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:
@@ -68,7 +76,7 @@ def evaluation_document(evaluation_dir: Path) -> dict:
     """The evaluate step's metrics.json: {"summary": {...}, "split": {...}, ...}."""
     path = Path(evaluation_dir) / EVAL_METRICS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: pass the directory the evaluate step wrote")
+        raise InputNotFoundError(f"{path} is missing: pass the directory the evaluate step wrote")
     return json.loads(path.read_text())
 
 
@@ -204,7 +212,7 @@ def read_gate_decision(registration_dir: Path) -> GateDecision:
     """The decision register_candidate wrote into `registration_dir` (its out_dir), for the step that branches on it."""
     path = Path(registration_dir) / "evaluation" / GATE_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: pass the directory the register step wrote")
+        raise InputNotFoundError(f"{path} is missing: pass the directory the register step wrote")
     return GateDecision.from_dict(json.loads(path.read_text()))
 
 

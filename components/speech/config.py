@@ -6,17 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.errors import ConfigError, check_keys
 from components.speech.mel import MelConfig
 from components.synthesis.taxonomy import ASSISTANT_SPEAKER
-
-
-def check_keys(cls, data: dict[str, Any]) -> None:
-    """Refuse keys a config dataclass does not have, naming the known ones (typos must not pass silently)."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys {unknown}; known keys: {sorted(known)}")
-
 
 TOKEN2WAV_BACKENDS = ("local", "cosyvoice2")
 
@@ -46,14 +38,14 @@ class EmotionOmniToken2WavConfig:
 
     def validate(self) -> None:
         if self.backend not in TOKEN2WAV_BACKENDS:
-            raise ValueError(f"token2wav backend={self.backend!r}: use one of {list(TOKEN2WAV_BACKENDS)}")
+            raise ConfigError(f"token2wav backend={self.backend!r}: use one of {list(TOKEN2WAV_BACKENDS)}")
         if self.backend == "cosyvoice2" and not self.cosyvoice2_path:
-            raise ValueError(
+            raise ConfigError(
                 "token2wav backend 'cosyvoice2' needs cosyvoice2_path: the local directory holding "
                 "cosyvoice.yaml, flow.pt, hift.pt, speech_tokenizer_v2.onnx and campplus.onnx"
             )
         if not self.speakers:
-            raise ValueError("token2wav speakers is empty: name at least the assistant's voice")
+            raise ConfigError("token2wav speakers is empty: name at least the assistant's voice")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

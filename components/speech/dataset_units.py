@@ -33,6 +33,7 @@ from components.contracts import (
     TOKEN2WAV_CONFIG_FILE,
     UNIT_EXTRACTOR_FILE,
 )
+from components.errors import InputNotFoundError
 from components.speech.config import EmotionOmniToken2WavConfig
 from components.speech.mel import GriffinLim, MelSpectrogram
 from components.speech.restyle import RestyledReply, restyle_replies
@@ -160,7 +161,7 @@ def load_speech_units(units_dir: Path) -> SpeechUnits:
     units_dir = Path(units_dir)
     missing = [n for n in (TOKEN2WAV_CONFIG_FILE, SPEECH_UNITS_FILE) if not (units_dir / n).is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"{units_dir} is not a speech-units directory: missing {missing}; run the speech-units "
             "step (components.speech.dataset_units.build_speech_units) first"
         )
@@ -168,7 +169,7 @@ def load_speech_units(units_dir: Path) -> SpeechUnits:
     extractor = None
     if config.backend == "local":
         if not (units_dir / UNIT_EXTRACTOR_FILE).is_file():
-            raise FileNotFoundError(
+            raise InputNotFoundError(
                 f"{units_dir} lacks {UNIT_EXTRACTOR_FILE}, the k-means units' centroids: run the "
                 "speech-units step again"
             )

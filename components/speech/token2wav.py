@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from components.errors import ConfigError
 from components.speech.base import ChunkPolicy
 from components.speech.config import EmotionOmniToken2WavConfig
 from components.speech.mel import GriffinLim, MelSpectrogram
@@ -54,7 +55,7 @@ class EmotionOmniToken2Wav(nn.Module):
         try:
             return self.config.speakers.index(speaker)
         except ValueError:
-            raise ValueError(
+            raise ConfigError(
                 f"speaker {speaker!r} is not a voice this token2wav was trained on; use one of {self.config.speakers}"
             ) from None
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from components.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class KMeansConfig:
@@ -66,11 +68,11 @@ def fit_unit_extractor(
 ) -> UnitExtractor:
     """Fit mini-batch k-means over the stacked frames of `log_mels` (each (n_mels, T))."""
     if not log_mels:
-        raise ValueError("no audio to fit speech units on: the dataset has no reply audio in its train split")
+        raise ConfigError("no audio to fit speech units on: the dataset has no reply audio in its train split")
     extractor = UnitExtractor(num_units, log_mels[0].shape[0], frames_per_unit)
     data = torch.cat([extractor.stack(m.float()) for m in log_mels])  # (V, D)
     if len(data) < num_units:
-        raise ValueError(
+        raise ConfigError(
             f"{len(data)} stacked frames cannot make {num_units} units: synthesize more dialogues "
             "or lower token2wav num_units"
         )

@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from components.errors import ConfigError, InputNotFoundError, OmniError
+
 ENDPOINT_ENV = ("S3_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL")
+_SECRET = "in clusters it comes from the mlflow-credentials Secret"  # where a pipeline step's S3 keys come from
 
 
-class StorageError(RuntimeError):
+class StorageError(OmniError, RuntimeError):
     """The object store refused or could not be reached; the message names what and the fix."""
 
 
@@ -38,9 +41,9 @@ class S3Location:
 
 
 def parse_s3_uri(uri: str) -> S3Location:
-    """Parse the three accepted forms (see the module docstring); raise ValueError naming the fix."""
+    """Parse the three accepted forms (see the module docstring); raise ConfigError naming the fix."""
     if not uri.startswith("s3://"):
-        raise ValueError(f"{uri!r} is not an s3:// URI; use s3://host:port/bucket/prefix or s3://bucket/prefix")
+        raise ConfigError(f"{uri!r} is not an s3:// URI; use s3://host:port/bucket/prefix or s3://bucket/prefix")
     rest = uri[len("s3://") :]
     secure = None
     for scheme in ("http://", "https://"):
@@ -53,13 +56,13 @@ def parse_s3_uri(uri: str) -> S3Location:
         bucket, prefix = head, path
         env = next((os.environ[k] for k in ENDPOINT_ENV if os.environ.get(k)), None)
         if env is None:
-            raise ValueError(
+            raise ConfigError(
                 f"{uri!r} names no endpoint: write s3://host:port/bucket/... or set one of {', '.join(ENDPOINT_ENV)}"
             )
         parts = urlsplit(env if "://" in env else f"http://{env}")
         endpoint, secure = parts.netloc, parts.scheme == "https" if secure is None else secure
     if not bucket:
-        raise ValueError(f"{uri!r} names no bucket")
+        raise ConfigError(f"{uri!r} names no bucket")
     return S3Location(endpoint, bool(secure), bucket, prefix.strip("/"))
 
 
@@ -69,8 +72,7 @@ def _client(location: S3Location):
     key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
     if not key or not secret:
         raise StorageError(
-            f"no S3 credentials for {location.uri}: set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY (in clusters they come from the mlflow-credentials Secret)"
+            f"no S3 credentials for {location.uri}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({_SECRET})"
         )
     return Minio(
         location.endpoint,
@@ -90,30 +92,38 @@ def _call(location: S3Location, what: str, fn, *args, **kwargs):
     except S3Error as error:
         hint = {
             "NoSuchBucket": f"create bucket '{location.bucket}' first (the bootstrap's bucket Job does)",
-            "SignatureDoesNotMatch": "check AWS_SECRET_ACCESS_KEY",
-            "InvalidAccessKeyId": "check AWS_ACCESS_KEY_ID",
+            "SignatureDoesNotMatch": f"check AWS_SECRET_ACCESS_KEY ({_SECRET})",
+            "InvalidAccessKeyId": f"check AWS_ACCESS_KEY_ID ({_SECRET})",
             "AccessDenied": "grant this key access to the bucket",
         }.get(error.code, "see the message")
         raise StorageError(f"{what} {location.uri} failed: {error.code}: {error.message}; {hint}") from None
     except HTTPError as error:
+        # urllib3 has already retried (minio's client: 5 tries, ~6 s); its innermost reason is the useful part.
+        reason = getattr(error, "reason", None) or error
         raise StorageError(
-            f"cannot reach the object store at {location.endpoint} ({error}); check the "
-            "endpoint and that the server is up"
+            f"{what} {location.uri} failed: cannot reach the object store at {location.endpoint} ({reason}); "
+            "check the endpoint and that the server is up, then run this again"
         ) from None
 
 
 def upload_directory(local_dir: Path, uri: str, last: tuple[str, ...] = ()) -> list[str]:
     """Upload every file under `local_dir` to `uri` (a prefix), keeping relative paths; returns object names.
-    Files named in `last` go after all others (a completeness marker: its presence vouches for the rest)."""
+
+    Files named in `last` go after all others (a completeness marker: its presence vouches for the rest). An upload
+    cut short (the server went away) leaves whole objects only, those before the cut: S3 shows an object once its PUT
+    completes. The marker is not among them, so readers ignore them; running the upload again rewrites them all."""
     local_dir, location = Path(local_dir), parse_s3_uri(uri)
     files = sorted((p for p in local_dir.rglob("*") if p.is_file()), key=lambda p: (p.name in last, str(p)))
     if not files:
-        raise ValueError(f"{local_dir} has no files to upload")
+        raise InputNotFoundError(f"{local_dir} has no files to upload")
     client = _client(location)
     names = []
     for path in files:
         name = location.child(path.relative_to(local_dir).as_posix()).prefix
-        _call(location, "upload to", client.fput_object, location.bucket, name, str(path))
+        try:
+            _call(location, "upload to", client.fput_object, location.bucket, name, str(path))
+        except StorageError as error:
+            raise StorageError(f"{error} ({len(names)} of {len(files)} files were uploaded before it failed)") from None
         names.append(name)
     return names
 

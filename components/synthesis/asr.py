@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from components.contracts import SAMPLE_RATE
+from components.errors import OmniError
 
 NO_WHISPER_REASON = (
     "no whisper_path configured (FilterConfig.whisper_path / --whisper-path); ASR WER filter not computed"
 )
 
 
-class AsrError(ValueError):
+class AsrError(OmniError, ValueError):
     """The Whisper checkpoint cannot be used, or a WER is undefined; the message names the setting and the fix."""
 
 

@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from components.audio import save_wav
+from components.errors import ConfigError
+from components.plotting import new_figure, save_figure
 from components.synthesis.card_plots import write_card_plots
 from components.synthesis.config import SynthesisConfig
 from components.synthesis.dataset import degrade_user_turn, synthesize_dataset
@@ -49,9 +50,9 @@ def bench_synthesis(
     dialogues, and write the report into `out_dir`; returns the report's JSON."""
     config = config or SynthesisConfig(n=120, shard_size=20)
     if not workers or min(workers) < 1:
-        raise ValueError(f"workers={list(workers)}: give worker counts >= 1, e.g. 1,2")
+        raise ConfigError(f"workers={list(workers)}: give worker counts >= 1, e.g. 1,2")
     if stage_sample < 1:
-        raise ValueError(f"stage_sample={stage_sample}: time at least one dialogue")
+        raise ConfigError(f"stage_sample={stage_sample}: time at least one dialogue")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     builds = []
@@ -197,7 +198,7 @@ def format_table(report: dict) -> str:
 
 
 def plot_bench(report: dict, path: Path) -> Path:
-    figure = Figure(figsize=(9.6, 3.4), layout="constrained")
+    figure = new_figure(9.6, 3.4)
     rate, stages = figure.subplots(1, 2, width_ratios=(1, 2))
     builds = report["builds"]
     positions = np.arange(len(builds))
@@ -221,5 +222,4 @@ def plot_bench(report: dict, path: Path) -> Path:
     )
     stages.set_xlabel("ms per dialogue (blue: in each worker; orange: once, after the shards)")
     stages.set_title("Where the time goes")
-    figure.savefig(path, dpi=110)
-    return path
+    return save_figure(figure, path)

@@ -4,8 +4,8 @@
     # {"emotion_domain": .../emotion_domain.png, "durations": ..., "pitch_by_emotion": ..., "engines": ...,
     #  "filter_drops": ...}   (filter_drops only with a filter report)
 
-Built like components/evaluation/plots.py: matplotlib's object API (`Figure`), never `pyplot`, so figures render
-headless through the Agg canvas, leave any interactive backend alone and are freed on return. Everything but the
+Built in the platform's one plotting style (components/plotting.py: matplotlib's object API, never `pyplot`).
+Everything but the
 pitch plot comes from the manifest rows; the pitch plot reads the user turns' audio. All five for
 300 dialogues took 4.4 s on a busy 2-core machine, the pitch of the 300 user turns 1.7 s of it on one thread.
 """
@@ -20,9 +20,9 @@ from pathlib import Path
 import librosa
 import numpy as np
 import soundfile as sf
-from matplotlib.figure import Figure
 
 from components.contracts import DOMAINS, SAMPLE_RATE, SPLITS, USER_EMOTIONS
+from components.plotting import boxes_with_counts, new_figure, save_figure
 from components.synthesis.filters import ASR_WER, AUDIO_REASONS, EMOTION_INCONSISTENT, FilterReport, filter_of
 from components.synthesis.taxonomy import speaker_engine
 
@@ -35,7 +35,6 @@ CARD_PLOTS: dict[str, str] = {
     "filter_drops": "filter_drops.png",
 }
 
-_DPI = 110  # as components/evaluation/plots.py, so the figures match the evaluation report's
 _BAR = "#4a7ab5"
 _SPLIT_COLOURS = ("#4a7ab5", "#e08a3c", "#6aa84f", "#a64d79", "#888888")
 # Pitch: YIN at 8 kHz every 20 ms (a 640 Hz ceiling is far below its Nyquist), over frames within about 10 dB of
@@ -104,7 +103,7 @@ def _emotion_domain(rows: Sequence[dict], path: Path) -> Path:
     counts = np.zeros((len(emotions), len(domains)), dtype=np.int64)  # (E, D)
     for row in rows:
         counts[emotions.index(row["user_emotion"]), domains.index(row["domain"])] += 1
-    figure = Figure(figsize=(2.2 + 0.48 * len(domains), 1.4 + 0.42 * len(emotions)), layout="constrained")
+    figure = new_figure(2.2 + 0.48 * len(domains), 1.4 + 0.42 * len(emotions))
     axes = figure.add_subplot()
     image = axes.imshow(counts, cmap="Blues", vmin=0, aspect="auto")
     for (e, d), n in np.ndenumerate(counts):
@@ -116,12 +115,11 @@ def _emotion_domain(rows: Sequence[dict], path: Path) -> Path:
     axes.set_ylabel("user emotion (dialogues)")
     axes.set_title(f"Dialogues per user emotion and domain (n={len(rows)})")
     figure.colorbar(image, ax=axes, label="dialogues", shrink=0.8)
-    figure.savefig(path, dpi=_DPI)
-    return path
+    return save_figure(figure, path)
 
 
 def _durations(rows: Sequence[dict], path: Path, config: Mapping | None) -> Path:
-    figure = Figure(figsize=(6.4, 5.2), layout="constrained")
+    figure = new_figure(6.4, 5.2)
     panels = figure.subplots(2, 1, sharex=True)
     for axes, turn in zip(panels, ("user", "response")):
         values = np.asarray([row[f"{turn}_duration_s"] for row in rows], dtype=np.float64)
@@ -132,8 +130,7 @@ def _durations(rows: Sequence[dict], path: Path, config: Mapping | None) -> Path
         axes.set_ylabel("clips")
         axes.set_title(f"{turn} turns: median {np.median(values):.1f} s, max {values.max():.1f} s", fontsize=10)
     panels[-1].set_xlabel("duration (s)" + (", dotted: filter limits" if config else ""))
-    figure.savefig(path, dpi=_DPI)
-    return path
+    return save_figure(figure, path)
 
 
 def _pitch_by_emotion(rows: Sequence[dict], dataset_dir: Path, path: Path, workers: int) -> Path:
@@ -145,26 +142,9 @@ def _pitch_by_emotion(rows: Sequence[dict], dataset_dir: Path, path: Path, worke
         pitches = list(pool.map(pitch, rows))
     emotions = _ordered({row["user_emotion"] for row in rows}, USER_EMOTIONS)
     data = [[p for p, row in zip(pitches, rows) if p is not None and row["user_emotion"] == e] for e in emotions]
-    figure = Figure(figsize=(2.0 + 0.9 * len(emotions), 4.0), layout="constrained")
+    figure = new_figure(2.0 + 0.9 * len(emotions), 4.0)
     axes = figure.add_subplot()
-    drawn = [i for i, values in enumerate(data) if values]
-    if drawn:
-        boxes = axes.boxplot([data[i] for i in drawn], positions=drawn, widths=0.5, patch_artist=True)
-        for box in boxes["boxes"]:
-            box.set(facecolor=_BAR, edgecolor="#333333")
-        for median in boxes["medians"]:
-            median.set(color="#222222")
-    for i, values in enumerate(data):  # n under every box, 0 included, so a missing emotion shows
-        axes.annotate(
-            f"n={len(values)}",
-            (i, 0),
-            xycoords=("data", "axes fraction"),
-            xytext=(0, 2),
-            textcoords="offset points",
-            ha="center",
-            fontsize=7,
-            color="#555555",
-        )
+    boxes_with_counts(axes, data, range(len(emotions)), colour=_BAR, width=0.5)
     axes.set_xticks(range(len(emotions)), labels=emotions, rotation=30, ha="right")
     axes.set_xlim(-0.6, len(emotions) - 0.4)
     axes.set_ylabel("median pitch per clip (Hz)")
@@ -173,8 +153,7 @@ def _pitch_by_emotion(rows: Sequence[dict], dataset_dir: Path, path: Path, worke
         "User-turn pitch by emotion" + (f" ({unknown} clips without pitch left out)" if unknown else ""), fontsize=10
     )
     axes.grid(axis="y", alpha=0.3)
-    figure.savefig(path, dpi=_DPI)
-    return path
+    return save_figure(figure, path)
 
 
 def _engines(rows: Sequence[dict], path: Path) -> Path:
@@ -182,7 +161,7 @@ def _engines(rows: Sequence[dict], path: Path) -> Path:
     splits = _ordered({row["split"] for row in rows}, SPLITS)
     counts = Counter((speaker_engine(row["speaker"]), row["split"]) for row in rows)
     voices = {e: len({row["speaker"] for row in rows if speaker_engine(row["speaker"]) == e}) for e in engines}
-    figure = Figure(figsize=(6.4, 1.4 + 0.45 * len(engines)), layout="constrained")
+    figure = new_figure(6.4, 1.4 + 0.45 * len(engines))
     axes = figure.add_subplot()
     positions = np.arange(len(engines))[::-1]  # first engine on top
     left = np.zeros(len(engines))
@@ -197,8 +176,7 @@ def _engines(rows: Sequence[dict], path: Path) -> Path:
     axes.set_xlabel("dialogues (user turns)")
     axes.set_title("User turns per TTS engine and split")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="split", title_fontsize=8)
-    figure.savefig(path, dpi=_DPI)
-    return path
+    return save_figure(figure, path)
 
 
 def _filter_drops(summary: Mapping, path: Path) -> Path:
@@ -210,7 +188,7 @@ def _filter_drops(summary: Mapping, path: Path) -> Path:
     reasons += sorted(set(by_reason) - set(reasons))
     skipped = summary.get("skipped", {})
     by_emotion = summary.get("dropped_by_user_emotion", {})
-    figure = Figure(figsize=(9.6, 1.6 + 0.3 * len(reasons)), layout="constrained")
+    figure = new_figure(9.6, 1.6 + 0.3 * len(reasons))
     reason_axes, emotion_axes = figure.subplots(1, 2, width_ratios=(3, 2))
     labels = [r + (" (skipped)" if filter_of(r) in skipped else "") for r in reasons]
     _bars(reason_axes, labels, [by_reason.get(r, 0) for r in reasons])
@@ -232,8 +210,7 @@ def _filter_drops(summary: Mapping, path: Path) -> Path:
     _bars(emotion_axes, emotions, [by_emotion[e] for e in emotions])
     emotion_axes.set_xlabel("dialogues dropped")
     emotion_axes.set_title("by user emotion", fontsize=10)
-    figure.savefig(path, dpi=_DPI)
-    return path
+    return save_figure(figure, path)
 
 
 def _bars(axes, labels: Sequence[str], values: Sequence[int]) -> None:

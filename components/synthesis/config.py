@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from components.audio.channels import ChannelConfig
 from components.contracts import USER_EMOTIONS
+from components.errors import ConfigError
 from components.synthesis.engines import EngineSpeechConfig
 from components.synthesis.filters import FilterConfig
 from components.synthesis.speech import SpeechConfig
@@ -50,45 +51,45 @@ class SynthesisConfig:
         splits = 2 + (self.unseen_voice_fraction > 0)
         minimum = len(USER_EMOTIONS) * splits
         if not isinstance(self.n, int) or self.n < minimum:
-            raise ValueError(
+            raise ConfigError(
                 f"n={self.n!r} is too small: every user emotion needs a dialogue in each of the {splits} splits; "
                 f"use n >= {minimum}"
             )
         if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"test_fraction={self.test_fraction!r} must be between 0 and 1, e.g. 0.2")
+            raise ConfigError(f"test_fraction={self.test_fraction!r} must be between 0 and 1, e.g. 0.2")
         if not 0.0 <= self.unseen_voice_fraction < 1.0 - self.test_fraction:
-            raise ValueError(
+            raise ConfigError(
                 f"unseen_voice_fraction={self.unseen_voice_fraction!r} must be in [0, 1 - test_fraction)"
                 ", e.g. 0.1; 0 makes no unseen-voice split"
             )
         if not isinstance(self.workers, int) or self.workers < 1:
-            raise ValueError(f"workers={self.workers!r} must be an int >= 1; use 1 for no parallelism")
+            raise ConfigError(f"workers={self.workers!r} must be an int >= 1; use 1 for no parallelism")
         if not isinstance(self.shard_size, int) or self.shard_size < 1:
-            raise ValueError(f"shard_size={self.shard_size!r} must be an int >= 1, e.g. 50 dialogues per shard")
+            raise ConfigError(f"shard_size={self.shard_size!r} must be an int >= 1, e.g. 50 dialogues per shard")
         unknown = [e for e in self.engines if e not in ENGINE_VOICES]
         if unknown or not self.engines:
-            raise ValueError(f"engines={list(self.engines)}: use some of {list(ENGINE_VOICES)}")
+            raise ConfigError(f"engines={list(self.engines)}: use some of {list(ENGINE_VOICES)}")
         outside = [
             s
             for s in self.held_out_speakers
             if s.partition(":")[0] not in self.engines or s.partition(":")[2] not in ENGINE_VOICES[s.partition(":")[0]]
         ]
         if outside:
-            raise ValueError(
+            raise ConfigError(
                 f"held_out_speakers {outside} are not voices of engines {list(self.engines)}; "
                 'use "<engine>:<voice>" from components.synthesis.taxonomy.ENGINE_VOICES'
             )
         if self.unseen_voice_fraction > 0 and not self.held_out_speakers:
-            raise ValueError("unseen_voice_fraction > 0 needs held_out_speakers; or set unseen_voice_fraction=0")
+            raise ConfigError("unseen_voice_fraction > 0 needs held_out_speakers; or set unseen_voice_fraction=0")
         if not self.training_speakers:
-            raise ValueError(
+            raise ConfigError(
                 f"engines={list(self.engines)} leave no voice for training once "
                 f"{list(self.held_out_speakers)} are held out; add an engine or hold out fewer voices"
             )
         if self.channels is not None:
             self.channels.validate()
         if self.text_backend not in TEXT_BACKENDS:
-            raise ValueError(f"text_backend={self.text_backend!r}: use one of {TEXT_BACKENDS}")
+            raise ConfigError(f"text_backend={self.text_backend!r}: use one of {TEXT_BACKENDS}")
 
     @property
     def training_speakers(self) -> tuple[str, ...]:

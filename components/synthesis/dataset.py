@@ -40,6 +40,7 @@ from components.audio import save_wav
 from components.audio.channels import apply_channel, channel_to_json, sample_channel
 from components.audio.io import decode_wav, encode_wav
 from components.contracts import DATASET_CARD_FILE, DATASET_STATS_FILE, MANIFEST_FILE, SAMPLE_RATE, USER_EMOTIONS
+from components.errors import ConfigError, OutputExistsError
 from components.synthesis.card import CARD_PLOTS_DIR, dataset_stats, render_card
 from components.synthesis.config import SynthesisConfig
 from components.synthesis.engines import EngineSpeech
@@ -170,7 +171,7 @@ def plan_parts(config: SynthesisConfig, parts: int) -> list[int]:
     that can fail fast: the TTS binaries, the filters' paths and the LLM endpoint. A pipeline runs this once,
     before any part starts, then one synthesize_part per index (KFP's ParallelFor), then merge_parts."""
     if not isinstance(parts, int) or parts < 1:
-        raise ValueError(f"parts={parts!r} must be an int >= 1: the machines the build is spread over")
+        raise ConfigError(f"parts={parts!r} must be an int >= 1: the machines the build is spread over")
     _preflight(config)
     return list(range(min(parts, -(-config.n // config.shard_size))))
 
@@ -181,7 +182,7 @@ def synthesize_part(
     """Speak part `part` of `parts` of the build (every `parts`-th shard from shard `part`) into `out_dir`, a work
     directory of its own (shards/ + wavs/) that merge_parts reads. Run again on the same directory, it resumes."""
     if not 0 <= part < parts:
-        raise ValueError(f"part={part!r} must be in [0, parts={parts!r})")
+        raise ConfigError(f"part={part!r} must be in [0, parts={parts!r})")
     voices, writer = _preflight(config)
     out_dir = Path(out_dir)
     with locked(out_dir):
@@ -437,16 +438,16 @@ def _publish(staging: Path, out_dir: Path) -> None:
 
 def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsError(f"out_dir {out_dir} is a file; pass a directory path for the dataset")
+        raise OutputExistsError(f"out_dir {out_dir} is a file; pass a directory path for the dataset")
     if not out_dir.exists() or not any(out_dir.iterdir()):
         return
     if not overwrite:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"out_dir {out_dir} is not empty; pass a new directory, or overwrite=True (--overwrite) "
             "to replace a previous dataset there"
         )
     if not (out_dir / MANIFEST_FILE).is_file():
-        raise FileExistsError(
+        raise OutputExistsError(
             f"refusing to overwrite {out_dir}: it holds no {MANIFEST_FILE}, so it is not a previous dataset; "
             "pick another directory or delete it yourself"
         )

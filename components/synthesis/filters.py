@@ -30,6 +30,7 @@ import soundfile as sf
 
 from components.audio.io import SILENCE_PEAK
 from components.contracts import SAMPLE_RATE, USER_EMOTIONS
+from components.errors import OmniError
 from components.synthesis.asr import AsrResult, asr_wer, whisper_dir
 
 # Reason codes check_audio returns; apply_filters prefixes them with the turn ("user:", "response:").
@@ -50,7 +51,7 @@ _SILENT_CLIP_DBFS = -70.0
 _CLIPPED = 0.999  # |x| at or above this is a sample at full scale
 
 
-class FilterError(ValueError):
+class FilterError(OmniError, ValueError):
     """A filter cannot run as configured or on this input; the message names the setting and the fix."""
 
 

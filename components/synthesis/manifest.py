@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 
 from components.audio.channels import ChannelError, channel_from_json
 from components.contracts import DOMAINS, MANIFEST_COLUMNS, MANIFEST_FILE, RESPONSE_EMOTIONS, SPLITS, USER_EMOTIONS
+from components.errors import OmniError
 
 # Columns whose value must be one of a fixed label set.
 _LABELS: dict[str, tuple[str, ...]] = {
@@ -26,7 +27,7 @@ _DURATIONS = ("user_duration_s", "response_duration_s")
 _ADDED_LATER = {"user_channel": ""}  # columns a manifest from before them lacks, and what that means (clean)
 
 
-class ManifestError(ValueError):
+class ManifestError(OmniError, ValueError):
     """A manifest that breaks the schema; the message names the file, row and column."""
 
 

@@ -22,6 +22,7 @@ import shutil
 from pathlib import Path
 
 from components.contracts import DATASET_CARD_FILE, DATASET_STATS_FILE, MANIFEST_FILE
+from components.errors import OutputExistsError
 from components.storage.s3 import (
     ENDPOINT_ENV,
     StorageError,
@@ -64,12 +65,12 @@ class S3Output:
         dataset = [name for name in names if not name.startswith(f"{PARTIAL}/")]
         self._replace_old = MANIFEST_FILE in dataset
         if self._replace_old and not overwrite:
-            raise FileExistsError(
+            raise OutputExistsError(
                 f"{self.uri} already holds a dataset ({MANIFEST_FILE}); pass a new prefix, or "
                 "overwrite=True (--overwrite) to replace it"
             )
         if dataset and not self._replace_old and not self._partial_names:
-            raise FileExistsError(
+            raise OutputExistsError(
                 f"{self.uri} holds {len(dataset)} objects but no {MANIFEST_FILE}, so it is not a "
                 "previous dataset; pick another prefix or delete them yourself"
             )
@@ -87,7 +88,7 @@ class S3Output:
             download_directory(self.location.child(PARTIAL, SHARD_DIR).uri, fetched / SHARD_DIR)
             previous = json.loads((fetched / SHARD_DIR / FINGERPRINT_FILE).read_text(encoding="utf-8"))
             if previous != fingerprint:
-                raise FileExistsError(
+                raise OutputExistsError(
                     f"{self.partial} holds a partial build with other settings "
                     f"({describe_difference(previous, fingerprint)}); rerun with the original settings to finish "
                     f"it, or delete that prefix (or pass resume=False) to start over"

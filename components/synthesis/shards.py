@@ -34,6 +34,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from components.contracts import MANIFEST_COLUMNS
+from components.errors import OmniError, OutputExistsError
 from components.synthesis.plan import DialoguePlan
 
 # Bump when the meaning of the files above changes: a work directory of another layout is then refused, not mixed.
@@ -47,7 +48,7 @@ WAV_COLUMNS = tuple(column for column in MANIFEST_COLUMNS if column.endswith("_w
 SpeakFn = Callable[[DialoguePlan, Path], dict]
 
 
-class SynthesisError(RuntimeError):
+class SynthesisError(OmniError, RuntimeError):
     """A build stopped part way; its finished shards are kept and the message says how to resume."""
 
 
@@ -88,13 +89,13 @@ def prepare_work_dir(root: Path, fingerprint: dict, resume: bool = True) -> None
         else:
             previous = json.loads(path.read_text(encoding="utf-8"))
             if previous != fingerprint:
-                raise FileExistsError(
+                raise OutputExistsError(
                     f"{root} holds a partial build with other settings ({describe_difference(previous, fingerprint)}); "
                     "rerun with the original settings to finish it, or delete it (or pass resume=False) to start over"
                 )
             return
     elif root.is_dir() and any(root.iterdir()):
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{root} holds files but no {SHARD_DIR}/{FINGERPRINT_FILE}, so it is not a partial "
             "synthesis build; delete it or pick another work directory"
         )
@@ -113,7 +114,7 @@ def locked(root: Path) -> Iterator[None]:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the kernel if this process dies
     except BlockingIOError:
         os.close(descriptor)
-        raise FileExistsError(
+        raise OutputExistsError(
             f"another synthesis run is building {root} right now; wait for it to finish, or "
             "stop it and run the same command again to resume"
         ) from None

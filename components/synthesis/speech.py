@@ -19,12 +19,13 @@ import numpy as np
 
 from components.audio import AudioError, decode_wav
 from components.contracts import SAMPLE_RATE
+from components.errors import OmniError
 from components.synthesis.taxonomy import ProsodyProfile, prosody_for
 
 INSTALL_HINT = "install them with `apt-get install espeak-ng sox` (macOS: `brew install espeak-ng sox`)"
 
 
-class SpeechError(RuntimeError):
+class SpeechError(OmniError, RuntimeError):
     """The speech backend is missing or failed; the message says which binary and what to do."""
 
 

@@ -31,7 +31,7 @@ def train_with_backend(
             Path(dataset_dir), Path(run_dir), config, init_model=init_model, speech_units=speech_units, resume=resume
         )
     if backend == "trainjob":
-        from components.training.trainjob import TrainJobConfig
+        from components.cluster.trainjob_config import TrainJobConfig
         from components.training.trainjob_run import train_on_cluster
 
         return train_on_cluster(

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
+from components.errors import ConfigError, OmniError
+from components.plotting import new_figure, save_figure
 from components.training.bench_worker import MODES
 from components.training.config import TrainConfig
 from components.training.launch import free_port, worker_env
@@ -27,7 +27,7 @@ BASELINE = "ddp"
 RESULT_FILE, TABLE_FILE, PLOT_FILE = "bench_train.json", "bench_train.md", "bench_train.png"
 
 
-class BenchError(RuntimeError):
+class BenchError(OmniError, RuntimeError):
     """A benchmark mode failed; the message carries the tail of its output."""
 
 
@@ -52,9 +52,9 @@ def bench_train(
     """Run every mode in `modes` for `steps` timed steps (after `warmup`) and write the report into `out_dir`."""
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
-        raise ValueError(f"bench modes {unknown or '(none)'}: choose from {', '.join(MODES)}")
+        raise ConfigError(f"bench modes {unknown or '(none)'}: choose from {', '.join(MODES)}")
     if steps < 1 or warmup < 0:
-        raise ValueError("bench steps must be >= 1 and warmup >= 0")
+        raise ConfigError("bench steps must be >= 1 and warmup >= 0")
     config = config or TrainConfig()
     out_dir = Path(out_dir).resolve()
     run_dir = out_dir / "run"
@@ -148,7 +148,7 @@ def format_table(rows: list[dict], config: TrainConfig, steps: int) -> str:
 
 def plot_bench(rows: list[dict], path: Path) -> Path:
     """Samples/s and peak RSS per mode, side by side, the baseline's bar outlined."""
-    figure = Figure(figsize=(9, 3.6), dpi=110, layout="constrained")
+    figure = new_figure(9, 3.6)
     labels = [f"{r['mode']}\nx{r['world_size']}" for r in rows]
     for index, (key, title, scale) in enumerate(
         (("samples_per_s", "samples / s (higher is better)", 1.0), ("peak_rss_bytes", "peak RSS, all ranks (GB)", 1e-9))
@@ -162,5 +162,4 @@ def plot_bench(rows: list[dict], path: Path) -> Path:
         axes.set_title(title)
         axes.grid(axis="y", alpha=0.3)
     figure.suptitle(f"omni bench train (baseline outlined: {BASELINE})")
-    figure.savefig(path)
-    return Path(path)
+    return save_figure(figure, path)

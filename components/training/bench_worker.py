@@ -17,6 +17,7 @@ import json
 import os
 import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,13 +25,14 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from components.contracts import TOKENIZER_FILE, TRAIN_CONFIG_FILE
+from components.errors import ConfigError
 from components.model.tokenizer import load_tokenizer
-from components.synthesis import read_manifest
 from components.training.config import TrainConfig, deepspeed_config
 from components.training.consolidate import parameter_counts
-from components.training.data import DialogueDataset, collate, to_device
+from components.training.data import collate, to_device, train_split
 from components.training.flops import batch_tokens, flops_per_token, peak_tflops
 from components.training.model_setup import build_model, param_groups
+from components.training.ranks import join_process_group
 
 MODES = ("torch", "ddp", "zero1", "zero2", "zero3")
 
@@ -45,31 +47,19 @@ def _batches(loader, sampler):
 
 
 def run(run_dir: Path, dataset_dir: Path, mode: str, steps: int, warmup: int, out: Path) -> None:
+    """Time `steps` optimizer steps (after `warmup` untimed ones) of the run's model under `mode`; rank 0 writes
+    the row to `out`."""
     if mode not in MODES:
-        raise ValueError(f"--mode {mode!r}: use one of {MODES}")
+        raise ConfigError(f"--mode {mode!r}: use one of {MODES}")
     config = TrainConfig.load(run_dir / TRAIN_CONFIG_FILE)
     distributed = mode != "torch"
-    on_gpu = torch.cuda.is_available()
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if on_gpu else torch.device("cpu")
-    if on_gpu:
-        torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True
-    backend = "nccl" if on_gpu else "gloo"
-    if mode.startswith("zero"):
-        import deepspeed
-
-        deepspeed.init_distributed(dist_backend=backend)
-    elif distributed:
-        dist.init_process_group(backend)
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    joined = join_process_group(deepspeed=mode.startswith("zero"), distributed=distributed)
+    rank, world, device = joined.rank, joined.world, joined.device
     torch.manual_seed(config.seed)
 
     model, speech = build_model(config, run_dir)
-    per_token = flops_per_token(model)
-    rows = [r for r in read_manifest(dataset_dir) if r["split"] == "train"]
-    dataset = DialogueDataset(
-        rows, dataset_dir, config.model.thinker_config, load_tokenizer(run_dir / TOKENIZER_FILE), speech=speech
-    )
+    per_token = flops_per_token(model)  # before DeepSpeed wraps (and under ZeRO-3 partitions) it
+    dataset = train_split(dataset_dir, config.model.thinker_config, load_tokenizer(run_dir / TOKENIZER_FILE), speech)
     sampler = (
         DistributedSampler(dataset, world, rank, seed=config.seed)
         if distributed
@@ -77,31 +67,7 @@ def run(run_dir: Path, dataset_dir: Path, mode: str, steps: int, warmup: int, ou
     )
     loader = DataLoader(dataset, batch_size=config.micro_batch_size, sampler=sampler, collate_fn=collate)
     optimizer = torch.optim.AdamW(param_groups(model, config), weight_decay=config.weight_decay)
-
-    if mode.startswith("zero"):
-        import deepspeed
-
-        ds_config = deepspeed_config(dataclasses.replace(config, zero_stage=int(mode[-1]), grad_accum_steps=1))
-        engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
-
-        def step(batch) -> torch.Tensor:
-            out = engine(**batch)
-            engine.backward(out.loss)
-            engine.step()
-            return out.loss
-    else:
-        if config.precision == "bf16":  # DeepSpeed's bf16 mode keeps fp32 master weights; autocast is torch's way
-            raise ValueError("bench modes torch/ddp run fp32 only: compare bf16 among the zero modes")
-        model.to(device)
-        module = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
-
-        def step(batch) -> torch.Tensor:
-            out = module(**batch)
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            return out.loss
+    step = _step_function(mode, config, model, optimizer, device)
 
     model.train()
     for index in sampler:  # the dataset computes each item's log-mel once and caches it: time training only
@@ -116,50 +82,110 @@ def run(run_dir: Path, dataset_dir: Path, mode: str, steps: int, warmup: int, ou
         loss = step(to_device(batch, device, config.compute_dtype))
         samples += len(batch["response_ids"])
         tokens += batch_tokens(batch)
-    if on_gpu:
+    if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    peak_gpu = torch.cuda.max_memory_allocated() if on_gpu else 0
-    totals = torch.tensor([samples, tokens, peak_rss, seconds, peak_gpu], dtype=torch.float64, device=device)
-    per_rank_rss, per_rank_gpu = [peak_rss], [peak_gpu]
-    if distributed:
-        gathered = [torch.zeros_like(totals) for _ in range(world)]
-        dist.all_gather(gathered, totals)
-        samples, tokens = sum(int(g[0]) for g in gathered), sum(int(g[1]) for g in gathered)
-        per_rank_rss, per_rank_gpu = [int(g[2]) for g in gathered], [int(g[4]) for g in gathered]
-        seconds = max(float(g[3]) for g in gathered)  # the slowest rank sets the pace
-    tflops = tokens / seconds * per_token / 1e12
-    peak = peak_tflops(config.precision)
+    totals = _across_ranks(samples, tokens, seconds, device, world if distributed else 1)
     if rank == 0:
-        Path(out).write_text(
-            json.dumps(
-                {
-                    "mode": mode,
-                    "world_size": world,
-                    "steps": steps,
-                    "micro_batch_size": config.micro_batch_size,
-                    "seconds": round(seconds, 3),
-                    "samples": samples,
-                    "tokens": tokens,
-                    "samples_per_s": round(samples / seconds, 2),
-                    "tokens_per_s": round(tokens / seconds, 1),
-                    "peak_rss_bytes": sum(per_rank_rss),
-                    "peak_rss_per_rank_bytes": per_rank_rss,
-                    "peak_gpu_bytes": max(per_rank_gpu) if on_gpu else None,
-                    "device": str(device.type),
-                    "precision": config.precision,
-                    "achieved_tflops": round(tflops, 4),
-                    "mfu": round(tflops / (peak * world), 4) if peak else None,  # None: no known peak (CPU)
-                    "parameters": parameter_counts(model)[0],
-                    "final_loss": round(float(loss), 4),
-                }
-            )
-            + "\n"
-        )
+        row = _row(mode, world, steps, config, totals, device, per_token, parameter_counts(model)[0])
+        Path(out).write_text(json.dumps({**row, "final_loss": round(float(loss), 4)}) + "\n")
     if distributed:
         dist.barrier()
         dist.destroy_process_group()
+
+
+def _step_function(mode: str, config: TrainConfig, model, optimizer, device: torch.device):
+    """One optimizer step on a batch, returning its loss: DeepSpeed's engine for the zero modes, else plain torch
+    (DDP for `ddp`) with the same gradient clipping DeepSpeed applies."""
+    if mode.startswith("zero"):
+        import deepspeed
+
+        ds_config = deepspeed_config(dataclasses.replace(config, zero_stage=int(mode[-1]), grad_accum_steps=1))
+        engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, config=ds_config)
+
+        def step(batch) -> torch.Tensor:
+            out = engine(**batch)
+            engine.backward(out.loss)
+            engine.step()
+            return out.loss
+
+        return step
+    if config.precision == "bf16":  # DeepSpeed's bf16 mode keeps fp32 master weights; autocast is torch's way
+        raise ConfigError("bench modes torch/ddp run fp32 only: compare bf16 among the zero modes")
+    model.to(device)
+    module = torch.nn.parallel.DistributedDataParallel(model) if mode == "ddp" else model
+
+    def step(batch) -> torch.Tensor:
+        out = module(**batch)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return out.loss
+
+    return step
+
+
+@dataclass
+class _Totals:
+    samples: int  # all ranks'
+    tokens: int
+    seconds: float  # the slowest rank's: it sets the pace
+    rss_per_rank: list[int]  # peak resident memory, bytes
+    gpu_per_rank: list[int]  # peak GPU memory, bytes (0 on CPU)
+
+
+def _across_ranks(samples: int, tokens: int, seconds: float, device: torch.device, world: int) -> _Totals:
+    """This rank's counts and peaks joined with every other rank's (one all-gather; none for one process)."""
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak_gpu = torch.cuda.max_memory_allocated() if device.type == "cuda" else 0
+    if world == 1:
+        return _Totals(samples, tokens, seconds, [peak_rss], [peak_gpu])
+    mine = torch.tensor([samples, tokens, peak_rss, seconds, peak_gpu], dtype=torch.float64, device=device)
+    gathered = [torch.zeros_like(mine) for _ in range(world)]
+    dist.all_gather(gathered, mine)
+    return _Totals(
+        samples=sum(int(g[0]) for g in gathered),
+        tokens=sum(int(g[1]) for g in gathered),
+        seconds=max(float(g[3]) for g in gathered),
+        rss_per_rank=[int(g[2]) for g in gathered],
+        gpu_per_rank=[int(g[4]) for g in gathered],
+    )
+
+
+def _row(
+    mode: str,
+    world: int,
+    steps: int,
+    config: TrainConfig,
+    totals: _Totals,
+    device: torch.device,
+    per_token_flops: float,
+    parameters: int,
+) -> dict:
+    """The benchmark's row for this mode (bench.py tabulates and plots the rows)."""
+    tflops = totals.tokens / totals.seconds * per_token_flops / 1e12
+    peak = peak_tflops(config.precision)
+    on_gpu = device.type == "cuda"
+    return {
+        "mode": mode,
+        "world_size": world,
+        "steps": steps,
+        "micro_batch_size": config.micro_batch_size,
+        "seconds": round(totals.seconds, 3),
+        "samples": totals.samples,
+        "tokens": totals.tokens,
+        "samples_per_s": round(totals.samples / totals.seconds, 2),
+        "tokens_per_s": round(totals.tokens / totals.seconds, 1),
+        "peak_rss_bytes": sum(totals.rss_per_rank),
+        "peak_rss_per_rank_bytes": totals.rss_per_rank,
+        "peak_gpu_bytes": max(totals.gpu_per_rank) if on_gpu else None,
+        "device": str(device.type),
+        "precision": config.precision,
+        "achieved_tflops": round(tflops, 4),
+        "mfu": round(tflops / (peak * world), 4) if peak else None,  # None: no known peak (CPU)
+        "parameters": parameters,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

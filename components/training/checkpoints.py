@@ -6,25 +6,40 @@ add `complete.json`: the position in the data (epoch, micro-batches of it done, 
 fingerprint of what was trained. A directory without it (a kill cut the save short) is never loaded.
 
 Resuming loads the newest complete checkpoint, restores the RNG and skips the data already seen, so the run goes
-on as if it had not stopped (see worker.py; the test compares the weights with an uninterrupted run's).
+on as if it had not stopped (see session.py and loop.py; the test compares the weights with an uninterrupted run's).
+
+A save that fails for want of disk space (`saving`) leaves the previous complete checkpoint as it was: nothing
+deletes an older checkpoint before a newer one is complete (`prune` runs after `mark_complete`).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import random
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from components.errors import ConfigError, InputNotFoundError, OmniError
+
 CHECKPOINT_DIR = "checkpoints"  # inside the run directory
 COMPLETE_FILE = "complete.json"  # written last, by rank 0, after every rank saved
 _TAG_PREFIX = "step"
+# With no complete checkpoint to size the next one by, a failed save counts as a full disk below this much free.
+_MIN_FREE_BYTES = 1 << 20
+_MIB = float(1 << 20)
+
+
+class CheckpointDiskFullError(OmniError, OSError):
+    """A checkpoint could not be written for want of disk space; the message says where and what a resume loads."""
 
 
 @dataclass
@@ -71,7 +86,11 @@ def mark_complete(checkpoint_dir: Path, info: CheckpointInfo) -> Path:
     """Rank 0, after every rank saved: the atomic write that makes `info.tag` loadable."""
     target = Path(checkpoint_dir) / info.tag / COMPLETE_FILE
     tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(info), indent=2) + "\n")
+    try:
+        tmp.write_text(json.dumps(asdict(info), indent=2) + "\n")
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a marker cut short must not linger (nor fill the disk further)
+        raise
     os.replace(tmp, target)
     return target
 
@@ -90,7 +109,7 @@ def latest_complete(checkpoint_dir: Path) -> CheckpointInfo | None:
 
 
 def check_resumable(info: CheckpointInfo, config, world_size: int) -> None:
-    """Raise ValueError naming the difference when `info` was not written by a run of this config and size."""
+    """Raise ConfigError naming the difference when `info` was not written by a run of this config and size."""
     problems = []
     if info.fingerprint != fingerprint(config):
         problems.append("it was written for another model config (architecture, stage or LoRA settings differ)")
@@ -99,7 +118,7 @@ def check_resumable(info: CheckpointInfo, config, world_size: int) -> None:
     if info.zero_stage != config.zero_stage:
         problems.append(f"it is a ZeRO-{info.zero_stage} checkpoint, this run uses ZeRO-{config.zero_stage}")
     if problems:
-        raise ValueError(
+        raise ConfigError(
             f"cannot resume from checkpoint {info.tag}: {'; '.join(problems)}. Resume with the "
             "config it was written with, or start over without --resume in a new run directory"
         )
@@ -124,6 +143,52 @@ def prune(checkpoint_dir: Path, keep: int) -> list[str]:
     return deleted
 
 
+# --- a full disk ---
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def disk_full_report(checkpoint_dir: Path, certain: bool = False) -> str | None:
+    """Why a save in `checkpoint_dir` failed when the disk is the reason, else None.
+
+    torch's writer reports a full disk only as "file write failed" (no errno), so the test is the free space: less
+    than the newest complete checkpoint takes, which the next one needs too. `certain`: the caller saw ENOSPC itself.
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    newest = latest_complete(checkpoint_dir)
+    needed = max(_MIN_FREE_BYTES, _size(checkpoint_dir / newest.tag) if newest else 0)
+    usage = shutil.disk_usage(checkpoint_dir)
+    if usage.free >= needed and not certain:
+        return None
+    kept = (
+        f"The newest complete checkpoint, {newest.tag} (step {newest.position.step}), is intact: --resume continues "
+        "from it"
+        if newest
+        else "No checkpoint was complete yet"
+    )
+    return (
+        f"the disk holding {checkpoint_dir} is full ({usage.free / _MIB:.1f} MiB free of {usage.total / _MIB:.1f} "
+        f"MiB; a checkpoint takes about {needed / _MIB:.1f} MiB). {kept}. Free space there (older runs, or a smaller "
+        "keep_checkpoints) or give the run a larger volume, then run again with --resume"
+    )
+
+
+@contextmanager
+def saving(checkpoint_dir: Path, tag: str) -> Iterator[None]:
+    """Around writing checkpoint `tag` (DeepSpeed's save, the RNG, the marker): a failure for want of disk space
+    becomes a CheckpointDiskFullError naming the directory, and the checkpoint a resume loads; other errors pass."""
+    try:
+        yield
+    except Exception as error:
+        certain = isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+        report = disk_full_report(checkpoint_dir, certain)
+        if report is None:
+            raise
+        raise CheckpointDiskFullError(f"could not write checkpoint {tag}: {report}") from error
+
+
 # --- RNG: dropout, the talker's streaming-mask and reference-emotion draws ---
 
 
@@ -141,7 +206,7 @@ def save_rng(tag_dir: Path, rank: int) -> None:
 def load_rng(tag_dir: Path, rank: int) -> None:
     path = _rng_file(tag_dir, rank)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"{path} is missing from a checkpoint marked complete: delete {Path(tag_dir)} "
             "to resume from the one before it"
         )

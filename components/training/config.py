@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from components.errors import ConfigError, InputNotFoundError, check_keys
 from components.model.configuration import EmotionOmniConfig
 
 # A run directory's files are named in contracts.py (TRAIN_CONFIG_FILE, TRAIN_LOG_FILE, TRAIN_SUMMARY_FILE, ...).
@@ -76,24 +77,24 @@ class TrainConfig:
     def validate(self) -> None:
         for name in ("epochs", "micro_batch_size", "grad_accum_steps", "nproc"):
             if getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name}={getattr(self, name)} must be >= 1")
+                raise ConfigError(f"TrainConfig.{name}={getattr(self, name)} must be >= 1")
         if self.zero_stage not in (0, 1, 2, 3):
-            raise ValueError(f"TrainConfig.zero_stage={self.zero_stage}: DeepSpeed ZeRO stages are 0-3")
+            raise ConfigError(f"TrainConfig.zero_stage={self.zero_stage}: DeepSpeed ZeRO stages are 0-3")
         if not (self.lr_llm > 0 and self.lr_modules > 0):
-            raise ValueError("learning rates must be > 0")
+            raise ConfigError(f"TrainConfig.lr_llm={self.lr_llm} and lr_modules={self.lr_modules} must both be > 0")
         if self.stage not in (1, 2):
-            raise ValueError(f"TrainConfig.stage={self.stage}: stage 1 trains the thinker, stage 2 the talker")
+            raise ConfigError(f"TrainConfig.stage={self.stage}: stage 1 trains the thinker, stage 2 the talker")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"TrainConfig.precision={self.precision!r}: use one of {PRECISIONS}")
+            raise ConfigError(f"TrainConfig.precision={self.precision!r}: use one of {PRECISIONS}")
         if self.lora_r < 0 or (self.lora_r and (not self.lora_target_modules or not 0 <= self.lora_dropout < 1)):
-            raise ValueError(
+            raise ConfigError(
                 "TrainConfig.lora_r must be >= 0; with LoRA, lora_target_modules must name layers and "
                 "lora_dropout be in [0, 1)"
             )
         if self.lora_r and self.stage == 2:
-            raise ValueError("TrainConfig.lora_r is for stage 1 (the LM); stage 2 freezes the thinker: set lora_r=0")
+            raise ConfigError("TrainConfig.lora_r is for stage 1 (the LM); stage 2 freezes the thinker: set lora_r=0")
         if self.keep_checkpoints < 1 or self.checkpoint_every_steps < 0 or self.checkpoint_every_epochs < 1:
-            raise ValueError(
+            raise ConfigError(
                 "TrainConfig.keep_checkpoints and checkpoint_every_epochs must be >= 1, checkpoint_every_steps >= 0"
             )
 
@@ -122,15 +123,21 @@ class TrainConfig:
         data = dict(data)
         target = SpeechTrainConfig if data.get("stage", 2 if cls is SpeechTrainConfig else 1) == 2 else TrainConfig
         model = EmotionOmniConfig.from_dict(data.pop("model", {}))
-        known = {f.name for f in dataclasses.fields(target)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown {target.__name__} keys {unknown}; known keys: {sorted(known)}")
+        check_keys(target, data)
         return target(model=model, **data)
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        path = Path(path)
+        if not path.is_file():
+            raise InputNotFoundError(f"no TrainConfig JSON at {path}: pass the file --config should read")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ConfigError(
+                f"{path} is not JSON ({error.msg}, line {error.lineno}): fix it or drop --config"
+            ) from None
+        return cls.from_dict(data)
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")

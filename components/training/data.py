@@ -13,10 +13,12 @@ from torch.utils.data import Dataset
 
 from components.audio.features import LogMelFrontend
 from components.audio.io import load_wav
+from components.errors import ConfigError
 from components.model.configuration import EmotionOmniThinkerConfig
 from components.model.tokenizer import encode_response
 from components.speech.dataset_units import SpeechUnits
 from components.speech.mel import MelSpectrogram
+from components.synthesis import read_manifest
 from components.synthesis.taxonomy import ASSISTANT_SPEAKER
 
 
@@ -37,10 +39,10 @@ class DialogueDataset(Dataset):
         speech: SpeechUnits | None = None,
     ):
         if not rows:
-            raise ValueError(f"no rows to train on in {dataset_dir}: synthesize a larger dataset (--n)")
+            raise ConfigError(f"no rows to train on in {dataset_dir}: synthesize a larger dataset (--n)")
         missing = [r["id"] for r in rows if speech is not None and r["id"] not in speech.units]
         if missing:
-            raise ValueError(
+            raise ConfigError(
                 f"{len(missing)} rows have no speech units (first: {missing[:3]}): the units were made "
                 "for another dataset; run the speech-units step on this one"
             )
@@ -87,6 +89,14 @@ class DialogueDataset(Dataset):
                 )
             self._cache[index] = item
         return self._cache[index]
+
+
+def train_split(
+    dataset_dir: Path, config: EmotionOmniThinkerConfig, tokenizer, speech: SpeechUnits | None = None
+) -> DialogueDataset:
+    """The training rows of the dataset at `dataset_dir`, as the ranks train on them."""
+    rows = [r for r in read_manifest(dataset_dir) if r["split"] == "train"]
+    return DialogueDataset(rows, dataset_dir, config, tokenizer, speech=speech)
 
 
 def collate(items: list[dict]) -> dict:

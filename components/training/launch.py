@@ -18,16 +18,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.contracts import LOSS_CURVE_FILE, TRAIN_LOG_FILE, TRAIN_SUMMARY_FILE
+from components.contracts import LOSS_CURVE_FILE, TRAIN_LOG_FILE, TRAIN_MODEL_DIR, TRAIN_SUMMARY_FILE
 from components.cpu import thread_env
-from components.training.checkpoints import CHECKPOINT_DIR, CheckpointInfo, check_resumable, latest_complete
+from components.errors import ConfigError, OmniError
+from components.training.build_lock import clear_stale_build_locks
+from components.training.checkpoints import (
+    CHECKPOINT_DIR,
+    CheckpointInfo,
+    check_resumable,
+    disk_full_report,
+    latest_complete,
+)
 from components.training.config import TrainConfig
 from components.training.mirror import CheckpointMirror
 from components.training.plots import plot_loss_curve
 from components.training.prepare import prepare_run
 
 
-class TrainingError(RuntimeError):
+class TrainingError(OmniError, RuntimeError):
     """The distributed run failed; the message carries the tail of its log."""
 
 
@@ -47,7 +55,12 @@ class TrainResult:
         summary = summary if summary is not None else json.loads((run_dir / TRAIN_SUMMARY_FILE).read_text())
         loss_curve = plot_loss_curve(run_dir / TRAIN_LOG_FILE, run_dir / LOSS_CURVE_FILE)
         return cls(
-            run_dir, run_dir / "model", run_dir / TRAIN_LOG_FILE, loss_curve, summary, round(time.time() - started, 2)
+            run_dir,
+            run_dir / TRAIN_MODEL_DIR,
+            run_dir / TRAIN_LOG_FILE,
+            loss_curve,
+            summary,
+            round(time.time() - started, 2),
         )
 
 
@@ -76,12 +89,12 @@ def resume_point(run_dir: Path, config: TrainConfig, world_size: int, resume: bo
     mirror = CheckpointMirror(config.checkpoint_uri) if config.checkpoint_uri else None
     if not resume:
         if mirror and mirror.tags():
-            raise ValueError(
+            raise ConfigError(
                 f"checkpoint_uri {config.checkpoint_uri} already holds checkpoints: resume from them "
                 "(--resume) or give this run its own checkpoint_uri"
             )
         if (earlier := latest_complete(checkpoints)) is not None:
-            raise ValueError(
+            raise ConfigError(
                 f"{checkpoints} holds an earlier run's checkpoints (newest: step "
                 f"{earlier.position.step}): pass --resume to continue it, or another --out (or delete "
                 "that directory) to start over"
@@ -165,12 +178,13 @@ def train(
         str(dataset_dir),
     ]
     cmd += ["--resume"] if resume else []
+    env = worker_env(config.nproc)
+    # A build of DeepSpeed's op killed in an earlier run left its lock: the ranks would wait on it forever.
+    clear_stale_build_locks(Path(env["TORCH_EXTENSIONS_DIR"]))
     tail: deque[str] = deque(maxlen=40)
     with (
         open(run_dir / "train.log", "w") as log,
-        subprocess.Popen(
-            cmd, env=worker_env(config.nproc), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-        ) as proc,
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc,
     ):
         for line in proc.stdout:  # tee: the user sees progress, the run keeps the log
             sys.stderr.write(line)
@@ -178,8 +192,13 @@ def train(
             tail.append(line.rstrip())
         code = proc.wait()
     if code != 0:
+        # A rank that ran out of disk mid-checkpoint reports only torch's "file write failed": say what it means.
+        checkpoints = run_dir / CHECKPOINT_DIR
+        disk = disk_full_report(checkpoints) if checkpoints.is_dir() else None
         raise TrainingError(
             f"training failed (torchrun exit {code}): {_root_cause(run_dir / 'train.log')}\n"
-            f"full log: {run_dir / 'train.log'}; its end:\n" + "\n".join(tail)
+            + (f"{disk}\n" if disk else "")
+            + f"full log: {run_dir / 'train.log'}; its end:\n"
+            + "\n".join(tail)
         )
     return TrainResult.of_run(run_dir, start)

@@ -10,10 +10,11 @@ ignorable debris, and the launcher of the next attempt pulls the newest one back
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
-from components.training.checkpoints import COMPLETE_FILE, CheckpointInfo
+from components.training.checkpoints import COMPLETE_FILE, CheckpointInfo, saving
 
 
 def run_checkpoint_uri(root: str, run_id: str, stage: int) -> str:
@@ -28,7 +29,10 @@ class CheckpointMirror:
         self.s3 = uri.startswith("s3://")
 
     def push(self, checkpoint_dir: Path, info: CheckpointInfo, keep: int) -> None:
-        """Copy checkpoint `info.tag` (marker last), then drop the mirror's checkpoints beyond the newest `keep`."""
+        """Copy checkpoint `info.tag` (marker last), then drop the mirror's checkpoints beyond the newest `keep`.
+
+        A copy cut short (a full volume, the object store gone) has no marker, so the mirror's newest complete
+        checkpoint is still the one before; a full volume raises CheckpointDiskFullError saying so."""
         source = Path(checkpoint_dir) / info.tag
         if self.s3:
             from components.storage import upload_directory
@@ -37,8 +41,15 @@ class CheckpointMirror:
         else:
             target = Path(self.uri) / info.tag
             shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns(COMPLETE_FILE))
-            shutil.copy2(source / COMPLETE_FILE, target / COMPLETE_FILE)
+            try:
+                with saving(Path(self.uri), info.tag):
+                    shutil.copytree(source, target, ignore=shutil.ignore_patterns(COMPLETE_FILE))
+                    # Renamed into place: a kill mid-copy must not leave a truncated marker that looks complete.
+                    shutil.copy2(source / COMPLETE_FILE, target / f".{COMPLETE_FILE}.tmp")
+                    os.replace(target / f".{COMPLETE_FILE}.tmp", target / COMPLETE_FILE)
+            except OSError:
+                shutil.rmtree(target, ignore_errors=True)  # the next push starts it over; give its space back now
+                raise
         for tag in self.tags()[:-keep]:
             self._delete(tag)
 

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from components.contracts import MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE
+from components.errors import ConfigError
 from components.export.model_dir import check_model_dir
 from components.model.configuration import EmotionOmniConfig, EmotionOmniThinkerConfig
 from components.model.modeling import EmotionOmniForConditionalGeneration
@@ -53,7 +54,7 @@ def build_model(config: TrainConfig, run_dir: Path) -> tuple[EmotionOmniForCondi
     missing, unexpected = model.thinker.load_state_dict(thinker, strict=False)
     tied = {"llm.lm_head.weight"} if config.model.thinker_config.text_config.tie_word_embeddings else set()
     if set(missing) - tied or unexpected:
-        raise ValueError(
+        raise ConfigError(
             f"{init_model} does not hold this thinker: missing {sorted(set(missing) - tied)[:5]}, "
             f"unexpected {unexpected[:5]}; pass the model directory stage 1 exported"
         )
@@ -108,7 +109,7 @@ def export_model(
 
 
 def check_pretrained_paths(config: TrainConfig) -> None:
-    """Raise ValueError naming the setting and the fix when a pretrained path is not a local checkpoint."""
+    """Raise ConfigError naming the setting and the fix when a pretrained path is not a local checkpoint."""
     for setting, path in (("speech_encoder_path", config.speech_encoder_path), ("llm_path", config.llm_path)):
         if not path:
             continue
@@ -117,7 +118,7 @@ def check_pretrained_paths(config: TrainConfig) -> None:
         if not any((folder / name).is_file() for name in _HF_WEIGHTS):
             missing.append("weights (model.safetensors or pytorch_model.bin)")
         if missing:
-            raise ValueError(
+            raise ConfigError(
                 f"TrainConfig.{setting}={path!r} is not a local transformers checkpoint: missing "
                 f"{', '.join(missing)}. Point it at a directory written by save_pretrained "
                 "(nothing is downloaded: HF_HUB_OFFLINE=1)"
@@ -125,7 +126,7 @@ def check_pretrained_paths(config: TrainConfig) -> None:
     if config.emotion_encoder_path:
         _emotion_encoder_weights(Path(config.emotion_encoder_path))
     if config.lora_r and not config.llm_path:
-        raise ValueError(
+        raise ConfigError(
             "TrainConfig.lora_r > 0 adapts a pretrained LM: set llm_path to a local Qwen2 checkpoint "
             "(or lora_r=0 to train the LM fully)"
         )
@@ -144,7 +145,7 @@ def check_lora_targets(config: TrainConfig) -> None:
     )
     unmatched = [t for t in config.lora_target_modules if t not in linear]
     if unmatched:
-        raise ValueError(
+        raise ConfigError(
             f"TrainConfig.lora_target_modules {unmatched} match no module of the LM; its linear "
             f"layers are {linear} (the paper adapts all of them but lm_head)"
         )
@@ -155,7 +156,7 @@ def _emotion_encoder_weights(model_dir: Path) -> dict[str, torch.Tensor]:
     prefix = "thinker.emotion_encoder."
     check_model_dir(
         model_dir,
-        error=ValueError,
+        error=ConfigError,
         fix="set TrainConfig.emotion_encoder_path to a trained Emotion Omni "
         "model's directory (.../model), whose emotion encoder it takes",
     )

@@ -1,7 +1,6 @@
 """Loss curve PNG from the worker's JSON-lines log, for either training stage.
 
-Built with matplotlib's object API (`Figure`), never pyplot, like the evaluation plots: headless-safe and no
-global backend or figure left behind.
+Built in the platform's one plotting style (components/plotting.py: matplotlib's object API, never `pyplot`).
 """
 
 from __future__ import annotations
@@ -9,7 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from matplotlib.figure import Figure
+from components.errors import ConfigError
+from components.plotting import new_figure, save_figure
 
 # What each logged loss is, for the legend; any other loss key is drawn under its own name.
 LABELS = {
@@ -27,9 +27,9 @@ def plot_loss_curve(log_path: Path, out_png: Path) -> Path:
     """Every loss in the log (the total thicker) against the optimizer step."""
     rows = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
     if not rows:
-        raise ValueError(f"{log_path} has no logged steps: train for at least log_every_steps steps")
+        raise ConfigError(f"{log_path} has no logged steps: train for at least log_every_steps steps")
     steps = [r["step"] for r in rows]
-    figure = Figure(figsize=(7, 4), dpi=110, layout="constrained")
+    figure = new_figure(7, 4)
     axes = figure.add_subplot()
     for key in [k for k in rows[0] if k not in _NOT_LOSSES]:
         axes.plot(steps, [r[key] for r in rows], label=LABELS.get(key, key), linewidth=2 if key == "loss" else 1.2)
@@ -39,5 +39,4 @@ def plot_loss_curve(log_path: Path, out_png: Path) -> Path:
     axes.set_title(f"Emotion Omni training, {stage}")
     axes.grid(alpha=0.3)
     axes.legend()
-    figure.savefig(out_png)
-    return Path(out_png)
+    return save_figure(figure, out_png)

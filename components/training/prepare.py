@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from components.contracts import MODEL_CONFIG_FILE, TOKENIZER_FILE, TRAIN_CONFIG_FILE
+from components.errors import ConfigError
 from components.export.model_dir import check_model_dir
 from components.model.configuration import EmotionOmniConfig, EmotionOmniTalkerConfig
 from components.model.tokenizer import apply_tokenizer, load_tokenizer, train_tokenizer
@@ -42,7 +43,7 @@ def prepare_run(
     dataset_dir, run_dir = Path(dataset_dir), Path(run_dir)
     rows = [r for r in read_manifest(dataset_dir) if r["split"] == "train"]
     if not rows:
-        raise ValueError(f"{dataset_dir} has no train split rows: synthesize again with a larger --n")
+        raise ConfigError(f"{dataset_dir} has no train split rows: synthesize again with a larger --n")
     run_dir.mkdir(parents=True, exist_ok=True)
     if config.stage == 1:
         _prepare_thinker(rows, run_dir, config, resume)
@@ -71,7 +72,7 @@ def _prepare_thinker(rows: list[dict], run_dir: Path, config: TrainConfig, resum
         thinker.n_mels,
         thinker.window_seconds,
     ) and config.emotion_encoder_path:
-        raise ValueError(
+        raise ConfigError(
             f"the emotion encoder at {config.emotion_encoder_path} hears {thinker.n_mels} mel bins over "
             f"{thinker.window_seconds} s, the speech encoder at {config.speech_encoder_path} "
             f"{pretrained.n_mels} over {pretrained.window_seconds} s: they share one front end; use "
@@ -84,7 +85,7 @@ def _prepare_thinker(rows: list[dict], run_dir: Path, config: TrainConfig, resum
 
 def _prepare_speech(run_dir: Path, config: TrainConfig, init_model: Path | None, speech_units: Path | None) -> None:
     if init_model is None or speech_units is None:
-        raise ValueError(
+        raise ConfigError(
             "stage 2 trains on a stage-1 model and speech units: pass init_model (the stage-1 "
             "model directory) and speech_units (the speech-units step's directory)"
         )

@@ -37,7 +37,7 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed. Fix: install it ($2)."; }
 
 # retry N CMD...: run CMD until it succeeds, at most N times, 10 s apart. Webhooks and APIServices answer a
-# little after their Deployments report Available.
+# little after their Deployments report Available. Progress goes to stderr: callers silence CMD's stdout.
 retry() {
   local attempts=$1 i
   shift
@@ -45,7 +45,7 @@ retry() {
     if "$@"; then
       return 0
     fi
-    echo "  attempt $i/$attempts failed; retrying in 10s"
+    echo "  attempt $i/$attempts failed; retrying in 10s" >&2
     sleep 10
   done
   return 1
@@ -127,7 +127,7 @@ secrets_mlflow() {
   create_secret mlflow mlflow-server \
     "MLFLOW_BACKEND_STORE_URI=postgresql+psycopg2://mlflow:$db_password@$POSTGRES_HOST/mlflow" \
     "AWS_ACCESS_KEY_ID=$mlflow_key" "AWS_SECRET_ACCESS_KEY=$mlflow_secret"
-  # The contract of pipelines/emotion_omni.py ClusterSettings: the register/promote/export steps, which run
+  # The contract of components/cluster/settings.py ClusterSettings: the register/promote/export steps, which run
   # in namespace kubeflow, read these four keys.
   pipelines_key=$(secret_value minio minio-users PIPELINES_ACCESS_KEY)
   pipelines_secret=$(secret_value minio minio-users PIPELINES_SECRET_KEY)

@@ -5,7 +5,6 @@ costs a warning, never the step."""
 
 from __future__ import annotations
 
-import ast
 import math
 import os
 import shutil
@@ -13,7 +12,6 @@ import socket
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,7 +20,6 @@ from components import pipeline_metrics
 from components.pipeline_metrics import CLUSTER_URL, URL_ENV, push_evaluation, step_metrics
 
 PUSHGATEWAY = "/usr/bin/prometheus-pushgateway"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -254,14 +251,3 @@ def test_bad_arguments_fail_at_the_call_even_when_off(call, error, monkeypatch):
     monkeypatch.delenv(URL_ENV, raising=False)
     with pytest.raises((ValueError, TypeError), match=error):
         call()
-
-
-def test_default_pipeline_label_is_the_pipelines_name():
-    """components never import pipelines/, so the name is written twice; read the pipeline's without importing kfp."""
-    tree = ast.parse((PROJECT_ROOT / "pipelines" / "emotion_omni.py").read_text())
-    (value,) = [
-        ast.literal_eval(node.value)
-        for node in tree.body
-        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["PIPELINE_NAME"]
-    ]
-    assert pipeline_metrics.PIPELINE == value

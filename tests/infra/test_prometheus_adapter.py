@@ -105,5 +105,7 @@ def test_query_values_with_promtool(tmp_path):
     assert tested.returncode == 0, textwrap.shorten(tested.stdout + tested.stderr, 4000)
 
 
-def test_bootstrap_verifies_the_same_metric():
-    assert f'TRITON_QUEUE_METRIC="{TRITON_QUEUE_METRIC}"' in (BOOTSTRAP / "bootstrap.sh").read_text()
+def test_bootstrap_verifies_the_same_metric(bootstrapped):
+    """`bootstrap.sh verify` (run by `all`) tells the operator how to read the metric the HPA scales on."""
+    path = f"/apis/custom.metrics.k8s.io/v1beta1/namespaces/serving/pods/*/{TRITON_QUEUE_METRIC}"
+    assert f"kubectl get --raw '{path}'" in bootstrapped.run.stdout

@@ -1,10 +1,14 @@
-"""No credential is committed under infra/, and every Secret our workloads read is one bootstrap.sh creates,
-with the keys they read (the pipeline's mlflow-credentials contract and the Triton chart's included)."""
+"""No credential is committed under infra/; bootstrap.sh (run against a recorded kubectl, recorded_cluster.py)
+generates every one afresh per cluster, prints none, and creates every Secret our workloads read with the keys
+they read (the pipeline's mlflow-credentials contract and the Triton chart's included); workloads take each
+generated credential from a Secret, never from a literal."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -16,10 +20,25 @@ from tests.infra.manifests import (
     PROJECT_ROOT,
     containers,
     load_docs,
+    local_objects,
     workloads,
 )
+from tests.infra.recorded_cluster import RecordedCluster
 
-SCRIPT = BOOTSTRAP / "bootstrap.sh"
+# Keys whose values are names or addresses, the same in every cluster; every other key bootstrap.sh writes must
+# be generated per cluster. The MinIO user names are fixed so the bucket policies can name them.
+NOT_SECRET = frozenset(
+    {
+        "MLFLOW_ACCESS_KEY",
+        "PIPELINES_ACCESS_KEY",
+        "TRITON_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_DEFAULT_REGION",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_S3_ENDPOINT_URL",
+        "admin-user",
+    }
+)
 
 # Names of env vars / mapping keys that hold a credential when given a literal value.
 _CREDENTIAL_NAME = re.compile(
@@ -105,64 +124,65 @@ def test_credential_scan_passes(doc):
     assert credential_problems(doc, "x") == []
 
 
-def _logical_lines(text: str) -> list[str]:
-    return text.replace("\\\n", " ").splitlines()
+@pytest.fixture(scope="module")
+def second_cluster(tmp_path_factory):
+    """The Secrets of a second, independent fresh cluster (the steps that create Secrets, about 4 s)."""
+    cluster = RecordedCluster(tmp_path_factory.mktemp("second") / "cluster")
+    run = cluster.run("namespaces", "pipelines", "minio", "mlflow", "monitoring")
+    assert run.returncode == 0, run.output[-3000:]
+    return cluster.secrets
 
 
-def created_secrets() -> dict[tuple[str, str], set[str]]:
-    """(namespace, name) -> keys, for every `create_secret NAMESPACE NAME "KEY=VALUE"...` in bootstrap.sh."""
-    secrets = {}
-    for line in _logical_lines(SCRIPT.read_text()):
-        match = re.match(r"\s*create_secret (\S+) (\S+) (.+)$", line)
-        if match and not match.group(1).startswith("$"):
-            secrets[(match.group(1), match.group(2))] = set(re.findall(r'"([A-Za-z_][\w-]*)=', match.group(3)))
-    return secrets
+def _generated(secrets):
+    """(namespace, name, key, value) of every generated credential in `secrets`."""
+    return [(ns, name, k, v) for (ns, name), data in secrets.items() for k, v in data.items() if k not in NOT_SECRET]
 
 
-# Secret values (as opposed to identifiers such as a MinIO user name or an access key id).
-_SECRET_VALUE_NAME = re.compile(r"(password|passwd|secret|token|private|admin_key)", re.IGNORECASE)
+def test_credentials_are_generated_per_cluster(bootstrapped, second_cluster):
+    """A literal (or a fixed default) in the script would give two clusters the same password."""
+    first = bootstrapped.cluster.secrets
+    assert set(first) == set(second_cluster)
+    for namespace, name, key, value in _generated(first):
+        assert value != second_cluster[(namespace, name)][key], f"{namespace}/{name} {key} is the same in two clusters"
+    for (namespace, name), data in first.items():
+        for key in NOT_SECRET & set(data):
+            assert data[key] == second_cluster[(namespace, name)][key], f"{key} is listed as fixed but varies"
 
 
-def shell_credential_problems(text: str, where: str) -> list[str]:
-    """KEY=VALUE pairs of create_secret calls and --from-literal flags whose secret value is written literally
-    (rather than generated, or read from a variable, at run time)."""
-    problems = []
-    for line in _logical_lines(text):
-        if "create_secret " not in line and "--from-literal" not in line:
-            continue
-        pairs = re.findall(r'"([A-Za-z_][\w-]*)=([^"]*)"', line)
-        pairs += [(k, v.strip('"')) for k, v in re.findall(r'--from-literal=([A-Za-z_][\w-]*)=("[^"]*"|\S+)', line)]
-        for key, value in pairs:
-            if _SECRET_VALUE_NAME.search(key) and not _is_reference(value):
-                problems.append(f"{where}: {key} is given a literal value")
-            password = _URL_PASSWORD.search(value)
-            if password and not _is_reference(password.group(1)):
-                problems.append(f"{where}: {key} holds a URL with a literal password")
-    return problems
+def test_credentials_appear_nowhere_but_in_their_secrets(bootstrapped, second_cluster):
+    """Not in the script's output, not in any object it applies (piped manifests included), not in any tracked
+    file: a generated value that shows up in git was not generated."""
+    values = {value for *_, value in _generated(bootstrapped.cluster.secrets) + _generated(second_cluster)}
+    run = bootstrapped.run
+    applied = [call.stdin or "" for call in run.calls] + [repr(obj) for _, _, obj in local_objects()]
+    for value in values:
+        assert value not in run.output, "bootstrap.sh printed a credential"
+        assert not [text for text in applied if value in text], "a credential is in an applied object"
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=PROJECT_ROOT, capture_output=True, timeout=30)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: the tracked files cannot be listed")
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        path = PROJECT_ROOT / name
+        if path.is_file() and not path.is_symlink() and path.stat().st_size < 5_000_000:
+            content = path.read_bytes()
+            assert not [v for v in values if v.encode() in content], f"{name} holds a generated credential"
 
 
-@pytest.mark.parametrize("path", [SCRIPT, BOOTSTRAP / "README.md"], ids=lambda p: p.name)
-def test_documented_secrets_are_generated(path):
-    assert not shell_credential_problems(path.read_text(), path.name)
+def test_workloads_read_generated_credentials_from_secrets(bootstrapped):
+    """Every env var named after a generated key takes it from a Secret (a literal value would be committed)."""
+    generated = {key for *_, key, _ in _generated(bootstrapped.cluster.secrets)}
+    checked = 0
+    for label, pod, _, _ in workloads():
+        for container in containers(pod):
+            for env in container.get("env", []):
+                if env["name"] in generated:
+                    checked += 1
+                    assert "secretKeyRef" in env.get("valueFrom", {}), f"{label}: {env['name']} is not from a Secret"
+    assert checked, "no workload reads a generated credential through env: the check is empty"
 
 
-@pytest.mark.parametrize(
-    "text, flagged",
-    [
-        ('create_secret mlflow mlflow-postgres "POSTGRES_PASSWORD=$db_password"', False),
-        ('kubectl create secret generic x --from-literal=MINIO_ROOT_PASSWORD="$(openssl rand -hex 24)"', False),
-        ('create_secret minio minio-users "MLFLOW_ACCESS_KEY=mlflow" "MLFLOW_SECRET_KEY=$s"', False),
-        ('create_secret mlflow mlflow-postgres "POSTGRES_PASSWORD=hunter2"', True),
-        ("kubectl create secret generic x --from-literal=admin-password=hunter2", True),
-        ('create_secret m s "URI=postgresql://mlflow:hunter2@db/mlflow"', True),
-    ],
-)
-def test_shell_credential_scan(text, flagged):
-    assert bool(shell_credential_problems(text, "x")) is flagged
-
-
-def test_secret_contracts_of_our_workloads():
-    secrets = created_secrets()
+def test_secret_contracts_of_our_workloads(bootstrapped):
+    secrets = {key: set(data) for key, data in bootstrapped.cluster.secrets.items()}
     for label, pod, namespace, _ in workloads():
         for container in containers(pod):
             for env in container.get("env", []):
@@ -176,35 +196,66 @@ def test_secret_contracts_of_our_workloads():
                 assert (namespace, name) in secrets, f"{label}: Secret {namespace}/{name} is not created"
 
 
-def test_pipeline_secret_contract():
-    """The Secret pipelines/emotion_omni.py ClusterSettings mounts into the MLflow steps (which run in kubeflow)."""
-    from pipelines.emotion_omni import ClusterSettings
+def _service_url(step: str, name: str, port_name: str) -> str:
+    """http://NAME.NAMESPACE.svc.cluster.local:PORT of a Service of infra/bootstrap/STEP."""
+    (service,) = [
+        (namespace, obj)
+        for path, namespace, obj in local_objects()
+        if path.parent.name == step and obj["kind"] == "Service" and obj["metadata"]["name"] == name
+    ]
+    namespace, obj = service
+    (port,) = [p["port"] for p in obj["spec"]["ports"] if p["name"] == port_name]
+    return f"http://{name}.{namespace}.svc.cluster.local:{port}"
+
+
+def test_pipeline_secret_contract(bootstrapped):
+    """The Secret ClusterSettings mounts into the MLflow steps (which run in kubeflow) points at the Services of
+    steps 4 and 5."""
+    from components.cluster.settings import ClusterSettings
 
     settings = ClusterSettings()
-    keys = created_secrets().get(("kubeflow", settings.mlflow_secret))
-    assert keys == set(settings.mlflow_secret_keys), keys
-    text = SCRIPT.read_text()
-    assert '"MLFLOW_TRACKING_URI=$MLFLOW_URI"' in text
-    assert 'MLFLOW_URI="http://mlflow.mlflow.svc.cluster.local:5000"' in text
+    secret = bootstrapped.cluster.secrets[("kubeflow", settings.mlflow_secret)]
+    assert set(secret) == set(settings.mlflow_secret_keys), secret.keys()
+    assert secret["MLFLOW_TRACKING_URI"] == _service_url("05-mlflow", "mlflow", "http")
+    assert secret["MLFLOW_S3_ENDPOINT_URL"] == _service_url("04-minio", "minio", "api")
 
 
-def test_grafana_admin_secret_contract():
+def test_mlflow_backend_store_is_the_postgres_service(bootstrapped):
+    """The URI the server reads (Secret mlflow-server) reaches step 5's PostgreSQL as the user and database its
+    StatefulSet creates, with the password its own Secret holds."""
+    secrets = bootstrapped.cluster.secrets
+    uri = urlsplit(secrets[("mlflow", "mlflow-server")]["MLFLOW_BACKEND_STORE_URI"])
+    (postgres,) = [
+        obj
+        for _, _, obj in local_objects()
+        if obj["metadata"]["name"] == "mlflow-postgres" and obj["kind"] == "StatefulSet"
+    ]
+    env = {
+        e["name"]: e.get("value") for c in containers(postgres["spec"]["template"]["spec"]) for e in c.get("env", [])
+    }
+    assert uri.scheme == "postgresql+psycopg2"
+    assert f"http://{uri.hostname}:{uri.port}" == _service_url("05-mlflow", "mlflow-postgres", "postgres")
+    assert (uri.username, uri.path) == (env["POSTGRES_USER"], f"/{env['POSTGRES_DB']}")
+    assert uri.password == secrets[("mlflow", "mlflow-postgres")]["POSTGRES_PASSWORD"]
+
+
+def test_grafana_admin_secret_contract(bootstrapped):
     values = load_docs(BOOTSTRAP / "06-monitoring" / "kube-prometheus-stack.values.yaml")[0]["grafana"]["admin"]
-    keys = created_secrets()[("monitoring", values["existingSecret"])]
+    keys = set(bootstrapped.cluster.secrets[("monitoring", values["existingSecret"])])
     assert {values["userKey"], values["passwordKey"]} == keys
     assert any(r["namespace"] == "monitoring" for r in load_docs(HELMFILE)[0]["releases"])
 
 
-def test_triton_chart_secret_contract():
+def test_triton_chart_secret_contract(bootstrapped):
     """charts/emotion-omni-triton, installed in namespace serving, reads its S3 and admin keys from this Secret."""
     values_file = PROJECT_ROOT / "charts" / "emotion-omni-triton" / "values.yaml"
     if not values_file.exists():
         pytest.skip("charts/emotion-omni-triton is not in this checkout")
     values = yaml.safe_load(values_file.read_text())
     credentials = values["modelRepository"]["credentials"]
-    keys = created_secrets().get(("serving", credentials["existingSecret"]))
-    assert keys is not None, f"bootstrap.sh does not create serving/{credentials['existingSecret']}"
+    secret = bootstrapped.cluster.secrets.get(("serving", credentials["existingSecret"]))
+    assert secret is not None, f"bootstrap.sh does not create serving/{credentials['existingSecret']}"
     expected = {credentials[k] for k in ("accessKeyIdKey", "secretAccessKeyKey", "regionKey")}
     if not values["restrictedApi"].get("existingSecret"):
         expected.add(values["restrictedApi"]["secretKey"])
-    assert expected <= keys, expected - keys
+    assert expected <= set(secret), expected - set(secret)

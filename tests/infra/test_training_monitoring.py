@@ -4,20 +4,18 @@ serves. test_manifests validates both objects (and the generated dashboard Confi
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from components.cluster import trainjob_spec  # the launcher's names (a light import: no torch, no kubernetes)
 from tests.infra.manifests import (
     BOOTSTRAP,
-    PROJECT_ROOT,
     TRAINING_NAMESPACE,
     kustomizations,
     load_docs,
@@ -46,23 +44,6 @@ METRICS = frozenset(
 )
 
 
-def module_constants(path: Path) -> dict[str, Any]:
-    """The literal module-level constants of a Python file, read without importing it (importing
-    components.training loads torch: seconds these offline checks need not spend)."""
-    found = {}
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                found[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                pass  # not a literal
-    return found
-
-
-TRAINJOB = module_constants(PROJECT_ROOT / "components" / "training" / "trainjob.py")
-TRAINJOB_RUN = module_constants(PROJECT_ROOT / "components" / "training" / "trainjob_run.py")
-
-
 def _one(kind: str) -> tuple[str | None, dict[str, Any]]:
     (found,) = [(ns, obj) for path, ns, obj in local_objects() if obj["kind"] == kind and path.parent == TRAINING]
     return found
@@ -75,11 +56,11 @@ def test_service_selects_the_trainer_pods_on_the_metrics_port():
     namespace, service = _one("Service")
     assert namespace == TRAINING_NAMESPACE
     assert service["spec"]["clusterIP"] == "None", "headless: Prometheus scrapes pods, nothing load-balances"
-    assert service["spec"]["selector"] == dict([TRAINJOB["TRAIN_METRICS_LABEL"]])
+    assert service["spec"]["selector"] == dict([trainjob_spec.TRAIN_METRICS_LABEL])
     (port,) = service["spec"]["ports"]
     assert port["name"] == "metrics"
     # Numeric: the TrainJob CRD cannot name container ports.
-    assert port["targetPort"] == TRAINJOB["TRAIN_METRICS_PORT"] == 9400
+    assert port["targetPort"] == trainjob_spec.TRAIN_METRICS_PORT == 9400
 
 
 def test_servicemonitor_selects_the_service_and_its_port():
@@ -117,12 +98,12 @@ def relabel(labels: dict[str, str], rules: list[dict[str, Any]]) -> dict[str, st
 @pytest.mark.parametrize("job_index, node_rank, scraped", [("0", "0", True), ("0", "1", False), ("1", "0", False)])
 def test_servicemonitor_keeps_only_the_rank_0_pod(job_index, node_rank, scraped):
     """The Trainer runs all nodes as the pods of one Indexed Job (JobSet job index 0): the node rank is the pod's
-    completion index (components/training/trainjob_run.py NODE_INDEX_LABEL), and only node 0 listens."""
+    completion index (components/cluster/trainjob_spec.py NODE_INDEX_LABEL), and only node 0 listens."""
     _, monitor = _one("ServiceMonitor")
     pod = {
         _meta("jobset.sigs.k8s.io/job-index"): job_index,
-        _meta(TRAINJOB_RUN["NODE_INDEX_LABEL"]): node_rank,
-        _meta(TRAINJOB_RUN["JOBSET_NAME_LABEL"]): "emotion-omni-train-1a2b3c",
+        _meta(trainjob_spec.NODE_INDEX_LABEL): node_rank,
+        _meta(trainjob_spec.JOBSET_NAME_LABEL): "emotion-omni-train-1a2b3c",
     }
     target = relabel(pod, monitor["spec"]["endpoints"][0]["relabelings"])
     if scraped:
@@ -199,6 +180,14 @@ def test_dashboard_queries_parse_with_promtool(tmp_path):
 # --- how it is applied ------------------------------------------------------------------------------------------
 
 
+def test_bootstrap_applies_the_training_scrape(bootstrapped):
+    """Step 6 applies it once step 2 has created the training namespace (test_bootstrap_script.py: and skips it,
+    saying so, without)."""
+    applied = bootstrapped.run.applied()
+    assert TRAINING.relative_to(BOOTSTRAP).as_posix() in applied
+    assert applied.index(TRAINING.relative_to(BOOTSTRAP).as_posix()) > applied.index("02-kubeflow-pipelines")
+
+
 def test_kustomizations_apply_the_files():
     found = {k.dir: k for k in kustomizations()}
     training, monitoring = found[TRAINING], found[MONITORING]
@@ -210,4 +199,3 @@ def test_kustomizations_apply_the_files():
     label = values["grafana"]["sidecar"]["dashboards"].get("label", "grafana_dashboard")
     assert generator["options"]["labels"] == {label: "1"}
     assert generator["options"]["disableNameSuffixHash"] is True, "a hashed name leaves old copies behind"
-    assert f'kubectl apply -k "$HERE/06-monitoring/{TRAINING.name}"' in (BOOTSTRAP / "bootstrap.sh").read_text()

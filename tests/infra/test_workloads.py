@@ -3,9 +3,17 @@ agree with the rest of the project (pyproject.toml, pipelines/steps.py)."""
 
 from __future__ import annotations
 
-import fnmatch
+import http.client
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -181,19 +189,78 @@ def test_mlflow_server_stores():
     env = {e["name"]: e for e in container["env"]}
     assert env["MLFLOW_BACKEND_STORE_URI"]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-server"
     assert env["MLFLOW_S3_ENDPOINT_URL"]["value"] == "http://minio.minio.svc.cluster.local:9000"
-    assert "postgresql+psycopg2://" in (BOOTSTRAP / "bootstrap.sh").read_text()
+    # test_secrets.py checks the URI bootstrap.sh puts in the Secret reaches the PostgreSQL of this step.
 
 
-def test_mlflow_accepts_in_cluster_hosts_only():
-    """MLflow matches Host headers with fnmatch against MLFLOW_SERVER_ALLOWED_HOSTS (split on commas, stripped)."""
-    env = {e["name"]: e.get("value") for e in _mlflow_container()["env"]}
-    allowed = [host.strip() for host in env["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")]
-    assert "" not in allowed and "*" not in allowed
+@pytest.fixture(scope="module")
+def mlflow_as_deployed(tmp_path_factory):
+    """The pinned `mlflow server` started with the Deployment's args and literal env (MLFLOW_SERVER_ALLOWED_HOSTS
+    among them) as the kubelet would start it, except: bound to loopback on a free port, one worker (two cores),
+    and a SQLite store for the Secret's PostgreSQL URI. About 13 s on two busy cores. Yields its base URL."""
+    container = _mlflow_container()
+    work = tmp_path_factory.mktemp("mlflow-as-deployed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    env |= {  # what the Deployment takes from Secret mlflow-server, and what this machine needs
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{work / 'mlflow.db'}",
+        "AWS_ACCESS_KEY_ID": "unused",
+        "AWS_SECRET_ACCESS_KEY": "unused",
+        "HOME": str(work),
+        "PATH": os.environ["PATH"],
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # seven more MLflow imports at start; not what is tested
+    }
+    overrides = {"--host": "127.0.0.1", "--port": str(port), "--workers": "1"}
+    args = []
+    for arg in container["args"]:
+        name = arg.split("=", 1)[0]
+        # $(VAR) is the kubelet's expansion of the container's env in args.
+        args.append(
+            f"{name}={overrides[name]}" if name in overrides else re.sub(r"\$\((\w+)\)", lambda m: env[m[1]], arg)
+        )
+    log = work / "server.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [Path(sys.executable).parent / "mlflow", *args],
+            env=env,
+            cwd=work,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while _status(url, "/health", f"127.0.0.1:{port}") != 200:
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"mlflow server with the Deployment's args did not start; log:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield url
+    os.killpg(process.pid, signal.SIGKILL)  # its state is a throwaway SQLite file
+    process.wait()
 
-    def accepts(host):
-        return any(fnmatch.fnmatch(host, pattern) if "*" in pattern else host == pattern for pattern in allowed)
 
-    for host in ("mlflow.mlflow.svc.cluster.local:5000", "mlflow:5000", "localhost:5000", "10.244.1.7:5000"):
-        assert accepts(host), host
-    for host in ("mlflow.attacker.example", "evil.com:5000"):
-        assert not accepts(host), host
+def _status(url: str, path: str, host: str) -> int | None:
+    """The HTTP status of GET url+path sent with Host: host, or None while nothing answers."""
+    parsed = urlsplit(url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=5)
+    try:
+        connection.request("GET", path, headers={"Host": host})
+        return connection.getresponse().status
+    except OSError:
+        return None
+    finally:
+        connection.close()
+
+
+def test_mlflow_accepts_in_cluster_hosts_only(mlflow_as_deployed, bootstrapped):
+    """DNS-rebinding protection as deployed: the names of the Service (and the tracking URI the pipeline's Secret
+    holds), port-forwards and pod IPs are served; any other Host header is refused, except on /health (probes)."""
+    api = "/api/2.0/mlflow/experiments/search?max_results=1"
+    tracking = urlsplit(bootstrapped.cluster.secrets[("kubeflow", "mlflow-credentials")]["MLFLOW_TRACKING_URI"])
+    for host in (tracking.netloc, "mlflow:5000", "mlflow.mlflow.svc:5000", "localhost:5000", "10.244.1.7:5000"):
+        assert _status(mlflow_as_deployed, api, host) == 200, host
+    for host in ("mlflow.attacker.example", "evil.com:5000", "mlflow.mlflow.svc.cluster.local.evil.com:5000"):
+        assert _status(mlflow_as_deployed, api, host) == 403, host
+    assert _status(mlflow_as_deployed, "/health", "evil.com:5000") == 200

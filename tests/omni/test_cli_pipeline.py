@@ -44,7 +44,7 @@ def test_compile_flags_reach_the_ir(tmp_path):
     assert train["pvcMount"][0]["mountPath"] == "/shared"
     assert "accelerator" not in spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
     constant = spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]["trainjob_json"]["runtimeValue"]
-    assert '"node_selector": {"pool": "a100"}' in constant["constant"]
+    assert '"gpu_node_selector": {"pool": "a100"}' in constant["constant"]
 
 
 def test_submit(kfp_api, capsys):

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.cluster.trainjob_config import TrainJobConfig
+from components.registry.config import RegistryConfig
 from components.synthesis.config import SynthesisConfig
-from components.training.config import TrainConfig
+from components.training.config import SpeechTrainConfig, TrainConfig
 from pipelines.emotion_omni import ClusterSettings, compile_pipeline
 from pipelines.steps import COMPONENT_IMAGE
 
@@ -105,10 +107,20 @@ def test_registry_steps_get_mlflow_secret_as_env_and_retries(compiled):
     assert tasks["register"]["retryPolicy"]["maxRetryCount"] == 2
 
 
-def test_defaults_match_the_local_demo(compiled):
-    params = compiled[0]["root"]["inputDefinitions"]["parameters"]
-    assert params["epochs"]["defaultValue"] == TrainConfig.epochs and params["nproc"]["defaultValue"] == 2
-    assert params["n"]["defaultValue"] == SynthesisConfig.n and params["text_backend"]["defaultValue"] == "template"
+def test_defaults_are_the_config_dataclasses(compiled):
+    """The compiled run, `omni demo` (which passes only the flags given) and each step alone start from the same
+    values: the pipeline's defaults are the config dataclasses' fields."""
+    params = {k: v.get("defaultValue") for k, v in compiled[0]["root"]["inputDefinitions"]["parameters"].items()}
+    assert params["n"] == SynthesisConfig.n and params["test_fraction"] == SynthesisConfig.test_fraction
+    assert params["text_backend"] == SynthesisConfig.text_backend
+    assert params["epochs"] == TrainConfig.epochs and params["speech_epochs"] == SpeechTrainConfig.epochs
+    assert params["nproc"] == TrainConfig.nproc and params["max_steps"] == TrainConfig.max_steps
+    assert params["speech_max_steps"] == SpeechTrainConfig.max_steps
+    assert params["model_name"] == RegistryConfig.model_name
+    assert params["trainjob_num_nodes"] == TrainJobConfig.num_nodes
+    assert params["trainjob_gpus_per_node"] == TrainJobConfig.gpus_per_node
+    # One seed drives synthesis, speech units and both training stages, so the two configs must agree on it.
+    assert params["seed"] == SynthesisConfig.seed == TrainConfig.seed
 
 
 def test_synthesis_fans_out_over_parts_and_the_merge_collects_them(compiled):
@@ -184,8 +196,6 @@ def test_train_backend_parameters_default_to_local(compiled):
 
 def test_trainjob_cluster_settings_reach_the_train_step(tmp_path):
     """A TrainJob-only cluster: the launcher pod gets the PVC and no GPU; its TrainJobConfig is valid."""
-    from components.training.trainjob import TrainJobConfig
-
     path = tmp_path / "pipeline.yaml"
     compile_pipeline(
         str(path),
@@ -207,9 +217,11 @@ def test_trainjob_cluster_settings_reach_the_train_step(tmp_path):
     constant = spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]["trainjob_json"]["runtimeValue"]
     job = TrainJobConfig.from_dict({**json.loads(constant["constant"]), "num_nodes": 2, "gpus_per_node": 8})
     job.validate()
-    assert job.pvc == "omni-shared" and job.mount_path == "/mnt/omni-shared" and job.image == COMPONENT_IMAGE
-    assert job.runtime == "torch-distributed-deepspeed" and job.memory == "64Gi"
-    assert job.node_selector == {"pool": "a100"} and job.tolerations[0]["key"] == "nvidia.com/gpu"
+    cluster = job.cluster
+    assert cluster.shared_pvc == "omni-shared" and cluster.shared_mount_path == "/mnt/omni-shared"
+    assert job.image == COMPONENT_IMAGE
+    assert cluster.trainjob_runtime == "torch-distributed-deepspeed" and cluster.trainjob_memory == "64Gi"
+    assert cluster.gpu_node_selector == {"pool": "a100"} and cluster.gpu_tolerations[0]["key"] == "nvidia.com/gpu"
 
 
 def test_launcher_rbac_covers_what_the_launcher_calls():

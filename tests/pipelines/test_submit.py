@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from components.errors import ConfigError
 from pipelines.emotion_omni import ClusterSettings
 from pipelines.submit import SubmitError, normalize_cron, schedule_run, submit_run
 from tests.pipelines.fake_kfp import FakeKFP
@@ -117,6 +118,12 @@ def test_token_comes_from_the_environment(kfp_api, tmp_path, monkeypatch):
 def test_bad_params_fail_before_anything_is_sent(kfp_api, param, message):
     with pytest.raises(SubmitError, match=message.replace("(", r"\(").replace("?", r"\?")):
         submit_run(kfp_api.url, params=[param])
+    assert kfp_api.requests == []
+
+
+def test_a_value_given_twice_is_refused_before_anything_is_sent(kfp_api):
+    with pytest.raises(ConfigError, match=r"train_config_json sets \['epochs'\].*pipeline parameters epochs"):
+        submit_run(kfp_api.url, params=['train_config_json={"epochs": 3}'])
     assert kfp_api.requests == []
 
 

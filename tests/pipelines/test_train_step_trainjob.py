@@ -13,8 +13,10 @@ import yaml
 from kfp import dsl, local
 from kfp.dsl import Dataset
 
+from components.cluster.settings import ClusterSettings
+from components.cluster.trainjob_config import compile_time_json
 from pipelines import steps
-from tests.components.training.fake_kube import FakeKubeAPI, ProcessController
+from tests.components.cluster.fake_kube import FakeKubeAPI, ProcessController
 
 TINY_MODEL = {
     "model": {
@@ -79,6 +81,7 @@ def run_train_step(tmp_path, dataset_dir, backend: str, trainjob: dict, checkpoi
 def test_trainjob_backend_through_the_step(tmp_path, tiny_dialogues, monkeypatch):
     shared = tmp_path / "shared"
     shared.mkdir()
+    cluster = ClusterSettings(shared_pvc="omni-shared", shared_mount_path=str(shared), trainjob_cpu="2")
     with FakeKubeAPI(ProcessController(tmp_path)) as fake:
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig(tmp_path / "kubeconfig", fake.url, "team-b")))
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # not in a pod: use the kubeconfig
@@ -86,13 +89,9 @@ def test_trainjob_backend_through_the_step(tmp_path, tiny_dialogues, monkeypatch
             tmp_path,
             tiny_dialogues,
             "trainjob",
-            {
-                "pvc": "omni-shared",
-                "mount_path": str(shared),
-                "cpu": "2",
-                "memory": "4Gi",
+            {  # what the compiled pipeline passes, plus a fast poll
+                **json.loads(compile_time_json(cluster, steps.COMPONENT_IMAGE)),
                 "poll_interval_s": 0.2,
-                "image": steps.COMPONENT_IMAGE,
             },
             checkpoint_root=str(shared / "checkpoints"),
         )

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from components.errors import InputNotFoundError
 from components.speech.cosyvoice2.config import CosyVoice2Config
 from components.speech.cosyvoice2.errors import CheckpointError
 from components.speech.cosyvoice2.hyperyaml import load_hyperyaml
@@ -50,7 +51,7 @@ def check_checkpoint_dir(path: str | Path) -> Path:
     """Return `path` as a Path when it holds every REQUIRED_FILES entry; FileNotFoundError naming what is missing."""
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"CosyVoice2 checkpoint directory {path} does not exist (or is not a directory); "
             f"it must hold {', '.join(REQUIRED_FILES)} from {_WHERE_TO_GET}"
         )
@@ -63,7 +64,9 @@ def check_checkpoint_dir(path: str | Path) -> Path:
                 f" This directory has {RENAMED_CONFIG_FILE}, the name later releases give the same file: "
                 f"copy or link it to {CONFIG_FILE}."
             )
-        raise FileNotFoundError(f"CosyVoice2 checkpoint {path} is missing {lines}.{hint} Get them from {_WHERE_TO_GET}")
+        raise InputNotFoundError(
+            f"CosyVoice2 checkpoint {path} is missing {lines}.{hint} Get them from {_WHERE_TO_GET}"
+        )
     return path
 
 

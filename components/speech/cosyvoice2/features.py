@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from transformers.audio_utils import mel_filter_bank
 
+from components.errors import ConfigError
 from components.speech.cosyvoice2.config import MelFeatConfig
 
 WHISPER_RATE, WHISPER_N_FFT, WHISPER_HOP = 16_000, 400, 160
@@ -49,7 +50,7 @@ def whisper_log_mel(wave16k: np.ndarray | torch.Tensor, n_mels: int = 128) -> to
     """(T,) 16 kHz waveform -> (n_mels, T // 160) Whisper log-mel (the last STFT frame is dropped, as Whisper's)."""
     wave = _as_tensor(wave16k)
     if wave.numel() <= WHISPER_N_FFT // 2:
-        raise ValueError(
+        raise ConfigError(
             f"audio is {wave.numel()} samples; the speech tokenizer needs more than "
             f"{WHISPER_N_FFT // 2} (12.5 ms at 16 kHz)"
         )
@@ -83,7 +84,7 @@ def kaldi_fbank(wave16k: np.ndarray | torch.Tensor, n_mels: int = 80) -> torch.T
     """(T,) 16 kHz waveform -> (frames, n_mels) Kaldi log-mel fbank, frames = 1 + (T - 400) // 160."""
     wave = _as_tensor(wave16k)
     if wave.numel() < KALDI_FRAME:
-        raise ValueError(
+        raise ConfigError(
             f"audio is {wave.numel()} samples; the speaker encoder needs at least {KALDI_FRAME} (25 ms at 16 kHz)"
         )
     frames = wave.unfold(0, KALDI_FRAME, KALDI_SHIFT)  # (F, 400), snip_edges=True
@@ -102,7 +103,7 @@ def prompt_mel(wave: np.ndarray | torch.Tensor, config: MelFeatConfig) -> torch.
     c = config
     pad = (c.n_fft - c.hop_size) // 2
     if wave.numel() <= pad:
-        raise ValueError(
+        raise ConfigError(
             f"prompt audio is {wave.numel()} samples at {c.sampling_rate} Hz; give at least "
             f"{c.n_fft} (one {c.n_fft / c.sampling_rate * 1000:.0f} ms window)"
         )

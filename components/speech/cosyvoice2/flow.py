@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from components.errors import ConfigError
 from components.speech.cosyvoice2.config import CFMConfig, FlowConfig
 from components.speech.cosyvoice2.conformer import UpsampleConformerEncoder, pad_mask
 from components.speech.cosyvoice2.flow_decoder import CausalConditionalDecoder
@@ -56,7 +57,7 @@ class CausalConditionalCFM(nn.Module):
         """mu, cond: (1, 80, T); mask: (1, 1, T); spks: (1, 80) -> mel (1, 80, T)."""
         frames = mu.size(2)
         if frames > self.rand_noise.size(2):
-            raise ValueError(
+            raise ConfigError(
                 f"flow input is {frames} mel frames ({frames / 50:.0f} s); CosyVoice2 supports at most "
                 f"{self.rand_noise.size(2)} ({NOISE_FRAMES // 50} s) including the prompt: split the "
                 "utterance or use a shorter prompt"

@@ -25,6 +25,7 @@ import torch
 from scipy.signal import resample_poly
 
 from components.contracts import SAMPLE_RATE
+from components.errors import ConfigError
 from components.speech.cosyvoice2.config import CosyVoice2Config
 from components.speech.cosyvoice2.errors import CheckpointError
 from components.speech.cosyvoice2.features import (
@@ -83,7 +84,7 @@ class CosyVoice2Frontend:
         """(T,) float32 16 kHz waveform (at most 30 s) -> speech token ids in [0, vocab_size), 25 per second."""
         wave = _check_wave(wave16k, "speech tokenizer")
         if wave.size / SAMPLE_RATE > MAX_TOKENIZER_SECONDS:
-            raise ValueError(
+            raise ConfigError(
                 f"audio is {wave.size / SAMPLE_RATE:.1f} s; the speech tokenizer takes at most "
                 f"{MAX_TOKENIZER_SECONDS:g} s: split it and tokenize the pieces"
             )
@@ -131,7 +132,7 @@ class CosyVoice2Frontend:
         ratio = self.config.flow.token_mel_ratio
         count = min(feat.size(0) // ratio, len(tokens))  # force exactly `ratio` frames per token
         if count == 0:
-            raise ValueError(
+            raise ConfigError(
                 f"prompt audio is {wave.size / SAMPLE_RATE:.3f} s, too short to give one speech token; "
                 "use a few seconds of clean speech"
             )

@@ -33,6 +33,7 @@ from scipy.signal import resample_poly
 
 from components.audio.io import load_wav
 from components.contracts import SAMPLE_RATE
+from components.errors import ConfigError
 from components.speech.base import ChunkPolicy
 from components.speech.cosyvoice2.checkpoint import (
     CAMPPLUS_FILE,
@@ -44,6 +45,7 @@ from components.speech.cosyvoice2.checkpoint import (
     load_weights,
 )
 from components.speech.cosyvoice2.config import CosyVoice2Config
+from components.speech.cosyvoice2.errors import CheckpointError
 from components.speech.cosyvoice2.flow import CausalMaskedDiffWithXvec
 from components.speech.cosyvoice2.frontend import CosyVoice2Frontend, SpeakerPrompt
 from components.speech.cosyvoice2.hift import HiFTGenerator
@@ -67,7 +69,7 @@ class CosyVoice2Token2Wav:
         chunk_policy: ChunkPolicy | None = None,
     ):
         if not isinstance(n_timesteps, int) or n_timesteps < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"n_timesteps={n_timesteps!r}: give the number of Euler steps, an int >= 1 (the reference uses 10)"
             )
         self.config, self.frontend = config, frontend
@@ -81,7 +83,7 @@ class CosyVoice2Token2Wav:
         self.unit_rate = config.unit_rate
         samples = config.samples_per_unit * SAMPLE_RATE / config.sample_rate
         if samples != int(samples):
-            raise ValueError(
+            raise CheckpointError(
                 f"a unit is {samples} samples at {SAMPLE_RATE} Hz; the output rate "
                 f"{config.sample_rate} must make it whole to cut streaming chunks exactly"
             )

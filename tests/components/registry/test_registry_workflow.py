@@ -24,6 +24,9 @@ def test_gate_thresholds_from_json():
     assert gate_config("").min_chrf == gate_config("{}").min_chrf
     with pytest.raises(GateError, match=r"unknown gate thresholds \['min_bleu'\]"):
         gate_config('{"min_bleu": 1}')
+    for broken in ("{min_chrf: 3", "[30]"):  # not JSON, and JSON that is not an object
+        with pytest.raises(GateError, match="give a JSON object"):
+            gate_config(broken)
 
 
 def test_gate_decision_reads_the_evaluation_report(tmp_path):

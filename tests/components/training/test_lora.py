@@ -11,31 +11,23 @@ import socket
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from transformers import Qwen2ForCausalLM
 
 from components.export.pretrained import load_pretrained
 from components.training import TrainConfig, train
 from components.training.prepare import prepare_run
-from tests.conftest import tiny_config
-
-TINY_QWEN2 = {
-    "vocab_size": 512,
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 256,
-    "tie_word_embeddings": True,
-}
+from tests.conftest import tiny_config, tiny_thinker_config
 
 
 @pytest.fixture(scope="module")
 def tiny_qwen2(tmp_path_factory, tiny_tokenizer):
-    """A local "pretrained" Qwen2 checkpoint with its tokenizer.json, as a Qwen2.5 download directory holds."""
+    """A local "pretrained" Qwen2 checkpoint with its tokenizer.json, as a Qwen2.5 download directory holds: the
+    suite's tiny LM, its embeddings larger than the tokenizer, as a pretrained LM's often are."""
     torch.manual_seed(1)
     path = tmp_path_factory.mktemp("qwen2") / "tiny-qwen2"
-    Qwen2ForCausalLM(Qwen2Config(**TINY_QWEN2)).save_pretrained(path)
+    llm = tiny_thinker_config(tiny_tokenizer).qwen2_config()
+    llm.vocab_size = 512
+    Qwen2ForCausalLM(llm).save_pretrained(path)
     tiny_tokenizer.save(str(path / "tokenizer.json"))
     return path
 

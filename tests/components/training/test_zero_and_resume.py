@@ -11,6 +11,7 @@ import json
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from components.export.pretrained import load_pretrained
@@ -71,6 +72,21 @@ def test_every_zero_stage_exports_the_same_loadable_model(zero_runs):
     assert {"samples_per_s", "tokens_per_s", "loss"} <= set(recorded.history[-1])
     model, _ = load_pretrained(zero_runs[3].model_dir)
     assert model.thinker.llm.lm_head.weight.shape[0] == model.config.thinker_config.qwen2_config().vocab_size
+
+
+def test_a_zero2_run_logs_every_step_checkpoints_and_exports(zero_runs):
+    """What one run leaves: the per-step log, the loss curve, the last step's complete checkpoint, and an export
+    that records its ZeRO stage and loads as a text-only (stage-1) model."""
+    result = zero_runs[2]
+    assert result.summary["world_size"] == 2 and result.summary["steps"] == 6
+    rows = [json.loads(line) for line in result.log_path.read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6] and all(r["loss"] > 0 for r in rows)
+    assert result.loss_curve.stat().st_size > 10_000  # a real PNG, not an empty file
+    assert (result.run_dir / "checkpoints" / "step00000006" / "complete.json").is_file()  # the last step's
+    with safe_open(result.model_dir / "model.safetensors", "pt") as f:
+        assert f.metadata()["zero_stage"] == "2"
+    model, _ = load_pretrained(result.model_dir)
+    assert torch.isfinite(model.thinker.speech_adapter.proj[0].weight).all() and model.talker is None
 
 
 def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(

@@ -8,8 +8,11 @@ import jsonschema
 import pytest
 import yaml
 
+from components.cluster.settings import ClusterSettings
+from components.cluster.trainjob_config import RESERVED_ENV, TrainJobConfig
+from components.cluster.trainjob_spec import TRAIN_METRICS_LABEL, build_trainjob, job_name
 from components.contracts import LINEAGE_LABEL
-from components.training.trainjob import RESERVED_ENV, TRAIN_METRICS_LABEL, TrainJobConfig, build_trainjob, job_name
+from components.errors import ConfigError
 
 # The vendored CRDs live beside the project (../shared), never inside it.
 CRD = Path(__file__).resolve().parents[3].parent / "shared" / "schemas" / "crds" / "trainer.kubeflow.org_trainjobs.yaml"
@@ -28,17 +31,22 @@ def validator() -> jsonschema.Validator:
     return jsonschema.Draft7Validator(schema)
 
 
+GPU_CLUSTER = ClusterSettings(
+    shared_pvc="omni-shared",
+    trainjob_cpu="16",
+    trainjob_memory="64Gi",
+    gpu_node_selector={"pool": "a100"},
+    gpu_tolerations=(GPU_TOLERATION,),
+)
+
+
 def gpu_config(**overrides) -> TrainJobConfig:
     return TrainJobConfig(
         **{
-            "pvc": "omni-shared",
+            "cluster": GPU_CLUSTER,
             "num_nodes": 2,
             "gpus_per_node": 4,
             "image": IMAGE,
-            "cpu": "16",
-            "memory": "64Gi",
-            "node_selector": {"pool": "a100"},
-            "tolerations": [GPU_TOLERATION],
             "service_account": "omni-trainer",
             "active_deadline_s": 7200,
             **overrides,
@@ -102,16 +110,15 @@ def test_multi_node_gpu_job_matches_the_crd(validator):
 
 
 def test_cpu_only_job_matches_the_crd(validator):
-    config = TrainJobConfig(
-        pvc="shared",
-        mount_path="/data",
-        gpus_per_node=0,
-        procs_per_node=2,
-        cpu="4",
-        memory="8Gi",
-        runtime="torch-distributed",
-        env={"NCCL_DEBUG": "INFO"},
+    cluster = ClusterSettings(
+        shared_pvc="shared",
+        shared_mount_path="/data",
+        trainjob_cpu="4",
+        trainjob_memory="8Gi",
+        trainjob_runtime="torch-distributed",
+        gpu_tolerations=(),
     )
+    config = TrainJobConfig(cluster=cluster, gpus_per_node=0, procs_per_node=2, env={"NCCL_DEBUG": "INFO"})
     job = build_trainjob(config, "/data/run", "/data/ds", name="cpu-run")
     validator.validate(job)
     trainer = job["spec"]["trainer"]
@@ -167,8 +174,8 @@ def test_job_names_are_fresh_dns_labels():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"pvc": ""}, "pvc is empty"),
-        ({"mount_path": "relative/dir"}, "must be an absolute path"),
+        ({"cluster": ClusterSettings()}, "ClusterSettings.shared_pvc is empty"),
+        ({"cluster": ClusterSettings(shared_pvc="p", shared_mount_path="relative/dir")}, "must be an absolute path"),
         ({"num_nodes": 0}, "num_nodes=0"),
         ({"gpus_per_node": -1}, "gpus_per_node=-1"),
         ({"cleanup": "sometimes"}, "cleanup='sometimes'"),
@@ -178,12 +185,10 @@ def test_job_names_are_fresh_dns_labels():
     ],
 )
 def test_bad_config_names_the_key(overrides, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         build_trainjob(gpu_config(**overrides), "/mnt/omni-shared/r", "/mnt/omni-shared/d")
 
 
 def test_paths_must_be_on_the_shared_volume():
-    with pytest.raises(ValueError, match="the dataset /tmp/ds is not under /mnt/omni-shared"):
+    with pytest.raises(ConfigError, match="the dataset /tmp/ds is not under /mnt/omni-shared"):
         build_trainjob(gpu_config(), "/mnt/omni-shared/run", "/tmp/ds")
-    with pytest.raises(ValueError, match="unknown TrainJobConfig keys \\['gpus'\\]"):
-        TrainJobConfig.from_dict({"gpus": 2})
