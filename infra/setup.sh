@@ -32,6 +32,8 @@ if [ ! -f "$stamp" ]; then
   # torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build.
   "$VENV/bin/pip" install -q torch==2.13.0
   "$VENV/bin/pip" install -q -e '.[test,cluster]'
+  # librosa's numba kernels, compiled and cached once here: parallel first compiles corrupt that cache.
+  HF_HUB_OFFLINE=1 "$VENV/bin/python" -m components.librosa_cache
   rm -f "$VENV"/.installed-*; touch "$stamp"
 fi
 echo "environment ready: $VENV"
