@@ -34,6 +34,8 @@ if [ ! -f "$stamp" ]; then
   "$VENV/bin/pip" install -q -e '.[test,cluster]'
   # librosa's numba kernels, compiled and cached once here: parallel first compiles corrupt that cache.
   HF_HUB_OFFLINE=1 "$VENV/bin/python" -m components.librosa_cache
+  # DeepSpeed's CPU op, compiled once here rather than by the first training run's ranks (~70 s).
+  "$VENV/bin/python" -m components.training.ops
   rm -f "$VENV"/.installed-*; touch "$stamp"
 fi
 echo "environment ready: $VENV"

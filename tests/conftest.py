@@ -20,6 +20,23 @@ if _WORKERS > 1:
         os.environ.setdefault(_name, str(max(1, len(os.sched_getaffinity(0)) // _WORKERS)))
 
 
+# The smallest stage-1 model a pipeline's train step trains (its train_config_json), for the e2e and TrainJob tests.
+TINY_PIPELINE_MODEL = {
+    "model": {
+        "thinker_config": {
+            "window_seconds": 6.0,
+            "text_config": {
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "max_position_embeddings": 512,
+            },
+        }
+    }
+}
+
 TINY_TEXTS = [
     "I am so sorry to hear that. Let us sort out the refund together.",
     "That is wonderful news! Enjoy the trip and send me a photo.",

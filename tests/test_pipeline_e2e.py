@@ -18,6 +18,7 @@ from safetensors import safe_open
 from components.audio.io import load_wav
 from components.contracts import RESPONSE_EMOTIONS, USER_EMOTIONS
 from components.synthesis import read_manifest
+from tests.conftest import TINY_PIPELINE_MODEL
 
 pytestmark = pytest.mark.e2e
 
@@ -43,23 +44,7 @@ def demo_run(tmp_path_factory, s3_server):
 
     endpoint, key, secret = s3_server
     data_dir = tmp_path_factory.mktemp("e2e")
-    tiny_model = json.dumps(
-        {
-            "model": {
-                "thinker_config": {
-                    "window_seconds": 6.0,
-                    "text_config": {
-                        "hidden_size": 64,
-                        "intermediate_size": 128,
-                        "num_hidden_layers": 1,
-                        "num_attention_heads": 4,
-                        "num_key_value_heads": 2,
-                        "max_position_embeddings": 512,
-                    },
-                }
-            }
-        }
-    )
+    tiny_model = json.dumps(TINY_PIPELINE_MODEL)
     tiny_talker = json.dumps(
         {
             "log_every_steps": 1,

@@ -31,6 +31,7 @@ from components.training.checkpoints import (
 )
 from components.training.config import TrainConfig
 from components.training.mirror import CheckpointMirror
+from components.training.ops import EXTENSIONS_DIR
 from components.training.plots import plot_loss_curve
 from components.training.prepare import prepare_run
 
@@ -129,8 +130,8 @@ def worker_env(nproc: int) -> dict[str, str]:
     """Environment for the ranks: split the cores between them, DeepSpeed on CPU, ops cached across runs."""
     env = thread_env(share=nproc)  # the cores this pod may use (its CPU quota, not the node's), split by rank
     env.setdefault("DS_ACCELERATOR", "cpu" if not _has_cuda() else "cuda")
-    # DeepSpeed JIT-compiles a shared-memory op on first CPU use (~40 s); a stable dir makes that one-off.
-    env.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "omni" / "torch_extensions"))
+    # DeepSpeed JIT-compiles a shared-memory op on first CPU use (ops.py; infra/setup.sh builds it at install).
+    env.setdefault("TORCH_EXTENSIONS_DIR", str(EXTENSIONS_DIR))
     env.setdefault("HF_HUB_OFFLINE", "1")
     env["PYTHONUNBUFFERED"] = "1"
     # DeepSpeed calls torch.distributed's renamed collectives on every ZeRO step: one deprecation line per call.

@@ -17,22 +17,7 @@ from components.cluster.settings import ClusterSettings
 from components.cluster.trainjob_config import compile_time_json
 from pipelines import steps
 from tests.components.cluster.fake_kube import FakeKubeAPI, ProcessController
-
-TINY_MODEL = {
-    "model": {
-        "thinker_config": {
-            "window_seconds": 6.0,
-            "text_config": {
-                "hidden_size": 64,
-                "intermediate_size": 128,
-                "num_hidden_layers": 1,
-                "num_attention_heads": 4,
-                "num_key_value_heads": 2,
-                "max_position_embeddings": 512,
-            },
-        }
-    }
-}
+from tests.conftest import TINY_PIPELINE_MODEL
 
 
 def kubeconfig(path, server: str, namespace: str):
@@ -61,7 +46,7 @@ def run_train_step(tmp_path, dataset_dir, backend: str, trainjob: dict, checkpoi
             nproc=2,
             max_steps=2,
             seed=0,
-            config_json=json.dumps(TINY_MODEL),
+            config_json=json.dumps(TINY_PIPELINE_MODEL),
             backend=backend,
             num_nodes=1,
             gpus_per_node=0,
