@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import resource
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,8 +91,13 @@ def run(run_dir: Path, dataset_dir: Path, mode: str, steps: int, warmup: int, ou
         row = _row(mode, world, steps, config, totals, device, per_token, parameter_counts(model)[0])
         Path(out).write_text(json.dumps({**row, "final_loss": round(float(loss), 4)}) + "\n")
     if distributed:
-        dist.barrier()
-        dist.destroy_process_group()
+        dist.barrier()  # the row is written; every rank is done
+        # End here, without destructors: freeing DDP's Reducer destroys the gloo group, whose destructor joins a
+        # thread that needs the GIL to free a finished all_gather, while this thread holds it. A fresh clone's
+        # test run hung there for good (py-spy: ~ProcessGroupGloo in std::thread::join, 2026-11-29).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _step_function(mode: str, config: TrainConfig, model, optimizer, device: torch.device):
