@@ -11,8 +11,8 @@ demo: setup       ## the whole pipeline locally with kfp.local, then a summary
 	$(VENV)/bin/omni demo
 
 # Two xdist workers, one test file each at a time (so a module's fixtures, such as the e2e pipeline, run once):
-# measured on the 2-core machine, 16.6 min on one worker (CPU 1.3 cores busy: servers and subprocesses starting),
-# 10 on two; see README "Tests".
+# measured in a fresh clone on the 2-core machine: 16 min 36 s on one worker (1.3 cores busy: servers and
+# subprocesses starting), 9 min 55 s on two (README, "What to expect").
 PYTEST_WORKERS ?= -n 2 --dist loadfile
 
 test: setup lint  ## lint, then the whole suite, including the end-to-end pipeline test
