@@ -26,7 +26,6 @@ from components.training.checkpoints import (
     CHECKPOINT_DIR,
     CheckpointInfo,
     check_resumable,
-    disk_full_report,
     latest_complete,
 )
 from components.training.config import TrainConfig
@@ -193,13 +192,9 @@ def train(
             tail.append(line.rstrip())
         code = proc.wait()
     if code != 0:
-        # A rank that ran out of disk mid-checkpoint reports only torch's "file write failed": say what it means.
-        checkpoints = run_dir / CHECKPOINT_DIR
-        disk = disk_full_report(checkpoints) if checkpoints.is_dir() else None
+        # A rank out of disk mid-checkpoint raised CheckpointDiskFullError (checkpoints.saving): the root cause says so.
         raise TrainingError(
             f"training failed (torchrun exit {code}): {_root_cause(run_dir / 'train.log')}\n"
-            + (f"{disk}\n" if disk else "")
-            + f"full log: {run_dir / 'train.log'}; its end:\n"
-            + "\n".join(tail)
+            f"full log: {run_dir / 'train.log'}; its end:\n" + "\n".join(tail)
         )
     return TrainResult.of_run(run_dir, start)

@@ -7,7 +7,6 @@ its position forward and the export (export_run.py) reads what it trained.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from components.contracts import TOKENIZER_FILE, TRAIN_CONFIG_FILE
 from components.model.tokenizer import load_tokenizer
-from components.training.build_lock import clear_stale_build_locks
 from components.training.checkpoints import CHECKPOINT_DIR, TrainPosition, check_resumable, latest_complete, load_rng
 from components.training.config import TrainConfig, deepspeed_config
 from components.training.data import DialogueDataset, collate, train_split
@@ -69,10 +67,6 @@ def start_session(run_dir: Path, dataset_dir: Path, resume: bool = False) -> Tra
 
     run_dir = Path(run_dir)
     config = TrainConfig.load(run_dir / TRAIN_CONFIG_FILE)
-    if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("TORCH_EXTENSIONS_DIR"):
-        # A TrainJob's restarted container may keep its cache volume, and with it a killed build's lock (the local
-        # launcher clears them before torchrun; a trainer pod has no launcher on its node).
-        clear_stale_build_locks(Path(os.environ["TORCH_EXTENSIONS_DIR"]))
     joined = join_process_group(deepspeed=True)
     torch.manual_seed(config.seed)  # same init everywhere; DeepSpeed also broadcasts rank 0's weights
 

@@ -86,7 +86,7 @@ def test_weights_that_do_not_fit_keep_the_previous_checkpoint_and_say_the_disk_i
     assert isinstance(error.value.__cause__, RuntimeError)  # torch's own error stays attached
     assert not (checkpoints / tag_for(2) / COMPLETE_FILE).exists()
     _assert_intact(checkpoints, first)
-    # What the launcher adds to the failed run's error, where the rank's own message is only torch's.
+    # What the rank's CheckpointDiskFullError says (checkpoints.saving), where torch says only "file write failed".
     assert "is full" in disk_full_report(checkpoints)
 
 
