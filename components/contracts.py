@@ -140,6 +140,17 @@ OUTPUT_AUDIO_CHUNK = "AUDIO_CHUNK"  # FP32 [-1]: the next piece of the spoken re
 METRIC_FIRST_AUDIO_SECONDS = "emotion_omni_first_audio_seconds"  # histogram: request in -> first audio chunk out
 OUTCOME_CANCELLED = "cancelled"  # a streaming client went away; generation stopped
 
+# Deploying a version: Triton's repository API (load/unload) is restricted to requests carrying this header, whose
+# value comes from this environment variable (a Kubernetes Secret key of the same name on clusters; the chart's
+# restrictedApi.header and restrictedApi.secretKey defaults).
+TRITON_ADMIN_HEADER = "triton-admin-key"
+TRITON_ADMIN_KEY_ENV = "TRITON_ADMIN_KEY"
+# A version is smoke-tested under this name before it serves as TRITON_MODEL_NAME (a separate model, so no request
+# of a caller can reach a version that has not passed).
+TRITON_CANDIDATE_MODEL_NAME = "emotion_omni_candidate"
+DEPLOYMENTS_FILE = "deployments.json"  # in a local serving repository: which version serves, and each deploy's outcome
+PRODUCTION_ALIAS = "production"  # MLflow alias of the version serving in production; moved after a verified rollout
+
 # Requests larger than this are refused before decoding: 30 s of 16-bit 48 kHz stereo plus headers.
 MAX_AUDIO_BYTES = 6 * 1024 * 1024
 

@@ -6,7 +6,8 @@
         artifact_location="s3://mlflow/artifacts")
 
 The registry uses aliases, not the deprecated stages: every registered version becomes the challenger,
-and promotion moves the champion alias, which serving resolves.
+promotion moves the champion alias, which serving resolves, and a verified deploy moves the production alias to
+the version that serves.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from components.contracts import PRODUCTION_ALIAS
 from components.errors import ConfigError
 
 
@@ -33,6 +35,8 @@ class RegistryConfig:
     model_name: str = "emotion-omni"
     challenger_alias: str = "challenger"  # set on every newly registered version, awaiting promotion
     champion_alias: str = "champion"  # the version serving loads; moved only by promote()
+    # the version actually serving in production; moved only by a verified deploy (workflow.record_deployment)
+    production_alias: str = PRODUCTION_ALIAS
 
     def __post_init__(self) -> None:
         # KFP string parameters cannot carry None, so pipelines pass "" for "not set".
@@ -56,7 +60,7 @@ class RegistryConfig:
                 f"artifact_location {location!r} is a relative path, which MLflow resolves against the current "
                 "directory. Fix: pass an absolute directory, a file:// URI or an s3:// URI."
             )
-        for alias in (self.challenger_alias, self.champion_alias):
+        for alias in (self.challenger_alias, self.champion_alias, self.production_alias):
             # MLflow keeps "latest" and "v<number>" for itself; it refuses them only after a version exists.
             if alias.lower() == "latest" or re.fullmatch(r"[vV]\d+", alias):
                 raise ConfigError(
@@ -68,6 +72,15 @@ class RegistryConfig:
                 f"challenger_alias and champion_alias are both {self.champion_alias!r}, so registering a version "
                 "would put it straight into serving. Fix: give the two aliases different names."
             )
+        for name, alias, move in (
+            ("challenger_alias", self.challenger_alias, "registering"),
+            ("champion_alias", self.champion_alias, "promoting"),
+        ):
+            if alias == self.production_alias:
+                raise ConfigError(
+                    f"production_alias and {name} are both {alias!r}, so {move} a version would mark it as "
+                    "serving in production before any deploy verified it. Fix: give the aliases different names."
+                )
 
     @classmethod
     def local(cls, data_dir: Path, **overrides) -> RegistryConfig:

@@ -11,7 +11,10 @@ import dataclasses
 import json
 import os
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
+
+from mlflow.exceptions import MlflowException
 
 from components.contracts import (
     DATASET_STATS_FILE,
@@ -23,11 +26,13 @@ from components.contracts import (
     TRAIN_SUMMARY_FILE,
 )
 from components.contracts import REPORT_METRICS_FILE as EVAL_METRICS_FILE
+from components.deploy.errors import DeployError
+from components.deploy.outcome import DeployOutcome
 from components.errors import ConfigError, InputNotFoundError
 from components.evaluation.report_render import Section, insert_sections
 from components.registry.champion import EVAL_SPLIT_TAG, champion_metrics
 from components.registry.config import RegistryConfig
-from components.registry.connection import open_client
+from components.registry.connection import RegistryError, open_client
 from components.registry.gate import GateConfig, GateDecision, GateError, evaluate_gate
 from components.registry.lineage import TRITON_PUBLISHED_TAG, TRITON_REPOSITORY_TAG
 from components.registry.mlflow_registry import (
@@ -36,12 +41,20 @@ from components.registry.mlflow_registry import (
     download_model,
     promote,
     register_model,
+    resolve,
 )
 from components.registry.model_card import CardInputs, model_card
 
 # What each stage trains: the part of the model config its child run records as params.
 STAGE_NAMES = {1: "stage 1: thinker (text + emotion)", 2: "stage 2: talker + token2wav (speech)"}
 STAGE_MODEL_PARTS = {1: ("thinker_config",), 2: ("talker_config", "token2wav_config")}
+# Tags each deploy leaves on the version it deployed (record_deployment): the latest deploy's, overwritten by the next.
+DEPLOY_OUTCOME_TAG, DEPLOY_TARGET_TAG, DEPLOY_REASON_TAG = (
+    "omni.deploy.outcome",
+    "omni.deploy.target",
+    "omni.deploy.reason",
+)
+DEPLOY_AT_TAG, DEPLOY_LINEAGE_TAG = "omni.deploy.at", "omni.deploy.lineage_id"
 
 
 def registry_config(
@@ -287,3 +300,55 @@ def record_serving(version: str, *, tracking_uri: str, model_name: str, reposito
 
 def download_version(version: str, dst: Path, *, tracking_uri: str, model_name: str) -> Path:
     return download_model(registry_config(tracking_uri, model_name=model_name), version, Path(dst))
+
+
+def check_registered(version: str | int, *, tracking_uri: str, model_name: str) -> RegisteredVersion:
+    """The registered `version`, or a DeployError naming the versions there are: checked before a deploy changes
+    anything."""
+    try:
+        return resolve(registry_config(tracking_uri, model_name=model_name), str(version))
+    except RegistryError as error:
+        raise DeployError(f"cannot deploy version {version} of {model_name!r}: {error}") from None
+
+
+def published_uri(version: str | int, *, tracking_uri: str, model_name: str) -> str:
+    """Where the export step published `version`'s Triton repository (the tag record_serving writes); "" when it
+    never was."""
+    check_registered(version, tracking_uri=tracking_uri, model_name=model_name)
+    client = open_client(registry_config(tracking_uri, model_name=model_name))
+    return client.get_model_version(model_name, str(version)).tags.get(TRITON_PUBLISHED_TAG, "")
+
+
+def production_version(*, tracking_uri: str, model_name: str) -> int | None:
+    """The version the production alias names (the last verified deploy), or None when nothing was deployed."""
+    config = registry_config(tracking_uri, model_name=model_name)
+    client = open_client(config)  # an unreachable registry is an error, not "nothing deployed"
+    try:
+        aliases = client.get_registered_model(model_name).aliases
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        return None
+    number = aliases.get(config.production_alias)
+    return None if number is None else int(number)
+
+
+def record_deployment(outcome: DeployOutcome, *, tracking_uri: str, model_name: str) -> bool:
+    """Tag the deployed version with how its deploy ended, and move the production alias to it only when the deploy
+    was verified (outcome.ok). Sets and returns `outcome.production_alias_moved`."""
+    config = registry_config(tracking_uri, model_name=model_name)
+    version = check_registered(outcome.version, tracking_uri=tracking_uri, model_name=model_name).version
+    client = open_client(config)
+    tags = {
+        DEPLOY_OUTCOME_TAG: outcome.outcome,
+        DEPLOY_TARGET_TAG: outcome.target,
+        DEPLOY_REASON_TAG: outcome.reason,  # "" after a deploy that worked: no stale reason from an earlier one
+        DEPLOY_AT_TAG: datetime.fromtimestamp(outcome.started_at, UTC).isoformat(timespec="seconds"),
+        DEPLOY_LINEAGE_TAG: outcome.lineage_id,
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    if outcome.ok:
+        promote(config, version, alias=config.production_alias)
+    outcome.production_alias_moved = outcome.ok
+    return outcome.production_alias_moved

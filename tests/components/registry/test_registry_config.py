@@ -23,6 +23,9 @@ def test_local_config_uses_absolute_sqlite_and_artifact_dir(tmp_path, monkeypatc
         ({"tracking_uri": "sqlite:////abs/mlflow.db", "challenger_alias": "champion"}, "different names"),
         ({"tracking_uri": "sqlite:////abs/mlflow.db", "champion_alias": "latest"}, "reserved by MLflow"),
         ({"tracking_uri": "sqlite:////abs/mlflow.db", "challenger_alias": "v2"}, "reserved by MLflow"),
+        ({"tracking_uri": "sqlite:////abs/mlflow.db", "production_alias": "Latest"}, "reserved by MLflow"),
+        ({"tracking_uri": "sqlite:////abs/mlflow.db", "production_alias": "champion"}, "promoting a version would"),
+        ({"tracking_uri": "sqlite:////abs/mlflow.db", "challenger_alias": "production"}, "registering a version"),
     ],
 )
 def test_bad_settings_are_refused(kwargs, message):
