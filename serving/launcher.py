@@ -30,10 +30,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.contracts import TRITON_MODEL_NAME
+from components.contracts import TRITON_ADMIN_HEADER, TRITON_MODEL_NAME
 from components.errors import ConfigError, InputNotFoundError, OmniError
 
 _PIP_HINT = "pip install nvidia-pytriton==0.7.0"
@@ -58,18 +58,31 @@ class TritonConfig:
     # and the set is fixed. Either way a model that fails to load makes start() fail.
     model_control_mode: str = "explicit"
     models: tuple[str, ...] = (TRITON_MODEL_NAME,)  # also the models start() waits to be ready
+    # False (explicit mode only): start with no model loaded, for a first deploy that loads the version it verifies
+    # through the repository API (serving/deploy_local.py); start() then waits for the server alone.
+    load_models_at_start: bool = True
     startup_timeout_s: float = 120.0  # model loading (weights, torch import) is most of it
     stop_timeout_s: float = 30.0  # how long stop() lets in-flight requests finish before SIGKILL
     log_verbose: int = 0  # tritonserver --log-verbose level; 1 logs every request
     work_dir: str | None = None  # holds the prepared backend dir and the log; None = a fresh temp dir
     # whose backend copy stop() removes, keeping the log so it can still be read
     extra_args: tuple[str, ...] = ()  # passed to tritonserver verbatim, e.g. ("--allow-gpu-metrics=false",)
+    # The repository API (load/unload: what `omni deploy` uses) answers only requests whose `admin_header` carries
+    # this key; "" leaves it open to anyone who can reach the port. Triton takes the key on its command line only,
+    # so it shows in the process table: acceptable on a single-user machine (the chart passes it from a Secret).
+    admin_key: str = field(default="", repr=False)  # repr=False: a logged config never shows it
+    admin_header: str = TRITON_ADMIN_HEADER
 
     def __post_init__(self) -> None:
         if self.model_control_mode not in ("explicit", "none"):
             raise ConfigError(
                 f"model_control_mode={self.model_control_mode!r} is not supported; use 'explicit' or 'none'"
             )
+        if not self.load_models_at_start and self.model_control_mode != "explicit":
+            raise ConfigError("load_models_at_start=False needs model_control_mode='explicit' (mode 'none' loads all)")
+        # Triton splits the flag's value at ',', ':' and '='; the key itself is never named in a message.
+        if any(c in self.admin_key for c in ",:= \n") or any(c in self.admin_header for c in ",:= \n"):
+            raise ConfigError("admin_key and admin_header must not contain ',', ':', '=' or whitespace; pick another")
 
 
 class TritonStartupError(OmniError, RuntimeError):
@@ -235,8 +248,13 @@ class TritonServer:
             # two servers with the same (default) prefix on one host clobber each other's regions.
             f"--backend-config=python,shm-region-prefix-name={self._shm_prefix()}",
         ]
-        if cfg.model_control_mode == "explicit":
+        if cfg.model_control_mode == "explicit" and cfg.load_models_at_start:
             cmd += [f"--load-model={m}" for m in cfg.models] or ["--load-model=*"]
+        # Both protocols, or the gRPC port would still load and unload for anyone. gRPC clients send the key under
+        # "triton-grpc-protocol-<admin_header>" (Triton's prefix for restricted-protocol metadata).
+        if cfg.admin_key:
+            restricted = f"model-repository:{cfg.admin_header}={cfg.admin_key}"
+            cmd += [f"--http-restricted-api={restricted}", f"--grpc-restricted-protocol={restricted}"]
         return cmd + list(cfg.extra_args)
 
     def _shm_prefix(self) -> str:
@@ -286,7 +304,8 @@ class TritonServer:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.config.startup_timeout_s
-        pending = ["/v2/health/ready"] + [f"/v2/models/{m}/ready" for m in self.config.models]
+        models = self.config.models if self.config.load_models_at_start else ()
+        pending = ["/v2/health/ready"] + [f"/v2/models/{m}/ready" for m in models]
         while pending:
             if self._process.poll() is not None:
                 raise TritonStartupError(

@@ -3,6 +3,7 @@
 Layout produced (what `TritonConfig.model_repository` points at):
 
     <repo_dir>/emotion_omni/config.pbtxt
+    <repo_dir>/emotion_omni/<version>/config.pbtxt     the same config, kept with its version (see below)
     <repo_dir>/emotion_omni/<version>/model.py
     <repo_dir>/emotion_omni/<version>/weights/{config.json, model.safetensors, tokenizer.json, ...}
     <repo_dir>/emotion_omni_stream/...     the same, its config.pbtxt decoupled (gRPC streaming)
@@ -11,6 +12,10 @@ config.pbtxt and model.py are the checked-in files under serving/model_repositor
 data); both models run the one model.py. The weights directory name is read from config.pbtxt's "weights_dir"
 parameter so the two cannot disagree. The streaming model's weights are hard links to the other's where the file
 system allows (no second copy on disk; each model still loads its own into memory).
+
+Triton reads only the model's root config.pbtxt. In a served repository holding versions side by side (a local
+`omni serve` that `omni deploy` moves between versions: serving/versions.py) the root one is whichever version is
+pinned, so each version also keeps its own copy: the config it was built and tested with.
 """
 
 from __future__ import annotations
@@ -113,6 +118,7 @@ def build_model_repository(
             shutil.rmtree(version_dir)
         version_dir.mkdir(parents=True)
         (model_root / CONFIG_FILE).write_text(config_text)
+        (version_dir / CONFIG_FILE).write_text(config_text)
         shutil.copy2(TEMPLATE_DIR / "1" / "model.py", version_dir / "model.py")
         if lineage:
             (version_dir / LINEAGE_FILE).write_text(json.dumps(lineage, indent=2, sort_keys=True) + "\n")
@@ -148,18 +154,16 @@ def publish_model_repository(repo_dir: Path, base_uri: str, *, version: int, ins
     from components.storage import parse_s3_uri, upload_directory
 
     repo_dir = Path(repo_dir)
-    configs = {
-        name: (repo_dir / name / CONFIG_FILE).read_text()
-        for name in MODELS
-        if (repo_dir / name / CONFIG_FILE).is_file()
-    }
-    published = {name: with_instance_kind(text, instance_kind) for name, text in configs.items()}
+    # Each model's config and each version's own copy of it, so the published versions agree with what serves them.
+    paths = [path for name in MODELS for path in (repo_dir / name).glob(f"**/{CONFIG_FILE}")]
+    configs = {path.relative_to(repo_dir): path.read_text() for path in paths}
+    published = {rel: with_instance_kind(text, instance_kind) for rel, text in configs.items()}
     target = parse_s3_uri(base_uri).child(str(version))
     with tempfile.TemporaryDirectory() as tmp:
         staged = repo_dir
         if published != configs:  # stage a copy rather than edit the caller's (served) repository
             staged = Path(shutil.copytree(repo_dir, Path(tmp) / "repository"))
-            for name, text in published.items():
-                (staged / name / CONFIG_FILE).write_text(text)
+            for rel, text in published.items():
+                (staged / rel).write_text(text)
         upload_directory(staged, target.uri, last=(CONFIG_FILE,))
     return target.uri
