@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 
 import pytest
 import yaml
 
+from components.cluster.serving_rollout import REPOSITORY_ANNOTATION, VERSION_ANNOTATION
+from components.deploy.config import DeployConfig
 from tests.charts.rendering import FULLNAME, NAMESPACE, RELEASE, ci_scenarios, container, render
 
 SCENARIOS = ci_scenarios()
@@ -225,8 +228,32 @@ def test_rolling_update_keeps_capacity_and_drains(rendered):
     assert pod["terminationGracePeriodSeconds"] > int(sleep[1]) + exit_timeout
 
 
+def test_the_deploy_step_waits_at_least_the_progress_deadline(rendered):
+    """A deploy that gave up before Kubernetes does would roll back a rollout that is only slow."""
+    deadline = rendered.one("Deployment")["spec"]["progressDeadlineSeconds"]
+    assert DeployConfig().rollout_timeout_s >= deadline
+
+
 def pod_template(rendered) -> dict:
     return rendered.one("Deployment")["spec"]["template"]
+
+
+def test_a_version_change_renders_exactly_what_the_deploy_step_patches():
+    """The deploy step moves versions by patching the --model-repository arg and two annotations
+    (components/cluster/serving_rollout.py); that is all a new model.version changes, so the patched Deployment is
+    the one `helm upgrade --set model.version=N` would render."""
+    v1, v7 = pod_template(render({"model": {"version": 1}})), pod_template(render({"model": {"version": 7}}))
+    base = flag(render(), "model-repository").rsplit("/", 1)[0]
+    patched = copy.deepcopy(v1)
+    (index,) = [
+        i for i, a in enumerate(patched["spec"]["containers"][0]["args"]) if a.startswith("--model-repository=")
+    ]
+    patched["spec"]["containers"][0]["args"][index] = f"--model-repository={base}/7"
+    patched["metadata"]["annotations"] |= {
+        VERSION_ANNOTATION: "7",
+        REPOSITORY_ANNOTATION: f"{base}/7",
+    }
+    assert patched == v7
 
 
 def test_model_version_change_rolls_the_pods_and_nothing_else_does():
@@ -245,7 +272,7 @@ def test_network_policy_limits_ingress_and_egress(rendered):
     policy = rendered.one("NetworkPolicy")["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     assert policy["podSelector"]["matchLabels"] == rendered.one("Deployment")["spec"]["selector"]["matchLabels"]
-    clients, tests, metrics = policy["ingress"]
+    clients, tests, metrics, deployer = policy["ingress"]
     assert [p["port"] for p in clients["ports"]] == ["http", "grpc"] and clients["from"] == [{"podSelector": {}}]
     assert tests["from"][0]["podSelector"]["matchLabels"] == {
         "app.kubernetes.io/instance": RELEASE,
@@ -256,12 +283,28 @@ def test_network_policy_limits_ingress_and_egress(rendered):
         "ports": [{"port": "metrics", "protocol": "TCP"}],
         "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
     }
+    # The pipeline's deploy step, for its smoke request after each rollout (serving/deploy_cluster.py).
+    assert deployer == {
+        "ports": [{"port": "http", "protocol": "TCP"}],
+        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}}}],
+    }
     store, dns = policy["egress"]
     assert store["ports"] == [{"port": 9000, "protocol": "TCP"}]
     assert store["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "minio"}}}]
     assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
     gpu_store = render(SCENARIOS["gpu-values.yaml"]).one("NetworkPolicy")["spec"]["egress"][0]
     assert gpu_store["ports"] == [{"port": 9443, "protocol": "TCP"}]
+
+
+def test_the_deploy_steps_namespace_is_a_value_and_empty_admits_none():
+    rule = render({"networkPolicy": {"deployer": {"namespace": "team-ml"}}}).one("NetworkPolicy")["spec"]["ingress"][3]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "team-ml"}}}]
+    off = render({"networkPolicy": {"deployer": {"namespace": ""}}})
+    assert [r["from"][0] for r in off.one("NetworkPolicy")["spec"]["ingress"]][2:] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    assert 'networkPolicy.deployer.namespace is "": the NetworkPolicy admits no deploy step' in off.notes
+    assert "admits no deploy step" not in render().notes
 
 
 # --- monitoring ------------------------------------------------------------------------------------------------
@@ -363,6 +406,14 @@ def test_notes_print_runnable_commands(rendered):
     assert "omni chat --url 127.0.0.1:8000" in notes
     assert f"helm rollback {RELEASE} <REVISION> -n {NAMESPACE}" in notes
     assert f"helm test {RELEASE} -n {NAMESPACE}" in notes
+    # Versions move by the deploy step's patch: the RBAC it needs, how to read the served version and carry it.
+    assert f"kubectl apply -n {NAMESPACE} -f pipelines/rbac/serving-deployer.yaml" in notes
+    served = (
+        f"kubectl -n {NAMESPACE} get deployment {FULLNAME} -o jsonpath="
+        "'{.spec.template.metadata.annotations.empathy-omni\\.github\\.io/model-version}'"
+    )
+    assert f"--set model.version=$({served})" in notes
+    assert f"kubectl -n {NAMESPACE} rollout undo deployment/{FULLNAME}" in notes
 
 
 @pytest.mark.parametrize(

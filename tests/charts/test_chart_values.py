@@ -32,6 +32,10 @@ SCHEMA_ERRORS = {
     "repository API left open": ({"restrictedApi": {"apis": ["trace"]}}, ["/restrictedApi/apis"]),
     "root user": ({"securityContext": {"runAsUser": 0}}, ["/securityContext/runAsUser", "minimum"]),
     "bad image digest": ({"image": {"digest": "latest"}}, ["/image/digest"]),
+    "deployer namespace not a DNS label": (
+        {"networkPolicy": {"deployer": {"namespace": "Kubeflow"}}},
+        ["/networkPolicy/deployer/namespace", "does not match pattern"],
+    ),
 }
 
 TEMPLATE_ERRORS = {
@@ -54,6 +58,10 @@ TEMPLATE_ERRORS = {
     "grace period shorter than the drain": (
         {"rollout": {"terminationGracePeriodSeconds": 40}},
         ["rollout.terminationGracePeriodSeconds=40", "= 45"],
+    ),
+    "grace period equal to the drain": (
+        {"rollout": {"terminationGracePeriodSeconds": 45}},
+        ["rollout.terminationGracePeriodSeconds=45", "must exceed", "= 45"],
     ),
     "rollout that cannot progress": ({"rollout": {"maxSurge": 0, "maxUnavailable": 0}}, ["rollout.maxSurge"]),
     "both pdb fields": (
