@@ -8,10 +8,13 @@
     omni train --stage 2 --dataset DIR --init-model DIR/model --units DIR --out DIR   stage 2 (the talker)
     omni evaluate --model DIR --dataset DIR     step 3 alone
     omni serve --model DIR | --model-repository DIR
+    omni deploy --version N                     into the running `omni serve`: load, smoke-test, swap, watch
+    omni rollback                               back to the version that served before
     omni chat --audio in.wav --out reply.wav    talk to a running server (or --model DIR in-process; --stream)
     omni bench train --dataset DIR --out DIR    torch, DDP and DeepSpeed ZeRO-1/2/3 throughput and memory, vs DDP
     omni bench serve --model DIR --dataset DIR --out DIR   one-at-a-time vs dynamic batching vs streaming (--soak MIN)
     omni bench synthesize --out DIR             dataset synthesis with 1 vs 2 workers, per stage, 200k extrapolated
+    omni bench rollout --model DIR --out DIR    zero downtime, measured: deploy v2 over v1 under a steady load
     omni pipeline compile --out pipeline.yaml   IR YAML for a Kubeflow Pipelines cluster
     omni pipeline submit --host URL             one run on a KFP endpoint (--param KEY=VALUE, repeatable)
     omni pipeline schedule --host URL --cron "0 3 * * *"   a recurring run
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shlex
 import signal
 import sys
@@ -30,15 +34,16 @@ import time
 import traceback
 from pathlib import Path
 
-from components.contracts import TRITON_GRPC_PORT, TRITON_HTTP_PORT, TRITON_METRICS_PORT
+from components.contracts import (
+    TRITON_ADMIN_HEADER,
+    TRITON_ADMIN_KEY_ENV,
+    TRITON_GRPC_PORT,
+    TRITON_HTTP_PORT,
+    TRITON_METRICS_PORT,
+)
 from components.errors import OmniError
-
-DEFAULT_DATA_DIR = Path(os.environ.get("OMNI_DATA_DIR", "data"))
-
-
-class CLIError(OmniError):
-    """A failure a command reports itself (flags that conflict, a server that exited); like every OmniError, `main`
-    prints it without a traceback and exits 2."""
+from omni import deploy as deploy_commands
+from omni.common import DEFAULT_DATA_DIR, CLIError, registry_uri
 
 
 # --- commands -----------------------------------------------------------------------------------------
@@ -58,10 +63,13 @@ def demo(
     speech_train_config_json: str | None = None,
     token2wav_json: str | None = None,
     restyled_per_reply: int | None = None,
+    deploy: bool = True,
 ) -> dict:
     """Run the whole pipeline with kfp.local and print where everything is, the metrics and step times.
     An argument left None takes the pipeline parameter's default (pipelines/emotion_omni.py), which the config
-    dataclasses set: the demo, a compiled pipeline and each step alone start from the same values."""
+    dataclasses set: the demo, a compiled pipeline and each step alone start from the same values.
+    With `deploy`, the last step deploys a version that passed the gate into <data_dir>/serving, the repository
+    `omni serve --model-repository` serves with its versions (verified on a tritonserver started for it)."""
     from pipelines.local_run import run_local
     from pipelines.summary import build_summary, format_summary
 
@@ -82,6 +90,9 @@ def demo(
         "token2wav_json": token2wav_json,
         "restyled_per_reply": restyled_per_reply,
     }
+    if deploy:
+        parameters["deploy_target"] = "local"
+        parameters["deploy_json"] = json.dumps({"repository": str(data_dir / deploy_commands.SERVING_REPOSITORY)})
     run = run_local(data_dir, **{name: value for name, value in parameters.items() if value is not None})
     summary = build_summary(run, data_dir)
     (data_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -354,6 +365,9 @@ def serve(
         model_repository = build_model_repository(Path(model), work_dir / "model_repository")
     # Both models where the repository has both (one built before streaming existed has only emotion_omni).
     models = tuple(m for m in MODELS if (Path(model_repository) / m).is_dir()) or MODELS[:1]
+    # Explicit model control: the repository API loads and unloads versions (`omni deploy`), so it answers only
+    # requests carrying $TRITON_ADMIN_KEY; without one it is locked with a key nobody knows.
+    admin_key = os.environ.get(TRITON_ADMIN_KEY_ENV, "")
     server = TritonServer(
         TritonConfig(
             model_repository=str(model_repository),
@@ -363,11 +377,19 @@ def serve(
             metrics_port=metrics_port,
             models=models,
             work_dir=str(work_dir / "triton"),
+            admin_key=admin_key or secrets.token_urlsafe(24),
         )
     ).start()
+    repository_api = (
+        f"restricted to the {TRITON_ADMIN_HEADER} header (${TRITON_ADMIN_KEY_ENV}): "
+        f"omni deploy --version N --repository {model_repository}"
+        if admin_key
+        else f"locked (set {TRITON_ADMIN_KEY_ENV} before `omni serve` to deploy versions into it)"
+    )
     print(
         f"Triton serving {model_repository} ({', '.join(models)})\n  http    {server.http_url}\n"
         f"  grpc    {server.grpc_url}\n  metrics {server.metrics_url}\n  log     {server.log_path}\n"
+        f"  repository API {repository_api}\n"
         f"try: omni chat --url {server.http_url} --audio in.wav --out reply.wav\n"
         f"     omni chat --stream --url {server.grpc_url} --audio in.wav --out reply.wav"
     )
@@ -490,18 +512,13 @@ def lineage(
     from components.registry.config import RegistryConfig
     from components.registry.lineage import trace
 
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
-    named = {"model_name": model_name} if model_name else {}  # else RegistryConfig's
-    if uri:
-        config = RegistryConfig(uri, **named)
-    else:
-        database = Path(data_dir).resolve() / "mlflow.db"
-        if not database.is_file():
-            raise CLIError(
-                f"no MLflow registry at {database}: run `omni demo --data-dir {data_dir}` first, or pass "
-                "--tracking-uri (or set MLFLOW_TRACKING_URI) for a cluster's registry"
-            )
-        config = RegistryConfig(f"sqlite:///{database}", **named)
+    uri = registry_uri(tracking_uri, data_dir)
+    if not uri:
+        raise CLIError(
+            f"no MLflow registry at {Path(data_dir).resolve() / 'mlflow.db'}: run `omni demo --data-dir {data_dir}` "
+            "first, or pass --tracking-uri (or set MLFLOW_TRACKING_URI) for a cluster's registry"
+        )
+    config = RegistryConfig(uri, **({"model_name": model_name} if model_name else {}))  # else RegistryConfig's
     lines = trace(config, ref).lines()
     print("\n".join(lines))
     return lines
@@ -638,6 +655,7 @@ CONFIG_MODULES = {
     "ProbeConfig": "components.evaluation.probe",
     "RegistryConfig": "components.registry.config",
     "ClusterSettings": "components.cluster.settings",
+    "DeployConfig": "components.deploy.config",
 }
 
 
@@ -686,9 +704,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench_train_parser(bench)
     _add_bench_synthesize_parser(bench)
     _add_bench_serve_parser(bench)
+    deploy_commands.add_bench_parser(bench)
     _add_evaluate_parser(sub)
     _add_lineage_parser(sub)
     _add_serve_parser(sub)
+    deploy_commands.add_parsers(sub)
     _add_chat_parser(sub)
     pipeline = sub.add_parser("pipeline", help="Kubeflow pipeline commands").add_subparsers(
         dest="pipeline_command", required=True
@@ -746,6 +766,11 @@ def _add_demo_parser(sub) -> None:
         help="instance kind of the published repository (gpu: KIND_GPU, for the chart's gpu profile; "
         "the local smoke test always serves on CPU)",
     )
+    p.add_argument(
+        "--no-deploy",
+        action="store_true",
+        help="skip the last step, the verified deploy into <data-dir>/serving (the repository `omni serve` serves)",
+    )
     p.set_defaults(
         func=lambda a: demo(
             a.data_dir,
@@ -759,6 +784,7 @@ def _add_demo_parser(sub) -> None:
             restyled_per_reply=a.restyled_per_reply,
             publish_uri=a.publish_uri,
             instance_kind=a.instance_kind,
+            deploy=not a.no_deploy,
         )
     )
 

@@ -1,6 +1,6 @@
 """The Emotion Omni pipeline graph: synthesize (in parallel parts) -> train stage 1 -> speech units -> train
 stage 2 -> evaluate -> register (the gate decided once, against the champion) -> check the gate -> promote (when
-it passed) -> export -> serve.
+it passed) -> export -> serve -> deploy (when it passed and a deploy target is set).
 
 Compile it for a cluster with `omni pipeline compile`; run it locally with `omni demo` (kfp.local). Platform
 settings (GPUs, resources, secrets, retries, the shared PVC) are attached here, never inside components;
@@ -26,6 +26,7 @@ from kfp import dsl, kubernetes
 from components import pipeline_metrics
 from components.cluster.settings import ClusterSettings  # defined with the cluster client; importable here too
 from components.cluster.trainjob_config import TrainJobConfig, compile_time_json
+from components.deploy.config import DeployConfig
 from components.registry.config import RegistryConfig
 from components.synthesis.config import SynthesisConfig
 from components.training.config import SpeechTrainConfig, TrainConfig
@@ -68,7 +69,7 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
         description="Emotion Omni: synthesize, train both stages (thinker, then "
         "talker on speech units) with DeepSpeed, evaluate text and speech, "
         "gate against the champion and register in MLflow, export to "
-        "Triton, smoke-serve.",
+        "Triton, smoke-serve, deploy with a verified rollout.",
     )
     # The defaults are the config dataclasses' (one seed drives the whole run: SynthesisConfig's and TrainConfig's
     # are the same), so `omni demo`, a compiled run and each step run alone start from the same values. The train
@@ -98,6 +99,8 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
         triton_publish_uri: str = "",
         triton_instance_kind: str = "cpu",
         checkpoint_root: str = "",
+        deploy_target: str = DeployConfig.target,
+        deploy_json: str = "{}",
     ):
         # Synthesis fans out over `synthesis_parts` pods, each speaking every parts-th shard on its CPUs; the plan
         # checks engines and the LLM endpoint before any part starts, and the merge filters and writes the card.
@@ -198,16 +201,6 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
 
         gate = steps.check_gate(registration=registered.outputs["registration"], lineage_id=lineage)
         gate.set_cpu_request("500m").set_memory_request("512Mi")
-        with dsl.If(gate.output == True, name="gate-passed"):  # noqa: E712  (KFP needs ==, not `is`)
-            promoted = steps.promote(
-                version=registered.outputs["Output"],
-                tracking_uri=tracking_uri,
-                model_name=model_name,
-                lineage_id=lineage,
-            )
-            _registry_env(promoted, settings).set_retry(settings.retries)
-            promoted.set_cpu_request("500m").set_memory_request("512Mi")
-
         # triton_publish_uri, e.g. s3://minio.minio.svc.cluster.local:9000/models/emotion-omni/triton: the base the
         # Helm chart's modelRepository points at ("" keeps the repository as a pipeline artifact only).
         # triton_instance_kind "gpu" publishes KIND_GPU, for the chart's gpu profile.
@@ -226,6 +219,35 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
             model_repository=exported.outputs["model_repository"], dataset=data.outputs["dataset"], lineage_id=lineage
         )
         served.set_cpu_request("2").set_memory_request("4Gi").set_retry(settings.retries)
+
+        # Promote, and (when deploy_target is set) deploy: both only when the gate passed. The deploy waits for the
+        # smoke test to have served the repository, and is not retried: a deploy that failed has restored the
+        # previous version, and doing it again is a new decision. deploy_target "local" (an `omni serve` repository)
+        # or "kubernetes" (the Helm release named in deploy_json).
+        with dsl.If(gate.output == True, name="gate-passed"):  # noqa: E712  (KFP needs ==, not `is`)
+            promoted = steps.promote(
+                version=registered.outputs["Output"],
+                tracking_uri=tracking_uri,
+                model_name=model_name,
+                lineage_id=lineage,
+            )
+            _registry_env(promoted, settings).set_retry(settings.retries)
+            promoted.set_cpu_request("500m").set_memory_request("512Mi")
+
+            with dsl.If(deploy_target != "", name="deploy-target-set"):
+                deployed = steps.deploy(
+                    model_repository=exported.outputs["model_repository"],
+                    dataset=data.outputs["dataset"],
+                    version=registered.outputs["Output"],
+                    target=deploy_target,
+                    deploy_json=deploy_json,
+                    tracking_uri=tracking_uri,
+                    model_name=model_name,
+                    lineage_id=lineage,
+                ).after(served, promoted)
+                # The registry Secret: MLflow for the production alias, S3 keys to check the version was published.
+                _registry_env(deployed, settings)
+                deployed.set_cpu_request("1").set_memory_request("4Gi")
 
         if settings.judge_secret:
             for task in (evaluated, registered):
@@ -250,6 +272,7 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):
                 promoted,
                 exported,
                 served,
+                deployed,
             ):
                 task.set_env_variable(pipeline_metrics.URL_ENV, settings.pushgateway_url)
 

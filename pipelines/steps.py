@@ -448,3 +448,60 @@ def serve_smoke_test(
         result = smoke_test(Path(model_repository.path), Path(dataset.path), Path(reply.path))
         reply.metadata.update({**result, "wall_seconds": round(time.time() - start, 2)})
         return json.dumps(result)
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def deploy(
+    model_repository: Input[Artifact],
+    dataset: Input[Dataset],
+    version: str,
+    target: str,
+    deploy_json: str,
+    tracking_uri: str,
+    model_name: str,
+    lineage_id: str,
+    deployment: Output[Artifact],
+) -> str:
+    """Step 6 (only when the gate passed and a deploy target is set): put the version into service and verify it.
+
+    `target` "local": the version is installed into the `repository` an `omni serve` serves (at `url`, or a
+    tritonserver this step starts for the deploy), smoke-tested under a candidate name, swapped in and watched.
+    "kubernetes": the Helm release's Deployment is moved to `<published>/<version>`, the rollout awaited, the Service
+    smoke-tested, the serving metrics watched, and the previous version restored on any failure. `deploy_json`: the
+    other DeployConfig fields. The `production` alias moves only after a verified rollout. Returns the outcome:
+    deployed, refused or rolled_back (the previous version serves); a failed restore fails the step."""
+    import json
+    import time
+    from pathlib import Path
+
+    from components.deploy.config import DeployConfig
+    from components.pipeline_metrics import step_metrics
+    from serving.deploy import deploy, smoke_wav_from_dataset
+
+    with step_metrics("deploy", lineage_id):
+        start = time.time()
+        Path(deployment.path).mkdir(parents=True, exist_ok=True)
+        outcome = deploy(
+            DeployConfig.from_pipeline(target, deploy_json),
+            int(version),
+            smoke_wav=smoke_wav_from_dataset(Path(dataset.path)),
+            lineage_id=lineage_id,
+            tracking_uri=tracking_uri,
+            model_name=model_name,
+            source_repository=Path(model_repository.path),
+        )
+        print("\n".join(outcome.lines()))
+        deployment.metadata.update(
+            {
+                "outcome": outcome.outcome,
+                "reason": outcome.reason,
+                "target": outcome.target,
+                "model_version": outcome.version,
+                "previous_version": outcome.previous_version,
+                "serving_version": outcome.serving_version,
+                "production_alias_moved": outcome.production_alias_moved,
+                "wall_seconds": round(time.time() - start, 2),
+            }
+        )
+        (Path(deployment.path) / "deployment.json").write_text(json.dumps(outcome.to_dict(), indent=2) + "\n")
+        return outcome.outcome

@@ -119,7 +119,7 @@ def parse_params(pairs: Iterable[str], parameters: dict[str, dict[str, Any]]) ->
         allowed = choices.get(key)
         if allowed and values[key] not in allowed:
             raise SubmitError(f"--param {key}={raw!r}: {key} must be one of {', '.join(allowed)}")
-    check_pipeline_arguments(values)  # a config JSON the train step would refuse hours in is refused here
+    check_pipeline_arguments(values)  # a config JSON the train or deploy step would refuse hours in: refused here
     return values
 
 

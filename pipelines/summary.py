@@ -30,6 +30,7 @@ from components.contracts import (
     REPORT_HTML_FILE,
     REPORT_METRICS_FILE,
 )
+from components.deploy.outcome import DeployOutcome
 from components.evaluation.generalization import GENERALIZATION_TARGETS
 from components.evaluation.speech_eval import SPEECH_TARGETS
 from components.evaluation.targets import TargetCheck, check_targets
@@ -48,6 +49,7 @@ STEP_OUTPUTS = {
     "register": ("4 gate + register (MLflow)", "registration"),
     "export-triton": ("5a export (Triton repo)", "model_repository"),
     "serve-smoke-test": ("5b serve (tritonserver)", "reply"),
+    "deploy": ("6 deploy (verified rollout)", "deployment"),
 }
 METRIC_KEYS = (
     METRIC_USER_EMOTION_ACCURACY,
@@ -131,8 +133,16 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
             )
             for task, (label, output) in STEP_OUTPUTS.items()
         },
+        "deployment": _deployment(steps),
         "pipeline_seconds": run.wall_seconds,
     }
+
+
+def _deployment(steps: dict) -> dict | None:
+    """The deploy step's DeployOutcome, or None when it did not run (the gate failed, or no deploy_target)."""
+    if "deploy" not in steps:
+        return None
+    return json.loads((Path(steps["deploy"].artifacts["deployment"]["uri"]) / "deployment.json").read_text())
 
 
 def _not_computed(evaluation_dir: Path) -> dict[str, str]:
@@ -177,6 +187,7 @@ def format_summary(summary: dict) -> str:
         if not r["speech_note"]
         else f"          its voice   none: {r['speech_note']}",
         f"          DNSMOS of the served reply: {r['served_dnsmos_ovrl']} ({r['served_dnsmos_note']})",
+        *_deployment_lines(summary["deployment"]),
         "",
         "metrics (held-out test split; unseen_voice_*: the split spoken by voices no training turn used)",
     ]
@@ -191,6 +202,13 @@ def format_summary(summary: dict) -> str:
     lines += [f"  {k:36s} {v:7.1f} s" for k, v in summary["step_seconds"].items() if v is not None]
     lines += [f"  {'whole pipeline (kfp.local)':36s} {summary['pipeline_seconds']:7.1f} s", ""]
     return "\n".join(lines)
+
+
+def _deployment_lines(deployment: dict | None) -> list[str]:
+    if deployment is None:
+        return ["deploy    not run (the gate did not pass, or no deploy_target was set)"]
+    first, *rest = DeployOutcome.from_dict(deployment).lines()
+    return [f"deploy    {first}"] + [f"        {line}" for line in rest]
 
 
 def _gate_lines(gate: dict) -> list[str]:

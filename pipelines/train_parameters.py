@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from components.deploy.config import DeployConfig
 from components.errors import ConfigError
 from components.training.config import TrainConfig
 
@@ -55,6 +56,8 @@ def config_json_fields(stage: int, config_json: str) -> dict[str, Any]:
 
 
 def check_pipeline_arguments(arguments: dict[str, Any]) -> None:
-    """Refuse, before a run starts, config JSONs the train steps would refuse only after synthesis has run."""
+    """Refuse, before a run starts, config JSONs the train and deploy steps would refuse only after synthesis and
+    training have run."""
     for stage, parameter in CONFIG_JSON_PARAMETER.items():
         config_json_fields(stage, arguments.get(parameter, ""))
+    DeployConfig.from_pipeline(arguments.get("deploy_target", ""), arguments.get("deploy_json", ""))

@@ -127,7 +127,12 @@ def test_registration_and_gate(demo_run):
     client = MlflowClient(tracking_uri=mlflow["tracking_uri"])
     model = client.get_registered_model(mlflow["model_name"])
     version = int(mlflow["version"])
-    assert {k: int(v) for k, v in model.aliases.items()} == {"challenger": version, "champion": version}
+    # The demo's last step deployed it, verified: production too.
+    assert {k: int(v) for k, v in model.aliases.items()} == {
+        "challenger": version,
+        "champion": version,
+        "production": version,
+    }
     run = client.get_run(mlflow["run_id"])
     assert run.data.metrics["user_emotion_accuracy"] == pytest.approx(summary["metrics"]["user_emotion_accuracy"])
     assert run.data.tags["gate"] == "passed" and summary["gate_passed"] is True
@@ -173,9 +178,35 @@ def test_summary_lists_every_step_time(demo_run):
         "4 gate + register (MLflow)",
         "5a export (Triton repo)",
         "5b serve (tritonserver)",
+        "6 deploy (verified rollout)",
     }
     assert all(v > 0 for v in summary["step_seconds"].values())
     assert json.loads((data_dir / "demo_summary.json").read_text())["mlflow"] == summary["mlflow"]
+
+
+def test_deployed_into_the_local_serving_repository(demo_run):
+    """The last step: the version installed into <data_dir>/serving beside any earlier ones, loaded, smoke-tested
+    and pinned (both models), so the next `omni serve` of that repository serves it."""
+    data_dir, summary, _ = demo_run
+    deployment, version = summary["deployment"], int(mlflow_version(summary))
+    assert (deployment["outcome"], deployment["version"], deployment["serving_version"]) == (
+        "deployed",
+        version,
+        version,
+    )
+    assert deployment["previous_version"] is None and deployment["production_alias_moved"] is True
+    assert deployment["smoke"]["model_version"] == str(version)
+    # A fresh serving repository: nothing served before, so the version loads under its own name and is verified.
+    assert [s["name"] for s in deployment["steps"]] == ["preflight", "load", "verify"]
+    serving = data_dir / "serving"
+    assert (serving / "emotion_omni" / str(version) / "weights" / "model.safetensors").is_file()
+    for model in ("emotion_omni", "emotion_omni_stream"):  # the stream model too, though the deploy loaded only one
+        assert f"versions: [{version}]" in (serving / model / "config.pbtxt").read_text()
+    assert not (serving / "emotion_omni_candidate").exists()
+    tags = (
+        MlflowClient(summary["mlflow"]["tracking_uri"]).get_model_version(summary["mlflow"]["model_name"], version).tags
+    )
+    assert tags["omni.deploy.outcome"] == "deployed"
 
 
 def test_published_where_the_helm_chart_reads(demo_run):

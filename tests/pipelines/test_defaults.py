@@ -4,6 +4,7 @@ pipeline's parameters (themselves the dataclasses' fields, test_pipeline_graph.p
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 
@@ -81,4 +82,11 @@ def test_demo_passes_only_the_flags_given(monkeypatch, tmp_path):
     args = cli.build_parser().parse_args(["demo", "--data-dir", str(tmp_path), "--epochs", "3", "--max-steps", "0"])
     with pytest.raises(KeyboardInterrupt):
         args.func(args)
-    assert seen == {"epochs": 3, "max_steps": 0}
+    # The demo's last step deploys into <data-dir>/serving; everything else in deploy_json keeps DeployConfig's.
+    serving = json.dumps({"repository": str(tmp_path.resolve() / "serving")})
+    assert seen == {"epochs": 3, "max_steps": 0, "deploy_target": "local", "deploy_json": serving}
+    seen.clear()
+    args = cli.build_parser().parse_args(["demo", "--data-dir", str(tmp_path), "--no-deploy"])
+    with pytest.raises(KeyboardInterrupt):
+        args.func(args)
+    assert seen == {}

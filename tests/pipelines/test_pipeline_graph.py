@@ -28,6 +28,7 @@ STEPS = {
     "promote",
     "export-triton",
     "serve-smoke-test",
+    "deploy",
 }
 
 
@@ -74,9 +75,32 @@ def test_the_gate_is_decided_once_by_register_and_promote_branches_on_it(compile
     check = tasks["check-gate"]["inputs"]
     assert set(check["artifacts"]) == {"registration"} and "gate_json" not in check["parameters"]
     inner = compiled[0]["components"][gate["componentRef"]["name"]]["dag"]["tasks"]
-    assert set(inner) == {"promote"}
+    assert {t["taskInfo"]["name"] for t in inner.values()} == {"promote", "deploy-target-set"}
     # register compares with the champion on the same split: it gets the dataset to evaluate the champion again.
     assert tasks["register"]["inputs"]["artifacts"]["dataset"]["taskOutputArtifact"]["producerTask"] == "synthesize"
+
+
+def _deploy_branch(spec: dict) -> dict:
+    """The task group that holds the deploy step: inside the gate's branch, the deploy-target-set condition."""
+    gate = next(t for t in spec["root"]["dag"]["tasks"].values() if t["taskInfo"]["name"] == "gate-passed")
+    inner = spec["components"][gate["componentRef"]["name"]]["dag"]["tasks"]
+    return next(t for t in inner.values() if t["taskInfo"]["name"] == "deploy-target-set")
+
+
+def test_deploy_runs_only_when_the_gate_passed_and_a_target_is_set_after_the_smoke_test(compiled):
+    spec, platform = compiled
+    tasks = spec["root"]["dag"]["tasks"]
+    branch = _deploy_branch(spec)
+    assert branch["triggerPolicy"]["condition"] == "inputs.parameter_values['pipelinechannel--deploy_target'] != ''"
+    gate = next(t for t in tasks.values() if t["taskInfo"]["name"] == "gate-passed")
+    assert "serve-smoke-test" in gate["dependentTasks"] and "promote" in branch["dependentTasks"]
+    deploy = spec["components"][branch["componentRef"]["name"]]["dag"]["tasks"]["deploy"]
+    assert deploy["inputs"]["artifacts"]["model_repository"]["componentInputArtifact"].endswith(
+        "export-triton-model_repository"
+    )
+    assert "retryPolicy" not in deploy  # a failed deploy restored the old version; another try is a new decision
+    assert platform["exec-deploy"]["secretAsEnv"][0]["secretName"] == "mlflow-credentials"
+    assert spec["root"]["inputDefinitions"]["parameters"]["deploy_target"]["defaultValue"] == ""
 
 
 def test_every_step_gets_the_runs_lineage_id_and_the_pushgateway(compiled):
@@ -87,6 +111,7 @@ def test_every_step_gets_the_runs_lineage_id_and_the_pushgateway(compiled):
     nested = {
         **spec["components"][gate["componentRef"]["name"]]["dag"]["tasks"],
         **spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"],
+        **spec["components"][_deploy_branch(spec)["componentRef"]["name"]]["dag"]["tasks"],
     }
     for name in STEPS:
         task = tasks.get(name) or nested[name]

@@ -106,7 +106,8 @@ def test_token_comes_from_the_environment(kfp_api, tmp_path, monkeypatch):
     [
         (
             "epoch=3",
-            "the pipeline has no parameter 'epoch'; known parameters: artifact_location, checkpoint_root, epochs,",
+            "the pipeline has no parameter 'epoch'; known parameters: artifact_location, checkpoint_root, deploy_json, "
+            "deploy_target, epochs,",
         ),
         ("epochs=three", "--param epochs='three': epochs must be an integer"),
         ("test_fraction=a lot", "test_fraction must be a number"),

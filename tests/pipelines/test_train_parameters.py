@@ -96,3 +96,14 @@ def test_a_local_run_refuses_a_value_given_twice_before_any_step_runs(tmp_path):
     with pytest.raises(ConfigError, match=r"speech_train_config_json sets \['epochs'\].*speech_epochs"):
         run_local(tmp_path, speech_epochs=2, speech_train_config_json='{"epochs": 3}')
     assert not (tmp_path / "kfp").exists()
+
+
+def test_a_local_run_refuses_a_bad_deploy_config_before_any_step_runs(tmp_path):
+    """The deploy step runs last: a deploy_json it would refuse is refused before synthesis and training."""
+    from pipelines.local_run import run_local
+
+    with pytest.raises(ConfigError, match="deploy target 'local' needs repository"):
+        run_local(tmp_path, deploy_target="local", deploy_json="{}")
+    with pytest.raises(ConfigError, match="unknown DeployConfig keys"):
+        run_local(tmp_path, deploy_target="local", deploy_json='{"repository": "/srv", "window": 5}')
+    assert not (tmp_path / "kfp").exists()
