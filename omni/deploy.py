@@ -16,7 +16,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from components.contracts import TRITON_HTTP_PORT, TRITON_METRICS_PORT
+from components.contracts import TRITON_GRPC_PORT, TRITON_HTTP_PORT, TRITON_METRICS_PORT
 from omni.common import DEFAULT_DATA_DIR, CLIError, registry_uri
 
 SERVING_REPOSITORY = "serving"  # under the data directory: the repository `omni serve` serves with its versions
@@ -28,6 +28,7 @@ def deploy_version(
     data_dir: Path = DEFAULT_DATA_DIR,
     repository: Path | None = None,
     url: str = f"127.0.0.1:{TRITON_HTTP_PORT}",
+    grpc_url: str = f"127.0.0.1:{TRITON_GRPC_PORT}",
     metrics_url: str = f"http://127.0.0.1:{TRITON_METRICS_PORT}/metrics",
     source: Path | None = None,
     smoke_audio: Path | None = None,
@@ -42,7 +43,9 @@ def deploy_version(
     """Deploy `version` locally (the default) or to a Helm release (`release`); print and return the outcome."""
     from serving.deploy import deploy
 
-    config = _config(data_dir, repository, url, metrics_url, release, namespace, prometheus_url, service_url, window_s)
+    config = _config(
+        data_dir, repository, url, grpc_url, metrics_url, release, namespace, prometheus_url, service_url, window_s
+    )
     if source is not None and config.target != "local":
         raise CLIError("--from installs into a local repository; a cluster serves what the pipeline published to S3")
     return _report(
@@ -62,6 +65,7 @@ def rollback(
     data_dir: Path = DEFAULT_DATA_DIR,
     repository: Path | None = None,
     url: str = f"127.0.0.1:{TRITON_HTTP_PORT}",
+    grpc_url: str = f"127.0.0.1:{TRITON_GRPC_PORT}",
     metrics_url: str = f"http://127.0.0.1:{TRITON_METRICS_PORT}/metrics",
     to_version: int | None = None,
     smoke_audio: Path | None = None,
@@ -72,7 +76,7 @@ def rollback(
     """Return the local server to the version that served before the current one (or `to_version`), verified."""
     from serving.deploy_local import rollback_local
 
-    config = _config(data_dir, repository, url, metrics_url, "", "", "", "", window_s)
+    config = _config(data_dir, repository, url, grpc_url, metrics_url, "", "", "", "", window_s)
     outcome = rollback_local(config, smoke_wav=_smoke_wav(smoke_audio), to_version=to_version)
     uri = registry_uri(tracking_uri, data_dir)
     if uri:
@@ -82,7 +86,9 @@ def rollback(
     return _report(outcome)
 
 
-def _config(data_dir, repository, url, metrics_url, release, namespace, prometheus_url, service_url, window_s):
+def _config(
+    data_dir, repository, url, grpc_url, metrics_url, release, namespace, prometheus_url, service_url, window_s
+):
     from components.deploy.config import DeployConfig
 
     if release:
@@ -95,7 +101,9 @@ def _config(data_dir, repository, url, metrics_url, release, namespace, promethe
         )
     else:
         repository = Path(repository or Path(data_dir) / SERVING_REPOSITORY).resolve()
-        config = DeployConfig(target="local", repository=str(repository), url=url, metrics_url=metrics_url)
+        config = DeployConfig(
+            target="local", repository=str(repository), url=url, grpc_url=grpc_url, metrics_url=metrics_url
+        )
     return config if window_s is None else replace(config, window_s=window_s)
 
 
@@ -136,6 +144,9 @@ def _local_flags() -> argparse.ArgumentParser:
         help=f"the served repository with its versions (default: <data-dir>/{SERVING_REPOSITORY})",
     )
     g.add_argument("--url", default=f"127.0.0.1:{TRITON_HTTP_PORT}", help="the server's HTTP host:port")
+    g.add_argument(
+        "--grpc-url", default=f"127.0.0.1:{TRITON_GRPC_PORT}", help="its gRPC host:port (the repository API)"
+    )
     g.add_argument(
         "--metrics-url",
         default=f"http://127.0.0.1:{TRITON_METRICS_PORT}/metrics",
@@ -183,6 +194,7 @@ def add_parsers(sub) -> None:
             data_dir=a.data_dir,
             repository=a.repository,
             url=a.url,
+            grpc_url=a.grpc_url,
             metrics_url=a.metrics_url,
             source=a.source,
             smoke_audio=a.smoke_audio,
@@ -206,6 +218,7 @@ def add_parsers(sub) -> None:
             data_dir=a.data_dir,
             repository=a.repository,
             url=a.url,
+            grpc_url=a.grpc_url,
             metrics_url=a.metrics_url,
             to_version=a.to_version,
             smoke_audio=a.smoke_audio,

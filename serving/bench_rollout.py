@@ -89,6 +89,7 @@ def bench_rollout(
             target="local",
             repository=str(repo),
             url=server.http_url,
+            grpc_url=server.grpc_url,
             metrics_url=server.metrics_url,
             window_s=window_s,
         )

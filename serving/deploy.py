@@ -105,7 +105,9 @@ def _deploy_server(config: DeployConfig):
     try:
         with TritonServer(server_config) as server:
             # No window: a server started for this deploy has no callers, so its metrics would say nothing.
-            yield replace(config, url=server.http_url, metrics_url=server.metrics_url, window_s=0.0)
+            yield replace(
+                config, url=server.http_url, grpc_url=server.grpc_url, metrics_url=server.metrics_url, window_s=0.0
+            )
     finally:
         if saved is None:
             os.environ.pop(config.admin_key_env, None)

@@ -94,8 +94,11 @@ def _deploy(config: DeployConfig, version: int, smoke_wav: bytes, lineage_id: st
 
 
 def _preflight(config: DeployConfig, version: int) -> _Plan:
-    if not config.url:
-        raise DeployError("DeployConfig.url is empty: pass the HTTP host:port of the running `omni serve`")
+    if not config.url or not config.grpc_url:
+        raise DeployError(
+            "DeployConfig.url and grpc_url must both be set: the HTTP host:port (smoke requests) and the gRPC "
+            "host:port (the repository API) of the running `omni serve`"
+        )
     key = os.environ.get(config.admin_key_env, "")
     if not key:
         raise DeployError(
@@ -111,7 +114,7 @@ def _preflight(config: DeployConfig, version: int) -> _Plan:
     history = DeploymentHistory(repo / DEPLOYMENTS_FILE)
     history.records()  # a corrupt history refuses now, not after the swap
     check_published(repo, version)
-    api = RepositoryAPI(config.url, key, config.admin_header, key_env=config.admin_key_env)
+    api = RepositoryAPI(config.grpc_url, key, config.admin_header, key_env=config.admin_key_env)
     index = api.index()  # the server is there, and takes the key
     served = {}
     for model in MODELS:

@@ -19,6 +19,7 @@ class DeployConfig:
     # --- target "local": an `omni serve` in explicit model-control mode on a repository holding versions
     repository: str = ""  # the served repository directory (versions side by side: emotion_omni/<N>/)
     url: str = ""  # its HTTP host:port; "" = the pipeline step starts a tritonserver for the deploy and stops it after
+    grpc_url: str = ""  # its gRPC host:port, where the repository API is called (an HTTP load stalls HTTP callers)
     metrics_url: str = ""  # its Prometheus endpoint (http://host:8002/metrics), the local metrics window's source
     # --- target "kubernetes": the Helm release of charts/emotion-omni-triton
     namespace: str = ""  # the release's namespace ("" = this pod's, else the kubeconfig context's)
@@ -31,7 +32,7 @@ class DeployConfig:
     admin_header: str = TRITON_ADMIN_HEADER  # the header Triton checks (the chart's restrictedApi.header)
     smoke_timeout_s: float = 120.0  # one smoke request, model warm-up included
     window_s: float = 60.0  # how long the serving metrics are watched after the move; 0 skips the window
-    poll_s: float = 5.0  # how often they are read during the window
+    poll_s: float = 5.0  # how often the rollout (kubernetes) and the metrics are read
     # The chart's alert thresholds (prometheusRule.thresholds): a window above either fails the rollout.
     max_error_ratio: float = 0.05
     max_p95_latency_s: float = 2.0

@@ -64,7 +64,7 @@ def test_a_corrupt_history_is_an_error_naming_the_file(tmp_path, text):
 
 def test_rollback_with_nothing_before_is_refused(tmp_path):
     config = DeployConfig(target="local", repository=str(tmp_path), url="127.0.0.1:1", window_s=0)
-    with pytest.raises(DeployError, match="no version to roll back to.*--version N"):
+    with pytest.raises(DeployError, match="no version to roll back to.*--to-version N"):
         rollback_local(config, smoke_wav=probe_wav())
 
 
@@ -112,7 +112,13 @@ def server(repo, tmp_path_factory):
 @pytest.fixture
 def config(server, repo):
     return DeployConfig(
-        target="local", repository=str(repo), url=server.http_url, admin_key_env=KEY_ENV, window_s=0, poll_s=1
+        target="local",
+        repository=str(repo),
+        url=server.http_url,
+        grpc_url=server.grpc_url,
+        admin_key_env=KEY_ENV,
+        window_s=0,
+        poll_s=1,
     )
 
 
@@ -147,8 +153,8 @@ def test_bad_input_is_refused_before_any_change(config, repo, wav, monkeypatch):
     assert "not-the-key" not in str(excinfo.value)
     monkeypatch.setenv(KEY_ENV, KEY)
     [port] = free_ports("127.0.0.1", 1)
-    nowhere = DeployConfig(**{**config.to_dict(), "url": f"127.0.0.1:{port}"})
-    with pytest.raises(DeployError, match=f"cannot reach Triton at 127.0.0.1:{port}"):
+    nowhere = DeployConfig(**{**config.to_dict(), "grpc_url": f"127.0.0.1:{port}"})
+    with pytest.raises(DeployError, match=f"cannot reach Triton's gRPC port at 127.0.0.1:{port}"):
         deploy_local(nowhere, 2, smoke_wav=wav)
     assert _root_config(repo) == before
     assert not (repo / TRITON_CANDIDATE_MODEL_NAME).exists() and not (repo / DEPLOYMENTS_FILE).exists()
@@ -238,7 +244,7 @@ def test_the_version_already_serving_changes_nothing(config, repo, wav):
 def test_a_first_deploy_loads_the_version_directly(config, repo, wav):
     """Nothing serves (a server started with nothing loaded, as the pipeline's deploy starts one): no candidate, the
     version loads under its own name; a broken one is refused and leaves the pin as it was."""
-    RepositoryAPI(config.url, KEY).unload(TRITON_MODEL_NAME)
+    RepositoryAPI(config.grpc_url, KEY).unload(TRITON_MODEL_NAME)
     before = _root_config(repo)
     refused = deploy_local(config, 3, smoke_wav=wav)
     assert (refused.outcome, refused.previous_version, refused.serving_version) == (REFUSED, None, None)

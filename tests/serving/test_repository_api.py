@@ -4,6 +4,7 @@ serving the echo model (v1) and a model that fails to load (v2)."""
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def server(repo, tmp_path_factory):
 
 
 def test_the_key_opens_the_api_and_the_index_lists_models_only(server):
-    api = RepositoryAPI(server.http_url, KEY)
+    api = RepositoryAPI(server.grpc_url, KEY)
     index = api.index()
     assert index == [{"name": TRITON_MODEL_NAME, "version": "1", "state": "READY"}]  # no deployments.json
     assert api.ready_versions(TRITON_MODEL_NAME) == [1]
@@ -55,32 +56,29 @@ def test_the_key_opens_the_api_and_the_index_lists_models_only(server):
 
 @pytest.mark.parametrize("key", ["", "wrong-key"], ids=["no key", "wrong key"])
 def test_a_missing_or_wrong_key_is_refused_with_the_fix_and_never_echoed(server, key):
-    api = RepositoryAPI(server.http_url, key, key_env="MY_KEY_ENV")
+    api = RepositoryAPI(server.grpc_url, key, key_env="MY_KEY_ENV")
     with pytest.raises(DeployError) as excinfo:
         api.load(TRITON_MODEL_NAME)
     message = str(excinfo.value)
     assert "refused the restricted-API key in $MY_KEY_ENV" in message
     assert "set it to the key omni serve was started with" in message
-    assert f"expecting header '{TRITON_ADMIN_HEADER}'" in message  # Triton's own words
+    assert f"expecting header 'triton-grpc-protocol-{TRITON_ADMIN_HEADER}'" in message  # Triton's own words
     assert KEY not in message and (not key or key not in message)
-    assert RepositoryAPI(server.http_url, KEY).ready_versions(TRITON_MODEL_NAME) == [1]
+    assert RepositoryAPI(server.grpc_url, KEY).ready_versions(TRITON_MODEL_NAME) == [1]
 
 
-def test_the_grpc_port_is_restricted_too(server):
-    """gRPC clients send the key as metadata under the header's name prefixed with "triton-grpc-protocol-"."""
-    import tritonclient.grpc as grpcclient
-    from tritonclient.utils import InferenceServerException
-
-    grpc_header = f"triton-grpc-protocol-{TRITON_ADMIN_HEADER}"
-    with grpcclient.InferenceServerClient(server.grpc_url) as client:
-        with pytest.raises(InferenceServerException, match=f"restricted, expecting header '{grpc_header}'"):
-            client.unload_model(TRITON_MODEL_NAME, headers={TRITON_ADMIN_HEADER: KEY})
-        assert client.get_model_repository_index(headers={grpc_header: KEY}).models[0].name == TRITON_MODEL_NAME
-    assert RepositoryAPI(server.http_url, KEY).ready_versions(TRITON_MODEL_NAME) == [1]
+def test_the_http_port_is_restricted_too(server):
+    """The API goes over gRPC (an HTTP load stalls HTTP callers), but the HTTP port's repository API is locked too."""
+    request = urllib.request.Request(f"http://{server.http_url}/v2/repository/index", data=b"{}", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as excinfo:
+        urllib.request.urlopen(request, timeout=5)
+    assert excinfo.value.code == 403
+    assert f"expecting header '{TRITON_ADMIN_HEADER}'" in excinfo.value.read().decode()
+    assert RepositoryAPI(server.grpc_url, KEY).ready_versions(TRITON_MODEL_NAME) == [1]
 
 
 def test_a_failed_load_carries_the_models_reason_and_the_old_version_serves_on(server, repo):
-    api = RepositoryAPI(server.http_url, KEY)
+    api = RepositoryAPI(server.grpc_url, KEY)
     previous = pin_version(repo, TRITON_MODEL_NAME, 2)
     try:
         with pytest.raises(DeployError, match="could not load emotion_omni on .*fake-startup-failure"):
@@ -95,7 +93,7 @@ def test_a_failed_load_carries_the_models_reason_and_the_old_version_serves_on(s
 
 
 def test_unload_then_load_again(server):
-    api = RepositoryAPI(server.http_url, KEY)
+    api = RepositoryAPI(server.grpc_url, KEY)
     api.unload(TRITON_MODEL_NAME)
     assert api.ready_versions(TRITON_MODEL_NAME) == []
     api.load(TRITON_MODEL_NAME)
@@ -104,7 +102,9 @@ def test_unload_then_load_again(server):
 
 def test_a_server_that_is_not_there(server):
     [port] = free_ports("127.0.0.1", 1)
-    with pytest.raises(DeployError, match=rf"cannot reach Triton at 127.0.0.1:{port} .*start it with `omni serve`"):
+    with pytest.raises(
+        DeployError, match=rf"cannot reach Triton's gRPC port at 127.0.0.1:{port} .*start it with `omni serve`"
+    ):
         RepositoryAPI(f"127.0.0.1:{port}", KEY, timeout_s=5).index()
 
 
@@ -123,7 +123,7 @@ def test_an_explicit_server_can_start_with_nothing_loaded(repo, tmp_path):
         model_repository=str(repo), admin_key=KEY, load_models_at_start=False, work_dir=str(tmp_path / "work")
     )
     with TritonServer(config) as server:
-        api = RepositoryAPI(server.http_url, KEY)
+        api = RepositoryAPI(server.grpc_url, KEY)
         assert api.ready_versions(TRITON_MODEL_NAME) == []
         with urllib.request.urlopen(f"http://{server.http_url}/v2/health/ready", timeout=5) as response:
             assert response.status == 200
