@@ -172,6 +172,9 @@ step_pipelines() {
   kubectl wait --for condition=established --timeout=120s crd/applications.app.k8s.io
   kubectl apply -k "$HERE/02-kubeflow-pipelines"
   kubectl -n kubeflow wait --for=condition=Available deployment --all --timeout="$TIMEOUT"
+  # The pipeline's deploy step (deploy_target=kubernetes) runs as pipeline-runner and moves the Triton release in
+  # namespace serving: get/list/patch its Deployment and list its pods, nothing else.
+  kubectl -n serving apply -f "$ROOT/pipelines/rbac/serving-deployer.yaml"
 }
 
 step_trainer() {

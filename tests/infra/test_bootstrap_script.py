@@ -23,6 +23,7 @@ from tests.infra.recorded_cluster import FAKE_TOOLS, RecordedCluster
 
 STEP_DIRS = sorted(p.name for p in BOOTSTRAP.iterdir() if p.is_dir() and re.match(r"\d\d-", p.name))
 LAUNCHER_ROLE = PROJECT_ROOT / "pipelines" / "rbac" / "trainjob-launcher.yaml"
+DEPLOYER_ROLE = PROJECT_ROOT / "pipelines" / "rbac" / "serving-deployer.yaml"
 # The images `bootstrap.sh kind` loads into the cluster (those built from this repository).
 COMPONENTS_IMAGE = "ghcr.io/empathy-omni/omni-components:0.1.0"
 
@@ -144,6 +145,14 @@ def test_trainer_step_lets_the_pipeline_launch_trainjobs(bootstrapped):
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}]
     assert "ClusterTrainingRuntime/torch-distributed-deepspeed" in bootstrapped.cluster.objects
+
+
+def test_pipeline_step_lets_the_deploy_step_move_the_serving_release(bootstrapped):
+    """The deploy step's Role lands in the namespace the chart serves from, bound to the runs' ServiceAccount."""
+    (applied,) = [c for c in bootstrapped.run.calls if c.applied == "pipelines/rbac/serving-deployer.yaml"]
+    assert applied.namespace == "serving"
+    (binding,) = [doc for doc in load_docs(DEPLOYER_ROLE) if doc["kind"] == "RoleBinding"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}]
 
 
 def test_second_run_changes_nothing(bootstrapped):
