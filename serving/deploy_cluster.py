@@ -86,7 +86,7 @@ def deploy_cluster(
     try:
         _roll_out(release, config, version, outcome)
         _smoke(config.service_url or before.service_url, config, version, smoke_wav, outcome)
-        _window(config, release.namespace, version, outcome)
+        _window(config, before, version, outcome)
     except Exception as failure:  # whatever failed after the move, the previous version must serve again
         reason = str(failure) if isinstance(failure, OmniError) else f"{type(failure).__name__}: {failure}"
         _roll_back(release, config, before, reason, outcome)
@@ -128,8 +128,10 @@ def _smoke(url: str, config: DeployConfig, version: int, wav: bytes, outcome: De
     outcome.step("smoke", start, f"v{version} answered at {url} in {outcome.smoke['latency_s']} s")
 
 
-def _window(config: DeployConfig, namespace: str, version: int, outcome: DeployOutcome) -> None:
-    """The serving-metrics window from Prometheus; VerificationFailed when it fails."""
+def _window(config: DeployConfig, serving: ServingState, version: int, outcome: DeployOutcome) -> None:
+    """The serving-metrics window from Prometheus; VerificationFailed when it fails. The series are this release's:
+    the chart's ServiceMonitor labels them with the namespace and the Service (named like the Deployment), so another
+    release serving the same model and version in the namespace is not counted."""
     start = time.monotonic()
     if not config.prometheus_url:
         outcome.window = {"computed": False, "reason": NO_PROMETHEUS}
@@ -137,7 +139,8 @@ def _window(config: DeployConfig, namespace: str, version: int, outcome: DeployO
         return
     from components.deploy.metrics_window import PrometheusSource, watch_window
 
-    source = PrometheusSource(config.prometheus_url, TRITON_MODEL_NAME, version, selector={"namespace": namespace})
+    selector = {"namespace": serving.namespace, "service": serving.deployment}
+    source = PrometheusSource(config.prometheus_url, TRITON_MODEL_NAME, version, selector=selector)
     verdict = watch_window(source, config)
     outcome.window = verdict.to_dict()
     outcome.step("window", start, verdict.reason)

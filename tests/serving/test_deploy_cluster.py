@@ -19,6 +19,7 @@ from serving.repository import CONFIG_FILE, build_model_repository
 from serving.smoke import probe_wav
 from tests.charts.rendering import FULLNAME, NAMESPACE, RELEASE, render
 from tests.components.cluster.fake_kube import FakeKubeAPI, RolloutController, completes, rbac_verbs, stalls
+from tests.fake_prometheus import per_pod_answers, serve_prometheus
 
 PUBLISHED = (1, 2, 3)  # versions whose config.pbtxt is in the object store; 4 never was
 
@@ -99,6 +100,24 @@ def test_deploys_a_published_version(triton, base):
     assert template(fake)["spec"]["containers"][0]["args"][0] == f"--model-repository={base}/2"
     assert patched_versions(fake) == ["2"]
     assert rbac_verbs(fake.requests) == {("apps", "deployments", verb) for verb in ("get", "list", "patch")}
+
+
+@pytest.mark.triton
+def test_errors_in_the_metrics_window_roll_back(triton, base):
+    """v2 rolls out and answers the smoke request, but Prometheus sees its pods fail: the window rolls it back. The
+    window reads this release's series only (the chart's ServiceMonitor labels them with namespace and service)."""
+    start, later = per_pod_answers(a=(0, 0)), per_pod_answers(a=(10, 4))  # then 4 errors in 10 requests
+    with serve_prometheus() as prometheus, cluster(base, 1) as fake:
+        # Each reading asks two queries (requests, latency); the queries list holds the one being answered.
+        prometheus.answers = lambda query: (start if len(prometheus.queries) <= 2 else later)(query)
+        settings = {"prometheus_url": prometheus.url, "window_s": 0.05}
+        outcome = deploy_cluster(config(triton, **settings), 2, smoke_wav=probe_wav(), api_client=fake.api_client())
+    assert outcome.outcome == ROLLED_BACK and outcome.serving_version == 1
+    assert outcome.reason.startswith("metrics window: error ratio 4/10 = 40.0%")
+    assert [s.name for s in outcome.steps] == ["preflight", "patch", "rollout", "smoke", "window", "rollback"]
+    assert outcome.window["errors"] == 4 and not outcome.window["passed"]
+    assert f'namespace="{NAMESPACE}", service="{FULLNAME}"' in prometheus.queries[0]
+    assert patched_versions(fake) == ["2", "1"] and served(fake) == "1"
 
 
 def test_a_stalled_rollout_is_rolled_back(base):

@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import threading
 import time
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -27,6 +25,7 @@ from components.deploy.metrics_window import (
     watch_window,
 )
 from serving.launcher import free_ports
+from tests.fake_prometheus import per_pod_answers, serve_prometheus
 
 MODEL = "emotion_omni"
 CORRUPT_WAV = b"RIFF\x24\x00\x00\x00WAVEfmt garbage"
@@ -159,75 +158,15 @@ def test_histogram_quantile_interpolates_as_prometheus_does():
 # --- PrometheusSource against a fake Prometheus HTTP API --------------------------------------------------------
 
 
-class FakePrometheus:
-    """/api/v1/query answering from `self.answers` (called with the query), recording every query it gets."""
-
-    def __init__(self):
-        self.queries: list[str] = []
-        self.answers = lambda query: []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                url = urllib.parse.urlsplit(self.path)
-                query = urllib.parse.parse_qs(url.query).get("query", [""])[0]
-                fake.queries.append(query)
-                answer = fake.answers(query)
-                if isinstance(answer, dict):  # a whole body, e.g. an error
-                    body = answer
-                else:
-                    result = [{"metric": labels, "value": [time.time(), str(value)]} for labels, value in answer]
-                    body = {"status": "success", "data": {"resultType": "vector", "result": result}}
-                payload = json.dumps(body).encode()
-                self.send_response(200 if body.get("status") == "success" else 400)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture()
 def fake_prometheus():
-    fake = FakePrometheus()
-    yield fake
-    fake.close()
-
-
-def pods(**per_pod: tuple[int, int]):
-    """Answers for {pod: (requests, errors)}: the requests query by outcome, the latency query by le (all 0.2 s)."""
-
-    def answer(query):
-        rows = []
-        for pod, (requests, errors) in per_pod.items():
-            labels = {"instance": f"{pod}:8002", "pod": pod}
-            if query.startswith(f"sum by (instance, pod, outcome, reason) ({METRIC_REQUESTS}"):
-                rows += [
-                    ({**labels, "outcome": "success"}, requests - errors),
-                    ({**labels, "outcome": "error"}, errors),
-                ]
-            else:
-                rows += [
-                    ({**labels, "le": "+Inf" if le == math.inf else str(le)}, (requests - errors) * (le >= 0.2))
-                    for le in (*REPLY_SECONDS_BUCKETS, math.inf)
-                ]
-        return rows
-
-    return answer
+    with serve_prometheus() as fake:
+        yield fake
 
 
 def test_prometheus_source_queries_the_version_per_pod(fake_prometheus):
     source = PrometheusSource(fake_prometheus.url, MODEL, 3, selector={"namespace": "serving", "service": 'a"b'})
-    fake_prometheus.answers = pods(a=(10, 1), b=(5, 0))
+    fake_prometheus.answers = per_pod_answers(a=(10, 1), b=(5, 0))
     counts = source.counts()
     assert (counts.requests, counts.errors, counts.series) == (15, 1, 4)
     assert counts.buckets[math.inf] == 14 and counts.buckets[0.1] == 0
@@ -241,7 +180,12 @@ def test_prometheus_source_queries_the_version_per_pod(fake_prometheus):
 
 def test_prometheus_source_survives_a_pod_restart_and_a_pod_going_away(fake_prometheus):
     source = PrometheusSource(fake_prometheus.url, MODEL, 3)
-    readings = [pods(a=(10, 0), b=(20, 0)), pods(a=(12, 0), b=(25, 1)), pods(a=(3, 1), b=(26, 1)), pods(a=(4, 1))]
+    readings = [
+        per_pod_answers(a=(10, 0), b=(20, 0)),
+        per_pod_answers(a=(12, 0), b=(25, 1)),
+        per_pod_answers(a=(3, 1), b=(26, 1)),
+        per_pod_answers(a=(4, 1)),
+    ]
     totals = []
     for answer in readings:  # a restarts (12 -> 3), then b goes away: neither makes the total drop
         fake_prometheus.answers = answer
