@@ -51,6 +51,10 @@ def deploy(
     installed into `config.repository` first. A restore that failed after a failed verification raises DeployError:
     nobody can say what serves, and an SRE must look.
     """
+    if tracking_uri:  # an unregistered version is refused before anything changes, not after it serves
+        from components.registry.workflow import check_registered
+
+        check_registered(version, tracking_uri=tracking_uri, model_name=model_name)
     if config.target == "local":
         if source_repository is not None:
             from serving.versions import install_version

@@ -14,8 +14,6 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mlflow.exceptions import MlflowException
-
 from components.contracts import (
     DATASET_STATS_FILE,
     GATE_FILE,
@@ -309,28 +307,6 @@ def check_registered(version: str | int, *, tracking_uri: str, model_name: str) 
         return resolve(registry_config(tracking_uri, model_name=model_name), str(version))
     except RegistryError as error:
         raise DeployError(f"cannot deploy version {version} of {model_name!r}: {error}") from None
-
-
-def published_uri(version: str | int, *, tracking_uri: str, model_name: str) -> str:
-    """Where the export step published `version`'s Triton repository (the tag record_serving writes); "" when it
-    never was."""
-    check_registered(version, tracking_uri=tracking_uri, model_name=model_name)
-    client = open_client(registry_config(tracking_uri, model_name=model_name))
-    return client.get_model_version(model_name, str(version)).tags.get(TRITON_PUBLISHED_TAG, "")
-
-
-def production_version(*, tracking_uri: str, model_name: str) -> int | None:
-    """The version the production alias names (the last verified deploy), or None when nothing was deployed."""
-    config = registry_config(tracking_uri, model_name=model_name)
-    client = open_client(config)  # an unreachable registry is an error, not "nothing deployed"
-    try:
-        aliases = client.get_registered_model(model_name).aliases
-    except MlflowException as error:
-        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        return None
-    number = aliases.get(config.production_alias)
-    return None if number is None else int(number)
 
 
 def record_deployment(outcome: DeployOutcome, *, tracking_uri: str, model_name: str) -> bool:

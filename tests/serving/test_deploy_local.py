@@ -127,6 +127,37 @@ def wav():
     return probe_wav()
 
 
+@pytest.fixture(scope="module")
+def registry(repo, tmp_path_factory):
+    """An MLflow registry holding versions 1-3 (the served repository's weights; v3's broken like its copy there):
+    the deploys below go through serving.deploy.deploy(), the entry the pipeline and `omni deploy` share, which moves
+    the production alias only after a verified rollout."""
+    from components.registry import RegistryConfig, register_model
+
+    config = RegistryConfig.local(tmp_path_factory.mktemp("registry"))
+    for version in (1, 2, 3):
+        register_model(repo / TRITON_MODEL_NAME / str(version) / "weights", config=config, params={}, metrics={})
+    return config
+
+
+def production(registry) -> int | None:
+    from mlflow import MlflowClient
+
+    aliases = (
+        MlflowClient(registry.tracking_uri, registry_uri=registry.tracking_uri)
+        .get_registered_model(registry.model_name)
+        .aliases
+    )
+    return int(aliases["production"]) if "production" in aliases else None
+
+
+def deploy_recorded(config, registry, version, wav, **kwargs) -> DeployOutcome:
+    from serving.deploy import deploy
+
+    recorded = {"tracking_uri": registry.tracking_uri, "model_name": registry.model_name}
+    return deploy(config, version, smoke_wav=wav, **recorded, **kwargs)
+
+
 def _until_answered_by(load: SteadyLoad, version: str, count: int = 3, bound_s: float = 30.0) -> None:
     deadline = time.monotonic() + bound_s
     while time.monotonic() < deadline:
@@ -161,10 +192,10 @@ def test_bad_input_is_refused_before_any_change(config, repo, wav, monkeypatch):
 
 
 @pytest.mark.triton
-def test_deploy_v2_under_load_loses_no_request(config, server, repo, wav, caplog):
+def test_deploy_v2_under_load_loses_no_request(config, server, repo, registry, wav, caplog):
     caplog.set_level(logging.INFO, logger="omni.deploy")
     with SteadyLoad(server.http_url, wav, rate_per_s=2.0, max_in_flight=2, timeout_s=30.0) as load:
-        outcome = deploy_local(config, 2, smoke_wav=wav, lineage_id="run-2")
+        outcome = deploy_recorded(config, registry, 2, wav, lineage_id="run-2")
         _until_answered_by(load, "2")  # callers' requests, not only the deploy's smoke, reach the new version
     summary = load.report.summary(slow_s=2.0)
     print(json.dumps({"load": summary, "steps": [s.__dict__ for s in outcome.steps]}, indent=1))
@@ -180,12 +211,13 @@ def test_deploy_v2_under_load_loses_no_request(config, server, repo, wav, caplog
     assert "versions: [2]" in _root_config(repo)
     assert "deploy v2: deployed" in caplog.text and KEY not in caplog.text
     [record] = DeploymentHistory(repo / DEPLOYMENTS_FILE).records()
-    assert record.to_dict() == outcome.to_dict()
+    assert record.to_dict() == {**outcome.to_dict(), "production_alias_moved": False}  # recorded before MLflow
+    assert outcome.production_alias_moved and production(registry) == 2
 
 
 @pytest.mark.triton
-def test_a_version_that_fails_to_load_is_refused_and_the_old_one_serves_on(config, server, repo, wav):
-    outcome = deploy_local(config, 3, smoke_wav=wav)
+def test_a_version_that_fails_to_load_is_refused_and_the_old_one_serves_on(config, server, repo, registry, wav):
+    outcome = deploy_recorded(config, registry, 3, wav)
     assert outcome.outcome == REFUSED, outcome.lines()
     assert f"could not load {TRITON_CANDIDATE_MODEL_NAME}" in outcome.reason
     assert re.search(r"could not load Emotion Omni from \S+/3/weights: SafetensorError", outcome.reason)  # model.py's
@@ -193,6 +225,19 @@ def test_a_version_that_fails_to_load_is_refused_and_the_old_one_serves_on(confi
     assert outcome.serving_version == 2 and not (repo / TRITON_CANDIDATE_MODEL_NAME).exists()
     assert smoke_request(server.http_url, wav, expect_version=2)["model_version"] == "2"
     assert "versions: [2]" in _root_config(repo)
+    assert production(registry) == 2 and not outcome.production_alias_moved  # production unchanged
+
+
+@pytest.mark.triton
+def test_an_unregistered_version_is_refused_before_anything_changes(config, repo, registry, wav):
+    (repo / TRITON_MODEL_NAME / "9").mkdir()  # on disk, but the registry never saw it
+    before = _root_config(repo)
+    try:
+        with pytest.raises(DeployError, match=r"cannot deploy version 9 of 'emotion-omni'.*versions \[1, 2, 3\]"):
+            deploy_recorded(config, registry, 9, wav)
+    finally:
+        (repo / TRITON_MODEL_NAME / "9").rmdir()
+    assert _root_config(repo) == before and production(registry) == 2
 
 
 @pytest.mark.triton
@@ -204,9 +249,16 @@ def test_smoke_request_names_what_failed(server, wav):
 
 
 @pytest.mark.triton
-def test_rollback_returns_to_the_version_before(config, repo, wav):
-    outcome = rollback_local(config, smoke_wav=wav)
+def test_rollback_returns_to_the_version_before(config, repo, registry, wav, monkeypatch, capsys):
+    """`omni rollback`, as a user runs it: the version before v2, verified, and production moved back to it."""
+    from omni.deploy import rollback
+
+    monkeypatch.setenv("TRITON_ADMIN_KEY", KEY)  # the CLI reads the key where `omni serve` does
+    flags = {"repository": repo, "url": config.url, "grpc_url": config.grpc_url, "window_s": 0}
+    outcome = rollback(**flags, tracking_uri=registry.tracking_uri)
     assert outcome.outcome == DEPLOYED, outcome.lines()
+    assert capsys.readouterr().out.startswith(f"deploy v1 to local {config.url} (was v2): deployed")
+    assert production(registry) == 1
     assert (outcome.version, outcome.previous_version, outcome.serving_version) == (1, 2, 1)
     assert outcome.steps[0].detail.startswith("rollback: ")
     history = DeploymentHistory(repo / DEPLOYMENTS_FILE)

@@ -514,17 +514,7 @@ class FakeKubeAPI:
                 if not fake.errors[op]:
                     return False
                 code = fake.errors[op].popleft()
-                self._send(
-                    code,
-                    {
-                        "kind": "Status",
-                        "apiVersion": "v1",
-                        "status": "Failure",
-                        "code": code,
-                        "message": f"injected {code} for {op}",
-                        "reason": "Injected",
-                    },
-                )
+                self._status(code, "Injected", f"injected {code} for {op}")
                 return True
 
             def _status(self, code: int, reason: str, message: str) -> None:

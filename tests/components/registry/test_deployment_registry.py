@@ -20,8 +20,6 @@ from components.registry.workflow import (
     DEPLOY_REASON_TAG,
     DEPLOY_TARGET_TAG,
     check_registered,
-    production_version,
-    published_uri,
     record_deployment,
     record_serving,
 )
@@ -49,6 +47,11 @@ def registry(tmp_path_factory):
     return types.SimpleNamespace(config=config, uri=uri, name=name, client=MlflowClient(uri, registry_uri=uri))
 
 
+def production(registry) -> int | None:
+    number = registry.client.get_registered_model(registry.name).aliases.get(PRODUCTION_ALIAS)
+    return None if number is None else int(number)
+
+
 def deploy(registry, version: int, outcome: str, reason: str = "") -> tuple[bool, DeployOutcome]:
     result = DeployOutcome(TARGET, version, None, outcome=outcome, reason=reason, lineage_id=f"run-{version}")
     return record_deployment(result, tracking_uri=registry.uri, model_name=registry.name), result
@@ -57,7 +60,7 @@ def deploy(registry, version: int, outcome: str, reason: str = "") -> tuple[bool
 def test_a_verified_deploy_tags_the_version_and_moves_production(registry):
     moved, outcome = deploy(registry, 1, DEPLOYED)
     assert moved and outcome.production_alias_moved
-    assert production_version(tracking_uri=registry.uri, model_name=registry.name) == 1
+    assert production(registry) == 1
     tags = registry.client.get_model_version(registry.name, "1").tags
     assert (tags[DEPLOY_OUTCOME_TAG], tags[DEPLOY_TARGET_TAG], tags[DEPLOY_LINEAGE_TAG]) == (DEPLOYED, TARGET, "run-1")
     assert tags.get(DEPLOY_REASON_TAG, "") == ""
@@ -73,28 +76,15 @@ def test_a_deploy_that_failed_leaves_production_where_it_was(registry, ending):
     deploy(registry, 1, DEPLOYED)
     moved, outcome = deploy(registry, 2, ending, reason="p95 latency 3.10 s after 15 s exceeds max_p95_latency_s 2 s")
     assert not moved and not outcome.production_alias_moved
-    assert production_version(tracking_uri=registry.uri, model_name=registry.name) == 1
+    assert production(registry) == 1
     tags = registry.client.get_model_version(registry.name, "2").tags
     assert tags[DEPLOY_OUTCOME_TAG] == ending and tags[DEPLOY_REASON_TAG].startswith("p95 latency 3.10 s")
-
-
-def test_no_production_version_before_the_first_deploy(tmp_path, registry):
-    empty = RegistryConfig.local(tmp_path / "mlflow")
-    assert production_version(tracking_uri=empty.tracking_uri, model_name=empty.model_name) is None  # no model
-    registry.client.delete_registered_model_alias(registry.name, PRODUCTION_ALIAS)
-    assert production_version(tracking_uri=registry.uri, model_name=registry.name) is None  # no alias
-
-
-def test_published_uri_is_what_the_export_step_recorded(registry):
-    assert published_uri(1, tracking_uri=registry.uri, model_name=registry.name) == "s3://models/omni/1"
-    assert published_uri("2", tracking_uri=registry.uri, model_name=registry.name) == ""
 
 
 def test_an_unregistered_version_is_refused_before_anything_changes(registry):
     assert check_registered(2, tracking_uri=registry.uri, model_name=registry.name).version == "2"
     for call in (
         lambda: check_registered(9, tracking_uri=registry.uri, model_name=registry.name),
-        lambda: published_uri(9, tracking_uri=registry.uri, model_name=registry.name),
         lambda: deploy(registry, 9, DEPLOYED),
     ):
         with pytest.raises(DeployError, match=r"cannot deploy version 9 of 'emotion-omni'.*versions \[1, 2\]"):
