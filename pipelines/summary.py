@@ -208,7 +208,7 @@ def _deployment_lines(deployment: dict | None) -> list[str]:
     if deployment is None:
         return ["deploy    not run (the gate did not pass, or no deploy_target was set)"]
     first, *rest = DeployOutcome.from_dict(deployment).lines()
-    return [f"deploy    {first}"] + [f"        {line}" for line in rest]
+    return [f"deploy    {first.removeprefix('deploy ')}"] + [f"        {line}" for line in rest]
 
 
 def _gate_lines(gate: dict) -> list[str]:

@@ -75,7 +75,7 @@ def rollback_local(config: DeployConfig, *, smoke_wav: bytes, to_version: int | 
 def _deploy(config: DeployConfig, version: int, smoke_wav: bytes, lineage_id: str, why: str) -> DeployOutcome:
     start = time.monotonic()
     plan = _preflight(config, version)
-    outcome = DeployOutcome(f"local {config.url}", version, plan.previous, lineage_id=lineage_id)
+    outcome = DeployOutcome(f"local {config.repository} at {config.url}", version, plan.previous, lineage_id=lineage_id)
     served = ", ".join(f"{m} {v}" for m, v in plan.served.items()) or "nothing"
     outcome.step("preflight", start, f"{why + ': ' if why else ''}serving {served}")
     log.info("deploy v%s to %s: serving %s", version, config.url, served)

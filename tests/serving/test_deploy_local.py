@@ -257,7 +257,7 @@ def test_rollback_returns_to_the_version_before(config, repo, registry, wav, mon
     flags = {"repository": repo, "url": config.url, "grpc_url": config.grpc_url, "window_s": 0}
     outcome = rollback(**flags, tracking_uri=registry.tracking_uri)
     assert outcome.outcome == DEPLOYED, outcome.lines()
-    assert capsys.readouterr().out.startswith(f"deploy v1 to local {config.url} (was v2): deployed")
+    assert capsys.readouterr().out.startswith(f"deploy v1 to local {repo} at {config.url} (was v2): deployed")
     assert production(registry) == 1
     assert (outcome.version, outcome.previous_version, outcome.serving_version) == (1, 2, 1)
     assert outcome.steps[0].detail.startswith("rollback: ")

@@ -49,6 +49,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import kubernetes_validate
 
+from components.training.ops import EXTENSIONS_DIR
 from tests.fake_http import send_json
 
 JOBS = re.compile(r"^/apis/trainer\.kubeflow\.org/v1alpha1/namespaces/(?P<ns>[^/]+)/trainjobs(?:/(?P<name>[^/]+))?$")
@@ -157,6 +158,8 @@ class ProcessController:
         env = {
             **os.environ,
             **{e["name"]: e["value"] for e in trainer["env"]},
+            # The runtime's op cache (ClusterTrainingRuntime env): the op infra/setup.sh compiled, not a fresh build.
+            "TORCH_EXTENSIONS_DIR": str(EXTENSIONS_DIR),
             "PET_NNODES": "1",
             "PET_NPROC_PER_NODE": str(trainer["numProcPerNode"]),
             "PET_NODE_RANK": "0",
