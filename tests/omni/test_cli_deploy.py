@@ -4,8 +4,11 @@ other than deployed is printed and exits 2 too. The deploys themselves: tests/se
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from components.deploy.errors import DeployError
 from components.deploy.outcome import DEPLOYED, ROLLED_BACK, DeployOutcome
 from omni.cli import CLIError, main
 from omni.deploy import _report
@@ -47,3 +50,32 @@ def test_an_outcome_other_than_deployed_is_printed_and_fails_the_command(capsys)
         _report(rolled_back)
     assert capsys.readouterr().out.startswith("deploy v3 to local 127.0.0.1:8000 (was v2): rolled_back")
     assert _report(DeployOutcome("t", 3, 2, outcome=DEPLOYED)).ok
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("key", ["serve-test-key-51e0", ""], ids=["TRITON_ADMIN_KEY set", "unset"])
+def test_omni_serve_opens_the_repository_api_to_its_admin_key_only(key, tmp_path, monkeypatch, capsys):
+    """`omni serve` runs explicit model control with the repository API behind $TRITON_ADMIN_KEY; without one the
+    API is locked with a key nobody is told."""
+    from omni.cli import serve
+    from serving.repository_api import RepositoryAPI
+    from tests.serving.fake_models import ECHO_MODEL, write_repository
+
+    monkeypatch.setenv("TRITON_ADMIN_KEY", key)
+    repo = write_repository(tmp_path / "repo", ECHO_MODEL)
+    server = serve(model_repository=repo, http_port=0, grpc_port=0, metrics_port=0, work_dir=tmp_path, block=False)
+    try:
+        printed = capsys.readouterr().out
+        refused = RepositoryAPI(server.grpc_url, "not-the-key")
+        with pytest.raises(DeployError, match="refused the restricted-API key"):
+            refused.index()
+        if key:
+            assert RepositoryAPI(server.grpc_url, key).ready_versions("emotion_omni") == [1]
+            assert "repository API restricted to the triton-admin-key header ($TRITON_ADMIN_KEY)" in printed
+        else:
+            assert "repository API locked (set TRITON_ADMIN_KEY before `omni serve`" in printed
+            assert "--http-restricted-api=model-repository:triton-admin-key=" in Path(
+                f"/proc/{server.pid}/cmdline"
+            ).read_bytes().decode().replace("\0", " ")
+    finally:
+        server.stop()
