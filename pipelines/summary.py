@@ -84,6 +84,7 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
     repository = steps["export-triton"].artifacts["model_repository"]
     reply = json.loads(steps["serve-smoke-test"].parameters["Output"])
     gate_passed = bool(steps["check-gate"].parameters["Output"])
+    deployment = _deployment(steps)
     evaluation_copy = Path(registered["uri"]) / "evaluation"  # the report, completed with the gate's section
     return {
         "data_dir": str(data_dir),
@@ -103,7 +104,9 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
             "model_name": registration["name"],
             "version": registration["version"],
             "run_id": registration["run_id"],
-            "aliases": [RegistryConfig.challenger_alias] + ([RegistryConfig.champion_alias] if gate_passed else []),
+            "aliases": [RegistryConfig.challenger_alias]
+            + ([RegistryConfig.champion_alias] if gate_passed else [])
+            + ([RegistryConfig.production_alias] if deployment and deployment["production_alias_moved"] else []),
         },
         "gate_passed": gate_passed,
         "triton": {
@@ -133,7 +136,7 @@ def build_summary(run: LocalRun, data_dir: Path) -> dict:
             )
             for task, (label, output) in STEP_OUTPUTS.items()
         },
-        "deployment": _deployment(steps),
+        "deployment": deployment,
         "pipeline_seconds": run.wall_seconds,
     }
 
@@ -180,7 +183,7 @@ def format_summary(summary: dict) -> str:
         ),
         f"          answered at {summary['triton']['endpoint_used']} by v{r['model_version']} "
         f"(lineage {r['lineage_id'] or 'not recorded'}) in {r['latency_s']} s "
-        "(stopped after the smoke test; `omni serve --model-repository <repository>` serves it again)",
+        "(a tritonserver started for the smoke test, then stopped)",
         f'          user said   "{r["user_text"]}" ({r["user_emotion_reference"]}; heard: {r["user_emotion"]})',
         f'          model said  "{r["response_text"]}" ({r["response_emotion"]})',
         f"          its voice   {r['reply_wav']} ({r['reply_audio_s']} s, the talker's units through the token2wav)"
@@ -207,8 +210,13 @@ def format_summary(summary: dict) -> str:
 def _deployment_lines(deployment: dict | None) -> list[str]:
     if deployment is None:
         return ["deploy    not run (the gate did not pass, or no deploy_target was set)"]
-    first, *rest = DeployOutcome.from_dict(deployment).lines()
-    return [f"deploy    {first.removeprefix('deploy ')}"] + [f"        {line}" for line in rest]
+    outcome = DeployOutcome.from_dict(deployment)
+    first, *rest = outcome.lines()
+    lines = [f"deploy    {first.removeprefix('deploy ')}"] + [f"        {line}" for line in rest]
+    if outcome.target.startswith("local "):  # "local <repository> at <url>" (serving/deploy_local.py)
+        repository = outcome.target.removeprefix("local ").rsplit(" at ", 1)[0]
+        lines.append(f"          serve it: TRITON_ADMIN_KEY=<a key> omni serve --model-repository {repository}")
+    return lines
 
 
 def _gate_lines(gate: dict) -> list[str]:

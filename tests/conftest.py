@@ -123,6 +123,18 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     return save_pretrained(model, tiny_tokenizer, tmp_path_factory.mktemp("tiny") / "model")
 
 
+def one_instance_repository(model_dir: Path, repo_dir: Path, version: int = 1) -> Path:
+    """build_model_repository with one instance per model: the shipped two (sized for throughput, `omni bench serve`)
+    double every model load, and the tests that serve the tiny model only need it to answer."""
+    from serving.repository import CONFIG_FILE, MODELS, build_model_repository, with_instance_count
+
+    build_model_repository(model_dir, repo_dir, version=version)
+    for model in MODELS:
+        for config in (repo_dir / model / CONFIG_FILE, repo_dir / model / str(version) / CONFIG_FILE):
+            config.write_text(with_instance_count(config.read_text(), 1))
+    return repo_dir
+
+
 @pytest.fixture(scope="session")
 def tiny_text_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     """A tiny stage-1 (text-only: no talker) model directory."""

@@ -15,10 +15,11 @@ from components.deploy.outcome import DEPLOYED, ROLLBACK_FAILED, ROLLED_BACK
 from components.storage import upload_directory
 from serving.deploy_cluster import NO_PROMETHEUS, deploy_cluster
 from serving.launcher import TritonConfig, TritonServer
-from serving.repository import CONFIG_FILE, build_model_repository
+from serving.repository import CONFIG_FILE
 from serving.smoke import probe_wav
 from tests.charts.rendering import FULLNAME, NAMESPACE, RELEASE, render
 from tests.components.cluster.fake_kube import FakeKubeAPI, RolloutController, completes, rbac_verbs, stalls
+from tests.conftest import one_instance_repository
 from tests.fake_prometheus import per_pod_answers, serve_prometheus
 
 PUBLISHED = (1, 2, 3)  # versions whose config.pbtxt is in the object store; 4 never was
@@ -26,7 +27,7 @@ PUBLISHED = (1, 2, 3)  # versions whose config.pbtxt is in the object store; 4 n
 
 @pytest.fixture(scope="module")
 def triton(tiny_model_dir, tmp_path_factory):
-    repo = build_model_repository(tiny_model_dir, tmp_path_factory.mktemp("cluster_repo"), version=2)
+    repo = one_instance_repository(tiny_model_dir, tmp_path_factory.mktemp("cluster_repo"), version=2)
     config = TritonConfig(
         model_repository=str(repo),
         models=(TRITON_MODEL_NAME,),

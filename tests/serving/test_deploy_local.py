@@ -25,11 +25,12 @@ from components.deploy.outcome import DEPLOYED, REFUSED, ROLLED_BACK, DeployOutc
 from serving.deploy_history import DeploymentHistory
 from serving.deploy_local import deploy_local, rollback_local
 from serving.launcher import TritonConfig, TritonServer, free_ports
-from serving.repository import CONFIG_FILE, build_model_repository, with_instance_count
+from serving.repository import CONFIG_FILE
 from serving.repository_api import RepositoryAPI
 from serving.smoke import probe_wav, smoke_request
 from serving.steady_load import SteadyLoad
 from serving.versions import pin_version
+from tests.conftest import one_instance_repository
 
 KEY_ENV = "OMNI_TEST_DEPLOY_KEY"
 KEY = "deploy-test-key-93b2"
@@ -84,12 +85,8 @@ def test_the_probe_is_a_deterministic_voiced_second_and_a_half():
 @pytest.fixture(scope="module")
 def repo(tiny_model_dir, tmp_path_factory):
     repo = tmp_path_factory.mktemp("served")
-    for version in (1, 2, 3):
-        build_model_repository(tiny_model_dir, repo, version=version)
-        # One instance, not the template's two: half the load time of every swap on the 2 test cores, and the deploy
-        # moves a model the same way whatever its instance count.
-        own = repo / TRITON_MODEL_NAME / str(version) / CONFIG_FILE
-        own.write_text(with_instance_count(own.read_text(), 1))
+    for version in (1, 2, 3):  # the deploy moves a model the same way whatever its instance count
+        one_instance_repository(tiny_model_dir, repo, version=version)
     # v3's weights are bytes safetensors cannot read: it fails in initialize, as a broken export would.
     (repo / TRITON_MODEL_NAME / "3" / "weights" / "model.safetensors").write_bytes(b"not a safetensors file")
     pin_version(repo, TRITON_MODEL_NAME, 1)

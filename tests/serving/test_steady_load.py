@@ -10,15 +10,15 @@ import pytest
 from components.contracts import SAMPLE_RATE
 from components.errors import ConfigError
 from serving.launcher import TritonConfig, TritonServer
-from serving.repository import build_model_repository
 from serving.steady_load import LoadReport, RequestRecord, SteadyLoad
+from tests.conftest import one_instance_repository
 
 pytestmark = pytest.mark.triton
 
 
 @pytest.fixture(scope="module")
 def repo(tiny_model_dir, tmp_path_factory):
-    return build_model_repository(tiny_model_dir, tmp_path_factory.mktemp("load_repo"), version=3)
+    return one_instance_repository(tiny_model_dir, tmp_path_factory.mktemp("load_repo"), version=3)
 
 
 @pytest.fixture(scope="module")

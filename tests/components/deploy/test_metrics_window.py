@@ -209,9 +209,9 @@ def test_a_prometheus_that_refuses_the_query_fails_the_window(fake_prometheus):
 @pytest.fixture(scope="module")
 def triton(tiny_model_dir, tmp_path_factory):
     from serving.launcher import TritonConfig, TritonServer
-    from serving.repository import build_model_repository
+    from tests.conftest import one_instance_repository
 
-    repo = build_model_repository(tiny_model_dir, tmp_path_factory.mktemp("window_repo"))
+    repo = one_instance_repository(tiny_model_dir, tmp_path_factory.mktemp("window_repo"))
     config = TritonConfig(
         model_repository=str(repo), startup_timeout_s=300, work_dir=str(tmp_path_factory.mktemp("window_triton"))
     )
