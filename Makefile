@@ -12,7 +12,7 @@ demo: setup       ## the whole pipeline locally with kfp.local, then a summary
 
 # Two xdist workers, one test file each at a time (so a module's fixtures, such as the e2e pipeline, run once):
 # measured in a fresh clone on the 2-core machine: 16 min 36 s on one worker (1.3 cores busy: servers and
-# subprocesses starting), 8 to 10 min on two (README, "What to expect").
+# subprocesses starting), 8 to 10 min on two before the deploy tests, 11 min 29 s with them (README, "What to expect").
 PYTEST_WORKERS ?= -n 2 --dist loadfile
 
 test: setup lint  ## lint, then the whole suite, including the end-to-end pipeline test
