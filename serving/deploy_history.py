@@ -8,9 +8,9 @@ so the history lives beside the versions it describes.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from components.atomic import write_atomic
 from components.deploy.errors import DeployError
 from components.deploy.outcome import DEPLOYED, ROLLED_BACK, DeployOutcome
 
@@ -40,9 +40,7 @@ class DeploymentHistory:
     def record(self, outcome: DeployOutcome) -> None:
         """Append `outcome`; the file is replaced atomically, so a reader never sees half of it."""
         records = [r.to_dict() for r in self.records()] + [outcome.to_dict()]
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps(records, indent=2) + "\n")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(records, indent=2) + "\n")
 
     def serving(self) -> int | None:
         """The version the last DEPLOYED or ROLLED_BACK deploy left serving; None before any."""

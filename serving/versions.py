@@ -14,11 +14,11 @@ smoke-tested as the candidate model first, where no caller's request can reach i
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
 
+from components.atomic import write_atomic
 from components.contracts import TRITON_CANDIDATE_MODEL_NAME, TRITON_MODEL_NAME
 from components.deploy.errors import DeployError
 from serving.repository import CONFIG_FILE, MODELS, link_or_copy, weights_dir_name, with_instance_count
@@ -75,7 +75,7 @@ def install_version(source_repo: Path, repo: Path, version: int) -> None:
         shutil.copytree(source, repo / model / str(version), copy_function=link_or_copy)
         root_config = repo / model / CONFIG_FILE
         if not root_config.exists():
-            _write_atomic(root_config, (source / CONFIG_FILE).read_text())
+            write_atomic(root_config, (source / CONFIG_FILE).read_text())
 
 
 def version_config(repo: Path, model: str, version: int) -> str:
@@ -102,13 +102,13 @@ def pin_version(repo: Path, model: str, version: int) -> str:
     version policy of [version]. Returns the previous text (so a failed swap can restore it with restore_config)."""
     path = Path(repo) / model / CONFIG_FILE
     previous = path.read_text() if path.exists() else ""
-    _write_atomic(path, with_version_policy(version_config(repo, model, version), version))
+    write_atomic(path, with_version_policy(version_config(repo, model, version), version))
     return previous
 
 
 def restore_config(repo: Path, model: str, text: str) -> None:
     """Put back a root config.pbtxt that pin_version returned."""
-    _write_atomic(Path(repo) / model / CONFIG_FILE, text)
+    write_atomic(Path(repo) / model / CONFIG_FILE, text)
 
 
 def stage_candidate(repo: Path, version: int) -> Path:
@@ -122,17 +122,10 @@ def stage_candidate(repo: Path, version: int) -> Path:
     candidate = repo / TRITON_CANDIDATE_MODEL_NAME
     source = repo / TRITON_MODEL_NAME / str(version)
     shutil.copytree(source, candidate / str(version), copy_function=link_or_copy)
-    _write_atomic(candidate / CONFIG_FILE, config)
+    write_atomic(candidate / CONFIG_FILE, config)
     return candidate
 
 
 def remove_candidate(repo: Path) -> None:
     """Delete the candidate model's directory (unload it from Triton first)."""
     shutil.rmtree(Path(repo) / TRITON_CANDIDATE_MODEL_NAME, ignore_errors=True)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    # Triton may read the config at any moment (another load request); it must see the old text or the new.
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

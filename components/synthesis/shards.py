@@ -33,6 +33,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from components.atomic import fsync_path, write_atomic
 from components.contracts import MANIFEST_COLUMNS
 from components.errors import OmniError, OutputExistsError
 from components.synthesis.plan import DialoguePlan
@@ -244,24 +245,12 @@ def finished_names(root: Path) -> set[str]:
     return {path.stem for path in (root / SHARD_DIR).glob("shard-*.jsonl")}
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `path` so that it either does not exist or holds all of `text`, even across a crash."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    with temp.open("w", encoding="utf-8") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temp, path)
-    _fsync(path.parent)
-
-
 def _run_shard(speak: SpeakFn, shard: Shard, root: Path) -> list[dict]:
     """In a worker process: speak every plan of the shard, make its wavs durable, then write its rows file."""
     rows = [speak(plan, root) for plan in shard.plans]
     wavs = sorted({root / row[column] for row in rows for column in WAV_COLUMNS})
     for path in wavs + sorted({path.parent for path in wavs}):  # the files, then their directory entries
-        _fsync(path)
+        fsync_path(path)
     write_atomic(
         root / SHARD_DIR / f"{shard.name}.jsonl", "".join(json.dumps(row, ensure_ascii=True) + "\n" for row in rows)
     )
@@ -270,14 +259,6 @@ def _run_shard(speak: SpeakFn, shard: Shard, root: Path) -> list[dict]:
 
 def _matching(rows: list[dict] | None, shard: Shard) -> list[dict] | None:
     return rows if rows is not None and [row.get("id") for row in rows] == [p.id for p in shard.plans] else None
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
